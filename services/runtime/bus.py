@@ -1,0 +1,309 @@
+"""The NATS bus: a connection that reconnects forever, request/reply endpoints
+served by a queue group per service, and the client side of those requests.
+
+Requests travel in a msgspec `Envelope` (tenant, actor, correlation id, body);
+replies are `{ok}` or `{error: {code, message, field, rule}}`, and the client
+raises the matching `QuartierError` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from services.runtime.errors import (
+    InternalError,
+    InvalidInput,
+    QuartierError,
+    Unavailable,
+    error_from_code,
+)
+from services.runtime.logging import get_logger
+from services.runtime.messages import (
+    Envelope,
+    ErrorInfo,
+    Reply,
+    Request,
+    encoder,
+    envelope_decoder,
+    reply_decoder,
+)
+from services.runtime.tenancy import RequestContext, request_scope
+
+log = get_logger("quartier.bus")
+
+CORRELATION_HEADER = "Quartier-Correlation-Id"
+R = TypeVar("R")
+
+Handler = Callable[[Any, RequestContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    request: type[Request]
+    handle: Handler
+
+
+class Offloader:
+    """Runs blocking work (the eventsourcing library, SQLAlchemy) off the event
+    loop, in a bounded thread pool, keeping the request's context variables."""
+
+    def __init__(self, workers: int, name: str):
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+class Bus:
+    def __init__(
+        self, url: str, name: str, request_timeout: float = 10.0, max_in_flight: int = 512
+    ):
+        self.url = url
+        self.name = name
+        self.request_timeout = request_timeout
+        self.nc: NATS | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._subs: list[Any] = []
+        self.connected = asyncio.Event()
+        self._closing = False
+
+    # -- connection ------------------------------------------------------------
+
+    async def connect(self, wait: float | None = None) -> None:
+        """Connect, retrying until `wait` seconds have passed (forever if None);
+        once connected, reconnect forever."""
+        deadline = None if wait is None else time.monotonic() + wait
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url,
+                    name=self.name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    closed_cb=self._on_closed,
+                )
+                self.connected.set()
+                return
+            except (OSError, nats.errors.NoServersError, TimeoutError) as e:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Unavailable(f"cannot reach NATS at {self.url}: {e}") from e
+                log.warning("nats.connect_retry", url=self.url, error=str(e))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _on_error(self, e: Exception) -> None:
+        log.warning("nats.error", error=str(e) or type(e).__name__)
+
+    async def _on_disconnected(self) -> None:
+        self.connected.clear()
+        if not self._closing:
+            log.warning("nats.disconnected")
+
+    async def _on_reconnected(self) -> None:
+        self.connected.set()
+        log.info("nats.reconnected")
+
+    async def _on_closed(self) -> None:
+        self.connected.clear()
+
+    @property
+    def is_connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    @property
+    def client(self) -> NATS:
+        if self.nc is None:
+            raise Unavailable("not connected to NATS")
+        return self.nc
+
+    def jetstream(self) -> JetStreamContext:
+        return self.client.jetstream(timeout=self.request_timeout)
+
+    async def stop_serving(self) -> None:
+        """Stop taking requests and let the ones in flight finish."""
+        for sub in self._subs:
+            try:
+                await sub.drain()
+            except Exception:
+                log.debug("nats.drain_failed")
+        self._subs.clear()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=self.request_timeout)
+
+    async def close(self) -> None:
+        await self.stop_serving()
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:
+                with suppress(Exception):
+                    await self.nc.close()
+
+    # -- client side -----------------------------------------------------------
+
+    async def request(
+        self, message: Request, ctx: RequestContext, timeout: float | None = None
+    ) -> Any:
+        """Send a command or query and return its decoded reply, or raise the
+        typed error the service answered with."""
+        cls = type(message)
+        envelope = Envelope(
+            tenant_id=ctx.tenant_id,
+            actor=ctx.actor,
+            correlation_id=ctx.correlation_id,
+            body=msgspec.Raw(encoder.encode(message)),
+            credential=ctx.credential,
+        )
+        try:
+            msg = await self.client.request(
+                cls.subject(),
+                encoder.encode(envelope),
+                timeout=timeout or self.request_timeout,
+                headers={CORRELATION_HEADER: ctx.correlation_id},
+            )
+        except nats.errors.NoRespondersError:
+            raise Unavailable(f"the {cls.service} service is not running") from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise Unavailable(f"the {cls.service} service did not answer in time") from None
+        except nats.errors.ConnectionClosedError:
+            raise Unavailable("the message bus is not connected") from None
+        reply = reply_decoder.decode(msg.data)
+        if reply.error is not None:
+            e = reply.error
+            raise error_from_code(e.code, e.message, e.field, e.rule)
+        return msgspec.msgpack.decode(reply.ok, type=cls.Reply)
+
+    async def ping(self, service: str, timeout: float = 1.0) -> bool:
+        try:
+            await self.client.request(f"quartier.ping.{service}", b"", timeout=timeout)
+        except Exception:
+            return False
+        return True
+
+    # -- server side -----------------------------------------------------------
+
+    async def serve(self, service: str, endpoints: Iterable[Endpoint]) -> None:
+        """Subscribe every endpoint with the service's queue group, so that
+        replicas share the load, plus a ping endpoint for health checks."""
+        nc = self.client
+        for endpoint in endpoints:
+            if endpoint.request.service != service:
+                raise ValueError(f"{endpoint.request.__name__} is not a {service} request")
+            self._subs.append(
+                await nc.subscribe(
+                    endpoint.request.subject(), queue=service, cb=self._dispatcher(endpoint)
+                )
+            )
+
+        async def pong(msg: Msg) -> None:
+            await msg.respond(b"pong")
+
+        self._subs.append(await nc.subscribe(f"quartier.ping.{service}", cb=pong))
+
+    def _dispatcher(self, endpoint: Endpoint) -> Callable[[Msg], Awaitable[None]]:
+        decoder = msgspec.msgpack.Decoder(endpoint.request)
+
+        async def on_message(msg: Msg) -> None:
+            # nats-py runs one callback at a time per subscription: hand each
+            # request to its own task so that slow ones do not queue the rest.
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(endpoint, decoder, msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+        return on_message
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+
+    async def _handle(self, endpoint: Endpoint, decoder: msgspec.msgpack.Decoder, msg: Msg) -> None:
+        try:
+            envelope = envelope_decoder.decode(msg.data)
+        except msgspec.DecodeError:
+            await self._reply(
+                msg, Reply(error=ErrorInfo(code="invalid_input", message="bad envelope"))
+            )
+            return
+        ctx = RequestContext(
+            tenant_id=envelope.tenant_id,
+            actor=envelope.actor,
+            correlation_id=envelope.correlation_id,
+            credential=envelope.credential,
+        )
+        with request_scope(ctx):
+            reply = await self._run(endpoint, decoder, envelope, ctx)
+        await self._reply(msg, reply)
+
+    async def _run(
+        self,
+        endpoint: Endpoint,
+        decoder: msgspec.msgpack.Decoder,
+        envelope: Envelope,
+        ctx: RequestContext,
+    ) -> Reply:
+        try:
+            try:
+                request = decoder.decode(envelope.body)
+            except msgspec.ValidationError as e:
+                raise InvalidInput(str(e), field=_field_of(e)) from None
+            result = await endpoint.handle(request, ctx)
+            return Reply(ok=msgspec.Raw(encoder.encode(result)))
+        except QuartierError as e:
+            if isinstance(e, InternalError):
+                log.error(
+                    "request.internal_error", request=endpoint.request.__name__, error=e.message
+                )
+            return Reply(
+                error=ErrorInfo(code=e.code, message=e.message, field=e.field, rule=e.rule)
+            )
+        except Exception:
+            log.exception("request.failed", request=endpoint.request.__name__)
+            return Reply(
+                error=ErrorInfo(
+                    code="internal",
+                    message=f"internal error (correlation id {ctx.correlation_id})",
+                )
+            )
+
+    async def _reply(self, msg: Msg, reply: Reply) -> None:
+        if not msg.reply:
+            return
+        try:
+            await msg.respond(encoder.encode(reply))
+        except Exception as e:
+            log.warning("request.reply_failed", error=str(e))
+
+
+def _field_of(e: msgspec.ValidationError) -> str | None:
+    text = str(e)
+    marker = "at `$."
+    if marker in text:
+        return text.split(marker, 1)[1].split("`", 1)[0].split("[", 1)[0]
+    return None

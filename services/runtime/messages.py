@@ -1,0 +1,109 @@
+"""The published language's building blocks: commands, queries, replies,
+public events, and the envelope every request travels in.
+
+Each service's `contract.py` subclasses these. A request's subject is derived
+from its class: `quartier.cmd.<service>.<ClassName>` or
+`quartier.qry.<service>.<ClassName>`; each class names its reply type.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+ActorKind = Literal["member", "operator", "anonymous", "service"]
+
+
+class Message(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of every contract struct."""
+
+
+class Request(Message):
+    service: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    Reply: ClassVar[type[Any]] = type(None)
+
+    @classmethod
+    def subject(cls) -> str:
+        return f"quartier.{cls.kind}.{cls.service}.{cls.__name__}"
+
+
+class Command(Request):
+    """Changes something; imperative name."""
+
+    kind: ClassVar[str] = "cmd"
+
+
+class Query(Request):
+    """Changes nothing."""
+
+    kind: ClassVar[str] = "qry"
+
+
+class Done(Message):
+    """Reply of a command that has nothing else to say."""
+
+
+class PublicEvent(Message):
+    """A fact published on the tenant's stream: ids and non-personal facts only.
+
+    Its CloudEvents type is `quartier.<service>.<ClassName>.v<version>`.
+    """
+
+    service: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    tenant_id: str
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"quartier.{cls.service}.{cls.__name__}.v{cls.version}"
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who acts. Filled by the gateway from a verified token, never from input."""
+
+    kind: ActorKind = "anonymous"
+    member_id: str | None = None
+    tenant_id: str | None = None
+    roles: tuple[str, ...] = ()
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        return self.kind == "member" and "tenant_admin" in self.roles
+
+
+ANONYMOUS = Actor()
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    tenant_id: str | None
+    actor: Actor
+    correlation_id: str
+    body: msgspec.Raw
+    credential: str | None = None  # the operator token, only on operator requests
+
+
+class ErrorInfo(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    field: str | None = None
+    rule: str | None = None
+
+
+NIL = msgspec.Raw(b"\xc0")  # msgpack's nil
+
+
+class Reply(msgspec.Struct, kw_only=True):
+    ok: msgspec.Raw = NIL
+    error: ErrorInfo | None = None
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+encoder = msgspec.msgpack.Encoder()
+envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+reply_decoder = msgspec.msgpack.Decoder(Reply)

@@ -1,0 +1,98 @@
+"""Read models: a service's own events projected into SQLAlchemy tables.
+
+A projection's rows and its tracking position change in one transaction, so a
+read model is always exactly "the events up to position P". Catch-up is safe
+to run from several threads and replicas at once: it holds the tracking row
+(SQLite: the write lock taken at BEGIN; PostgreSQL: SELECT ... FOR UPDATE).
+
+Commands call `catch_up(until=...)` before replying, so that a client reads
+its own writes; concurrent commands share one catch-up (group commit). A lost
+read model is rebuilt by dropping its tables and catching up from zero.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.reactions import read_position, views_tracking, write_position
+
+
+class Projection(Protocol):
+    name: str
+    metadata: sa.MetaData
+
+    def apply(self, conn: sa.Connection, event: Any) -> None: ...
+
+
+class Projector:
+    def __init__(
+        self,
+        app: ServiceApplication,
+        engine: sa.Engine,
+        projection: Projection,
+        batch_size: int = 500,
+    ):
+        self.app = app
+        self.engine = engine
+        self.projection = projection
+        self.batch_size = batch_size
+        self.key = f"projection:{projection.name}"
+        self._lock = threading.Lock()
+        self._position = 0
+        self._saved_upto = 0
+        projection.metadata.create_all(engine)
+        views_tracking.metadata.create_all(engine)
+        app.on_saved(self._on_saved)
+
+    def _on_saved(self, notification_id: int) -> None:
+        self._saved_upto = max(self._saved_upto, notification_id)
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def catch_up(self, until: int | None = None) -> int:
+        """Project every recorded event (or at least up to `until`).
+        Returns the position reached."""
+        target = self._saved_upto if until is None else until
+        if until is not None and self._position >= target:
+            return self._position
+        with self._lock:
+            if until is not None and self._position >= target:
+                return self._position
+            while True:
+                moved = self._step()
+                if not moved:
+                    return self._position
+
+    def catch_up_local(self) -> int:
+        """Catch up with what this process has saved (cheap when nothing is new)."""
+        return self.catch_up(until=self._saved_upto)
+
+    def _step(self) -> bool:
+        with self.engine.connect().execution_options(write_lock=True) as conn, conn.begin():
+            position = read_position(conn, self.key)
+            notifications = self.app.notifications_after(position, self.batch_size)
+            if not notifications:
+                self._position = position
+                return False
+            for n in notifications:
+                self.projection.apply(conn, self.app.mapper.to_domain_event(n))
+            last = notifications[-1].id
+            write_position(conn, self.key, position, last)
+        self._position = last
+        return len(notifications) == self.batch_size
+
+    def rebuild(self) -> int:
+        """Drop the read model and project every event again."""
+        with self._lock:
+            self.projection.metadata.drop_all(self.engine)
+            self.projection.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                conn.execute(views_tracking.delete().where(views_tracking.c.name == self.key))
+            self._position = 0
+        return self.catch_up()

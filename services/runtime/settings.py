@@ -1,0 +1,132 @@
+"""Settings, read once from environment variables (the README lists every one)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENVIRONMENTS = ("dev", "test", "prod")
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or malformed; the process cannot start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "dev"
+    data_dir: Path = Path(".quartier")
+    database_url: str | None = None
+    db_schema_prefix: str = ""
+    nats_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    jwt_secret: str = ""
+    operator_token: str = ""
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    invitation_ttl: int = 7 * 24 * 3600
+    log_format: str = "console"
+    log_level: str = "info"
+    workers: int = 8
+    request_timeout: float = 10.0
+    relay_poll_interval: float = 1.0
+    mail_dir: Path = Path(".quartier/mail")
+    smtp_url: str | None = None
+    mail_from: str = "Quartier <no-reply@quartier.localhost>"
+    rate_limit_per_minute: int = 1200
+    services: tuple[str, ...] = ("identity",)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.env == "prod"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if environ is None else environ
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = e.get(f"QUARTIER_{name}")
+            return value if value not in (None, "") else default
+
+        env = get("ENV", "dev") or "dev"
+        if env not in ENVIRONMENTS:
+            raise ConfigurationError(f"QUARTIER_ENV must be one of {ENVIRONMENTS}, not {env!r}")
+        data_dir = Path(get("DATA_DIR", ".quartier") or ".quartier")
+        http_host = get("HTTP_HOST", "127.0.0.1") or "127.0.0.1"
+        http_port = _int(get("HTTP_PORT", "8000"), "QUARTIER_HTTP_PORT")
+        jwt_secret = get("JWT_SECRET") or _dev_secret(env, data_dir, "jwt-secret", "JWT_SECRET")
+        operator_token = get("OPERATOR_TOKEN") or _dev_secret(
+            env, data_dir, "operator-token", "OPERATOR_TOKEN"
+        )
+        if len(jwt_secret) < 32:
+            raise ConfigurationError("QUARTIER_JWT_SECRET must be at least 32 characters")
+        services = tuple(
+            s.strip() for s in (get("SERVICES", "identity") or "").split(",") if s.strip()
+        )
+        return cls(
+            env=env,
+            data_dir=data_dir,
+            database_url=get("DATABASE_URL"),
+            db_schema_prefix=get("DB_SCHEMA_PREFIX", "") or "",
+            nats_url=get("NATS_URL"),
+            http_host=http_host,
+            http_port=http_port,
+            public_url=get("PUBLIC_URL", f"http://{http_host}:{http_port}") or "",
+            jwt_secret=jwt_secret,
+            operator_token=operator_token,
+            access_token_ttl=_int(get("ACCESS_TOKEN_TTL", "900"), "QUARTIER_ACCESS_TOKEN_TTL"),
+            refresh_token_ttl=_int(
+                get("REFRESH_TOKEN_TTL", str(30 * 24 * 3600)), "QUARTIER_REFRESH_TOKEN_TTL"
+            ),
+            invitation_ttl=_int(
+                get("INVITATION_TTL", str(7 * 24 * 3600)), "QUARTIER_INVITATION_TTL"
+            ),
+            log_format=get("LOG_FORMAT", "json" if env == "prod" else "console") or "console",
+            log_level=get("LOG_LEVEL", "info") or "info",
+            workers=_int(get("WORKERS", "8"), "QUARTIER_WORKERS"),
+            request_timeout=float(get("REQUEST_TIMEOUT", "10") or 10),
+            relay_poll_interval=float(get("RELAY_POLL_INTERVAL", "1") or 1),
+            mail_dir=Path(get("MAIL_DIR") or str(data_dir / "mail")),
+            smtp_url=get("SMTP_URL"),
+            mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
+            rate_limit_per_minute=_int(get("RATE_LIMIT", "1200"), "QUARTIER_RATE_LIMIT"),
+            services=services,
+        )
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _dev_secret(env: str, data_dir: Path, filename: str, name: str) -> str:
+    """Outside production a missing secret is generated once and kept in the data dir,
+    so that every process of one installation (and a restart) agrees on it."""
+    if env == "prod":
+        raise ConfigurationError(f"QUARTIER_{name} must be set when QUARTIER_ENV=prod")
+    path = data_dir / filename
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{filename}.{os.getpid()}.tmp")
+    tmp.write_text(value)
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)  # atomic: the first process to get here wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

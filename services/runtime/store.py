@@ -1,0 +1,145 @@
+"""Store factory: where a service keeps its events and its read models.
+
+* `QUARTIER_DATABASE_URL` unset: SQLite files under the data dir, one file per
+  eventsourcing application (`<app>.db`: the library does not prefix table
+  names, so two applications must never share a file) and one per service for
+  read models (`<service>-views.db`).
+* A PostgreSQL URL: one schema per service (`identity`, `hubs`, ...) holding
+  that service's events, tracking and read models.
+
+`QUARTIER_DB_SCHEMA_PREFIX` prefixes schema names (tests use it to isolate runs).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from services.runtime.settings import Settings
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Store:
+    service: str
+    data_dir: Path
+    database_url: str | None = None
+    pool_size: int = 8
+    schema_prefix: str = ""
+
+    @classmethod
+    def for_service(cls, service: str, settings: Settings) -> Store:
+        return cls(
+            service=service,
+            data_dir=Path(settings.data_dir),
+            database_url=settings.database_url,
+            pool_size=max(2, settings.workers),
+            schema_prefix=settings.db_schema_prefix,
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.database_url) and self._url().get_backend_name().startswith("postgres")
+
+    @property
+    def schema(self) -> str:
+        name = f"{self.schema_prefix}{self.service}"
+        if not _SCHEMA.match(name):
+            raise ValueError(f"invalid schema name {name!r}")
+        return name
+
+    def _url(self) -> URL:
+        assert self.database_url
+        return make_url(self.database_url)
+
+    # -- event store (the eventsourcing library's own recorders) ---------------
+
+    def application_env(self, app_name: str) -> dict[str, str]:
+        if not self.is_postgres:
+            if self.database_url:
+                raise ValueError("QUARTIER_DATABASE_URL must be a postgresql:// URL (or unset)")
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.data_dir / f"{app_name.lower()}.db"),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        url = self._url()
+        self.create_schema()
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.database or "postgres",
+            "POSTGRES_HOST": url.host or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": url.username or "postgres",
+            "POSTGRES_PASSWORD": url.password or "",
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
+            "POSTGRES_LOCK_TIMEOUT": "10",
+        }
+
+    # -- read models (SQLAlchemy) ---------------------------------------------
+
+    def views_engine(self) -> Engine:
+        if not self.is_postgres:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path = self.data_dir / f"{self.service}-views.db"
+            engine = sa.create_engine(
+                f"sqlite:///{path}",
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=self.pool_size,
+                max_overflow=self.pool_size,
+            )
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        self.create_schema()
+        url = self._url().set(drivername="postgresql+psycopg")
+        return sa.create_engine(
+            url,
+            connect_args={"options": f"-csearch_path={self.schema}"},
+            pool_size=self.pool_size,
+            max_overflow=self.pool_size,
+            pool_pre_ping=True,
+        )
+
+    def create_schema(self) -> None:
+        import psycopg
+
+        url = self._url()
+        with psycopg.connect(
+            dbname=url.database or "postgres",
+            host=url.host or "127.0.0.1",
+            port=url.port or 5432,
+            user=url.username or "postgres",
+            password=url.password or None,
+            autocommit=True,
+        ) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    # Read models can be rebuilt from the events: WAL with synchronous=NORMAL
+    # keeps them consistent (never corrupt) at a fraction of the fsync cost.
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # pysqlite's own transaction handling is off (isolation_level=None above);
+    # a writer asks for `write_lock=True` and takes the lock at BEGIN, so that
+    # two projectors never both read a tracking position and write after it.
+    if conn.get_execution_options().get("write_lock"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
