@@ -1,0 +1,3 @@
+from services.identity.service import main
+
+main()

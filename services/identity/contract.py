@@ -1,0 +1,325 @@
+"""Identity's published language: the only module of this service that the
+gateway and other services may import.
+
+Requests go to `quartier.cmd.identity.<Name>` / `quartier.qry.identity.<Name>`;
+public events to `quartier.evt.<tenant>.identity.<Name>` as
+`quartier.identity.<Name>.v<version>`. Contact details and coordinates never
+leave identity: other services ask questions (`MemberPlaces`) instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from msgspec import UNSET, UnsetType
+
+from services.runtime.messages import Command, Done, Message, PublicEvent, Query
+
+SERVICE = "identity"
+
+
+class IdentityCommand(Command):
+    service: ClassVar[str] = SERVICE
+
+
+class IdentityQuery(Query):
+    service: ClassVar[str] = SERVICE
+
+
+class IdentityEvent(PublicEvent):
+    service: ClassVar[str] = SERVICE
+
+
+# -- values --------------------------------------------------------------------
+
+
+class Place(Message):
+    lat: float | None = None
+    lon: float | None = None
+    postcode: str | None = None
+
+
+class CardChanges(Message):
+    """A partial profile card: a field left UNSET is unchanged; `work`/`home`
+    set to None clear the place."""
+
+    display_name: str | UnsetType = UNSET
+    business_name: str | UnsetType = UNSET
+    activity_code: str | UnsetType = UNSET
+    activity_text: str | UnsetType = UNSET
+    offers: str | UnsetType = UNSET
+    seeks: str | UnsetType = UNSET
+    available_for: str | UnsetType = UNSET
+    bio: str | UnsetType = UNSET
+    links: list[str] | UnsetType = UNSET
+    work: Place | UnsetType | None = UNSET
+    home: Place | UnsetType | None = UNSET
+
+
+class MemberCard(Message):
+    """A member as other members of the tenant see them. `email`, `work` and
+    `home` (with coordinates) are filled only for the member themself and for
+    tenant admins (`email`) — they never leave identity otherwise."""
+
+    member_id: str
+    tenant_id: str
+    display_name: str
+    business_name: str
+    activity_code: str | None
+    activity_label: str | None
+    activity_text: str
+    offers: str
+    seeks: str
+    available_for: str
+    bio: str
+    links: list[str]
+    work_postcode: str | None
+    home_postcode: str | None
+    roles: list[str]
+    joined_at: datetime
+    email: str | None = None
+    work: Place | None = None
+    home: Place | None = None
+    distance_km: float | None = None
+
+
+class Tenant(Message):
+    tenant_id: str
+    slug: str
+    name: str
+    created_at: datetime
+
+
+class Profession(Message):
+    code: str
+    label: str
+    label_en: str
+    sector: str
+
+
+class Session(Message):
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str
+    member_id: str
+    tenant_id: str
+    tenant_slug: str
+    roles: list[str]
+
+
+class InvitationInfo(Message):
+    invitation_id: str
+    tenant_id: str
+    email: str
+    status: str
+    invited_by: str | None
+    expires_at: datetime
+    created_at: datetime
+
+
+class InvitationSent(Message):
+    invitation_id: str
+    expires_at: datetime
+    token: str | None = None  # only when the platform operator asked
+
+
+class TenantCreated(Message):
+    tenant: Tenant
+    admin_invitation: InvitationSent
+
+
+class MemberPage(Message):
+    items: list[MemberCard]
+    total: int
+    offset: int
+
+
+class Places(Message):
+    """Where a member works and lives, relative to a point: distances in km
+    (None when that place has no point) and postcodes."""
+
+    member_id: str
+    work_km: float | None
+    home_km: float | None
+    work_postcode: str | None
+    home_postcode: str | None
+
+
+class PlacesList(Message):
+    items: list[Places]
+
+
+class Point(Message):
+    lat: float
+    lon: float
+
+
+# -- commands ------------------------------------------------------------------
+
+
+class CreateTenant(IdentityCommand):
+    """Platform operator: a new network and an invitation for its first admin."""
+
+    Reply: ClassVar = TenantCreated
+    slug: str
+    name: str
+    admin_email: str
+
+
+class InviteMember(IdentityCommand):
+    """Tenant admin, or a service on behalf of a member (hubs' co-optation):
+    e-mails a single-use invitation link."""
+
+    Reply: ClassVar = InvitationSent
+    email: str
+    as_admin: bool = False
+    on_behalf_of: str | None = None
+
+
+class RevokeInvitation(IdentityCommand):
+    Reply: ClassVar = Done
+    invitation_id: str
+
+
+class AcceptInvitation(IdentityCommand):
+    """Anonymous, with the token from the e-mail: sets the password and the
+    profile card, and signs in."""
+
+    Reply: ClassVar = Session
+    token: str
+    password: str
+    card: CardChanges
+
+
+class Login(IdentityCommand):
+    Reply: ClassVar = Session
+    tenant_slug: str
+    email: str
+    password: str
+
+
+class RefreshSession(IdentityCommand):
+    Reply: ClassVar = Session
+    refresh_token: str
+
+
+class Logout(IdentityCommand):
+    Reply: ClassVar = Done
+    refresh_token: str
+
+
+class ChangePassword(IdentityCommand):
+    Reply: ClassVar = Done
+    current_password: str
+    new_password: str
+
+
+class UpdateProfileCard(IdentityCommand):
+    """The member's own card."""
+
+    Reply: ClassVar = MemberCard
+    changes: CardChanges
+
+
+class SetTenantAdmin(IdentityCommand):
+    Reply: ClassVar = MemberCard
+    member_id: str
+    admin: bool
+
+
+# -- queries -------------------------------------------------------------------
+
+
+class GetTenant(IdentityQuery):
+    """By slug; anyone may ask (the login page needs the network's name)."""
+
+    Reply: ClassVar = Tenant
+    slug: str
+
+
+class GetMembers(IdentityQuery):
+    """Cards of the given members of the caller's tenant, in the same order;
+    missing (or other tenants') ids are left out."""
+
+    Reply: ClassVar = list[MemberCard]
+    member_ids: list[str]
+
+
+class SearchMembers(IdentityQuery):
+    Reply: ClassVar = MemberPage
+    activity_code: str | None = None
+    text: str | None = None
+    near: Point | None = None
+    radius_km: float | None = None
+    offset: int = 0
+    limit: int = 20
+
+
+class ListProfessions(IdentityQuery):
+    Reply: ClassVar = list[Profession]
+
+
+class ListInvitations(IdentityQuery):
+    """Tenant admin: invitations, newest first."""
+
+    Reply: ClassVar = list[InvitationInfo]
+    status: str | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+class MemberPlaces(IdentityQuery):
+    """For other services: how far members work and live from a point.
+    Answers distances and postcodes, never coordinates."""
+
+    Reply: ClassVar = PlacesList
+    member_ids: list[str]
+    centre: Point | None = None
+
+
+# -- public events -------------------------------------------------------------
+
+
+class TenantRegistered(IdentityEvent):
+    slug: str
+    name: str
+
+
+class InvitationIssued(IdentityEvent):
+    invitation_id: str
+    invited_by: str | None
+    expires_at: datetime
+
+
+class InvitationRevoked(IdentityEvent):
+    invitation_id: str
+
+
+class MemberJoined(IdentityEvent):
+    member_id: str
+    invitation_id: str | None
+    invited_by: str | None
+    activity_code: str | None
+    roles: list[str]
+
+
+class ProfileCardUpdated(IdentityEvent):
+    member_id: str
+    activity_code: str | None
+    changed: list[str]
+
+
+class MemberRolesChanged(IdentityEvent):
+    member_id: str
+    roles: list[str]
+
+
+PUBLIC_EVENTS: tuple[type[IdentityEvent], ...] = (
+    TenantRegistered,
+    InvitationIssued,
+    InvitationRevoked,
+    MemberJoined,
+    ProfileCardUpdated,
+    MemberRolesChanged,
+)

@@ -1,0 +1,384 @@
+"""Identity's aggregates: tenants, members (account + profile card),
+invitations, refresh-token families, and the e-mail index that keeps one
+account per address in a tenant. Pure: no I/O, time comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import event
+
+from services.identity.taxonomy import BY_CODE
+from services.runtime.errors import Conflict, InvalidInput, InvalidToken
+from services.runtime.eventstore import TenantAggregate
+
+NAMESPACE = UUID("6f1c3f5e-2d0b-4f7e-9a5c-51a1d0e0c0de")
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+ROLES = frozenset({"tenant_admin"})
+MAX_SPENT_TOKENS = 50
+
+
+# -- identifiers ---------------------------------------------------------------
+
+
+def tenant_id_for(slug: str) -> UUID:
+    """A tenant's id follows from its slug: slugs are unique by construction."""
+    return uuid5(NAMESPACE, f"tenant:{slug}")
+
+
+def normalise_email(email: str) -> str:
+    email = (email or "").strip()
+    if len(email) > 254 or not EMAIL.match(email):
+        raise InvalidInput("not a valid e-mail address", field="email")
+    local, domain = email.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def email_key(tenant_id: str, email: str) -> UUID:
+    return uuid5(NAMESPACE, f"email:{tenant_id}:{email.lower()}")
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG.match(slug or ""):
+        raise InvalidInput(
+            "a slug is 3 to 40 lowercase letters, digits or dashes, not starting or ending "
+            "with a dash",
+            field="slug",
+        )
+    return slug
+
+
+def validate_name(name: str, field_name: str = "name", max_len: int = 120) -> str:
+    name = " ".join((name or "").split())
+    if not name or len(name) > max_len:
+        raise InvalidInput(f"{field_name} must be 1 to {max_len} characters", field=field_name)
+    return name
+
+
+# -- secrets -------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """Tokens are random 256-bit secrets: a plain SHA-256 is a safe way to store them."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[UUID, str]:
+    """Tokens read `<aggregate id>.<secret>`: the id selects, the secret verifies."""
+    try:
+        selector, secret = (token or "").split(".", 1)
+        return UUID(hex=selector), secret
+    except ValueError:
+        raise InvalidToken("this token is not valid") from None
+
+
+def join_token(aggregate_id: UUID, secret: str) -> str:
+    return f"{aggregate_id.hex}.{secret}"
+
+
+# -- the profile card ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    lat: float | None = None
+    lon: float | None = None
+    postcode: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.lat is None) != (self.lon is None):
+            raise InvalidInput("a point needs both latitude and longitude", field="lat")
+        if self.lat is not None and not -90 <= self.lat <= 90:
+            raise InvalidInput("latitude must be between -90 and 90", field="lat")
+        if self.lon is not None and not -180 <= self.lon <= 180:
+            raise InvalidInput("longitude must be between -180 and 180", field="lon")
+        if self.postcode is not None and not POSTCODE.match(self.postcode):
+            raise InvalidInput("not a valid postcode", field="postcode")
+        if self.lat is None and self.postcode is None:
+            raise InvalidInput("a place needs a point or a postcode", field="postcode")
+
+    @property
+    def has_point(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+TEXT_LIMITS = {
+    "display_name": 80,
+    "business_name": 120,
+    "activity_text": 200,
+    "offers": 1000,
+    "seeks": 1000,
+    "available_for": 1000,
+    "bio": 2000,
+}
+CARD_FIELDS = (*TEXT_LIMITS, "activity_code", "links", "work", "home")
+
+
+@dataclass(frozen=True)
+class ProfileCard:
+    display_name: str = ""
+    business_name: str = ""
+    activity_code: str | None = None
+    activity_text: str = ""
+    offers: str = ""
+    seeks: str = ""
+    available_for: str = ""
+    bio: str = ""
+    links: tuple[str, ...] = ()
+    work: Place | None = None
+    home: Place | None = None
+
+    def validate(self, *, complete: bool) -> ProfileCard:
+        for name, limit in TEXT_LIMITS.items():
+            value = getattr(self, name)
+            if len(value) > limit:
+                raise InvalidInput(f"{name} is limited to {limit} characters", field=name)
+        if complete and not self.display_name.strip():
+            raise InvalidInput("a display name is required", field="display_name")
+        if self.activity_code is not None and self.activity_code not in BY_CODE:
+            raise InvalidInput(
+                f"unknown activity code {self.activity_code!r}", field="activity_code"
+            )
+        if complete and self.activity_code is None:
+            raise InvalidInput("choose an activity from the taxonomy", field="activity_code")
+        if len(self.links) > 5:
+            raise InvalidInput("at most 5 links", field="links")
+        for link in self.links:
+            parsed = urlparse(link)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc or len(link) > 300:
+                raise InvalidInput(f"not an http(s) link: {link[:60]!r}", field="links")
+        return self
+
+    def with_changes(self, changes: dict[str, Any]) -> ProfileCard:
+        unknown = set(changes) - set(CARD_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown card fields {sorted(unknown)}", field=sorted(unknown)[0])
+        values = asdict(self)
+        for name, value in changes.items():
+            if name in TEXT_LIMITS:
+                value = (value or "").strip()
+            elif name == "links":
+                value = tuple(v.strip() for v in value or ())
+            elif name in ("work", "home") and isinstance(value, dict):
+                value = Place(**value)
+            values[name] = value
+        values["work"] = _place(values["work"])
+        values["home"] = _place(values["home"])
+        values["links"] = tuple(values["links"])
+        return ProfileCard(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["links"] = list(self.links)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProfileCard:
+        return cls().with_changes(dict(d))
+
+
+def _place(value: Any) -> Place | None:
+    if value is None or isinstance(value, Place):
+        return value
+    return Place(**value)
+
+
+def fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# -- aggregates ----------------------------------------------------------------
+
+
+class Tenant(TenantAggregate):
+    @staticmethod
+    def create_id(slug: str) -> UUID:  # type: ignore[override]
+        return tenant_id_for(slug)
+
+    @event("Registered")
+    def __init__(self, tenant_id: str, slug: str, name: str):
+        self.tenant_id = tenant_id
+        self.slug = slug
+        self.name = name
+
+
+class EmailIndex(TenantAggregate):
+    """Points a (tenant, e-mail) pair at its member. Saved in the same
+    transaction as the member, its deterministic id makes a second account
+    with the same address a conflict."""
+
+    @staticmethod
+    def create_id(tenant_id: str, email: str) -> UUID:  # type: ignore[override]
+        return email_key(tenant_id, email)
+
+    @event("Registered")
+    def __init__(self, tenant_id: str, email: str, member_id: UUID):
+        self.tenant_id = tenant_id
+        self.member_id = member_id
+
+
+class Invitation(TenantAggregate):
+    @event("Issued")
+    def __init__(
+        self,
+        tenant_id: str,
+        email: str,
+        token_hash: str,
+        invited_by: str | None,
+        roles: list[str],
+        expires_at: datetime,
+    ):
+        self.tenant_id = tenant_id
+        self.email = email
+        self.token_hash = token_hash
+        self.invited_by = invited_by
+        self.roles = list(roles)
+        self.expires_at = expires_at
+        self.status = "pending"
+        self.member_id: UUID | None = None
+
+    def check(self, secret: str, now: datetime) -> None:
+        if not hmac.compare_digest(self.token_hash, hash_secret(secret)):
+            raise InvalidToken("this invitation link is not valid")
+        if self.status == "accepted":
+            raise InvalidToken("this invitation has already been used")
+        if self.status == "revoked":
+            raise InvalidToken("this invitation has been withdrawn")
+        if now >= self.expires_at:
+            raise InvalidToken("this invitation has expired: ask for a new one")
+
+    def accept(self, member_id: UUID) -> None:
+        self._accepted(member_id=member_id)
+
+    @event("Accepted")
+    def _accepted(self, member_id: UUID) -> None:
+        self.status = "accepted"
+        self.member_id = member_id
+
+    def revoke(self) -> None:
+        if self.status != "pending":
+            raise Conflict(f"this invitation is {self.status}, it cannot be withdrawn")
+        self._revoked()
+
+    @event("Revoked")
+    def _revoked(self) -> None:
+        self.status = "revoked"
+
+
+class Member(TenantAggregate):
+    """A member's account in one tenant, and their profile card."""
+
+    @event("Joined")
+    def __init__(
+        self,
+        tenant_id: str,
+        email: str,
+        password_hash: str,
+        card: dict[str, Any],
+        roles: list[str],
+        invitation_id: UUID | None,
+        invited_by: str | None,
+    ):
+        self.tenant_id = tenant_id
+        self.email = email
+        self.password_hash = password_hash
+        self.card_data = card
+        self.roles = list(roles)
+        self.invitation_id = invitation_id
+        self.invited_by = invited_by
+
+    @property
+    def card(self) -> ProfileCard:
+        return ProfileCard.from_dict(self.card_data)
+
+    def update_card(self, changes: dict[str, Any]) -> list[str]:
+        old = self.card
+        new = old.with_changes(changes).validate(complete=True)
+        changed = [name for name in CARD_FIELDS if getattr(old, name) != getattr(new, name)]
+        if changed:
+            self._card_updated(card=new.to_dict(), changed=changed)
+        return changed
+
+    @event("CardUpdated")
+    def _card_updated(self, card: dict[str, Any], changed: list[str]) -> None:
+        self.card_data = card
+
+    def change_password(self, password_hash: str) -> None:
+        self._password_changed(password_hash=password_hash)
+
+    @event("PasswordChanged")
+    def _password_changed(self, password_hash: str) -> None:
+        self.password_hash = password_hash
+
+    def set_roles(self, roles: list[str]) -> bool:
+        unknown = set(roles) - ROLES
+        if unknown:
+            raise InvalidInput(f"unknown roles {sorted(unknown)}", field="roles")
+        roles = sorted(set(roles))
+        if roles == sorted(self.roles):
+            return False
+        self._roles_changed(roles=roles)
+        return True
+
+    @event("RolesChanged")
+    def _roles_changed(self, roles: list[str]) -> None:
+        self.roles = list(roles)
+
+
+class RefreshFamily(TenantAggregate):
+    """One sign-in session: a chain of single-use refresh tokens. Presenting a
+    token that was already spent means it was stolen and replayed: the whole
+    family is revoked, so the thief and the victim must both sign in again."""
+
+    @event("Started")
+    def __init__(self, tenant_id: str, member_id: UUID, token_hash: str, expires_at: datetime):
+        self.tenant_id = tenant_id
+        self.member_id = member_id
+        self.current_hash = token_hash
+        self.spent: list[str] = []
+        self.expires_at = expires_at
+        self.revoked = False
+
+    def rotate(self, secret: str, new_hash: str, now: datetime) -> None:
+        presented = hash_secret(secret)
+        if self.revoked:
+            raise InvalidToken("this session has been signed out")
+        if presented in self.spent:
+            self._revoked(reason="reuse")
+            return
+        if not hmac.compare_digest(presented, self.current_hash):
+            raise InvalidToken("this refresh token is not valid")
+        if now >= self.expires_at:
+            raise InvalidToken("this session has expired: sign in again")
+        self._rotated(new_hash=new_hash)
+
+    @event("Rotated")
+    def _rotated(self, new_hash: str) -> None:
+        self.spent = [*self.spent, self.current_hash][-MAX_SPENT_TOKENS:]
+        self.current_hash = new_hash
+
+    def revoke(self, reason: str) -> None:
+        if not self.revoked:
+            self._revoked(reason=reason)
+
+    @event("Revoked")
+    def _revoked(self, reason: str) -> None:
+        self.revoked = True

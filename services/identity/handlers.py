@@ -1,0 +1,381 @@
+"""Identity's NATS endpoints: who may do what, then the application or the
+views. Every request is tenant-scoped by the envelope, never by its body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+import sqlalchemy as sa
+
+from services.identity import contract as c
+from services.identity import views
+from services.identity.application import Identity
+from services.identity.domain import Invitation, Member, Tenant
+from services.identity.mailer import Mailer, invitation_message
+from services.identity.taxonomy import PROFESSIONS
+from services.runtime.auth import is_operator_token, issue_access_token
+from services.runtime.bus import Endpoint, Offloader
+from services.runtime.clock import Clock
+from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
+from services.runtime.logging import get_logger
+from services.runtime.messages import Done
+from services.runtime.projection import Projector
+from services.runtime.settings import Settings
+from services.runtime.tenancy import RequestContext
+
+log = get_logger("quartier.identity")
+T = TypeVar("T")
+MAX_PAGE = 50
+
+
+def card_changes(changes: c.CardChanges) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in changes.__struct_fields__:
+        value = getattr(changes, name)
+        if value is msgspec.UNSET:
+            continue
+        if isinstance(value, c.Place):
+            value = msgspec.structs.asdict(value)
+        out[name] = value
+    return out
+
+
+class IdentityHandlers:
+    def __init__(
+        self,
+        app: Identity,
+        projector: Projector,
+        engine: sa.Engine,
+        settings: Settings,
+        clock: Clock,
+        mailer: Mailer,
+        offload: Offloader,
+    ):
+        self.app = app
+        self.projector = projector
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.mailer = mailer
+        self.offload = offload
+
+    def endpoints(self) -> list[Endpoint]:
+        table: dict[type[Any], Callable[[Any, RequestContext], Any]] = {
+            c.CreateTenant: self.create_tenant,
+            c.InviteMember: self.invite_member,
+            c.RevokeInvitation: self.revoke_invitation,
+            c.AcceptInvitation: self.accept_invitation,
+            c.Login: self.login,
+            c.RefreshSession: self.refresh_session,
+            c.Logout: self.logout,
+            c.ChangePassword: self.change_password,
+            c.UpdateProfileCard: self.update_profile_card,
+            c.SetTenantAdmin: self.set_tenant_admin,
+            c.GetTenant: self.get_tenant,
+            c.GetMembers: self.get_members,
+            c.SearchMembers: self.search_members,
+            c.ListProfessions: self.list_professions,
+            c.ListInvitations: self.list_invitations,
+            c.MemberPlaces: self.member_places,
+        }
+        return [Endpoint(request, self._offloaded(fn)) for request, fn in table.items()]
+
+    def _offloaded(
+        self, fn: Callable[[Any, RequestContext], T]
+    ) -> Callable[[Any, RequestContext], Any]:
+        async def handle(request: Any, ctx: RequestContext) -> T:
+            return await self.offload(fn, request, ctx)
+
+        return handle
+
+    def _write(self, fn: Callable[[], T]) -> T:
+        """Run a command, then bring the read models up to it, so that the
+        caller reads its own writes."""
+        result = fn()
+        self.projector.catch_up_local()
+        return result
+
+    def _require_operator(self, ctx: RequestContext) -> None:
+        if ctx.actor.kind != "operator" or not is_operator_token(
+            self.settings.operator_token, ctx.credential
+        ):
+            raise Forbidden("only the platform operator may do this")
+
+    def _session(self, member: Member, refresh_token: str) -> c.Session:
+        tenant = self.app.tenant(member.tenant_id)
+        access, expires = issue_access_token(
+            self.settings.jwt_secret,
+            member_id=str(member.id),
+            tenant_id=member.tenant_id,
+            tenant_slug=tenant.slug,
+            roles=tuple(member.roles),
+            # Wall-clock time, not the domain clock: verifiers compare `exp`
+            # with their own wall clock.
+            now=datetime.now(UTC),
+            ttl=self.settings.access_token_ttl,
+        )
+        return c.Session(
+            access_token=access,
+            access_expires_at=expires,
+            refresh_token=refresh_token,
+            member_id=str(member.id),
+            tenant_id=member.tenant_id,
+            tenant_slug=tenant.slug,
+            roles=list(member.roles),
+        )
+
+    def _card(self, ctx: RequestContext, member_id: str) -> c.MemberCard:
+        with self.engine.connect() as conn:
+            rows = views.member_rows(conn, ctx.require_tenant(), [member_id])
+        if not rows:
+            raise NotFound("member not found")
+        return views.to_card(
+            rows[0], viewer_id=ctx.actor.member_id, viewer_is_admin=ctx.actor.is_tenant_admin
+        )
+
+    # -- tenants and invitations ----------------------------------------------
+
+    def create_tenant(self, cmd: c.CreateTenant, ctx: RequestContext) -> c.TenantCreated:
+        self._require_operator(ctx)
+        tenant, invitation, token = self._write(
+            lambda: self.app.create_tenant(
+                cmd.slug, cmd.name, cmd.admin_email, self.clock.now(), self.settings.invitation_ttl
+            )
+        )
+        return c.TenantCreated(
+            tenant=c.Tenant(
+                tenant_id=tenant.tenant_id,
+                slug=tenant.slug,
+                name=tenant.name,
+                created_at=tenant.created_on,
+            ),
+            admin_invitation=self._mail_invitation(tenant, invitation, token, reveal=True),
+        )
+
+    def invite_member(self, cmd: c.InviteMember, ctx: RequestContext) -> c.InvitationSent:
+        tenant_id = ctx.require_tenant()
+        roles = ["tenant_admin"] if cmd.as_admin else []
+        if ctx.actor.kind == "operator":
+            self._require_operator(ctx)
+            inviter = None
+        elif ctx.actor.kind == "service":
+            if cmd.as_admin:
+                raise Forbidden("a service cannot invite an admin")
+            if not cmd.on_behalf_of:
+                raise InvalidInput("say on behalf of which member", field="on_behalf_of")
+            inviter = str(self.app.member(tenant_id, cmd.on_behalf_of).id)
+        else:
+            inviter = ctx.require_tenant_admin()
+        tenant = self.app.tenant(tenant_id)
+        return self._invite(tenant, cmd.email, inviter, roles, reveal=ctx.actor.kind == "operator")
+
+    def _invite(
+        self, tenant: Tenant, email: str, inviter: str | None, roles: list[str], reveal: bool
+    ) -> c.InvitationSent:
+        invitation, token = self._write(
+            lambda: self.app.issue_invitation(
+                tenant.tenant_id,
+                email,
+                inviter,
+                roles,
+                self.clock.now(),
+                self.settings.invitation_ttl,
+            )
+        )
+        return self._mail_invitation(tenant, invitation, token, reveal)
+
+    def _mail_invitation(
+        self, tenant: Tenant, invitation: Invitation, token: str, reveal: bool
+    ) -> c.InvitationSent:
+        """The token leaves identity by mail only (and, for the platform
+        operator, in the reply: the operator hands it to a network's founder)."""
+        accept_url = f"{self.settings.public_url}/accept-invitation?token={token}"
+        self.mailer.send(
+            invitation_message(
+                sender=self.settings.mail_from,
+                to=invitation.email,
+                network=tenant.name,
+                accept_url=accept_url,
+                expires=invitation.expires_at.strftime("%d/%m/%Y %H:%M UTC"),
+            )
+        )
+        log.info("invitation.sent", invitation_id=str(invitation.id))
+        return c.InvitationSent(
+            invitation_id=str(invitation.id),
+            expires_at=invitation.expires_at,
+            token=token if reveal else None,
+        )
+
+    def revoke_invitation(self, cmd: c.RevokeInvitation, ctx: RequestContext) -> Done:
+        ctx.require_tenant_admin()
+        self._write(lambda: self.app.revoke_invitation(ctx.require_tenant(), cmd.invitation_id))
+        return Done()
+
+    def accept_invitation(self, cmd: c.AcceptInvitation, ctx: RequestContext) -> c.Session:
+        member = self._write(
+            lambda: self.app.accept_invitation(
+                cmd.token, cmd.password, card_changes(cmd.card), self.clock.now()
+            )
+        )
+        refresh = self.app.start_session(member, self.clock.now(), self.settings.refresh_token_ttl)
+        return self._session(member, refresh)
+
+    # -- sessions --------------------------------------------------------------
+
+    def login(self, cmd: c.Login, ctx: RequestContext) -> c.Session:
+        try:
+            tenant = self.app.tenant_by_slug(cmd.tenant_slug)
+        except NotFound:
+            self.app.hasher.waste_time(cmd.password)
+            raise
+        member = self.app.authenticate(tenant.tenant_id, cmd.email, cmd.password)
+        refresh = self.app.start_session(member, self.clock.now(), self.settings.refresh_token_ttl)
+        return self._session(member, refresh)
+
+    def refresh_session(self, cmd: c.RefreshSession, ctx: RequestContext) -> c.Session:
+        member, refresh = self.app.refresh_session(cmd.refresh_token, self.clock.now())
+        return self._session(member, refresh)
+
+    def logout(self, cmd: c.Logout, ctx: RequestContext) -> Done:
+        self.app.end_session(cmd.refresh_token)
+        return Done()
+
+    def change_password(self, cmd: c.ChangePassword, ctx: RequestContext) -> Done:
+        member_id = ctx.require_member()
+        self.app.change_password(
+            ctx.require_tenant(), member_id, cmd.current_password, cmd.new_password
+        )
+        return Done()
+
+    # -- members ---------------------------------------------------------------
+
+    def update_profile_card(self, cmd: c.UpdateProfileCard, ctx: RequestContext) -> c.MemberCard:
+        member_id = ctx.require_member()
+        self._write(
+            lambda: self.app.update_card(ctx.require_tenant(), member_id, card_changes(cmd.changes))
+        )
+        return self._card(ctx, member_id)
+
+    def set_tenant_admin(self, cmd: c.SetTenantAdmin, ctx: RequestContext) -> c.MemberCard:
+        ctx.require_tenant_admin()
+        tenant_id = ctx.require_tenant()
+        member = self.app.member(tenant_id, cmd.member_id)
+        roles = set(member.roles)
+        if cmd.admin:
+            roles.add("tenant_admin")
+        else:
+            roles.discard("tenant_admin")
+            if "tenant_admin" in member.roles and self._admin_count(tenant_id) <= 1:
+                raise RuleViolation(
+                    "a network keeps at least one tenant admin", rule="last_tenant_admin"
+                )
+        self._write(lambda: self.app.set_roles(tenant_id, cmd.member_id, sorted(roles)))
+        return self._card(ctx, str(member.id))
+
+    def _admin_count(self, tenant_id: str) -> int:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(views.members.c.roles).where(views.members.c.tenant_id == tenant_id)
+            )
+            return sum(1 for (roles,) in rows if "tenant_admin" in (roles or ()))
+
+    # -- queries ---------------------------------------------------------------
+
+    def get_tenant(self, q: c.GetTenant, ctx: RequestContext) -> c.Tenant:
+        with self.engine.connect() as conn:
+            tenant = views.tenant_by_slug(conn, q.slug)
+        if tenant is None:
+            raise NotFound(f"no network with slug {q.slug!r}")
+        return tenant
+
+    def _require_reader(self, ctx: RequestContext) -> str:
+        """Members of the tenant and internal services may read the directory."""
+        if ctx.actor.kind == "service":
+            return ctx.require_tenant()
+        ctx.require_member()
+        return ctx.require_tenant()
+
+    def get_members(self, q: c.GetMembers, ctx: RequestContext) -> list[c.MemberCard]:
+        tenant_id = self._require_reader(ctx)
+        if len(q.member_ids) > 200:
+            raise InvalidInput("at most 200 ids at once", field="member_ids")
+        with self.engine.connect() as conn:
+            rows = views.member_rows(conn, tenant_id, list(dict.fromkeys(q.member_ids)))
+        return [
+            views.to_card(
+                r, viewer_id=ctx.actor.member_id, viewer_is_admin=ctx.actor.is_tenant_admin
+            )
+            for r in rows
+        ]
+
+    def search_members(self, q: c.SearchMembers, ctx: RequestContext) -> c.MemberPage:
+        tenant_id = self._require_reader(ctx)
+        if not 1 <= q.limit <= MAX_PAGE:
+            raise InvalidInput(f"a page has 1 to {MAX_PAGE} members", field="first")
+        if q.offset < 0:
+            raise InvalidInput("the cursor is not valid", field="after")
+        if q.near is not None:
+            if q.radius_km is None or not 0 < q.radius_km <= 200:
+                raise InvalidInput("a radius of more than 0 and at most 200 km", field="radius_km")
+            if not (-90 <= q.near.lat <= 90 and -180 <= q.near.lon <= 180):
+                raise InvalidInput("not a valid point", field="near")
+        if q.text is not None and len(q.text) > 200:
+            raise InvalidInput("search text is limited to 200 characters", field="text")
+        with self.engine.connect() as conn:
+            found, total = views.search(conn, tenant_id, q)
+        return c.MemberPage(
+            items=[
+                views.to_card(
+                    row,
+                    viewer_id=ctx.actor.member_id,
+                    viewer_is_admin=ctx.actor.is_tenant_admin,
+                    distance_km=distance,
+                )
+                for row, distance in found
+            ],
+            total=total,
+            offset=q.offset,
+        )
+
+    def list_professions(self, q: c.ListProfessions, ctx: RequestContext) -> list[c.Profession]:
+        return [
+            c.Profession(code=p.code, label=p.label, label_en=p.label_en, sector=p.sector)
+            for p in PROFESSIONS
+        ]
+
+    def list_invitations(self, q: c.ListInvitations, ctx: RequestContext) -> list[c.InvitationInfo]:
+        ctx.require_tenant_admin()
+        if not 1 <= q.limit <= MAX_PAGE:
+            raise InvalidInput(f"a page has 1 to {MAX_PAGE} invitations", field="first")
+        with self.engine.connect() as conn:
+            return views.list_invitations(conn, ctx.require_tenant(), q, self.clock.now())
+
+    def member_places(self, q: c.MemberPlaces, ctx: RequestContext) -> c.PlacesList:
+        if ctx.actor.kind != "service":
+            raise Forbidden("only Quartier's services may ask where members are")
+        tenant_id = ctx.require_tenant()
+        if len(q.member_ids) > 500:
+            raise InvalidInput("at most 500 ids at once", field="member_ids")
+        with self.engine.connect() as conn:
+            rows = views.member_rows(conn, tenant_id, list(dict.fromkeys(q.member_ids)))
+        items = []
+        for r in rows:
+            work_km = home_km = None
+            if q.centre is not None:
+                if r.work_lat is not None:
+                    work_km = views.haversine_km(q.centre.lat, q.centre.lon, r.work_lat, r.work_lon)
+                if r.home_lat is not None:
+                    home_km = views.haversine_km(q.centre.lat, q.centre.lon, r.home_lat, r.home_lon)
+            items.append(
+                c.Places(
+                    member_id=r.member_id,
+                    work_km=work_km,
+                    home_km=home_km,
+                    work_postcode=r.work_postcode,
+                    home_postcode=r.home_postcode,
+                )
+            )
+        return c.PlacesList(items=items)

@@ -1,0 +1,48 @@
+"""Which of identity's domain events go on the public stream, and as what.
+Only ids and non-personal facts: no e-mail, name, coordinates or hashes.
+Sessions, passwords and the e-mail index stay private."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.identity import contract as c
+from services.identity.domain import Invitation, Member, Tenant
+
+
+def to_public(event: Any) -> c.IdentityEvent | None:
+    tenant_id = getattr(event, "tenant_id", None)
+    aggregate_id = str(event.originator_id)
+    match event:
+        case Tenant.Registered():
+            return c.TenantRegistered(tenant_id=tenant_id, slug=event.slug, name=event.name)
+        case Invitation.Issued():
+            return c.InvitationIssued(
+                tenant_id=tenant_id,
+                invitation_id=aggregate_id,
+                invited_by=event.invited_by,
+                expires_at=event.expires_at,
+            )
+        case Invitation.Revoked():
+            return c.InvitationRevoked(tenant_id=tenant_id, invitation_id=aggregate_id)
+        case Member.Joined():
+            return c.MemberJoined(
+                tenant_id=tenant_id,
+                member_id=aggregate_id,
+                invitation_id=str(event.invitation_id) if event.invitation_id else None,
+                invited_by=event.invited_by,
+                activity_code=event.card.get("activity_code"),
+                roles=list(event.roles),
+            )
+        case Member.CardUpdated():
+            return c.ProfileCardUpdated(
+                tenant_id=tenant_id,
+                member_id=aggregate_id,
+                activity_code=event.card.get("activity_code"),
+                changed=list(event.changed),
+            )
+        case Member.RolesChanged():
+            return c.MemberRolesChanged(
+                tenant_id=tenant_id, member_id=aggregate_id, roles=list(event.roles)
+            )
+    return None

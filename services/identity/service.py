@@ -1,0 +1,49 @@
+"""Assembly of the identity service: application, read models, endpoints and
+outbox relay on a service host. `python -m services.identity` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.identity.application import Identity
+from services.identity.handlers import IdentityHandlers
+from services.identity.mailer import FileMailer, Mailer, SmtpMailer
+from services.identity.publication import to_public
+from services.identity.security import PasswordHasher
+from services.identity.views import IdentityViews
+from services.runtime.clock import SYSTEM_CLOCK, Clock
+from services.runtime.host import ServiceHost
+from services.runtime.logging import configure_logging
+from services.runtime.projection import Projector
+from services.runtime.settings import Settings
+
+SERVICE = "identity"
+
+
+def build(
+    settings: Settings, clock: Clock = SYSTEM_CLOCK, mailer: Mailer | None = None
+) -> ServiceHost:
+    host = ServiceHost(SERVICE, settings)
+    app = Identity(
+        env=host.store.application_env("identity"),
+        hasher=PasswordHasher(cheap=settings.env == "test"),
+    )
+    engine = host.store.views_engine()
+    projector = Projector(app, engine, IdentityViews())
+    if mailer is None:
+        mailer = (
+            SmtpMailer(settings.smtp_url) if settings.smtp_url else FileMailer(settings.mail_dir)
+        )
+    handlers = IdentityHandlers(app, projector, engine, settings, clock, mailer, host.offload)
+    host.add_app(app, translate=to_public)
+    host.add_projector(projector)
+    host.add_endpoints(handlers.endpoints())
+    host.closers.append(engine.dispose)
+    host.context = {"app": app, "projector": projector, "engine": engine, "handlers": handlers}
+    return host
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level, service=SERVICE)
+    asyncio.run(build(settings).run_until_signalled())

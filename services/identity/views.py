@@ -1,0 +1,306 @@
+"""Identity's read models: the member directory (search by activity, by words,
+near a point), tenants by slug, and invitations for admins. Rows are projected
+from identity's own events and hold personal data: they never leave identity
+except through the queries in `contract.py`, which decide what each viewer
+may see."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.identity import contract as c
+from services.identity.domain import EmailIndex, Invitation, Member, Tenant, fold
+from services.identity.taxonomy import BY_CODE
+from services.runtime.tenancy import scoped
+
+metadata = sa.MetaData()
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(36), primary_key=True),
+    sa.Column("display_name", sa.String(80), nullable=False),
+    sa.Column("sort_name", sa.String(80), nullable=False),
+    sa.Column("business_name", sa.String(120), nullable=False),
+    sa.Column("activity_code", sa.String(40)),
+    sa.Column("activity_text", sa.String(200), nullable=False),
+    sa.Column("offers", sa.Text, nullable=False),
+    sa.Column("seeks", sa.Text, nullable=False),
+    sa.Column("available_for", sa.Text, nullable=False),
+    sa.Column("bio", sa.Text, nullable=False),
+    sa.Column("links", sa.JSON, nullable=False),
+    sa.Column("work_lat", sa.Float),
+    sa.Column("work_lon", sa.Float),
+    sa.Column("work_postcode", sa.String(10)),
+    sa.Column("home_lat", sa.Float),
+    sa.Column("home_lon", sa.Float),
+    sa.Column("home_postcode", sa.String(10)),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("search_text", sa.Text, nullable=False),
+    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_members_activity", "tenant_id", "activity_code"),
+    sa.Index("ix_members_name", "tenant_id", "sort_name"),
+)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("slug", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("invitation_id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("invited_by", sa.String(36)),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_invitations_created", "tenant_id", "created_at"),
+)
+
+
+class IdentityViews:
+    name = "identity-views"
+    metadata = metadata
+
+    def apply(self, conn: sa.Connection, event: Any) -> None:
+        match event:
+            case Tenant.Registered():
+                conn.execute(
+                    tenants.insert().values(
+                        tenant_id=event.tenant_id,
+                        slug=event.slug,
+                        name=event.name,
+                        created_at=event.timestamp,
+                    )
+                )
+            case Invitation.Issued():
+                conn.execute(
+                    invitations.insert().values(
+                        tenant_id=event.tenant_id,
+                        invitation_id=str(event.originator_id),
+                        email=event.email,
+                        status="pending",
+                        invited_by=event.invited_by,
+                        expires_at=event.expires_at,
+                        created_at=event.timestamp,
+                    )
+                )
+            case Invitation.Accepted() | Invitation.Revoked():
+                status = "accepted" if isinstance(event, Invitation.Accepted) else "revoked"
+                conn.execute(
+                    invitations.update()
+                    .where(invitations.c.tenant_id == event.tenant_id)
+                    .where(invitations.c.invitation_id == str(event.originator_id))
+                    .values(status=status)
+                )
+            case Member.Joined():
+                conn.execute(
+                    members.insert().values(
+                        tenant_id=event.tenant_id,
+                        member_id=str(event.originator_id),
+                        email=event.email,
+                        roles=sorted(event.roles),
+                        joined_at=event.timestamp,
+                        **_card_columns(event.card, event.timestamp),
+                    )
+                )
+            case Member.CardUpdated():
+                _update_member(conn, event, **_card_columns(event.card, event.timestamp))
+            case Member.RolesChanged():
+                _update_member(conn, event, roles=sorted(event.roles), updated_at=event.timestamp)
+            case EmailIndex.Registered() | Member.PasswordChanged():
+                pass
+
+
+def _update_member(conn: sa.Connection, event: Any, **values: Any) -> None:
+    conn.execute(
+        members.update()
+        .where(members.c.tenant_id == event.tenant_id)
+        .where(members.c.member_id == str(event.originator_id))
+        .values(**values)
+    )
+
+
+def _card_columns(card: dict[str, Any], at: datetime) -> dict[str, Any]:
+    work = card.get("work") or {}
+    home = card.get("home") or {}
+    text = " ".join(
+        card.get(k) or ""
+        for k in ("offers", "seeks", "available_for", "activity_text", "business_name")
+    )
+    return {
+        "display_name": card.get("display_name") or "",
+        "sort_name": fold(card.get("display_name") or ""),
+        "business_name": card.get("business_name") or "",
+        "activity_code": card.get("activity_code"),
+        "activity_text": card.get("activity_text") or "",
+        "offers": card.get("offers") or "",
+        "seeks": card.get("seeks") or "",
+        "available_for": card.get("available_for") or "",
+        "bio": card.get("bio") or "",
+        "links": list(card.get("links") or ()),
+        "work_lat": work.get("lat"),
+        "work_lon": work.get("lon"),
+        "work_postcode": work.get("postcode"),
+        "home_lat": home.get("lat"),
+        "home_lon": home.get("lon"),
+        "home_postcode": home.get("postcode"),
+        "search_text": fold(text),
+        "updated_at": at,
+    }
+
+
+# -- queries -------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_card(
+    row: Any, *, viewer_id: str | None, viewer_is_admin: bool, distance_km: float | None = None
+) -> c.MemberCard:
+    is_self = viewer_id == row.member_id
+    profession = BY_CODE.get(row.activity_code or "")
+    return c.MemberCard(
+        member_id=row.member_id,
+        tenant_id=row.tenant_id,
+        display_name=row.display_name,
+        business_name=row.business_name,
+        activity_code=row.activity_code,
+        activity_label=profession.label if profession else None,
+        activity_text=row.activity_text,
+        offers=row.offers,
+        seeks=row.seeks,
+        available_for=row.available_for,
+        bio=row.bio,
+        links=list(row.links or ()),
+        work_postcode=row.work_postcode,
+        home_postcode=row.home_postcode,
+        roles=list(row.roles or ()),
+        joined_at=_utc(row.joined_at),
+        email=row.email if (is_self or viewer_is_admin) else None,
+        work=_place(row.work_lat, row.work_lon, row.work_postcode) if is_self else None,
+        home=_place(row.home_lat, row.home_lon, row.home_postcode) if is_self else None,
+        distance_km=None if distance_km is None else round(distance_km, 1),
+    )
+
+
+def _place(lat: float | None, lon: float | None, postcode: str | None) -> c.Place | None:
+    if lat is None and postcode is None:
+        return None
+    return c.Place(lat=lat, lon=lon, postcode=postcode)
+
+
+def tenant_by_slug(conn: sa.Connection, slug: str) -> c.Tenant | None:
+    row = conn.execute(sa.select(tenants).where(tenants.c.slug == slug)).first()
+    if row is None:
+        return None
+    return c.Tenant(
+        tenant_id=row.tenant_id, slug=row.slug, name=row.name, created_at=_utc(row.created_at)
+    )
+
+
+def member_rows(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> list[Any]:
+    if not member_ids:
+        return []
+    rows = conn.execute(scoped(members, tenant_id).where(members.c.member_id.in_(member_ids)))
+    by_id = {r.member_id: r for r in rows}
+    return [by_id[m] for m in member_ids if m in by_id]
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    r = 6371.0088
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
+
+
+def nearest_km(row: Any, lat: float, lon: float) -> float | None:
+    distances = [
+        haversine_km(lat, lon, plat, plon)
+        for plat, plon in ((row.work_lat, row.work_lon), (row.home_lat, row.home_lon))
+        if plat is not None and plon is not None
+    ]
+    return min(distances) if distances else None
+
+
+def search(
+    conn: sa.Connection, tenant_id: str, q: c.SearchMembers
+) -> tuple[list[tuple[Any, float | None]], int]:
+    query = scoped(members, tenant_id)
+    if q.activity_code:
+        query = query.where(members.c.activity_code == q.activity_code)
+    for word in fold(q.text or "").split()[:8]:
+        query = query.where(members.c.search_text.contains(word, autoescape=True))
+    if q.near is None:
+        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(
+            query.order_by(members.c.sort_name, members.c.member_id).offset(q.offset).limit(q.limit)
+        ).all()
+        return [(r, None) for r in rows], total
+    radius = q.radius_km or 0.0
+    lat, lon = q.near.lat, q.near.lon
+    dlat = radius / 111.32
+    dlon = radius / max(0.01, 111.32 * math.cos(math.radians(lat)))
+
+    def box(plat: sa.Column[Any], plon: sa.Column[Any]) -> sa.ColumnElement[bool]:
+        return sa.and_(plat.between(lat - dlat, lat + dlat), plon.between(lon - dlon, lon + dlon))
+
+    query = query.where(
+        sa.or_(
+            box(members.c.work_lat, members.c.work_lon), box(members.c.home_lat, members.c.home_lon)
+        )
+    )
+    found = []
+    for row in conn.execute(query):
+        distance = nearest_km(row, lat, lon)
+        if distance is not None and distance <= radius:
+            found.append((row, distance))
+    found.sort(key=lambda item: (item[1], item[0].sort_name, item[0].member_id))
+    return found[q.offset : q.offset + q.limit], len(found)
+
+
+def list_invitations(
+    conn: sa.Connection, tenant_id: str, q: c.ListInvitations, now: datetime
+) -> list[c.InvitationInfo]:
+    """Newest first; a pending invitation past its expiry reads `expired`."""
+    query = scoped(invitations, tenant_id)
+    if q.status == "expired":
+        query = query.where(invitations.c.status == "pending", invitations.c.expires_at <= now)
+    elif q.status == "pending":
+        query = query.where(invitations.c.status == "pending", invitations.c.expires_at > now)
+    elif q.status:
+        query = query.where(invitations.c.status == q.status)
+    rows = conn.execute(
+        query.order_by(invitations.c.created_at.desc(), invitations.c.invitation_id)
+        .offset(q.offset)
+        .limit(q.limit)
+    )
+    return [
+        c.InvitationInfo(
+            invitation_id=r.invitation_id,
+            tenant_id=r.tenant_id,
+            email=r.email,
+            status="expired" if r.status == "pending" and _utc(r.expires_at) <= now else r.status,
+            invited_by=r.invited_by,
+            expires_at=_utc(r.expires_at),
+            created_at=_utc(r.created_at),
+        )
+        for r in rows
+    ]
