@@ -1,0 +1,147 @@
+"""Per-request context: who is calling (from the Bearer token, never from
+input), for which tenant, the request's correlation id, the bus, and the
+request's DataLoaders."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.datastructures import State
+from litestar.exceptions import TooManyRequestsException
+from litestar.types import Scope
+from strawberry.dataloader import DataLoader
+from strawberry.litestar import BaseContext
+
+from services.runtime.auth import is_operator_token, verify_access_token
+from services.runtime.bus import Bus
+from services.runtime.errors import Unauthenticated
+from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
+from services.runtime.settings import Settings
+from services.runtime.tenancy import RequestContext
+
+CORRELATION = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@dataclass
+class Principal:
+    """The verified caller, or why the presented credential was refused."""
+
+    actor: Actor = ANONYMOUS
+    tenant_id: str | None = None
+    credential: str | None = None
+    refused: Unauthenticated | None = None
+
+
+def resolve_principal(settings: Settings, authorization: str | None) -> Principal:
+    if not authorization:
+        return Principal()
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return Principal(refused=Unauthenticated("use an 'Authorization: Bearer <token>' header"))
+    if token.count(".") != 2:  # not a JWT: the operator's credential, or nothing
+        if is_operator_token(settings.operator_token, token):
+            return Principal(actor=Actor(kind="operator"), credential=token)
+        return Principal(refused=Unauthenticated("the access token is invalid"))
+    try:
+        claims = verify_access_token(settings.jwt_secret, token)
+    except Unauthenticated as refused:
+        return Principal(refused=refused)
+    return Principal(actor=claims.actor(), tenant_id=claims.tenant_id)
+
+
+class RateLimiter:
+    """A token bucket per key (tenant, or client address when anonymous), per
+    gateway replica."""
+
+    def __init__(self, per_minute: int):
+        self.rate = per_minute / 60.0
+        self.capacity = float(max(1, per_minute))
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        tokens, last = self.buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return False
+        self.buckets[key] = (tokens - 1, now)
+        if len(self.buckets) > 100_000:
+            self.buckets.clear()
+        return True
+
+
+class Context(BaseContext, kw_only=True):
+    bus: Bus
+    settings: Settings
+    principal: Principal
+    correlation_id: str
+    connection_params: dict[str, Any] | None = None
+    loaders: dict[str, DataLoader[Any, Any]] = {}
+
+    def refresh_principal_from_params(self) -> None:
+        """graphql-transport-ws: browsers send the token in connection_init."""
+        params = self.connection_params or {}
+        auth = params.get("Authorization") or params.get("authorization")
+        if isinstance(auth, str):
+            self.principal = resolve_principal(self.settings, auth)
+
+    def request_context(
+        self, actor: Actor | None = None, tenant_id: str | None = None
+    ) -> RequestContext:
+        p = self.principal
+        return RequestContext(
+            tenant_id=tenant_id or p.tenant_id,
+            actor=actor or p.actor,
+            correlation_id=self.correlation_id,
+            credential=p.credential,
+        )
+
+    def require_member(self) -> RequestContext:
+        if self.principal.refused is not None:
+            raise self.principal.refused
+        if self.principal.actor.kind != "member":
+            raise Unauthenticated("sign in first")
+        return self.request_context()
+
+    def require_operator(self) -> RequestContext:
+        if self.principal.refused is not None:
+            raise self.principal.refused
+        if self.principal.actor.kind != "operator":
+            raise Unauthenticated("this needs the platform operator's credential")
+        return self.request_context()
+
+    def anonymous(self) -> RequestContext:
+        return RequestContext(correlation_id=self.correlation_id)
+
+    async def ask(self, message: Request, ctx: RequestContext | None = None) -> Any:
+        return await self.bus.request(message, ctx or self.request_context())
+
+    def loader(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+        """One DataLoader per name and request."""
+        found = self.loaders.get(name)
+        if found is None:
+            found = self.loaders[name] = make()
+        return found
+
+
+async def context_getter(state: State, headers: dict[str, str], scope: Scope) -> Context:
+    settings: Settings = state.settings
+    principal = resolve_principal(settings, headers.get("authorization"))
+    correlation = headers.get("x-correlation-id") or ""
+    client = scope.get("client") or ("local", 0)
+    key = principal.tenant_id or f"anonymous:{client[0]}"
+    if not state.limiter.allow(key):
+        raise TooManyRequestsException("too many requests for this network: slow down")
+    return Context(
+        bus=state.bus,
+        settings=settings,
+        principal=principal,
+        correlation_id=correlation if CORRELATION.match(correlation) else new_correlation_id(),
+        loaders={},
+    )

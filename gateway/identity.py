@@ -1,0 +1,668 @@
+"""GraphQL for the identity service: networks (tenants), sign-in, invitations,
+members and their profile cards, the profession taxonomy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from gateway.context import Context
+from gateway.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    PublicError,
+    result_or_error,
+    result_union,
+)
+from gateway.relay import (
+    Node,
+    PageInfo,
+    from_global_id,
+    offset_cursor,
+    page_info,
+    parse_page,
+    to_global_id,
+)
+from services.identity import contract as c
+from services.runtime.errors import QuartierError
+from services.runtime.tenancy import RequestContext
+
+
+async def ask(info: Info[Context, Any], message: Any, rctx: RequestContext | None = None) -> Any:
+    """For queries: a typed error becomes a top-level error with its code."""
+    try:
+        return await info.context.ask(message, rctx)
+    except QuartierError as e:
+        raise PublicError(e.message, e.code) from e
+
+
+def member_loader(info: Info[Context, Any]) -> DataLoader[str, c.MemberCard | None]:
+    ctx = info.context
+
+    def make() -> DataLoader[str, c.MemberCard | None]:
+        async def load(ids: list[str]) -> list[c.MemberCard | None]:
+            rctx = ctx.request_context()
+            cards = await ctx.ask(c.GetMembers(member_ids=list(ids)), rctx)
+            by_id = {card.member_id: card for card in cards}
+            return [by_id.get(i) for i in ids]
+
+        return DataLoader(load_fn=load, max_batch_size=200)
+
+    return ctx.loader("identity.members", make)
+
+
+async def load_member(info: Info[Context, Any], member_id: str | None) -> Member | None:
+    if not member_id:
+        return None
+    try:
+        card = await member_loader(info).load(member_id)
+    except QuartierError as e:
+        raise PublicError(e.message, e.code) from e
+    return Member.from_card(card) if card else None
+
+
+# -- types ---------------------------------------------------------------------
+
+
+@strawberry.type(
+    description="A point and/or a postcode. Coordinates are shown only to their owner."
+)
+class Place:
+    lat: float | None
+    lon: float | None
+    postcode: str | None
+
+
+@strawberry.type(description="An activity of the profession taxonomy.")
+class Profession:
+    code: str
+    label: str
+    label_en: str
+    sector: str
+
+
+@strawberry.type(
+    description="A member and their profile card (visible to members of the same network)."
+)
+class Member(Node):
+    member_id: strawberry.ID = strawberry.field(
+        description="The member's UUID, as on the event stream."
+    )
+    display_name: str
+    business_name: str
+    activity_code: str | None
+    activity_label: str | None
+    activity_text: str
+    offers: str = strawberry.field(description='"I offer"')
+    seeks: str = strawberry.field(description='"I seek"')
+    available_for: str = strawberry.field(description='"I am available for"')
+    bio: str
+    links: list[str]
+    work_postcode: str | None
+    home_postcode: str | None
+    roles: list[str]
+    joined_at: datetime
+    email: str | None = strawberry.field(
+        description="Only for the member themself and tenant admins."
+    )
+    work: Place | None = strawberry.field(description="Only for the member themself.")
+    home: Place | None = strawberry.field(description="Only for the member themself.")
+    distance_km: float | None = strawberry.field(
+        description="In a search near a point: distance of the nearer of work and home, rounded."
+    )
+
+    @strawberry.field
+    def is_tenant_admin(self) -> bool:
+        return "tenant_admin" in self.roles
+
+    @classmethod
+    def from_card(cls, card: c.MemberCard) -> Member:
+        return cls(
+            id=to_global_id("Member", card.member_id),
+            member_id=strawberry.ID(card.member_id),
+            display_name=card.display_name,
+            business_name=card.business_name,
+            activity_code=card.activity_code,
+            activity_label=card.activity_label,
+            activity_text=card.activity_text,
+            offers=card.offers,
+            seeks=card.seeks,
+            available_for=card.available_for,
+            bio=card.bio,
+            links=list(card.links),
+            work_postcode=card.work_postcode,
+            home_postcode=card.home_postcode,
+            roles=list(card.roles),
+            joined_at=card.joined_at,
+            email=card.email,
+            work=Place(**msgspec.structs.asdict(card.work)) if card.work else None,
+            home=Place(**msgspec.structs.asdict(card.home)) if card.home else None,
+            distance_km=card.distance_km,
+        )
+
+
+@strawberry.type
+class MemberEdge:
+    cursor: str
+    node: Member
+
+
+@strawberry.type
+class MemberConnection:
+    edges: list[MemberEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(description="A network: an independent tenant of the installation.")
+class Tenant(Node):
+    tenant_id: strawberry.ID
+    slug: str
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def from_contract(cls, t: c.Tenant) -> Tenant:
+        return cls(
+            id=to_global_id("Tenant", t.tenant_id),
+            tenant_id=strawberry.ID(t.tenant_id),
+            slug=t.slug,
+            name=t.name,
+            created_at=t.created_at,
+        )
+
+
+@strawberry.type
+class Invitation(Node):
+    invitation_id: strawberry.ID
+    email: str
+    status: str = strawberry.field(description="pending, accepted, revoked or expired")
+    expires_at: datetime
+    created_at: datetime
+    invited_by_id: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def invited_by(self, info: Info[Context, Any]) -> Member | None:
+        return await load_member(info, self.invited_by_id)
+
+
+@strawberry.type
+class InvitationEdge:
+    cursor: str
+    node: Invitation
+
+
+@strawberry.type
+class InvitationConnection:
+    edges: list[InvitationEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="The invitation was e-mailed to the address.")
+class InvitationSent:
+    invitation_id: strawberry.ID
+    expires_at: datetime
+    token: str | None = strawberry.field(
+        description="The single-use token: returned only to the platform operator."
+    )
+
+    @classmethod
+    def from_contract(cls, s: c.InvitationSent) -> InvitationSent:
+        return cls(
+            invitation_id=to_global_id("Invitation", s.invitation_id),
+            expires_at=s.expires_at,
+            token=s.token,
+        )
+
+
+@strawberry.type(
+    description="Signed in: a short-lived access token and a single-use refresh token."
+)
+class AuthPayload:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    tenant_slug: str
+    session: strawberry.Private[c.Session]
+
+    @strawberry.field
+    async def member(self, info: Info[Context, Any]) -> Member | None:
+        s = self.session
+        rctx = info.context.request_context(actor=_member_actor(s), tenant_id=s.tenant_id)
+        cards = await ask(info, c.GetMembers(member_ids=[s.member_id]), rctx)
+        return Member.from_card(cards[0]) if cards else None
+
+    @classmethod
+    def from_session(cls, s: c.Session) -> AuthPayload:
+        return cls(
+            access_token=s.access_token,
+            access_token_expires_at=s.access_expires_at,
+            refresh_token=s.refresh_token,
+            tenant_slug=s.tenant_slug,
+            session=s,
+        )
+
+
+def _member_actor(s: c.Session) -> Any:
+    from services.runtime.messages import Actor
+
+    return Actor(kind="member", member_id=s.member_id, tenant_id=s.tenant_id, roles=tuple(s.roles))
+
+
+@strawberry.type
+class TenantCreated:
+    tenant: Tenant
+    admin_invitation: InvitationSent
+
+
+@strawberry.type
+class InvitationRevoked:
+    invitation_id: strawberry.ID
+
+
+@strawberry.type
+class SignedOut:
+    ok: bool
+
+
+@strawberry.type
+class PasswordChanged:
+    ok: bool
+
+
+@strawberry.type
+class ProfileCardUpdated:
+    member: Member
+
+
+@strawberry.type
+class TenantAdminSet:
+    member: Member
+
+
+# -- inputs --------------------------------------------------------------------
+
+
+@strawberry.input
+class PlaceInput:
+    lat: float | None = None
+    lon: float | None = None
+    postcode: str | None = None
+
+
+@strawberry.input
+class GeoPointInput:
+    lat: float
+    lon: float
+
+
+@strawberry.input(description="Fields left out are unchanged; `work: null` clears the place.")
+class ProfileCardInput:
+    display_name: str | None = strawberry.UNSET
+    business_name: str | None = strawberry.UNSET
+    activity_code: str | None = strawberry.UNSET
+    activity_text: str | None = strawberry.UNSET
+    offers: str | None = strawberry.UNSET
+    seeks: str | None = strawberry.UNSET
+    available_for: str | None = strawberry.UNSET
+    bio: str | None = strawberry.UNSET
+    links: list[str] | None = strawberry.UNSET
+    work: PlaceInput | None = strawberry.UNSET
+    home: PlaceInput | None = strawberry.UNSET
+
+    def to_contract(self) -> c.CardChanges:
+        values: dict[str, Any] = {}
+        for name in c.CardChanges.__struct_fields__:
+            value = getattr(self, name)
+            if value is strawberry.UNSET:
+                continue
+            if name in ("work", "home"):
+                value = (
+                    None
+                    if value is None
+                    else c.Place(lat=value.lat, lon=value.lon, postcode=value.postcode)
+                )
+            elif value is None:
+                value = [] if name == "links" else ""
+            values[name] = value
+        return c.CardChanges(**values)
+
+
+@strawberry.input
+class CreateTenantInput:
+    slug: str
+    name: str
+    admin_email: str
+
+
+@strawberry.input
+class InviteMemberInput:
+    email: str
+    as_admin: bool = False
+
+
+@strawberry.input
+class RevokeInvitationInput:
+    invitation_id: strawberry.ID
+
+
+@strawberry.input
+class AcceptInvitationInput:
+    token: str
+    password: str
+    card: ProfileCardInput
+
+
+@strawberry.input
+class LoginInput:
+    tenant: str = strawberry.field(description="The network's slug, e.g. pole-11e")
+    email: str
+    password: str
+
+
+@strawberry.input
+class RefreshSessionInput:
+    refresh_token: str
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
+@strawberry.input
+class SetTenantAdminInput:
+    member_id: strawberry.ID
+    admin: bool
+
+
+CreateTenantResult = result_union("CreateTenantResult", TenantCreated)
+InviteMemberResult = result_union("InviteMemberResult", InvitationSent)
+RevokeInvitationResult = result_union("RevokeInvitationResult", InvitationRevoked)
+AcceptInvitationResult = result_union("AcceptInvitationResult", AuthPayload, InvalidToken)
+LoginResult = result_union("LoginResult", AuthPayload, InvalidCredentials)
+RefreshSessionResult = result_union("RefreshSessionResult", AuthPayload, InvalidToken)
+LogoutResult = result_union("LogoutResult", SignedOut, InvalidToken)
+ChangePasswordResult = result_union("ChangePasswordResult", PasswordChanged, InvalidCredentials)
+UpdateProfileCardResult = result_union("UpdateProfileCardResult", ProfileCardUpdated)
+SetTenantAdminResult = result_union("SetTenantAdminResult", TenantAdminSet)
+
+
+# -- queries -------------------------------------------------------------------
+
+
+@strawberry.type
+class IdentityQuery:
+    @strawberry.field(description="The signed-in member, or null.")
+    async def me(self, info: Info[Context, Any]) -> Member | None:
+        p = info.context.principal
+        if p.actor.kind != "member":
+            return None
+        return await load_member(info, p.actor.member_id)
+
+    @strawberry.field(description="A member of your network by global id, or null.")
+    async def member(self, info: Info[Context, Any], id: strawberry.ID) -> Member | None:
+        try:
+            raw = from_global_id(id, "Member")
+            info.context.require_member()
+        except QuartierError as e:
+            raise PublicError(e.message, e.code) from e
+        return await load_member(info, raw)
+
+    @strawberry.field(
+        description="Members of your network: by activity, by words of what they offer and seek, near a point."
+    )
+    async def members(
+        self,
+        info: Info[Context, Any],
+        first: int = 20,
+        after: str | None = None,
+        activity: str | None = None,
+        text: str | None = None,
+        near: GeoPointInput | None = None,
+        radius_km: float | None = None,
+    ) -> MemberConnection:
+        try:
+            rctx = info.context.require_member()
+            offset, limit = parse_page(first, after)
+        except QuartierError as e:
+            raise PublicError(e.message, e.code) from e
+        page = await ask(
+            info,
+            c.SearchMembers(
+                activity_code=activity,
+                text=text,
+                near=c.Point(lat=near.lat, lon=near.lon) if near else None,
+                radius_km=radius_km,
+                offset=offset,
+                limit=limit,
+            ),
+            rctx,
+        )
+        return MemberConnection(
+            edges=[
+                MemberEdge(cursor=offset_cursor(offset + i), node=Member.from_card(card))
+                for i, card in enumerate(page.items)
+            ],
+            page_info=page_info(offset, len(page.items), page.total),
+            total_count=page.total,
+        )
+
+    @strawberry.field(description="The profession taxonomy.")
+    async def professions(self, info: Info[Context, Any]) -> list[Profession]:
+        found = await ask(info, c.ListProfessions(), info.context.anonymous())
+        return [
+            Profession(code=p.code, label=p.label, label_en=p.label_en, sector=p.sector)
+            for p in found
+        ]
+
+    @strawberry.field(description="A network by slug (public: the sign-in page shows its name).")
+    async def tenant(self, info: Info[Context, Any], slug: str) -> Tenant | None:
+        try:
+            return Tenant.from_contract(
+                await info.context.ask(c.GetTenant(slug=slug), info.context.anonymous())
+            )
+        except QuartierError as e:
+            if e.code == "not_found":
+                return None
+            raise PublicError(e.message, e.code) from e
+
+    @strawberry.field(description="Tenant admins: invitations of the network, newest first.")
+    async def invitations(
+        self,
+        info: Info[Context, Any],
+        first: int = 20,
+        after: str | None = None,
+        status: str | None = None,
+    ) -> InvitationConnection:
+        try:
+            rctx = info.context.require_member()
+            offset, limit = parse_page(first, after)
+        except QuartierError as e:
+            raise PublicError(e.message, e.code) from e
+        found = await ask(
+            info, c.ListInvitations(status=status, offset=offset, limit=limit + 1), rctx
+        )
+        items = found[:limit]
+        return InvitationConnection(
+            edges=[
+                InvitationEdge(
+                    cursor=offset_cursor(offset + i),
+                    node=Invitation(
+                        id=to_global_id("Invitation", inv.invitation_id),
+                        invitation_id=strawberry.ID(inv.invitation_id),
+                        email=inv.email,
+                        status=inv.status,
+                        expires_at=inv.expires_at,
+                        created_at=inv.created_at,
+                        invited_by_id=inv.invited_by,
+                    ),
+                )
+                for i, inv in enumerate(items)
+            ],
+            page_info=PageInfo(
+                has_next_page=len(found) > limit,
+                has_previous_page=offset > 0,
+                start_cursor=offset_cursor(offset) if items else None,
+                end_cursor=offset_cursor(offset + len(items) - 1) if items else None,
+            ),
+        )
+
+
+# -- mutations -----------------------------------------------------------------
+
+
+@strawberry.type
+class IdentityMutation:
+    @strawberry.mutation(
+        description="Platform operator: create a network and invite its first admin."
+    )
+    async def create_tenant(
+        self, info: Info[Context, Any], input: CreateTenantInput
+    ) -> CreateTenantResult:
+        async def run() -> TenantCreated:
+            rctx = info.context.require_operator()
+            done = await info.context.ask(
+                c.CreateTenant(slug=input.slug, name=input.name, admin_email=input.admin_email),
+                rctx,
+            )
+            return TenantCreated(
+                tenant=Tenant.from_contract(done.tenant),
+                admin_invitation=InvitationSent.from_contract(done.admin_invitation),
+            )
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="Tenant admin: e-mail an invitation to join the network.")
+    async def invite_member(
+        self, info: Info[Context, Any], input: InviteMemberInput
+    ) -> InviteMemberResult:
+        async def run() -> InvitationSent:
+            rctx = info.context.require_member()
+            sent = await info.context.ask(
+                c.InviteMember(email=input.email, as_admin=input.as_admin), rctx
+            )
+            return InvitationSent.from_contract(sent)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="Tenant admin: withdraw a pending invitation.")
+    async def revoke_invitation(
+        self,
+        info: Info[Context, Any],
+        input: RevokeInvitationInput,
+    ) -> RevokeInvitationResult:
+        async def run() -> InvitationRevoked:
+            rctx = info.context.require_member()
+            raw = from_global_id(input.invitation_id, "Invitation", field="invitation_id")
+            await info.context.ask(c.RevokeInvitation(invitation_id=raw), rctx)
+            return InvitationRevoked(invitation_id=input.invitation_id)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(
+        description="With the token from the invitation e-mail: set a password, fill the profile card, sign in."
+    )
+    async def accept_invitation(
+        self,
+        info: Info[Context, Any],
+        input: AcceptInvitationInput,
+    ) -> AcceptInvitationResult:
+        async def run() -> AuthPayload:
+            session = await info.context.ask(
+                c.AcceptInvitation(
+                    token=input.token, password=input.password, card=input.card.to_contract()
+                ),
+                info.context.anonymous(),
+            )
+            return AuthPayload.from_session(session)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="Sign in to a network with e-mail and password.")
+    async def login(self, info: Info[Context, Any], input: LoginInput) -> LoginResult:
+        async def run() -> AuthPayload:
+            session = await info.context.ask(
+                c.Login(tenant_slug=input.tenant, email=input.email, password=input.password),
+                info.context.anonymous(),
+            )
+            return AuthPayload.from_session(session)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(
+        description="Trade a refresh token for new tokens (each refresh token works once)."
+    )
+    async def refresh_session(
+        self,
+        info: Info[Context, Any],
+        input: RefreshSessionInput,
+    ) -> RefreshSessionResult:
+        async def run() -> AuthPayload:
+            session = await info.context.ask(
+                c.RefreshSession(refresh_token=input.refresh_token), info.context.anonymous()
+            )
+            return AuthPayload.from_session(session)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="End the session of this refresh token.")
+    async def logout(self, info: Info[Context, Any], input: RefreshSessionInput) -> LogoutResult:
+        async def run() -> SignedOut:
+            await info.context.ask(
+                c.Logout(refresh_token=input.refresh_token), info.context.anonymous()
+            )
+            return SignedOut(ok=True)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation
+    async def change_password(
+        self,
+        info: Info[Context, Any],
+        input: ChangePasswordInput,
+    ) -> ChangePasswordResult:
+        async def run() -> PasswordChanged:
+            rctx = info.context.require_member()
+            await info.context.ask(
+                c.ChangePassword(
+                    current_password=input.current_password, new_password=input.new_password
+                ),
+                rctx,
+            )
+            return PasswordChanged(ok=True)
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="Update your own profile card.")
+    async def update_profile_card(
+        self,
+        info: Info[Context, Any],
+        input: ProfileCardInput,
+    ) -> UpdateProfileCardResult:
+        async def run() -> ProfileCardUpdated:
+            rctx = info.context.require_member()
+            card = await info.context.ask(c.UpdateProfileCard(changes=input.to_contract()), rctx)
+            return ProfileCardUpdated(member=Member.from_card(card))
+
+        return await result_or_error(run())
+
+    @strawberry.mutation(description="Tenant admin: make a member tenant admin, or not.")
+    async def set_tenant_admin(
+        self,
+        info: Info[Context, Any],
+        input: SetTenantAdminInput,
+    ) -> SetTenantAdminResult:
+        async def run() -> TenantAdminSet:
+            rctx = info.context.require_member()
+            raw = from_global_id(input.member_id, "Member", field="member_id")
+            card = await info.context.ask(c.SetTenantAdmin(member_id=raw, admin=input.admin), rctx)
+            return TenantAdminSet(member=Member.from_card(card))
+
+        return await result_or_error(run())
