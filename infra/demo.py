@@ -1,0 +1,296 @@
+"""The demo network `pole-11e`, loaded idempotently by `quartier up --demo`
+through the services' own commands (as the platform operator): its admin and a
+dozen members of Paris 11e with filled profile cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.identity import contract as idc
+from services.runtime.bus import Bus
+from services.runtime.errors import InvalidCredentials, NotFound
+from services.runtime.messages import Actor
+from services.runtime.tenancy import RequestContext
+
+SLUG = "pole-11e"
+NAME = "Pôle des réseaux de proximité — Paris 11e"
+ADMIN_EMAIL = "admin@pole-11e.example"
+PASSWORD = "demo-password"
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    key: str
+    email: str
+    card: dict[str, Any]
+    admin: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _place(lat: float, lon: float, postcode: str) -> dict[str, Any]:
+    return {"lat": lat, "lon": lon, "postcode": postcode}
+
+
+MEMBERS: tuple[DemoMember, ...] = (
+    DemoMember(
+        "claire",
+        ADMIN_EMAIL,
+        {
+            "display_name": "Claire Martin",
+            "business_name": "Claire Martin Conseil",
+            "activity_code": "management-consultant",
+            "activity_text": "Organisation des petites structures, animation de réseaux",
+            "offers": "Diagnostic d'organisation, animation d'ateliers, mise en relation",
+            "seeks": "Expert-comptable de proximité, graphiste pour une plaquette",
+            "available_for": "Animer un atelier sur la prospection locale",
+            "bio": "Fondatrice du pôle : vingt ans de conseil, convaincue que le voisinage est un réseau.",
+            "links": ["https://claire-martin.example"],
+            "work": _place(48.8575, 2.3795, "75011"),
+            "home": _place(48.8610, 2.3820, "75011"),
+        },
+        admin=True,
+    ),
+    DemoMember(
+        "karim",
+        "karim.benali@pole-11e.example",
+        {
+            "display_name": "Karim Benali",
+            "business_name": "Plomberie Benali",
+            "activity_code": "plumber",
+            "activity_text": "Plomberie, rénovation de salles de bains",
+            "offers": "Dépannage plomberie sous 24 h, rénovation de salles de bains, chauffe-eau",
+            "seeks": "Électricien pour chantiers communs, carreleur",
+            "available_for": "Conseils aux copropriétés",
+            "bio": "Artisan plombier installé rue de la Roquette depuis 2012.",
+            "work": _place(48.8560, 2.3750, "75011"),
+        },
+    ),
+    DemoMember(
+        "sophie",
+        "sophie.laurent@pole-11e.example",
+        {
+            "display_name": "Sophie Laurent",
+            "business_name": "Cabinet Laurent",
+            "activity_code": "accountant",
+            "activity_text": "Expertise comptable pour indépendants et TPE",
+            "offers": "Comptabilité, déclarations, création d'entreprise, micro-entreprise",
+            "seeks": "Développeur pour automatiser la collecte des factures",
+            "available_for": "Atelier « bien démarrer en micro-entreprise »",
+            "bio": "Expert-comptable, ancienne salariée d'un grand cabinet, installée à Parmentier.",
+            "links": ["https://cabinet-laurent.example"],
+            "work": _place(48.8652, 2.3746, "75011"),
+            "home": _place(48.8590, 2.3900, "75011"),
+        },
+    ),
+    DemoMember(
+        "julien",
+        "julien.moreau@pole-11e.example",
+        {
+            "display_name": "Julien Moreau",
+            "business_name": "Moreau Web",
+            "activity_code": "web-developer",
+            "activity_text": "Sites et applications web pour commerçants",
+            "offers": "Sites vitrines, boutiques en ligne, automatisation, maintenance",
+            "seeks": "Graphiste et photographe pour des projets communs",
+            "available_for": "Dépanner un site WordPress, un atelier outils numériques",
+            "bio": "Développeur indépendant, ancien de l'agence du coin, fan de vélo.",
+            "links": ["https://moreau-web.example", "https://github.com/moreau-web"],
+            "work": _place(48.8649, 2.3777, "75011"),
+        },
+    ),
+    DemoMember(
+        "amelie",
+        "amelie.petit@pole-11e.example",
+        {
+            "display_name": "Amélie Petit",
+            "business_name": "Atelier Petit",
+            "activity_code": "graphic-designer",
+            "activity_text": "Identité visuelle, édition",
+            "offers": "Logos, plaquettes, cartes de visite, signalétique de boutique",
+            "seeks": "Imprimeur de proximité, rédacteur",
+            "available_for": "Relire vos supports de communication",
+            "bio": "Graphiste depuis dix ans, atelier partagé passage Saint-Ambroise.",
+            "work": _place(48.8615, 2.3740, "75011"),
+        },
+    ),
+    DemoMember(
+        "thomas",
+        "thomas.durand@pole-11e.example",
+        {
+            "display_name": "Thomas Durand",
+            "business_name": "Durand Électricité",
+            "activity_code": "electrician",
+            "activity_text": "Électricité générale, mise aux normes",
+            "offers": "Mise aux normes, tableaux électriques, éclairage de boutiques",
+            "seeks": "Plombier et menuisier pour des rénovations complètes",
+            "available_for": "Diagnostic électrique de locaux commerciaux",
+            "bio": "Électricien, vingt ans de métier, intervient surtout dans le 11e.",
+            "work": _place(48.8547, 2.3849, "75011"),
+        },
+    ),
+    DemoMember(
+        "nadia",
+        "nadia.haddad@pole-11e.example",
+        {
+            "display_name": "Nadia Haddad",
+            "business_name": "Haddad Avocat",
+            "activity_code": "lawyer",
+            "activity_text": "Droit des affaires, baux commerciaux",
+            "offers": "Contrats, baux commerciaux, recouvrement, statuts de société",
+            "seeks": "Traducteur juridique anglais",
+            "available_for": "Une permanence juridique mensuelle",
+            "bio": "Avocate au barreau de Paris, cabinet près de la place Léon-Blum.",
+            "work": _place(48.8580, 2.3800, "75011"),
+        },
+    ),
+    DemoMember(
+        "lucas",
+        "lucas.bernard@pole-11e.example",
+        {
+            "display_name": "Lucas Bernard",
+            "business_name": "Lucas Bernard Photographie",
+            "activity_code": "photographer",
+            "activity_text": "Portrait professionnel, reportage d'entreprise",
+            "offers": "Portraits pour profils pro, photos de boutique, reportages d'événements",
+            "seeks": "Graphiste, développeur web pour mon portfolio",
+            "available_for": "Photographier les rencontres du pôle",
+            "bio": "Photographe, studio rue Oberkampf.",
+            "links": ["https://lucas-bernard.example"],
+            "work": _place(48.8655, 2.3700, "75011"),
+        },
+    ),
+    DemoMember(
+        "emilie",
+        "emilie.roux@pole-11e.example",
+        {
+            "display_name": "Émilie Roux",
+            "business_name": "Naturopathie Roux",
+            "activity_code": "naturopath",
+            "activity_text": "Naturopathie, gestion du stress des indépendants",
+            "offers": "Consultations, ateliers gestion du stress et sommeil",
+            "seeks": "Local partagé à temps partiel, site web",
+            "available_for": "Atelier bien-être au travail",
+            "bio": "Naturopathe certifiée, reçoit au cabinet partagé de Charonne.",
+            "work": _place(48.8530, 2.3830, "75011"),
+        },
+    ),
+    DemoMember(
+        "hugo",
+        "hugo.lefevre@pole-11e.example",
+        {
+            "display_name": "Hugo Lefèvre",
+            "business_name": "Menuiserie Lefèvre",
+            "activity_code": "carpenter",
+            "activity_text": "Menuiserie sur mesure, agencement de boutiques",
+            "offers": "Agencement de commerces, placards, bibliothèques sur mesure",
+            "seeks": "Architecte d'intérieur, électricien",
+            "available_for": "Visite de l'atelier",
+            "bio": "Menuisier ébéniste, atelier cour Debille depuis 2015.",
+            "work": _place(48.8570, 2.3860, "75011"),
+        },
+    ),
+    DemoMember(
+        "ines",
+        "ines.garcia@pole-11e.example",
+        {
+            "display_name": "Inès Garcia",
+            "business_name": "Garcia Traduction",
+            "activity_code": "translator",
+            "activity_text": "Traduction juridique et technique anglais, espagnol",
+            "offers": "Traduction de contrats, sites web, interprétariat de liaison",
+            "seeks": "Avocats et comptables qui travaillent à l'international",
+            "available_for": "Relire un texte en anglais ou en espagnol",
+            "bio": "Traductrice assermentée, habite et travaille près de Voltaire.",
+            "work": _place(48.8590, 2.3780, "75011"),
+            "home": _place(48.8595, 2.3785, "75011"),
+        },
+    ),
+    DemoMember(
+        "marc",
+        "marc.dubois@pole-11e.example",
+        {
+            "display_name": "Marc Dubois",
+            "business_name": "Dubois Assurances",
+            "activity_code": "insurance-broker",
+            "activity_text": "Courtage en assurances professionnelles",
+            "offers": "Responsabilité civile pro, multirisque, prévoyance des indépendants",
+            "seeks": "Expert-comptable pour recommandations croisées",
+            "available_for": "Audit gratuit des contrats d'assurance",
+            "bio": "Courtier indépendant, vingt-cinq ans d'expérience.",
+            "work": _place(48.8483, 2.3958, "75011"),
+        },
+    ),
+    DemoMember(
+        "lea",
+        "lea.fontaine@pole-11e.example",
+        {
+            "display_name": "Léa Fontaine",
+            "business_name": "Fontaine Traiteur",
+            "activity_code": "caterer",
+            "activity_text": "Traiteur de quartier, buffets d'entreprise",
+            "offers": "Buffets, plateaux-repas, déjeuners de réseau",
+            "seeks": "Photographe pour mes menus, graphiste",
+            "available_for": "Accueillir un déjeuner du pôle",
+            "bio": "Cuisinière, boutique rue de Charonne.",
+            "work": _place(48.8540, 2.3800, "75011"),
+        },
+    ),
+)
+
+
+def operator(token: str, tenant_id: str | None = None) -> RequestContext:
+    return RequestContext(tenant_id=tenant_id, actor=Actor(kind="operator"), credential=token)
+
+
+async def ensure_member(
+    bus: Bus, operator_token: str, tenant_id: str, member: DemoMember
+) -> idc.Session:
+    """Sign in as the member; if there is no such account, invite and accept."""
+    try:
+        return await bus.request(
+            idc.Login(tenant_slug=SLUG, email=member.email, password=PASSWORD), RequestContext()
+        )
+    except InvalidCredentials:
+        pass
+    sent = await bus.request(
+        idc.InviteMember(email=member.email, as_admin=member.admin),
+        operator(operator_token, tenant_id),
+    )
+    assert sent.token is not None
+    return await bus.request(
+        idc.AcceptInvitation(token=sent.token, password=PASSWORD, card=_card(member.card)),
+        RequestContext(),
+    )
+
+
+def _card(card: dict[str, Any]) -> idc.CardChanges:
+    values = dict(card)
+    for key in ("work", "home"):
+        if key in values:
+            values[key] = idc.Place(**values[key])
+    return idc.CardChanges(**values)
+
+
+async def load_demo(bus: Bus, operator_token: str) -> dict[str, idc.Session]:
+    """Create what is missing of the demo network; return a session per member."""
+    try:
+        tenant = await bus.request(idc.GetTenant(slug=SLUG), RequestContext())
+    except NotFound:
+        created = await bus.request(
+            idc.CreateTenant(slug=SLUG, name=NAME, admin_email=ADMIN_EMAIL),
+            operator(operator_token),
+        )
+        tenant = created.tenant
+        admin = MEMBERS[0]
+        assert created.admin_invitation.token is not None
+        await bus.request(
+            idc.AcceptInvitation(
+                token=created.admin_invitation.token, password=PASSWORD, card=_card(admin.card)
+            ),
+            RequestContext(),
+        )
+    sessions = {}
+    for member in MEMBERS:
+        sessions[member.key] = await ensure_member(bus, operator_token, tenant.tenant_id, member)
+    return sessions
