@@ -1,0 +1,46 @@
+"""Test settings: the test environment on a given NATS server and store."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from services.runtime.settings import Settings
+
+POSTGRES_URL = os.environ.get("QUARTIER_TEST_POSTGRES_URL") or None
+JWT_SECRET = "test-secret-" + "x" * 40
+OPERATOR_TOKEN = "test-operator-token-0123456789"
+
+
+def make_settings(
+    data_dir: Path, nats_url: str, database_url: str | None = None, **extra: str
+) -> Settings:
+    env = {
+        "QUARTIER_ENV": "test",
+        "QUARTIER_DATA_DIR": str(data_dir),
+        "QUARTIER_NATS_URL": nats_url,
+        "QUARTIER_JWT_SECRET": JWT_SECRET,
+        "QUARTIER_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "QUARTIER_RELAY_POLL_INTERVAL": "0.2",
+        "QUARTIER_WORKERS": "4",
+        **extra,
+    }
+    if database_url:
+        env["QUARTIER_DATABASE_URL"] = database_url
+        env["QUARTIER_DB_SCHEMA_PREFIX"] = f"t{uuid.uuid4().hex[:10]}_"
+    return Settings.from_env(env)
+
+
+def drop_schemas(settings: Settings) -> None:
+    if not settings.database_url or not settings.db_schema_prefix:
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+            (settings.db_schema_prefix + "%",),
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
