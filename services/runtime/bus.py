@@ -225,6 +225,7 @@ class Bus:
             await msg.respond(b"pong")
 
         self._subs.append(await nc.subscribe(f"quartier.ping.{service}", cb=pong))
+        await nc.flush()  # the server knows every subscription before we say we serve
 
     def _dispatcher(self, endpoint: Endpoint) -> Callable[[Msg], Awaitable[None]]:
         decoder = msgspec.msgpack.Decoder(endpoint.request)
