@@ -1,0 +1,302 @@
+"""The runtime's guarantees over a real NATS server and real stores: the
+outbox relay publishes each event exactly once across failures and restarts,
+a reaction never applies a redelivered event twice, and only one replica runs
+the singletons."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from eventsourcing.persistence import IntegrityError, Tracking
+from nats.js.api import StreamInfo
+
+from services.identity import contract as idc
+from services.identity.service import build
+from services.runtime.bus import Bus
+from services.runtime.clock import MovableClock
+from services.runtime.host import ServiceHost
+from services.runtime.reactions import Reaction, ReactionConsumer, decode_data, tracked_transaction
+from services.runtime.settings import Settings
+from services.runtime.stream import STREAM, CloudEvent
+from services.runtime.tenancy import RequestContext
+from tests.support.identity import add_member, card, create_network
+
+pytestmark = pytest.mark.asyncio
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def stream_info(bus: Bus) -> StreamInfo:
+    return await bus.jetstream().stream_info(STREAM)
+
+
+def public_event_count(host: ServiceHost) -> int:
+    app = host.context["app"]
+    translate = host.relays[0].translate
+    return sum(
+        1
+        for n in app.notifications_after(0, 100_000)
+        if translate(app.mapper.to_domain_event(n)) is not None
+    )
+
+
+async def test_relay_publishes_each_event_once_across_failures_and_restarts(
+    settings: Settings, client_bus: Bus, clock: MovableClock
+) -> None:
+    host = build(settings, clock=clock)
+    await host.start()
+    tenant, _ = await create_network(client_bus, "pole-11e")
+    await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
+
+    async def published() -> int:
+        return (await stream_info(client_bus)).state.messages
+
+    async def published_equals(n: int) -> bool:
+        return await published() == n
+
+    expected = public_event_count(host)
+    await eventually(lambda: published_equals(expected))
+
+    # A crash between publishing a batch and persisting the position: the
+    # relay publishes the batch again, JetStream drops the duplicates.
+    app = host.context["app"]
+    real_set_position = app.set_position
+    failures = []
+
+    def crash_once(name: str, position: int) -> None:
+        if not failures:
+            failures.append(position)
+            raise OSError("simulated crash before the position was saved")
+        real_set_position(name, position)
+
+    app.set_position = crash_once
+    await add_member(client_bus, tenant.tenant_id, "b@pole.example", card("B"))
+    expected = public_event_count(host)
+    await eventually(lambda: failures and app.position("__relay__") >= app.max_notification_id())
+    assert await published() == expected
+    await host.stop()
+
+    # A restart resumes from the persisted position.
+    host = build(settings, clock=clock)
+    await host.start()
+    try:
+        await add_member(client_bus, tenant.tenant_id, "c@pole.example", card("C"))
+        expected = public_event_count(host)
+        await eventually(lambda: published_equals(expected))
+        await asyncio.sleep(0.5)  # two more poll rounds: nothing else may arrive
+        assert await published() == expected
+        info = await stream_info(client_bus)
+        ids = set()
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await client_bus.jetstream().get_msg(STREAM, seq)
+            ids.add(msg.headers["Nats-Msg-Id"])
+        assert len(ids) == expected  # every message a distinct notification
+    finally:
+        await host.stop()
+
+
+async def test_relay_republishing_the_whole_log_adds_nothing(
+    sqlite_settings: Settings, client_bus: Bus, clock: MovableClock
+) -> None:
+    """Rebuilding the stream from the notification log (position reset) is a
+    no-op while JetStream remembers the message ids."""
+    host = build(sqlite_settings, clock=clock)
+    await host.start()
+    try:
+        await create_network(client_bus, "pole-11e")
+        expected = public_event_count(host)
+        await eventually(lambda: count_is(client_bus, expected))
+        relay = host.relays[0]
+        app = host.context["app"]
+        # Replay from zero through a second relay instance with a fresh position.
+        app.set_position = lambda name, position: None
+        app.position = lambda name: 0
+        sent = await relay.publish_pending()
+        assert sent == expected
+        assert (await stream_info(client_bus)).state.messages == expected
+    finally:
+        await host.stop()
+
+
+async def count_is(bus: Bus, n: int) -> bool:
+    return (await stream_info(bus)).state.messages == n
+
+
+# -- reactions -------------------------------------------------------------------
+
+joined = sa.Table(
+    "joined_count",
+    sa.MetaData(),
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("members", sa.Integer, nullable=False),
+)
+
+
+def counting_reaction(engine: sa.Engine, calls: list[int], fail_after_commit: set[int]) -> Reaction:
+    """Counts MemberJoined per tenant; for sequences in `fail_after_commit`,
+    commits its effects and then fails once, as if the ack had been lost."""
+
+    async def handle(event: CloudEvent, tracking: Tracking) -> None:
+        calls.append(event.sequence)
+        if event.type != idc.MemberJoined.type_name():
+            tracked_transaction(engine, tracking, "count", lambda conn: None)
+            return
+        data = decode_data(event, idc.MemberJoined)
+
+        def apply(conn: sa.Connection) -> None:
+            row = conn.execute(
+                sa.select(joined).where(joined.c.tenant_id == data.tenant_id)
+            ).first()
+            if row is None:
+                conn.execute(joined.insert().values(tenant_id=data.tenant_id, members=1))
+            else:
+                conn.execute(
+                    joined.update()
+                    .where(joined.c.tenant_id == data.tenant_id)
+                    .values(members=row.members + 1)
+                )
+
+        tracked_transaction(engine, tracking, "count", apply)
+        if event.sequence in fail_after_commit:
+            fail_after_commit.discard(event.sequence)
+            raise ConnectionError("the ack was lost")
+
+    return Reaction(name="count-joined", upstream="identity", handle=handle)
+
+
+def members_counted(engine: sa.Engine, tenant_id: str) -> int:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                sa.select(joined.c.members).where(joined.c.tenant_id == tenant_id)
+            ).scalar()
+            or 0
+        )
+
+
+async def test_a_redelivered_event_does_not_apply_twice(
+    sqlite_settings: Settings, client_bus: Bus, clock: MovableClock, tmp_path: Path
+) -> None:
+    host = build(sqlite_settings, clock=clock)
+    await host.start()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'reaction.db'}")
+    joined.metadata.create_all(engine)
+    from services.runtime.reactions import views_tracking
+
+    views_tracking.metadata.create_all(engine)
+    calls: list[int] = []
+    fail_after_commit: set[int] = set()
+    consumer = ReactionConsumer(
+        "test", counting_reaction(engine, calls, fail_after_commit), client_bus, batch=8
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stopping))
+    try:
+        tenant, _ = await create_network(client_bus, "pole-11e")
+        await eventually(lambda: members_counted(engine, tenant.tenant_id) == 1)
+
+        # 1. Effects committed, then the handler fails before the ack: the
+        #    message is redelivered and skipped by the tracking position.
+        next_sequence = host.context["app"].max_notification_id() + 2  # invitation, then joined
+        fail_after_commit.add(next_sequence)
+        await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
+        await eventually(lambda: calls.count(next_sequence) >= 2)
+        assert members_counted(engine, tenant.tenant_id) == 2
+
+        # 2. The same event published again under another message id (a
+        #    re-publication after JetStream's duplicate window): skipped too.
+        last = await client_bus.jetstream().get_last_msg(
+            STREAM, f"quartier.evt.{tenant.tenant_id}.identity.MemberJoined"
+        )
+        await client_bus.jetstream().publish(
+            last.subject, last.data, headers={"Nats-Msg-Id": "replayed-later"}
+        )
+        handled = consumer.handled
+        await eventually(lambda: consumer.handled > handled)
+        assert members_counted(engine, tenant.tenant_id) == 2
+
+        # 3. A restarted consumer (same durable) resumes without re-applying.
+        stopping.set()
+        await task
+        stopping = asyncio.Event()
+        consumer = ReactionConsumer(
+            "test", counting_reaction(engine, calls, set()), client_bus, batch=8
+        )
+        task = asyncio.create_task(consumer.run(stopping))
+        await add_member(client_bus, tenant.tenant_id, "b@pole.example", card("B"))
+        await eventually(lambda: members_counted(engine, tenant.tenant_id) == 3)
+    finally:
+        stopping.set()
+        await task
+        await host.stop()
+        engine.dispose()
+
+
+async def test_tracked_saves_refuse_a_position_already_recorded(settings: Settings) -> None:
+    from services.identity.application import Identity
+    from services.identity.domain import Tenant, tenant_id_for
+    from services.runtime.store import Store
+
+    app = Identity(env=Store.for_service("identity", settings).application_env("identity"))
+    try:
+        first = Tenant(tenant_id=str(tenant_id_for("one")), slug="one", name="One")
+        app.save_tracked(first, tracking=Tracking("upstream", 5))
+        assert app.has_processed(Tracking("upstream", 5))
+        assert not app.has_processed(Tracking("upstream", 6))
+        second = Tenant(tenant_id=str(tenant_id_for("two")), slug="two", name="Two")
+        with pytest.raises(IntegrityError):
+            app.save_tracked(second, tracking=Tracking("upstream", 5))
+        assert app.max_notification_id() == 1  # the second save left nothing behind
+    finally:
+        app.close()
+
+
+# -- singletons ------------------------------------------------------------------
+
+
+async def test_one_replica_leads_and_another_takes_over(
+    settings: Settings, client_bus: Bus, clock: MovableClock
+) -> None:
+    first = build(settings, clock=clock)
+    second = build(settings, clock=clock)
+    await first.start()
+    await second.start()
+    try:
+        await eventually(lambda: first.is_leader or second.is_leader)
+        await asyncio.sleep(0.3)
+        assert first.is_leader != second.is_leader
+        leader, standby = (first, second) if first.is_leader else (second, first)
+        # both replicas answer requests (queue group); only the leader relays
+        await create_network(client_bus, "pole-11e")
+        expected = public_event_count(leader)
+        await eventually(lambda: count_is(client_bus, expected))
+        await leader.stop()
+        await eventually(lambda: standby.is_leader, timeout=15)
+        tenant = await client_bus.request(idc.GetTenant(slug="pole-11e"), _anonymous())
+        await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
+        expected = public_event_count(standby)
+        await eventually(lambda: count_is(client_bus, expected))
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+def _anonymous() -> RequestContext:
+    return RequestContext()
