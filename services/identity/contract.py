@@ -124,6 +124,11 @@ class InvitationSent(Message):
     token: str | None = None  # only when the platform operator asked
 
 
+class InvitationPage(Message):
+    items: list[InvitationInfo]
+    total: int
+
+
 class TenantCreated(Message):
     tenant: Tenant
     admin_invitation: InvitationSent
@@ -263,7 +268,7 @@ class ListProfessions(IdentityQuery):
 class ListInvitations(IdentityQuery):
     """Tenant admin: invitations, newest first."""
 
-    Reply: ClassVar = list[InvitationInfo]
+    Reply: ClassVar = InvitationPage
     status: str | None = None
     offset: int = 0
     limit: int = 50

@@ -41,7 +41,7 @@ def tenant_id_for(slug: str) -> UUID:
 
 def normalise_email(email: str) -> str:
     email = (email or "").strip()
-    if len(email) > 254 or not EMAIL.match(email):
+    if len(email) > 254 or not EMAIL.fullmatch(email):
         raise InvalidInput("not a valid e-mail address", field="email")
     local, domain = email.rsplit("@", 1)
     return f"{local}@{domain.lower()}"
@@ -52,7 +52,7 @@ def email_key(tenant_id: str, email: str) -> UUID:
 
 
 def validate_slug(slug: str) -> str:
-    if not SLUG.match(slug or ""):
+    if not SLUG.fullmatch(slug or ""):
         raise InvalidInput(
             "a slug is 3 to 40 lowercase letters, digits or dashes, not starting or ending "
             "with a dash",
@@ -109,7 +109,7 @@ class Place:
             raise InvalidInput("latitude must be between -90 and 90", field="lat")
         if self.lon is not None and not -180 <= self.lon <= 180:
             raise InvalidInput("longitude must be between -180 and 180", field="lon")
-        if self.postcode is not None and not POSTCODE.match(self.postcode):
+        if self.postcode is not None and not POSTCODE.fullmatch(self.postcode):
             raise InvalidInput("not a valid postcode", field="postcode")
         if self.lat is None and self.postcode is None:
             raise InvalidInput("a place needs a point or a postcode", field="postcode")
@@ -175,6 +175,8 @@ class ProfileCard:
             if name in TEXT_LIMITS:
                 value = (value or "").strip()
             elif name == "links":
+                if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
+                    raise InvalidInput("links are a list of addresses", field="links")
                 value = tuple(v.strip() for v in value or ())
             elif name in ("work", "home") and isinstance(value, dict):
                 value = Place(**value)

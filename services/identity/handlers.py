@@ -346,7 +346,7 @@ class IdentityHandlers:
             for p in PROFESSIONS
         ]
 
-    def list_invitations(self, q: c.ListInvitations, ctx: RequestContext) -> list[c.InvitationInfo]:
+    def list_invitations(self, q: c.ListInvitations, ctx: RequestContext) -> c.InvitationPage:
         ctx.require_tenant_admin()
         if not 1 <= q.limit <= MAX_PAGE:
             raise InvalidInput(f"a page has 1 to {MAX_PAGE} invitations", field="first")

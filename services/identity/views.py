@@ -278,7 +278,7 @@ def search(
 
 def list_invitations(
     conn: sa.Connection, tenant_id: str, q: c.ListInvitations, now: datetime
-) -> list[c.InvitationInfo]:
+) -> c.InvitationPage:
     """Newest first; a pending invitation past its expiry reads `expired`."""
     query = scoped(invitations, tenant_id)
     if q.status == "expired":
@@ -287,12 +287,13 @@ def list_invitations(
         query = query.where(invitations.c.status == "pending", invitations.c.expires_at > now)
     elif q.status:
         query = query.where(invitations.c.status == q.status)
+    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     rows = conn.execute(
         query.order_by(invitations.c.created_at.desc(), invitations.c.invitation_id)
         .offset(q.offset)
         .limit(q.limit)
     )
-    return [
+    items = [
         c.InvitationInfo(
             invitation_id=r.invitation_id,
             tenant_id=r.tenant_id,
@@ -304,3 +305,4 @@ def list_invitations(
         )
         for r in rows
     ]
+    return c.InvitationPage(items=items, total=total)

@@ -70,7 +70,7 @@ class Settings:
         if len(jwt_secret) < 32:
             raise ConfigurationError("QUARTIER_JWT_SECRET must be at least 32 characters")
         services = tuple(
-            s.strip() for s in (get("SERVICES", "identity") or "").split(",") if s.strip()
+            s.strip() for s in (get("SERVICES", "identity,hubs") or "").split(",") if s.strip()
         )
         return cls(
             env=env,
@@ -93,8 +93,10 @@ class Settings:
             log_format=get("LOG_FORMAT", "json" if env == "prod" else "console") or "console",
             log_level=get("LOG_LEVEL", "info") or "info",
             workers=_int(get("WORKERS", "8"), "QUARTIER_WORKERS"),
-            request_timeout=float(get("REQUEST_TIMEOUT", "10") or 10),
-            relay_poll_interval=float(get("RELAY_POLL_INTERVAL", "1") or 1),
+            request_timeout=_float(get("REQUEST_TIMEOUT", "10"), "QUARTIER_REQUEST_TIMEOUT"),
+            relay_poll_interval=_float(
+                get("RELAY_POLL_INTERVAL", "1"), "QUARTIER_RELAY_POLL_INTERVAL"
+            ),
             mail_dir=Path(get("MAIL_DIR") or str(data_dir / "mail")),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
@@ -108,6 +110,16 @@ def _int(value: str | None, name: str) -> int:
         return int(value or "")
     except ValueError:
         raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _float(value: str | None, name: str) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number > 0:
+        raise ConfigurationError(f"{name} must be more than 0")
+    return number
 
 
 def _dev_secret(env: str, data_dir: Path, filename: str, name: str) -> str:

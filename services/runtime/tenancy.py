@@ -36,7 +36,7 @@ class RequestContext:
     def require_member(self) -> str:
         """The acting member's id; the actor must be a member of the context's tenant."""
         actor = self.actor
-        if actor.kind != "member" or not actor.member_id:
+        if actor.kind != "member" or not actor.member_id or not actor.tenant_id:
             raise Unauthenticated("sign in as a member of this network")
         if actor.tenant_id != self.tenant_id:
             raise Forbidden("this token belongs to another network")

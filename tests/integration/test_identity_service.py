@@ -158,7 +158,7 @@ async def test_invitation_is_mailed_single_use_and_expires(
         await client_bus.request(
             idc.AcceptInvitation(token=late, password=PASSWORD, card=card("Late")), RequestContext()
         )
-    invitations = await client_bus.request(idc.ListInvitations(), as_member(admin))
+    invitations = (await client_bus.request(idc.ListInvitations(), as_member(admin))).items
     assert {i.email: i.status for i in invitations}["late@pole.example"] == "expired"
 
 
@@ -179,9 +179,7 @@ async def test_who_may_invite(identity: ServiceHost, client_bus: Bus) -> None:
     # a service (hubs' co-optation) invites on behalf of an existing member only
     with pytest.raises(NotFound):
         await client_bus.request(
-            idc.InviteMember(
-                email="x@pole.example", on_behalf_of=str(uuid.uuid4())
-            ),
+            idc.InviteMember(email="x@pole.example", on_behalf_of=str(uuid.uuid4())),
             as_service(tenant.tenant_id),
         )
     with pytest.raises(Forbidden):
@@ -364,9 +362,9 @@ async def test_nothing_crosses_tenants(identity: ServiceHost, client_bus: Bus, s
     assert {m.member_id for m in page.items} == {admin_a.member_id}
     # an invitation of tenant B cannot be revoked from tenant A
     await client_bus.request(idc.InviteMember(email="pending@b.example"), as_member(admin_b))
-    pending = (await client_bus.request(idc.ListInvitations(status="pending"), as_member(admin_b)))[
-        0
-    ]
+    pending = (
+        await client_bus.request(idc.ListInvitations(status="pending"), as_member(admin_b))
+    ).items[0]
     with pytest.raises(NotFound):
         await client_bus.request(
             idc.RevokeInvitation(invitation_id=pending.invitation_id), as_member(admin_a)

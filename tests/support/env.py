@@ -38,6 +38,7 @@ def drop_schemas(settings: Settings) -> None:
     import psycopg
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '20s'")
         rows = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
             (settings.db_schema_prefix + "%",),
