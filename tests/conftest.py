@@ -86,3 +86,16 @@ async def identity(settings: Settings, clock: MovableClock) -> AsyncIterator[Ser
     await host.start()
     yield host
     await host.stop()
+
+
+@pytest_asyncio.fixture
+async def hubs(
+    identity: ServiceHost, settings: Settings, clock: MovableClock
+) -> AsyncIterator[ServiceHost]:
+    """The hubs service, in-process, beside identity on the same store."""
+    from services.hubs.service import build
+
+    host = build(settings, clock=clock)
+    await host.start()
+    yield host
+    await host.stop()

@@ -22,24 +22,24 @@ class Message(msgspec.Struct, kw_only=True, frozen=True):
 
 class Request(Message):
     service: ClassVar[str] = ""
-    kind: ClassVar[str] = ""
+    request_kind: ClassVar[str] = ""
     Reply: ClassVar[type[Any]] = type(None)
 
     @classmethod
     def subject(cls) -> str:
-        return f"quartier.{cls.kind}.{cls.service}.{cls.__name__}"
+        return f"quartier.{cls.request_kind}.{cls.service}.{cls.__name__}"
 
 
 class Command(Request):
     """Changes something; imperative name."""
 
-    kind: ClassVar[str] = "cmd"
+    request_kind: ClassVar[str] = "cmd"
 
 
 class Query(Request):
     """Changes nothing."""
 
-    kind: ClassVar[str] = "qry"
+    request_kind: ClassVar[str] = "qry"
 
 
 class Done(Message):

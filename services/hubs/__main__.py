@@ -1,0 +1,3 @@
+from services.hubs.service import main
+
+main()

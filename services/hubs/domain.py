@@ -1,0 +1,847 @@
+"""The Hub aggregate and its rules. Pure: no I/O; time, places and activities
+come in as arguments (the handlers ask identity and the local views).
+
+One aggregate per hub keeps its invariants in one place: the members, the
+pending nominations, the versioned rules, the co-admins, the facilitator
+roster. A hub's history is long-lived, so the application snapshots it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from eventsourcing.domain import event
+
+from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from services.runtime.eventstore import TenantAggregate
+
+KINDS = ("neighbourhood", "trade_club", "regional_club")
+MODES = ("cooptation", "approval", "open")
+POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+PENDING = ("invited", "open", "awaiting_decision")
+MAX_RADIUS_KM = 50.0
+
+
+# -- values --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Area:
+    lat: float | None = None
+    lon: float | None = None
+    radius_km: float | None = None
+    postcodes: tuple[str, ...] = ()
+
+    def validate(self) -> Area:
+        has_centre = self.lat is not None or self.lon is not None or self.radius_km is not None
+        if has_centre:
+            if self.lat is None or self.lon is None or self.radius_km is None:
+                raise InvalidInput(
+                    "a centre needs a latitude, a longitude and a radius", field="area"
+                )
+            if not -90 <= self.lat <= 90 or not -180 <= self.lon <= 180:
+                raise InvalidInput("the centre is not a valid point", field="area")
+            if not 0 < self.radius_km <= MAX_RADIUS_KM:
+                raise InvalidInput(
+                    f"the radius must be more than 0 and at most {MAX_RADIUS_KM:g} km", field="area"
+                )
+        if len(self.postcodes) > 50:
+            raise InvalidInput("at most 50 postcodes", field="area")
+        for postcode in self.postcodes:
+            if not POSTCODE.fullmatch(postcode):
+                raise InvalidInput(f"not a valid postcode: {postcode[:12]!r}", field="area")
+        if not has_centre and not self.postcodes:
+            raise InvalidInput("an area needs a centre and radius, or postcodes", field="area")
+        return self
+
+    @property
+    def has_centre(self) -> bool:
+        return self.lat is not None and self.lon is not None and self.radius_km is not None
+
+    def check(self, places: CandidatePlaces) -> AreaCheck:
+        """Inside if the candidate works or lives within the radius, or in one
+        of the postcodes."""
+        if self.has_centre:
+            assert self.radius_km is not None
+            for label, km in (("works", places.work_km), ("lives", places.home_km)):
+                if km is not None and km <= self.radius_km:
+                    return AreaCheck(True, f"{label} {km:.1f} km from the centre")
+        codes = {p.replace(" ", "").upper() for p in self.postcodes}
+        for label, postcode in (("works", places.work_postcode), ("lives", places.home_postcode)):
+            if postcode and postcode.replace(" ", "").upper() in codes:
+                return AreaCheck(True, f"{label} in {postcode}")
+        known = [
+            km for km in (places.work_km, places.home_km) if km is not None and self.has_centre
+        ]
+        if not known and not (places.work_postcode or places.home_postcode):
+            return AreaCheck(
+                False, "the candidate's card says neither where they work nor where they live"
+            )
+        parts = []
+        if self.has_centre:
+            nearest = f"{min(known):.1f} km" if known else "no point on the card"
+            parts.append(f"not within {self.radius_km:g} km of the centre ({nearest})")
+        if self.postcodes:
+            parts.append(f"not in {', '.join(self.postcodes)}")
+        return AreaCheck(False, "lives and works outside the hub's area: " + " and ".join(parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["postcodes"] = list(self.postcodes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Area:
+        return cls(
+            lat=d.get("lat"),
+            lon=d.get("lon"),
+            radius_km=d.get("radius_km"),
+            postcodes=tuple(d.get("postcodes") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class CandidatePlaces:
+    """Identity's answer about a candidate: distances and postcodes only."""
+
+    work_km: float | None = None
+    home_km: float | None = None
+    work_postcode: str | None = None
+    home_postcode: str | None = None
+
+
+@dataclass(frozen=True)
+class AreaCheck:
+    inside: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    admission_mode: str = "cooptation"
+    non_competition: bool = True
+    non_competition_lift_at: int | None = None
+    non_competition_lifted: bool = False
+    objection_window_days: int = 7
+    max_visits: int = 3
+    facilitator_term_days: int = 28
+
+    def validate(self) -> Rules:
+        if self.admission_mode not in MODES:
+            raise InvalidInput(f"admission mode must be one of {MODES}", field="admission_mode")
+        if (
+            self.non_competition_lift_at is not None
+            and not 2 <= self.non_competition_lift_at <= 10_000
+        ):
+            raise InvalidInput(
+                "the lift threshold is between 2 and 10000 members", field="non_competition_lift_at"
+            )
+        if not 0 <= self.objection_window_days <= 60:
+            raise InvalidInput(
+                "the objection window is 0 to 60 days", field="objection_window_days"
+            )
+        if not 0 <= self.max_visits <= 20:
+            raise InvalidInput("a visitor may come 0 to 20 times", field="max_visits")
+        if not 1 <= self.facilitator_term_days <= 365:
+            raise InvalidInput(
+                "a facilitator's term is 1 to 365 days", field="facilitator_term_days"
+            )
+        return self
+
+    def non_competition_in_force(self, member_count: int) -> bool:
+        if not self.non_competition or self.non_competition_lifted:
+            return False
+        return self.non_competition_lift_at is None or member_count < self.non_competition_lift_at
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Rules:
+        unknown = set(changes) - set(asdict(self))
+        if unknown:
+            raise InvalidInput(f"unknown rules {sorted(unknown)}", field=sorted(unknown)[0])
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rules:
+        return cls(**d)
+
+
+def competitor(
+    activity: str | None, members: Mapping[str, str | None], exclude: str | None = None
+) -> str | None:
+    """A member who already represents `activity`, if any."""
+    if activity is None:
+        return None
+    for member_id, code in members.items():
+        if member_id != exclude and code == activity:
+            return member_id
+    return None
+
+
+def text(value: str | None, field_name: str, max_len: int, required: bool = False) -> str:
+    value = " ".join((value or "").split())
+    if required and not value:
+        raise InvalidInput(f"{field_name.replace('_', ' ')} is required", field=field_name)
+    if len(value) > max_len:
+        raise InvalidInput(
+            f"{field_name.replace('_', ' ')} is limited to {max_len} characters", field=field_name
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Who is nominated: a member of the network, or an invited e-mail address."""
+
+    member_id: str | None = None
+    invitation_id: str | None = None
+    activity_code: str | None = None
+    places: CandidatePlaces | None = None
+
+
+# -- the aggregate ---------------------------------------------------------------
+
+
+class Hub(TenantAggregate):
+    @event("Created")
+    def __init__(
+        self,
+        tenant_id: str,
+        name: str,
+        kind: str,
+        area: dict[str, Any],
+        rules: dict[str, Any],
+        founder_id: str,
+        founder_activity: str | None,
+        at: datetime,
+    ):
+        self.tenant_id = tenant_id
+        self.name = name
+        self.kind = kind
+        self.area_data = area
+        self.rules_history: list[dict[str, Any]] = [
+            {
+                "version": 1,
+                "rules": rules,
+                "changed_by": founder_id,
+                "reason": "hub created",
+                "at": at,
+            }
+        ]
+        self.members: dict[str, dict[str, Any]] = {
+            founder_id: {
+                "sponsor_id": None,
+                "admitted_at": at,
+                "rules_version": 1,
+                "activity_code": founder_activity,
+                "exception_reason": None,
+            }
+        }
+        self.co_admins: list[str] = [founder_id]
+        self.nominations: dict[str, dict[str, Any]] = {}
+        self.roster: list[str] = []
+        self.facilitator_id: str | None = None
+        self.term_ends_at: datetime | None = None
+
+    @staticmethod
+    def new(
+        tenant_id: str,
+        name: str,
+        kind: str,
+        area: Area,
+        rules: Rules,
+        founder_id: str,
+        founder_activity: str | None,
+        at: datetime,
+    ) -> Hub:
+        if kind not in KINDS:
+            raise InvalidInput(f"a hub is one of {KINDS}", field="kind")
+        return Hub(
+            tenant_id=tenant_id,
+            name=text(name, "name", 120, required=True),
+            kind=kind,
+            area=area.validate().to_dict(),
+            rules=rules.validate().to_dict(),
+            founder_id=founder_id,
+            founder_activity=founder_activity,
+            at=at,
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    @property
+    def area(self) -> Area:
+        return Area.from_dict(self.area_data)
+
+    @property
+    def rules(self) -> Rules:
+        return Rules.from_dict(self.rules_history[-1]["rules"])
+
+    @property
+    def rules_version(self) -> int:
+        return int(self.rules_history[-1]["version"])
+
+    def rules_at(self, at: datetime) -> dict[str, Any]:
+        current = self.rules_history[0]
+        for version in self.rules_history:
+            if version["at"] <= at:
+                current = version
+        return current
+
+    def is_member(self, member_id: str | None) -> bool:
+        return member_id is not None and member_id in self.members
+
+    def is_co_admin(self, member_id: str | None) -> bool:
+        return member_id is not None and member_id in self.co_admins
+
+    def nomination(self, nomination_id: str) -> dict[str, Any]:
+        found = self.nominations.get(nomination_id)
+        if found is None:
+            raise NotFound("nomination not found")
+        return found
+
+    def pending_for(self, candidate_id: str) -> str | None:
+        for nid, n in self.nominations.items():
+            if n["candidate_id"] == candidate_id and n["status"] in PENDING:
+                return nid
+        return None
+
+    def member_activities(self, fresh: Mapping[str, str | None]) -> dict[str, str | None]:
+        """Current members' activities: the latest known from identity, else
+        the one recorded at admission."""
+        return {m: fresh.get(m, info["activity_code"]) for m, info in self.members.items()}
+
+    def non_competition_in_force(self) -> bool:
+        return self.rules.non_competition_in_force(len(self.members))
+
+    # -- rules -----------------------------------------------------------------
+
+    def change_rules(
+        self, changes: Mapping[str, Any], by: str, reason: str | None, at: datetime
+    ) -> bool:
+        new = self.rules.with_changes(changes)
+        if new == self.rules:
+            return False
+        reason = text(reason, "reason", 500) or None
+        if new.non_competition_lifted and not self.rules.non_competition_lifted and not reason:
+            raise InvalidInput("say why the one-per-profession rule is lifted", field="reason")
+        self._rules_changed(
+            version=self.rules_version + 1, rules=new.to_dict(), changed_by=by, reason=reason, at=at
+        )
+        return True
+
+    @event("RulesChanged")
+    def _rules_changed(
+        self,
+        version: int,
+        rules: dict[str, Any],
+        changed_by: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.rules_history.append(
+            {
+                "version": version,
+                "rules": rules,
+                "changed_by": changed_by,
+                "reason": reason,
+                "at": at,
+            }
+        )
+
+    # -- admission -------------------------------------------------------------
+
+    def check_sponsor(self, sponsor_id: str) -> None:
+        if not self.is_member(sponsor_id):
+            raise Forbidden("only members of the hub may co-opt a candidate")
+
+    def check_candidate(
+        self,
+        candidate: Candidate,
+        activities: Mapping[str, str | None],
+        exception_reason: str | None,
+    ) -> str | None:
+        """Area and one-per-profession checks; returns the exception reason to
+        record (None if no exception was needed)."""
+        if candidate.member_id is not None:
+            if self.is_member(candidate.member_id):
+                raise Conflict("already a member of this hub")
+            if self.pending_for(candidate.member_id):
+                raise Conflict("this candidate is already nominated")
+        if candidate.places is not None:
+            result = self.area.check(candidate.places)
+            if not result.inside:
+                raise RuleViolation(f"outside the area: {result.explanation}", rule="area")
+        return self._check_non_competition(
+            candidate.member_id, candidate.activity_code, activities, exception_reason
+        )
+
+    def _check_non_competition(
+        self,
+        candidate_id: str | None,
+        activity: str | None,
+        activities: Mapping[str, str | None],
+        exception_reason: str | None,
+    ) -> str | None:
+        if not self.non_competition_in_force():
+            return None
+        rival = competitor(activity, self.member_activities(activities), exclude=candidate_id)
+        if rival is None:
+            return None
+        if exception_reason:
+            return exception_reason
+        raise RuleViolation(
+            f"the hub already has a member whose activity is {activity!r}, and the "
+            "one-per-profession rule is in force (an admin may admit with an exception)",
+            rule="non_competition",
+        )
+
+    def nominate(
+        self,
+        nomination_id: str,
+        sponsor_id: str,
+        candidate: Candidate,
+        note: str,
+        activities: Mapping[str, str | None],
+        exception_reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.check_sponsor(sponsor_id)
+        note = text(note, "note", 1000)
+        exception_reason = text(exception_reason, "exception_reason", 500) or None
+        if candidate.member_id is None and candidate.invitation_id is None:
+            raise InvalidInput(
+                "name a member of the network or an e-mail address", field="candidate_id"
+            )
+        recorded_exception = None
+        window = None
+        if candidate.member_id is not None:
+            recorded_exception = self.check_candidate(candidate, activities, exception_reason)
+            window = at + timedelta(days=self.rules.objection_window_days)
+        self._nominated(
+            nomination_id=nomination_id,
+            sponsor_id=sponsor_id,
+            candidate_id=candidate.member_id,
+            candidate_activity=candidate.activity_code,
+            invitation_id=candidate.invitation_id,
+            note=note,
+            exception_reason=recorded_exception or exception_reason,
+            window_closes_at=window,
+            at=at,
+        )
+        if candidate.member_id is not None and self.rules.admission_mode == "open":
+            self._admit(nomination_id, decided_by=None, exception_reason=recorded_exception, at=at)
+
+    @event("CandidateNominated")
+    def _nominated(
+        self,
+        nomination_id: str,
+        sponsor_id: str,
+        candidate_id: str | None,
+        candidate_activity: str | None,
+        invitation_id: str | None,
+        note: str,
+        exception_reason: str | None,
+        window_closes_at: datetime | None,
+        at: datetime,
+    ) -> None:
+        self.nominations[nomination_id] = {
+            "sponsor_id": sponsor_id,
+            "candidate_id": candidate_id,
+            "candidate_activity": candidate_activity,
+            "invitation_id": invitation_id,
+            "note": note,
+            "exception_reason": exception_reason,
+            "window_closes_at": window_closes_at,
+            "nominated_at": at,
+            "status": "invited" if candidate_id is None else "open",
+            "objections": [],
+            "decided_at": None,
+            "decision_reason": None,
+            "rule": None,
+        }
+
+    def candidate_joined(
+        self,
+        nomination_id: str,
+        member_id: str,
+        activity_code: str | None,
+        places: CandidatePlaces,
+        activities: Mapping[str, str | None],
+        at: datetime,
+    ) -> None:
+        """An invited candidate accepted the invitation and filled their card:
+        check them now; refuse with the reason, or open the objection window."""
+        n = self.nomination(nomination_id)
+        if n["status"] != "invited":
+            return
+        candidate = Candidate(member_id=member_id, activity_code=activity_code, places=places)
+        try:
+            exception = self.check_candidate(candidate, activities, n["exception_reason"])
+        except (RuleViolation, Conflict) as refused:
+            self._joined(
+                nomination_id=nomination_id,
+                member_id=member_id,
+                activity_code=activity_code,
+                window_closes_at=None,
+                at=at,
+            )
+            self._rejected(
+                nomination_id=nomination_id,
+                candidate_id=member_id,
+                decided_by=None,
+                reason=refused.message,
+                rule=getattr(refused, "rule", None) or "already_member",
+                at=at,
+            )
+            return
+        self._joined(
+            nomination_id=nomination_id,
+            member_id=member_id,
+            activity_code=activity_code,
+            window_closes_at=at + timedelta(days=self.rules.objection_window_days),
+            at=at,
+        )
+        if self.rules.admission_mode == "open":
+            self._admit(nomination_id, decided_by=None, exception_reason=exception, at=at)
+
+    @event("CandidateJoinedNetwork")
+    def _joined(
+        self,
+        nomination_id: str,
+        member_id: str,
+        activity_code: str | None,
+        window_closes_at: datetime | None,
+        at: datetime,
+    ) -> None:
+        n = self.nominations[nomination_id]
+        n["candidate_id"] = member_id
+        n["candidate_activity"] = activity_code
+        n["window_closes_at"] = window_closes_at
+        n["status"] = "open"
+
+    def raise_objection(
+        self, nomination_id: str, objector_id: str, reason: str, at: datetime
+    ) -> None:
+        n = self.nomination(nomination_id)
+        if not self.is_member(objector_id):
+            raise Forbidden("only members of the hub may object")
+        if n["status"] != "open" or n["window_closes_at"] is None or at >= n["window_closes_at"]:
+            raise RuleViolation("the objection window is not open", rule="objection_window")
+        if objector_id == n["candidate_id"]:
+            raise Forbidden("a candidate cannot object to themself")
+        if any(o["objector_id"] == objector_id for o in n["objections"]):
+            raise Conflict("you have already objected to this candidate")
+        self._objection_raised(
+            nomination_id=nomination_id,
+            objector_id=objector_id,
+            reason=text(reason, "reason", 1000, required=True),
+            at=at,
+        )
+
+    @event("ObjectionRaised")
+    def _objection_raised(
+        self, nomination_id: str, objector_id: str, reason: str, at: datetime
+    ) -> None:
+        self.nominations[nomination_id]["objections"].append(
+            {"objector_id": objector_id, "reason": reason, "raised_at": at}
+        )
+
+    def close_window(
+        self, nomination_id: str, activities: Mapping[str, str | None], at: datetime
+    ) -> bool:
+        """When the window has closed: silence means consent in co-optation
+        mode; objections, approval mode or a rule now refusing leave the
+        decision to the admins. Returns False if there was nothing to do."""
+        n = self.nomination(nomination_id)
+        if n["status"] != "open" or n["window_closes_at"] is None or at < n["window_closes_at"]:
+            return False
+        outcome = "admitted"
+        exception = n["exception_reason"]
+        if n["objections"] or self.rules.admission_mode != "cooptation":
+            outcome = "awaiting_decision"
+        else:
+            try:
+                exception = self._check_non_competition(
+                    n["candidate_id"], n["candidate_activity"], activities, n["exception_reason"]
+                )
+            except RuleViolation:
+                outcome = "awaiting_decision"
+        self._window_closed(
+            nomination_id=nomination_id,
+            outcome=outcome,
+            objection_count=len(n["objections"]),
+            at=at,
+        )
+        if outcome == "admitted":
+            self._admit(nomination_id, decided_by=None, exception_reason=exception, at=at)
+        return True
+
+    @event("ObjectionWindowClosed")
+    def _window_closed(
+        self, nomination_id: str, outcome: str, objection_count: int, at: datetime
+    ) -> None:
+        if outcome == "awaiting_decision":
+            self.nominations[nomination_id]["status"] = "awaiting_decision"
+
+    def _decidable(self, nomination_id: str) -> dict[str, Any]:
+        n = self.nomination(nomination_id)
+        if n["status"] not in ("open", "awaiting_decision"):
+            raise Conflict(f"this nomination is {n['status'].replace('_', ' ')}: nothing to decide")
+        return n
+
+    def admit(
+        self,
+        nomination_id: str,
+        by: str,
+        activities: Mapping[str, str | None],
+        exception_reason: str | None,
+        at: datetime,
+    ) -> None:
+        n = self._decidable(nomination_id)
+        exception_reason = text(exception_reason, "exception_reason", 500) or n["exception_reason"]
+        if self.is_member(n["candidate_id"]):
+            raise Conflict("already a member of this hub")
+        recorded = self._check_non_competition(
+            n["candidate_id"], n["candidate_activity"], activities, exception_reason
+        )
+        self._admit(nomination_id, decided_by=by, exception_reason=recorded, at=at)
+
+    def _admit(
+        self, nomination_id: str, decided_by: str | None, exception_reason: str | None, at: datetime
+    ) -> None:
+        n = self.nominations[nomination_id]
+        self._admitted(
+            nomination_id=nomination_id,
+            member_id=n["candidate_id"],
+            sponsor_id=n["sponsor_id"],
+            activity_code=n["candidate_activity"],
+            rules_version=self.rules_version,
+            exception_reason=exception_reason,
+            decided_by=decided_by,
+            at=at,
+        )
+        self._lift_if_grown(at)
+
+    def join(
+        self,
+        member_id: str,
+        activity_code: str | None,
+        places: CandidatePlaces,
+        activities: Mapping[str, str | None],
+        at: datetime,
+    ) -> None:
+        """Open hubs: a member of the network joins by themself."""
+        if self.rules.admission_mode != "open":
+            raise RuleViolation(
+                "this hub admits by co-optation: ask a member to nominate you",
+                rule="admission_mode",
+            )
+        self.check_candidate(
+            Candidate(member_id=member_id, activity_code=activity_code, places=places),
+            activities,
+            None,
+        )
+        self._admitted(
+            nomination_id=None,
+            member_id=member_id,
+            sponsor_id=None,
+            activity_code=activity_code,
+            rules_version=self.rules_version,
+            exception_reason=None,
+            decided_by=member_id,
+            at=at,
+        )
+        self._lift_if_grown(at)
+
+    @event("MemberAdmitted")
+    def _admitted(
+        self,
+        nomination_id: str | None,
+        member_id: str,
+        sponsor_id: str | None,
+        activity_code: str | None,
+        rules_version: int,
+        exception_reason: str | None,
+        decided_by: str | None,
+        at: datetime,
+    ) -> None:
+        self.members[member_id] = {
+            "sponsor_id": sponsor_id,
+            "admitted_at": at,
+            "rules_version": rules_version,
+            "activity_code": activity_code,
+            "exception_reason": exception_reason,
+        }
+        if nomination_id is not None:
+            n = self.nominations[nomination_id]
+            n["status"] = "admitted"
+            n["decided_at"] = at
+            n["exception_reason"] = exception_reason
+
+    def _lift_if_grown(self, at: datetime) -> None:
+        rules = self.rules
+        if (
+            rules.non_competition
+            and not rules.non_competition_lifted
+            and rules.non_competition_lift_at is not None
+            and len(self.members) >= rules.non_competition_lift_at
+        ):
+            self._rules_changed(
+                version=self.rules_version + 1,
+                rules=replace(rules, non_competition_lifted=True).to_dict(),
+                changed_by=None,
+                reason=f"lifted automatically: the hub reached {rules.non_competition_lift_at} members",
+                at=at,
+            )
+
+    def reject(self, nomination_id: str, by: str, reason: str, at: datetime) -> None:
+        n = self._decidable(nomination_id)
+        self._rejected(
+            nomination_id=nomination_id,
+            candidate_id=n["candidate_id"],
+            decided_by=by,
+            reason=text(reason, "reason", 1000, required=True),
+            rule=None,
+            at=at,
+        )
+
+    @event("AdmissionRejected")
+    def _rejected(
+        self,
+        nomination_id: str,
+        candidate_id: str | None,
+        decided_by: str | None,
+        reason: str,
+        rule: str | None,
+        at: datetime,
+    ) -> None:
+        n = self.nominations[nomination_id]
+        n["status"] = "rejected"
+        n["decided_at"] = at
+        n["decision_reason"] = reason
+        n["rule"] = rule
+
+    # -- leaving ---------------------------------------------------------------
+
+    def _check_not_last_admin(self, member_id: str) -> None:
+        if self.co_admins == [member_id]:
+            raise RuleViolation(
+                "a hub always keeps at least one co-admin: name another one first",
+                rule="last_co_admin",
+            )
+
+    def leave(self, member_id: str, at: datetime) -> None:
+        if not self.is_member(member_id):
+            raise NotFound("you are not a member of this hub")
+        self._check_not_last_admin(member_id)
+        self._left(member_id=member_id, removed_by=None, reason=None, at=at)
+
+    def remove(self, member_id: str, by: str, reason: str, at: datetime) -> None:
+        if not self.is_member(member_id):
+            raise NotFound("member not found in this hub")
+        self._check_not_last_admin(member_id)
+        self._left(
+            member_id=member_id,
+            removed_by=by,
+            reason=text(reason, "reason", 1000, required=True),
+            at=at,
+        )
+
+    @event("MemberLeft")
+    def _left(
+        self, member_id: str, removed_by: str | None, reason: str | None, at: datetime
+    ) -> None:
+        self.members.pop(member_id, None)
+        if member_id in self.co_admins:
+            self.co_admins = [m for m in self.co_admins if m != member_id]
+        if member_id in self.roster:
+            self.roster = [m for m in self.roster if m != member_id]
+        if self.facilitator_id == member_id:
+            self.facilitator_id = None
+            self.term_ends_at = None
+
+    # -- co-admins -------------------------------------------------------------
+
+    def add_co_admin(self, member_id: str, by: str) -> None:
+        if not self.is_member(member_id):
+            raise NotFound("member not found in this hub")
+        if member_id in self.co_admins:
+            raise Conflict("already a co-admin")
+        self._co_admin_added(member_id=member_id, by=by)
+
+    @event("CoAdminAdded")
+    def _co_admin_added(self, member_id: str, by: str) -> None:
+        self.co_admins = [*self.co_admins, member_id]
+
+    def remove_co_admin(self, member_id: str, by: str) -> None:
+        if member_id not in self.co_admins:
+            raise NotFound("not a co-admin of this hub")
+        self._check_not_last_admin(member_id)
+        self._co_admin_removed(member_id=member_id, by=by)
+
+    @event("CoAdminRemoved")
+    def _co_admin_removed(self, member_id: str, by: str) -> None:
+        self.co_admins = [m for m in self.co_admins if m != member_id]
+
+    # -- the rotating facilitator ---------------------------------------------
+
+    def volunteer(self, member_id: str) -> None:
+        if not self.is_member(member_id):
+            raise Forbidden("only members of the hub may volunteer")
+        if member_id in self.roster or member_id == self.facilitator_id:
+            raise Conflict("already on the facilitator roster")
+        self._roster_changed(roster=[*self.roster, member_id])
+
+    def withdraw(self, member_id: str) -> None:
+        if member_id not in self.roster:
+            raise NotFound("not on the facilitator roster")
+        self._roster_changed(roster=[m for m in self.roster if m != member_id])
+
+    def swap_turns(self, first: str, second: str) -> None:
+        if first == second:
+            raise InvalidInput("name two different members", field="second_id")
+        if first not in self.roster or second not in self.roster:
+            raise NotFound("both members must be on the roster")
+        roster = list(self.roster)
+        i, j = roster.index(first), roster.index(second)
+        roster[i], roster[j] = roster[j], roster[i]
+        self._roster_changed(roster=roster)
+
+    @event("FacilitatorRosterChanged")
+    def _roster_changed(self, roster: list[str]) -> None:
+        self.roster = list(roster)
+
+    def hand_over(self, at: datetime) -> None:
+        """The next volunteer takes over for a term; the outgoing facilitator
+        goes to the end of the roster."""
+        if not self.roster:
+            raise RuleViolation(
+                "nobody has volunteered: the roster is empty", rule="facilitator_roster"
+            )
+        next_id, *rest = self.roster
+        previous = self.facilitator_id
+        roster = [*rest, previous] if previous is not None else rest
+        self._facilitator_changed(
+            facilitator_id=next_id,
+            previous_id=previous,
+            term_ends_at=at + timedelta(days=self.rules.facilitator_term_days),
+            roster=roster,
+        )
+
+    @event("FacilitatorChanged")
+    def _facilitator_changed(
+        self,
+        facilitator_id: str | None,
+        previous_id: str | None,
+        term_ends_at: datetime | None,
+        roster: list[str],
+    ) -> None:
+        self.facilitator_id = facilitator_id
+        self.term_ends_at = term_ends_at
+        self.roster = list(roster)

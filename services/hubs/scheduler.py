@@ -1,0 +1,95 @@
+"""Closes objection windows when their time comes: silence means consent.
+
+A singleton job (leader only). It sleeps until the next deadline or a poll
+interval, and wakes at once when a movable clock (tests) is moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from services.hubs import views
+from services.hubs.application import Hubs
+from services.runtime.bus import Offloader
+from services.runtime.clock import Clock
+from services.runtime.logging import get_logger
+from services.runtime.projection import Projector
+
+log = get_logger("quartier.hubs.scheduler")
+
+
+class WindowCloser:
+    def __init__(
+        self,
+        app: Hubs,
+        engine: sa.Engine,
+        projector: Projector,
+        clock: Clock,
+        offload: Offloader,
+        poll_interval: float = 30.0,
+    ):
+        self.app = app
+        self.engine = engine
+        self.projector = projector
+        self.clock = clock
+        self.offload = offload
+        self.poll_interval = poll_interval
+        self.closed = 0
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        on_move = getattr(clock, "on_move", None)
+        if on_move is not None:
+            on_move(self._moved)
+
+    def _moved(self, _now: datetime) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                await self.offload(self.close_due)
+            except Exception:
+                log.exception("scheduler.failed")
+            next_at = await self.offload(self._next_deadline)
+            timeout = self.poll_interval
+            if next_at is not None:
+                timeout = max(0.05, min(timeout, (next_at - self.clock.now()).total_seconds()))
+            waits = [
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(stopping.wait()),
+            ]
+            with suppress(TimeoutError):
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+
+    def _next_deadline(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return views.next_deadline(conn)
+
+    def close_due(self) -> int:
+        """Close every window that is due; returns how many were closed."""
+        self.projector.catch_up()
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            due = views.due_nominations(conn, now)
+        closed = 0
+        for row in due:
+            hub = self.app.hub(row.tenant_id, row.hub_id)
+            with self.engine.connect() as conn:
+                activities = views.activities(conn, row.tenant_id, list(hub.members))
+            if self.app.close_window(row.tenant_id, row.hub_id, row.nomination_id, activities, now):
+                closed += 1
+        if closed:
+            self.projector.catch_up()
+            log.info("scheduler.windows_closed", count=closed)
+        self.closed += closed
+        return closed
