@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from litestar.datastructures import State
+from litestar.datastructures import Headers, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import Scope
 from strawberry.dataloader import DataLoader
@@ -18,7 +18,7 @@ from strawberry.litestar import BaseContext
 
 from services.runtime.auth import is_operator_token, verify_access_token
 from services.runtime.bus import Bus
-from services.runtime.errors import Unauthenticated
+from services.runtime.errors import Forbidden, InvalidInput, Unauthenticated
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -112,6 +112,8 @@ class Context(BaseContext, kw_only=True):
     def require_operator(self) -> RequestContext:
         if self.principal.refused is not None:
             raise self.principal.refused
+        if self.principal.actor.kind == "member":
+            raise Forbidden("only the platform operator may do this")
         if self.principal.actor.kind != "operator":
             raise Unauthenticated("this needs the platform operator's credential")
         return self.request_context()
@@ -120,7 +122,12 @@ class Context(BaseContext, kw_only=True):
         return RequestContext(correlation_id=self.correlation_id)
 
     async def ask(self, message: Request, ctx: RequestContext | None = None) -> Any:
-        return await self.bus.request(message, ctx or self.request_context())
+        try:
+            return await self.bus.request(message, ctx or self.request_context())
+        except UnicodeEncodeError:
+            # JSON lets a client send a lone surrogate (a "\ud800" escape),
+            # which no encoder accepts: bad input, not an internal error.
+            raise InvalidInput("text must be valid Unicode") from None
 
     def loader(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """One DataLoader per name and request."""
@@ -130,7 +137,7 @@ class Context(BaseContext, kw_only=True):
         return found
 
 
-async def context_getter(state: State, headers: dict[str, str], scope: Scope) -> Context:
+async def context_getter(state: State, headers: Headers, scope: Scope) -> Context:
     settings: Settings = state.settings
     principal = resolve_principal(settings, headers.get("authorization"))
     correlation = headers.get("x-correlation-id") or ""

@@ -5,7 +5,7 @@ of a union: they become top-level GraphQL errors with an `extensions.code`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import strawberry
@@ -100,12 +100,15 @@ def as_error_type(error: e.QuartierError) -> Any:
 T = TypeVar("T")
 
 
-async def result_or_error(call: Awaitable[T]) -> T | Any:
+async def result_or_error(call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T | Any:
     """Await a service call; a typed error becomes the matching GraphQL error
-    type, an operational one a top-level error."""
+    type, an operational one a top-level error. `fields` renames the service's
+    field names to the mutation's input fields where they differ."""
     try:
         return await call
     except e.QuartierError as error:
+        if fields and error.field in fields:
+            error.field = fields[error.field]
         return as_error_type(error)
 
 

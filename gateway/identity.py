@@ -66,6 +66,15 @@ async def load_member(info: Info[Context, Any], member_id: str | None) -> Member
     return Member.from_card(card) if card else None
 
 
+async def load_members(info: Info[Context, Any], member_ids: list[str]) -> list[Member]:
+    """Several members in one batch, in order; unknown ids are left out."""
+    try:
+        cards = await member_loader(info).load_many(member_ids)
+    except QuartierError as e:
+        raise PublicError(e.message, e.code) from e
+    return [Member.from_card(card) for card in cards if card]
+
+
 # -- types ---------------------------------------------------------------------
 
 
@@ -201,6 +210,7 @@ class InvitationEdge:
 class InvitationConnection:
     edges: list[InvitationEdge]
     page_info: PageInfo
+    total_count: int
 
 
 @strawberry.type(description="The invitation was e-mailed to the address.")
@@ -402,6 +412,8 @@ class IdentityQuery:
     @strawberry.field(description="The signed-in member, or null.")
     async def me(self, info: Info[Context, Any]) -> Member | None:
         p = info.context.principal
+        if p.refused is not None:  # an expired or forged token is not "signed out"
+            raise PublicError(p.refused.message, p.refused.code)
         if p.actor.kind != "member":
             return None
         return await load_member(info, p.actor.member_id)
@@ -486,10 +498,7 @@ class IdentityQuery:
             offset, limit = parse_page(first, after)
         except QuartierError as e:
             raise PublicError(e.message, e.code) from e
-        found = await ask(
-            info, c.ListInvitations(status=status, offset=offset, limit=limit + 1), rctx
-        )
-        items = found[:limit]
+        page = await ask(info, c.ListInvitations(status=status, offset=offset, limit=limit), rctx)
         return InvitationConnection(
             edges=[
                 InvitationEdge(
@@ -504,14 +513,10 @@ class IdentityQuery:
                         invited_by_id=inv.invited_by,
                     ),
                 )
-                for i, inv in enumerate(items)
+                for i, inv in enumerate(page.items)
             ],
-            page_info=PageInfo(
-                has_next_page=len(found) > limit,
-                has_previous_page=offset > 0,
-                start_cursor=offset_cursor(offset) if items else None,
-                end_cursor=offset_cursor(offset + len(items) - 1) if items else None,
-            ),
+            page_info=page_info(offset, len(page.items), page.total),
+            total_count=page.total,
         )
 
 
@@ -537,7 +542,7 @@ class IdentityMutation:
                 admin_invitation=InvitationSent.from_contract(done.admin_invitation),
             )
 
-        return await result_or_error(run())
+        return await result_or_error(run(), fields={"email": "admin_email"})
 
     @strawberry.mutation(description="Tenant admin: e-mail an invitation to join the network.")
     async def invite_member(
@@ -638,7 +643,7 @@ class IdentityMutation:
             )
             return PasswordChanged(ok=True)
 
-        return await result_or_error(run())
+        return await result_or_error(run(), fields={"password": "new_password"})
 
     @strawberry.mutation(description="Update your own profile card.")
     async def update_profile_card(

@@ -12,6 +12,9 @@ import strawberry
 from services.runtime.errors import InvalidInput
 
 MAX_PAGE = 50
+# A cursor is ours and opaque: no real list is this long, and a larger offset
+# would overflow the services' encoders and SQL (an internal error, not a bad cursor).
+MAX_OFFSET = 2**31 - 1
 
 
 @strawberry.interface(description="An object with a global id (Relay).")
@@ -34,23 +37,22 @@ def to_global_id(type_name: str, raw_id: str) -> strawberry.ID:
 def from_global_id(global_id: str, expected: str | None = None, field: str = "id") -> str:
     """The raw id inside a global id; a malformed one, or one of another type,
     is an invalid input naming `field`."""
-    try:
-        type_name, raw = base64.urlsafe_b64decode(global_id.encode()).decode().split(":", 1)
-        uuid.UUID(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("not a valid id", field=field) from None
+    found = global_type(global_id)
+    if found is None:
+        raise InvalidInput("not a valid id", field=field)
+    type_name, raw = found
     if expected is not None and type_name != expected:
         raise InvalidInput(f"this id is not a {expected} id", field=field)
     return raw
 
 
 def global_type(global_id: str) -> tuple[str, str] | None:
+    """(type name, canonical UUID) of a global id, or None if malformed."""
     try:
         type_name, raw = base64.urlsafe_b64decode(global_id.encode()).decode().split(":", 1)
-        uuid.UUID(raw)
+        return type_name, str(uuid.UUID(raw))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    return type_name, raw
 
 
 def offset_cursor(offset: int) -> str:
@@ -68,7 +70,7 @@ def parse_page(first: int, after: str | None) -> tuple[int, int]:
         offset = int(value) + 1
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("not a valid cursor", field="after") from None
-    if tag != "o" or offset < 1:
+    if tag != "o" or not 1 <= offset <= MAX_OFFSET:
         raise InvalidInput("not a valid cursor", field="after")
     return offset, first
 

@@ -26,6 +26,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.errors import PublicError
+from gateway.hubs import Hub, HubsMutation, HubsQuery, Nomination, load_hub
 from gateway.identity import (
     IdentityMutation,
     IdentityQuery,
@@ -36,6 +37,7 @@ from gateway.identity import (
 )
 from gateway.relay import Node, global_type
 from gateway.stream import StreamSubscription
+from services.runtime.errors import QuartierError
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
@@ -68,7 +70,7 @@ class NoSuggestions(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         yield
-        for error in self.execution_context.errors or ():
+        for error in self.execution_context.pre_execution_errors or ():
             if "Did you mean" in error.message:
                 error.message = error.message.split(" Did you mean", 1)[0]
 
@@ -89,14 +91,19 @@ class NodeQuery:
             return None
         type_name, raw = found
         if type_name == "Member":
-            if info.context.principal.actor.kind != "member":
-                raise PublicError("sign in first", "unauthenticated")
+            try:
+                info.context.require_member()
+            except QuartierError as e:
+                raise PublicError(e.message, e.code) from e
             return await load_member(info, raw)
+        if type_name == "Hub":
+            return await load_hub(info, id)
         return None
 
 
-Query = merge_types("Query", (NodeQuery, IdentityQuery))
-Mutation = merge_types("Mutation", (IdentityMutation,))
+Query = merge_types("Query", (NodeQuery, IdentityQuery, HubsQuery))
+Mutation = merge_types("Mutation", (IdentityMutation, HubsMutation))
+Subscription = merge_types("Subscription", (StreamSubscription,))
 
 
 def build_schema(prod: bool = False) -> strawberry.Schema:
@@ -112,8 +119,8 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        subscription=StreamSubscription,
-        types=[Member, Tenant, Invitation],
+        subscription=Subscription,
+        types=[Member, Tenant, Invitation, Hub, Nomination],
         extensions=extensions,
     )
 

@@ -1,0 +1,315 @@
+"""The whole system in-process, as a client sees it: the services (identity
+and hubs; the others join the `service_hosts` list) on the parametrised
+store, and the GraphQL gateway served by uvicorn on a free port in the same
+event loop, reached over real HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest_asyncio
+import uvicorn
+
+from gateway.app import create_app
+from services.runtime.host import ServiceHost
+from services.runtime.settings import Settings
+from tests.support.env import OPERATOR_TOKEN
+from tests.support.identity import PASSWORD, mailed_tokens
+
+STARTUP_TIMEOUT = 15.0
+
+
+@dataclass
+class Gateway:
+    """A gateway served over HTTP, and a client of it."""
+
+    settings: Settings
+    base_url: str
+    client: httpx.AsyncClient
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + "/graphql"
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.client.post("/graphql", json=body, headers=headers)
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON answer of a GraphQL operation (`data` and/or `errors`)."""
+        response = await self.post(query, variables, token)
+        assert response.headers.get("content-type", "").startswith("application/json"), (
+            response.status_code,
+            response.text[:500],
+        )
+        return response.json()
+
+
+@dataclass
+class System:
+    """The running services and the gateway in front of them."""
+
+    settings: Settings
+    hosts: dict[str, ServiceHost]
+    gateway: Gateway
+
+    @property
+    def identity(self) -> ServiceHost:
+        return self.hosts["identity"]
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.gateway.client
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        return await self.gateway.gql(query, variables, token)
+
+    async def event_count(self, service: str = "identity") -> int:
+        """How many events the service's store holds (its max notification id)."""
+        app = self.hosts[service].context["app"]
+        return await asyncio.to_thread(app.max_notification_id)
+
+
+@asynccontextmanager
+async def serve_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """Serve `gateway.app.create_app(settings)` with uvicorn in this event loop,
+    on a socket bound beforehand (no race for a free port)."""
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose
+    # proto says TCP, and accepted sockets inherit it; without it every
+    # response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if task.done():
+            sock.close()
+            task.result()  # raises what stopped it
+            raise RuntimeError("the gateway stopped before it started")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            await task
+            sock.close()
+            raise RuntimeError(f"the gateway did not start within {STARTUP_TIMEOUT}s")
+        await asyncio.sleep(0.01)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=15.0) as client:
+            yield Gateway(settings=settings, base_url=base_url, client=client)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest_asyncio.fixture
+async def service_hosts(identity: ServiceHost, hubs: ServiceHost) -> dict[str, ServiceHost]:
+    """Every service of the system under test, by name, already started. A
+    new service joins by adding its host fixture here; the gateway's
+    readiness check then expects it too."""
+    return {"identity": identity, "hubs": hubs}
+
+
+@pytest_asyncio.fixture
+async def system(
+    settings: Settings, service_hosts: dict[str, ServiceHost]
+) -> AsyncIterator[System]:
+    settings = settings.with_(services=tuple(service_hosts))
+    async with serve_gateway(settings) as gateway:
+        yield System(settings=settings, hosts=service_hosts, gateway=gateway)
+
+
+@pytest_asyncio.fixture
+async def gql(system: System) -> Any:
+    """`await gql(query, variables=None, token=None)` → the JSON answer."""
+    return system.gql
+
+
+# -- a GraphQL client's toolkit: mutations, networks and members ----------------
+
+ERROR_FIELDS = """
+fragment Err on Error {
+  __typename code message
+  ... on ValidationError { field }
+  ... on Conflict { field }
+  ... on RuleViolation { rule }
+}
+"""
+CARD_FIELDS = """
+fragment Card on Member {
+  id memberId displayName businessName activityCode activityLabel activityText
+  offers seeks availableFor bio links workPostcode homePostcode roles isTenantAdmin
+  email work { lat lon postcode } home { lat lon postcode }
+}
+"""
+AUTH = (
+    "... on AuthPayload { accessToken accessTokenExpiresAt refreshToken tenantSlug"
+    " member { ...Card } }"
+)
+MUTATIONS: dict[str, tuple[str, str]] = {
+    # name: (input type, selection of its success type)
+    "createTenant": (
+        "CreateTenantInput",
+        "... on TenantCreated { tenant { id tenantId slug name createdAt }"
+        " adminInvitation { invitationId expiresAt token } }",
+    ),
+    "inviteMember": ("InviteMemberInput", "... on InvitationSent { invitationId expiresAt token }"),
+    "revokeInvitation": ("RevokeInvitationInput", "... on InvitationRevoked { invitationId }"),
+    "acceptInvitation": ("AcceptInvitationInput", AUTH),
+    "login": ("LoginInput", AUTH),
+    "refreshSession": ("RefreshSessionInput", AUTH),
+    "logout": ("RefreshSessionInput", "... on SignedOut { ok }"),
+    "changePassword": ("ChangePasswordInput", "... on PasswordChanged { ok }"),
+    "updateProfileCard": ("ProfileCardInput", "... on ProfileCardUpdated { member { ...Card } }"),
+    "setTenantAdmin": ("SetTenantAdminInput", "... on TenantAdminSet { member { ...Card } }"),
+}
+
+
+def mutation_document(name: str) -> str:
+    input_type, success = MUTATIONS[name]
+    return (
+        f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ __typename {success}"
+        f" ...Err }} }}{ERROR_FIELDS}{CARD_FIELDS if '...Card' in success else ''}"
+    )
+
+
+async def mutate(
+    system: System,
+    name: str,
+    input: dict[str, Any],
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run one mutation of `MUTATIONS`; return its result, a success or an
+    error type (a top-level error fails the test). `headers` replaces the
+    Bearer `token` (to send malformed credentials)."""
+    if headers is None:
+        answer = await system.gql(mutation_document(name), {"input": input}, token)
+    else:
+        response = await system.client.post(
+            "/graphql",
+            json={"query": mutation_document(name), "variables": {"input": input}},
+            headers=headers,
+        )
+        answer = response.json()
+    assert "errors" not in answer, answer
+    return answer["data"][name]
+
+
+def assert_error(
+    result: dict[str, Any], typename: str, code: str, *, field: str | None = None, **extra: Any
+) -> None:
+    """`result` is the error type `typename` with `code` (and, for validation
+    errors and conflicts, naming `field`)."""
+    assert result["__typename"] == typename, result
+    assert result["code"] == code, result
+    assert result["message"], result
+    if typename in ("ValidationError", "Conflict"):
+        assert result["field"] == field, result
+    for key, value in extra.items():
+        assert result[key] == value, result
+
+
+@dataclass
+class Session:
+    access: str
+    refresh: str
+    id: str  # the member's global id
+    member_id: str
+    email: str
+
+
+@dataclass
+class Network:
+    slug: str
+    tenant_id: str
+    admin: Session
+
+
+def session_of(payload: dict[str, Any], email: str) -> Session:
+    assert payload["__typename"] == "AuthPayload", payload
+    return Session(
+        access=payload["accessToken"],
+        refresh=payload["refreshToken"],
+        id=payload["member"]["id"],
+        member_id=payload["member"]["memberId"],
+        email=email,
+    )
+
+
+def card_input(name: str, activity: str = "plumber", **extra: Any) -> dict[str, Any]:
+    return {"displayName": name, "activityCode": activity, **extra}
+
+
+async def open_network(system: System, slug: str) -> Network:
+    """The operator creates the network; its first admin accepts the mailed
+    invitation (a consultant working in Paris 11e)."""
+    email = f"admin@{slug}.example"
+    created = await mutate(
+        system,
+        "createTenant",
+        {"slug": slug, "name": f"Network {slug}", "adminEmail": email},
+        OPERATOR_TOKEN,
+    )
+    assert created["__typename"] == "TenantCreated", created
+    accepted = await mutate(
+        system,
+        "acceptInvitation",
+        {
+            "token": mailed_tokens(system.settings.mail_dir)[email],
+            "password": PASSWORD,
+            "card": card_input(
+                f"Admin {slug}",
+                "management-consultant",
+                work={"lat": 48.8575, "lon": 2.3795, "postcode": "75011"},
+            ),
+        },
+    )
+    return Network(slug, created["tenant"]["tenantId"], session_of(accepted, email))
+
+
+async def invite(system: System, net: Network, email: str) -> str:
+    """The network's admin invites `email`; returns the token from the mail."""
+    sent = await mutate(system, "inviteMember", {"email": email}, net.admin.access)
+    assert sent["__typename"] == "InvitationSent", sent
+    assert sent["token"] is None  # a member never sees the token: it goes by mail only
+    return mailed_tokens(system.settings.mail_dir)[email]
+
+
+async def join(
+    system: System, net: Network, email: str, name: str, activity: str = "plumber", **card: Any
+) -> Session:
+    """Invited by the admin, `email` accepts with a card and is signed in."""
+    token = await invite(system, net, email)
+    accepted = await mutate(
+        system,
+        "acceptInvitation",
+        {"token": token, "password": PASSWORD, "card": card_input(name, activity, **card)},
+    )
+    return session_of(accepted, email)
