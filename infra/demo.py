@@ -1,12 +1,16 @@
 """The demo network `pole-11e`, loaded idempotently by `quartier up --demo`
-through the services' own commands (as the platform operator): its admin and a
-dozen members of Paris 11e with filled profile cards."""
+through the services' own commands (as the platform operator, then as its
+members): its admin and a dozen members of Paris 11e with filled profile
+cards; two hubs (a neighbourhood circle around Place Voltaire and a trade
+club) with godparents, a pending nomination with an objection, a co-admin and
+a facilitator roster."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.runtime.bus import Bus
 from services.runtime.errors import InvalidCredentials, NotFound
@@ -293,4 +297,155 @@ async def load_demo(bus: Bus, operator_token: str) -> dict[str, idc.Session]:
     sessions = {}
     for member in MEMBERS:
         sessions[member.key] = await ensure_member(bus, operator_token, tenant.tenant_id, member)
+    await load_hubs(bus, sessions)
     return sessions
+
+
+# -- hubs ------------------------------------------------------------------------
+
+VOLTAIRE = "Cercle Voltaire"
+ARTISANS = "Club des artisans du 11e"
+
+# (hub, sponsor, candidate): who co-opted whom, in order; the godparents.
+ADMISSIONS: tuple[tuple[str, str, str], ...] = (
+    (VOLTAIRE, "claire", "karim"),
+    (VOLTAIRE, "claire", "sophie"),
+    (VOLTAIRE, "claire", "julien"),
+    (VOLTAIRE, "claire", "nadia"),
+    (VOLTAIRE, "nadia", "ines"),
+    (VOLTAIRE, "karim", "thomas"),
+    (VOLTAIRE, "sophie", "marc"),
+    (VOLTAIRE, "julien", "amelie"),
+    (VOLTAIRE, "julien", "lucas"),
+    (VOLTAIRE, "ines", "emilie"),
+    (ARTISANS, "claire", "karim"),
+    (ARTISANS, "karim", "thomas"),
+    (ARTISANS, "thomas", "hugo"),
+    (ARTISANS, "hugo", "lea"),
+)
+# A nomination still in its objection window, with an objection.
+PENDING = (VOLTAIRE, "julien", "lea", "Léa cooks for half the quartier: she belongs here.")
+OBJECTION = ("marc", "I would like to meet her at a lunch first.")
+ROSTER = (VOLTAIRE, ("sophie", "julien", "ines"))
+
+
+def as_member(session: idc.Session) -> RequestContext:
+    return RequestContext(
+        tenant_id=session.tenant_id,
+        actor=Actor(
+            kind="member",
+            member_id=session.member_id,
+            tenant_id=session.tenant_id,
+            roles=tuple(session.roles),
+        ),
+    )
+
+
+def hub_specs() -> dict[str, hc.CreateHub]:
+    return {
+        VOLTAIRE: hc.CreateHub(
+            name=VOLTAIRE,
+            kind="neighbourhood",
+            area=hc.Area(
+                centre=hc.Point(lat=48.8575, lon=2.3795), radius_km=1.5, postcodes=["75011"]
+            ),
+            rules=hc.Rules(non_competition_lift_at=25, objection_window_days=7),
+        ),
+        ARTISANS: hc.CreateHub(
+            name=ARTISANS,
+            kind="trade_club",
+            area=hc.Area(postcodes=["75011", "75012", "75020"]),
+            rules=hc.Rules(admission_mode="approval", objection_window_days=5),
+        ),
+    }
+
+
+async def load_hubs(bus: Bus, sessions: dict[str, idc.Session]) -> dict[str, hc.Hub]:
+    """Create what is missing of the demo hubs (idempotent: each step looks first)."""
+    admin = as_member(sessions["claire"])
+    existing = {h.name: h for h in await bus.request(hc.ListHubs(), admin)}
+    hubs = {}
+    for name, spec in hub_specs().items():
+        hubs[name] = existing.get(name) or await bus.request(spec, admin)
+    for hub_name, sponsor, candidate in ADMISSIONS:
+        await _admit(bus, hubs[hub_name], sessions, sponsor, candidate, admin)
+    artisans = await bus.request(hc.GetHub(hub_id=hubs[ARTISANS].hub_id), admin)
+    if sessions["karim"].member_id not in artisans.co_admin_ids:
+        await bus.request(
+            hc.AddCoAdmin(hub_id=artisans.hub_id, member_id=sessions["karim"].member_id), admin
+        )
+    await _pending(bus, hubs[PENDING[0]], sessions)
+    await _roster(bus, hubs[ROSTER[0]], sessions, admin)
+    return {name: await bus.request(hc.GetHub(hub_id=h.hub_id), admin) for name, h in hubs.items()}
+
+
+async def _members(bus: Bus, hub: hc.Hub, ctx: RequestContext) -> set[str]:
+    page = await bus.request(hc.ListHubMembers(hub_id=hub.hub_id, limit=50), ctx)
+    return {m.member_id for m in page.items}
+
+
+async def _admit(
+    bus: Bus,
+    hub: hc.Hub,
+    sessions: dict[str, idc.Session],
+    sponsor: str,
+    candidate: str,
+    admin: RequestContext,
+) -> None:
+    candidate_id = sessions[candidate].member_id
+    if candidate_id in await _members(bus, hub, admin):
+        return
+    pending = [
+        n
+        for n in await bus.request(hc.ListNominations(hub_id=hub.hub_id), admin)
+        if n.candidate_id == candidate_id
+    ]
+    if pending:
+        nomination = pending[0]
+    else:
+        nomination = await bus.request(
+            hc.NominateCandidate(hub_id=hub.hub_id, candidate_id=candidate_id),
+            as_member(sessions[sponsor]),
+        )
+    if nomination.status != "admitted":
+        await bus.request(
+            hc.AdmitCandidate(hub_id=hub.hub_id, nomination_id=nomination.nomination_id), admin
+        )
+
+
+async def _pending(bus: Bus, hub: hc.Hub, sessions: dict[str, idc.Session]) -> None:
+    _, sponsor, candidate, note = PENDING
+    objector, reason = OBJECTION
+    admin = as_member(sessions["claire"])
+    candidate_id = sessions[candidate].member_id
+    found = [
+        n
+        for n in await bus.request(
+            hc.ListNominations(
+                hub_id=hub.hub_id, statuses=["open", "awaiting_decision", "admitted"]
+            ),
+            admin,
+        )
+        if n.candidate_id == candidate_id
+    ]
+    if found:
+        return
+    nomination = await bus.request(
+        hc.NominateCandidate(hub_id=hub.hub_id, candidate_id=candidate_id, note=note),
+        as_member(sessions[sponsor]),
+    )
+    await bus.request(
+        hc.RaiseObjection(hub_id=hub.hub_id, nomination_id=nomination.nomination_id, reason=reason),
+        as_member(sessions[objector]),
+    )
+
+
+async def _roster(
+    bus: Bus, hub: hc.Hub, sessions: dict[str, idc.Session], admin: RequestContext
+) -> None:
+    current = await bus.request(hc.GetHub(hub_id=hub.hub_id), admin)
+    if current.facilitator_id or current.roster:
+        return
+    for key in ROSTER[1]:
+        await bus.request(hc.VolunteerAsFacilitator(hub_id=hub.hub_id), as_member(sessions[key]))
+    await bus.request(hc.HandOverFacilitation(hub_id=hub.hub_id), admin)

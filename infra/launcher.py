@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,17 +75,22 @@ class System:
             [sys.executable, "-m", "gateway"], env=env, start_new_session=True
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(
+        self, timeout: float = 60.0, cancelled: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """True once the gateway says ready; False if cancelled meanwhile."""
         url = f"http://{self.settings.http_host}:{self.settings.http_port}/health/ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if cancelled():
+                return False
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with code {process.returncode}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
-                        return
+                        return True
             except OSError:
                 pass
             time.sleep(0.2)
@@ -138,9 +144,12 @@ def up(demo: bool) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         system.start()
-        system.wait_ready()
-        if demo:
+        if not system.wait_ready(cancelled=lambda: stopping):
+            return 0
+        if demo and not stopping:
             asyncio.run(_load_demo(settings, system.nats_url))
+        if stopping:
+            return 0
         _banner(system, demo)
         while not stopping:
             gone = system.exited()
