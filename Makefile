@@ -29,9 +29,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/write_path.py
 
-## regenerate gateway/schema.graphql after a schema change
+## regenerate gateway/schema.graphql and docs/events.md after a contract change
 schema: $(STAMP)
 	$(BIN)/python -m gateway.schema > gateway/schema.graphql
+	$(BIN)/python -m infra.catalogue > docs/events.md
 
 clean:
 	rm -rf $(VENV) .quartier .pytest_cache .ruff_cache

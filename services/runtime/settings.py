@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ENVIRONMENTS = ("dev", "test", "prod")
@@ -39,8 +39,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
     rate_limit_per_minute: int = 1200
-    services: tuple[str, ...] = ("identity",)
-    extra: Mapping[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = ("identity", "hubs")
 
     @property
     def is_prod(self) -> bool:
