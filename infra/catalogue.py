@@ -55,7 +55,9 @@ def events_of(module: ModuleType) -> list[type[PublicEvent]]:
         for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, PublicEvent) and v.__module__ == module.__name__
     ]
-    return [cls for cls in found if msgspec.structs.fields(cls) and cls.service and _is_leaf(cls, found)]
+    return [
+        cls for cls in found if msgspec.structs.fields(cls) and cls.service and _is_leaf(cls, found)
+    ]
 
 
 def _is_leaf(cls: type, found: list[type]) -> bool:
