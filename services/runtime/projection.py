@@ -58,11 +58,11 @@ class Projector:
     def catch_up(self, until: int | None = None) -> int:
         """Project every recorded event (or at least up to `until`).
         Returns the position reached."""
-        target = self._saved_upto if until is None else until
-        if until is not None and self._position >= target:
-            return self._position
+        target = self.app.max_notification_id() if until is None else until
+        if self._position >= target:
+            return self._position  # nothing new: no transaction, no lock
         with self._lock:
-            if until is not None and self._position >= target:
+            if self._position >= target:
                 return self._position
             while True:
                 moved = self._step()
