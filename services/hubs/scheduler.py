@@ -7,7 +7,6 @@ interval, and wakes at once when a movable clock (tests) is moved.
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from services.runtime.bus import Offloader
 from services.runtime.clock import Clock
 from services.runtime.logging import get_logger
 from services.runtime.projection import Projector
+from services.runtime.wakeup import Wakeup
 
 log = get_logger("quartier.hubs.scheduler")
 
@@ -39,19 +39,13 @@ class WindowCloser:
         self.offload = offload
         self.poll_interval = poll_interval
         self.closed = 0
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = Wakeup()
         on_move = getattr(clock, "on_move", None)
         if on_move is not None:
-            on_move(self._moved)
-
-    def _moved(self, _now: datetime) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            on_move(self._wake.set_threadsafe)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._wake.bind()
         while not stopping.is_set():
             self._wake.clear()
             try:
@@ -62,14 +56,7 @@ class WindowCloser:
             timeout = self.poll_interval
             if next_at is not None:
                 timeout = max(0.05, min(timeout, (next_at - self.clock.now()).total_seconds()))
-            waits = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(stopping.wait()),
-            ]
-            with suppress(TimeoutError):
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
+            await self._wake.wait(stopping, timeout)
 
     def _next_deadline(self) -> datetime | None:
         with self.engine.connect() as conn:

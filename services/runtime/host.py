@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from services.runtime.relay import OutboxRelay, Translate
 from services.runtime.settings import Settings
 from services.runtime.store import Store
 from services.runtime.stream import ensure_stream
+from services.runtime.wakeup import sleep_unless
 
 log = get_logger("quartier.host")
 
@@ -131,8 +131,7 @@ class ServiceHost:
             tasks += [asyncio.create_task(job(stopping)) for _, job in self.jobs]
             lost = False
             while not stopping.is_set():
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=5.0)
+                await sleep_unless(stopping, 5.0)
                 if not stopping.is_set() and not await self.offload(self._lock.still_held):
                     lost = True
                     break
@@ -149,8 +148,7 @@ class ServiceHost:
         """Catch up with events written by other replicas (own saves are
         projected by the commands themselves)."""
         while not stopping.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.settings.relay_poll_interval)
+            await sleep_unless(stopping, self.settings.relay_poll_interval)
             for projector in self.projectors:
                 try:
                     await self.offload(projector.catch_up)

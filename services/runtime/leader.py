@@ -11,7 +11,6 @@ the holder goes away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import zlib
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.runtime.logging import get_logger
+from services.runtime.wakeup import sleep_unless
 
 log = get_logger("quartier.leader")
 
@@ -102,6 +102,5 @@ async def hold_leadership(lock: LeaderLock, stopping: asyncio.Event, retry: floa
     while not stopping.is_set():
         if await loop.run_in_executor(None, lock.try_acquire):
             return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=retry)
+        await sleep_unless(stopping, retry)
     return False

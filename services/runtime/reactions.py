@@ -14,7 +14,6 @@ redelivered, in order, before anything newer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.runtime.bus import Bus
 from services.runtime.logging import get_logger
 from services.runtime.stream import STREAM, CloudEvent, cloud_event_decoder, service_filter
+from services.runtime.wakeup import sleep_unless
 
 log = get_logger("quartier.reactions")
 
@@ -72,8 +72,7 @@ class ReactionConsumer:
                 log.warning(
                     "reaction.retry", consumer=self.durable, error=str(e) or type(e).__name__
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=delay)
+                await sleep_unless(stopping, delay)
                 delay = min(delay * 2, 10.0)
 
     async def _consume(self, stopping: asyncio.Event) -> None:

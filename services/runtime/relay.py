@@ -14,7 +14,6 @@ saves made by other replicas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -26,6 +25,7 @@ from services.runtime.eventstore import ServiceApplication
 from services.runtime.logging import get_logger
 from services.runtime.messages import PublicEvent
 from services.runtime.stream import STREAM, CloudEvent, event_subject, json_encoder
+from services.runtime.wakeup import Wakeup, sleep_unless
 
 log = get_logger("quartier.relay")
 
@@ -52,17 +52,13 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.published = 0
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        app.on_saved(self._on_saved)
-
-    def _on_saved(self, _notification_id: int) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+        self._position: int | None = None  # known while this replica leads
+        self._persisted = 0
+        self._wake = Wakeup()
+        app.on_saved(self._wake.set_threadsafe)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._wake.bind()
         delay = 0.5
         while not stopping.is_set():
             self._wake.clear()
@@ -70,24 +66,19 @@ class OutboxRelay:
                 await self.publish_pending()
                 delay = 0.5
             except Exception as e:
+                self._position = None  # read it again from the store
                 log.warning("relay.retry", service=self.service, error=str(e) or type(e).__name__)
-                await _sleep_or_stop(stopping, delay)
+                await sleep_unless(stopping, delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            waits = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(stopping.wait()),
-            ]
-            _, pending = await asyncio.wait(
-                waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
-            for w in pending:
-                w.cancel()
+            await self._wake.wait(stopping, self.poll_interval)
 
     async def publish_pending(self) -> int:
         """Publish everything after the persisted position; return how many."""
         js = self.bus.jetstream()
-        position = await self.offload(self.app.position, POSITION)
+        if self._position is None:
+            self._position = self._persisted = await self.offload(self.app.position, POSITION)
+        position = self._position
         sent = 0
         while True:
             batch = await self.offload(self._prepare, position)
@@ -100,10 +91,17 @@ class OutboxRelay:
             ]
             if futures:
                 await asyncio.gather(*futures)
-            await self.offload(self.app.set_position, POSITION, last)
-            position = last
+            if last > self._persisted:
+                await self.offload(self.app.set_position, POSITION, last)
+                self._persisted = last
+            position = self._position = last
             sent += len(messages)
             self.published += len(messages)
+
+    def rewind(self, position: int = 0) -> None:
+        """Publish again from `position` (to rebuild the stream): JetStream
+        drops what it still remembers; the persisted position never goes back."""
+        self._position = position
 
     def _prepare(self, position: int) -> tuple[int, list[tuple[str, bytes, dict[str, str]]]] | None:
         notifications = self.app.notifications_after(position, self.batch_size)
@@ -134,8 +132,3 @@ class OutboxRelay:
                 )
             )
         return notifications[-1].id, messages
-
-
-async def _sleep_or_stop(stopping: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=delay)
