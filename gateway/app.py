@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
+from litestar.background_tasks import BackgroundTasks
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from strawberry.litestar import make_graphql_controller
@@ -48,6 +50,10 @@ async def ready(state: State) -> Response[dict[str, object]]:
     )
 
 
+def _new_response() -> Response[dict[str, object]]:
+    return Response({}, background=BackgroundTasks([]))
+
+
 def create_app(settings: Settings) -> Litestar:
     bus = Bus(
         settings.nats_url or "nats://127.0.0.1:4222", "quartier-gateway", settings.request_timeout
@@ -72,6 +78,12 @@ def create_app(settings: Settings) -> Litestar:
         keep_alive=True,
         keep_alive_interval=15,
     )
+    # strawberry provides the response object with sync_to_thread=True: a thread
+    # hop per request for building an empty Response.
+    controller.dependencies = {
+        **controller.dependencies,
+        "response": Provide(_new_response, sync_to_thread=False),
+    }
     return Litestar(
         route_handlers=[controller, live, ready],
         lifespan=[lifespan],

@@ -8,6 +8,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from litestar.datastructures import Headers, State
@@ -16,7 +18,7 @@ from litestar.types import Scope
 from strawberry.dataloader import DataLoader
 from strawberry.litestar import BaseContext
 
-from services.runtime.auth import is_operator_token, verify_access_token
+from services.runtime.auth import AccessClaims, is_operator_token, verify_access_token
 from services.runtime.bus import Bus
 from services.runtime.errors import Forbidden, InvalidInput, Unauthenticated
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
@@ -36,6 +38,13 @@ class Principal:
     refused: Unauthenticated | None = None
 
 
+@lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> AccessClaims:
+    """A token's signature and claims are checked once; its expiry at each use.
+    (Refusals are not cached: an exception is never stored.)"""
+    return verify_access_token(secret, token)
+
+
 def resolve_principal(settings: Settings, authorization: str | None) -> Principal:
     if not authorization:
         return Principal()
@@ -48,7 +57,9 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
             return Principal(actor=Actor(kind="operator"), credential=token)
         return Principal(refused=Unauthenticated("the access token is invalid"))
     try:
-        claims = verify_access_token(settings.jwt_secret, token)
+        claims = _verified(settings.jwt_secret, token)
+        if claims.expires_at <= datetime.now(UTC):
+            raise Unauthenticated("the access token has expired: refresh it")
     except Unauthenticated as refused:
         return Principal(refused=refused)
     return Principal(actor=claims.actor(), tenant_id=claims.tenant_id)

@@ -254,10 +254,14 @@ class IdentityHandlers:
 
     def update_profile_card(self, cmd: c.UpdateProfileCard, ctx: RequestContext) -> c.MemberCard:
         member_id = ctx.require_member()
-        self._write(
+        member = self._write(
             lambda: self.app.update_card(ctx.require_tenant(), member_id, card_changes(cmd.changes))
         )
-        return self._card(ctx, member_id)
+        return views.to_card(
+            views.member_row(member),
+            viewer_id=ctx.actor.member_id,
+            viewer_is_admin=ctx.actor.is_tenant_admin,
+        )
 
     def set_tenant_admin(self, cmd: c.SetTenantAdmin, ctx: RequestContext) -> c.MemberCard:
         ctx.require_tenant_admin()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,12 +127,18 @@ class IdentityViews:
                 pass
 
 
+# Built once: its compiled form is cached, where a statement built per event
+# with .values(...) would be compiled again each time.
+_UPDATE_MEMBER = members.update().where(
+    members.c.tenant_id == sa.bindparam("key_tenant_id"),
+    members.c.member_id == sa.bindparam("key_member_id"),
+)
+
+
 def _update_member(conn: sa.Connection, event: Any, **values: Any) -> None:
     conn.execute(
-        members.update()
-        .where(members.c.tenant_id == event.tenant_id)
-        .where(members.c.member_id == str(event.originator_id))
-        .values(**values)
+        _UPDATE_MEMBER,
+        {"key_tenant_id": event.tenant_id, "key_member_id": str(event.originator_id), **values},
     )
 
 
@@ -162,6 +169,19 @@ def _card_columns(card: dict[str, Any], at: datetime) -> dict[str, Any]:
         "search_text": fold(text),
         "updated_at": at,
     }
+
+
+def member_row(member: Member) -> Any:
+    """The directory row of a member, from the aggregate itself (what the
+    projection writes), for replies that need no read."""
+    return SimpleNamespace(
+        tenant_id=member.tenant_id,
+        member_id=str(member.id),
+        email=member.email,
+        roles=sorted(member.roles),
+        joined_at=member.created_on,
+        **_card_columns(member.card_data, member.modified_on),
+    )
 
 
 # -- queries -------------------------------------------------------------------

@@ -31,6 +31,7 @@ class Store:
     database_url: str | None = None
     pool_size: int = 8
     schema_prefix: str = ""
+    aggregate_cache_size: int = 5000
 
     @classmethod
     def for_service(cls, service: str, settings: Settings) -> Store:
@@ -60,6 +61,13 @@ class Store:
     # -- event store (the eventsourcing library's own recorders) ---------------
 
     def application_env(self, app_name: str) -> dict[str, str]:
+        # The library's aggregate cache: a command reads the cached aggregate and
+        # only the events recorded since ("fast-forward"), not its whole history.
+        # Safe with several replicas: fast-forwarding reads what others wrote.
+        common = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size)}
+        return common | self._persistence_env(app_name)
+
+    def _persistence_env(self, app_name: str) -> dict[str, str]:
         if not self.is_postgres:
             if self.database_url:
                 raise ValueError("QUARTIER_DATABASE_URL must be a postgresql:// URL (or unset)")
