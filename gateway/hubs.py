@@ -267,11 +267,12 @@ class Hub(Node):
         )
 
     @strawberry.field(
-        description="Nominations; by default the pending ones (invited, open, awaiting a decision)."
+        description="Nominations; by default the pending ones (invited, open, awaiting a "
+        "decision). The hub's members see them; for others: null, with a FORBIDDEN error."
     )
     async def nominations(
         self, info: Info[Context, Any], status: list[NominationStatus] | None = None
-    ) -> list[Nomination]:
+    ) -> list[Nomination] | None:
         statuses = [s.value for s in status or ()]
         found = await ask(info, c.ListNominations(hub_id=self.hub_id, statuses=statuses))  # type: ignore[arg-type]
         return [Nomination.from_contract(n) for n in found]
@@ -531,16 +532,20 @@ async def load_hub(info: Info[Context, Any], global_id: str) -> Hub | None:
 
 
 async def _run(
-    info: Info[Context, Any], build: Callable[[], Any], wrap: Callable[[Any], Any]
+    info: Info[Context, Any],
+    build: Callable[[], Any],
+    wrap: Callable[[Any], Any],
+    fields: dict[str, str] | None = None,
 ) -> Any:
     """Authenticate, build the command (ids decoded), ask hubs, wrap the reply;
-    typed errors become the union's error types."""
+    typed errors become the union's error types (`fields` renames the
+    service's field names to the input's)."""
 
     async def go() -> Any:
         rctx = info.context.require_member()
         return wrap(await info.context.ask(build(), rctx))
 
-    return await result_or_error(go())
+    return await result_or_error(go(), fields)
 
 
 def _hub(reply: c.Hub) -> HubPayload:
@@ -743,4 +748,5 @@ class HubsMutation:
                 second_id=_member_id(input.second_member_id, "second_member_id"),
             ),
             _hub,
+            fields={"first_id": "first_member_id", "second_id": "second_member_id"},
         )

@@ -77,7 +77,13 @@ class Area:
         known = [
             km for km in (places.work_km, places.home_km) if km is not None and self.has_centre
         ]
-        if not known and not (places.work_postcode or places.home_postcode):
+        has_postcode = bool(places.work_postcode or places.home_postcode)
+        if not self.has_centre and not has_postcode:
+            return AreaCheck(
+                False,
+                "the candidate's card gives no postcode, and this hub's area is a list of postcodes",
+            )
+        if not known and not has_postcode:
             return AreaCheck(
                 False, "the candidate's card says neither where they work nor where they live"
             )
@@ -360,6 +366,13 @@ class Hub(TenantAggregate):
         if not self.is_member(sponsor_id):
             raise Forbidden("only members of the hub may co-opt a candidate")
 
+    def check_nomination(self, sponsor_id: str, note: str, exception_reason: str | None) -> None:
+        """What can be refused before anyone is asked anything (identity will
+        e-mail an invitation for an e-mail candidate: refuse first)."""
+        self.check_sponsor(sponsor_id)
+        text(note, "note", 1000)
+        text(exception_reason, "exception_reason", 500)
+
     def check_candidate(
         self,
         candidate: Candidate,
@@ -411,7 +424,7 @@ class Hub(TenantAggregate):
         exception_reason: str | None,
         at: datetime,
     ) -> None:
-        self.check_sponsor(sponsor_id)
+        self.check_nomination(sponsor_id, note, exception_reason)
         note = text(note, "note", 1000)
         exception_reason = text(exception_reason, "exception_reason", 500) or None
         if candidate.member_id is None and candidate.invitation_id is None:
@@ -589,9 +602,11 @@ class Hub(TenantAggregate):
         if outcome == "awaiting_decision":
             self.nominations[nomination_id]["status"] = "awaiting_decision"
 
-    def _decidable(self, nomination_id: str) -> dict[str, Any]:
+    def _decidable(
+        self, nomination_id: str, statuses: tuple[str, ...] = ("open", "awaiting_decision")
+    ) -> dict[str, Any]:
         n = self.nomination(nomination_id)
-        if n["status"] not in ("open", "awaiting_decision"):
+        if n["status"] not in statuses:
             raise Conflict(f"this nomination is {n['status'].replace('_', ' ')}: nothing to decide")
         return n
 
@@ -697,11 +712,13 @@ class Hub(TenantAggregate):
                 rules=replace(rules, non_competition_lifted=True).to_dict(),
                 changed_by=None,
                 reason=f"lifted automatically: the hub reached {rules.non_competition_lift_at} members",
-                at=at,
+                # just after the admission that caused it: that member was
+                # admitted under the previous version
+                at=at + timedelta(microseconds=1),
             )
 
     def reject(self, nomination_id: str, by: str, reason: str, at: datetime) -> None:
-        n = self._decidable(nomination_id)
+        n = self._decidable(nomination_id, PENDING)  # an invitee may be refused before joining
         self._rejected(
             nomination_id=nomination_id,
             candidate_id=n["candidate_id"],

@@ -215,7 +215,7 @@ class HubsHandlers:
     async def nominate(self, cmd: c.NominateCandidate, ctx: RequestContext) -> c.Nomination:
         sponsor = ctx.require_member()
         hub = await self._hub(ctx, cmd.hub_id)
-        hub.check_sponsor(sponsor)
+        hub.check_nomination(sponsor, cmd.note, cmd.exception_reason)
         if cmd.exception_reason and not self._is_admin(hub, ctx):
             raise Forbidden("only the hub's co-admins may admit with an exception")
         if (cmd.candidate_id is None) == (cmd.email is None):
@@ -403,21 +403,32 @@ class HubsHandlers:
             lambda conn: views.list_members(conn, hub.tenant_id, q.hub_id, q.offset, q.limit)
         )
 
+    async def _nomination_reader(self, ctx: RequestContext, hub_id: str) -> tuple[c.Hub, bool]:
+        """Nominations (and their notes) are for the hub's members; objections
+        and their authors for its co-admins. Returns the hub and whether the
+        reader is an admin."""
+        member_id = ctx.require_member()
+        hub = await self._hub_view(ctx, hub_id)
+        admin = member_id in hub.co_admin_ids or ctx.actor.is_tenant_admin
+        if not admin:
+            found = await self._read(
+                lambda conn: views.hub_member(conn, hub.tenant_id, hub_id, member_id)
+            )
+            if found is None:
+                raise Forbidden("only members of the hub see its nominations")
+        return hub, admin
+
     async def list_nominations(
         self, q: c.ListNominations, ctx: RequestContext
     ) -> list[c.Nomination]:
-        ctx.require_member()
-        hub = await self._hub_view(ctx, q.hub_id)
+        hub, admin = await self._nomination_reader(ctx, q.hub_id)
         statuses = q.statuses or ["invited", "open", "awaiting_decision"]
-        admin = ctx.actor.member_id in hub.co_admin_ids or ctx.actor.is_tenant_admin
         return await self._read(
             lambda conn: views.list_nominations(conn, hub.tenant_id, q.hub_id, statuses, admin)
         )
 
     async def get_nomination(self, q: c.GetNomination, ctx: RequestContext) -> c.Nomination:
-        ctx.require_member()
-        hub = await self._hub_view(ctx, q.hub_id)
-        admin = ctx.actor.member_id in hub.co_admin_ids or ctx.actor.is_tenant_admin
+        _, admin = await self._nomination_reader(ctx, q.hub_id)
         return await self._nomination(ctx, q.hub_id, q.nomination_id, admin)
 
     async def rules_history(self, q: c.RulesHistory, ctx: RequestContext) -> list[c.RulesVersion]:

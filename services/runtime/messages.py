@@ -53,12 +53,12 @@ class PublicEvent(Message):
     """
 
     service: ClassVar[str] = ""
-    version: ClassVar[int] = 1
+    event_version: ClassVar[int] = 1  # not `version`: events may have such a field
     tenant_id: str
 
     @classmethod
     def type_name(cls) -> str:
-        return f"quartier.{cls.service}.{cls.__name__}.v{cls.version}"
+        return f"quartier.{cls.service}.{cls.__name__}.v{cls.event_version}"
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):

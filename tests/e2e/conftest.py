@@ -6,6 +6,7 @@ event loop, reached over real HTTP and WebSocket."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import pytest_asyncio
 import uvicorn
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from services.runtime.host import ServiceHost
@@ -24,6 +27,7 @@ from tests.support.env import OPERATOR_TOKEN
 from tests.support.identity import PASSWORD, mailed_tokens
 
 STARTUP_TIMEOUT = 15.0
+WS_TIMEOUT = 10.0
 
 
 @dataclass
@@ -189,6 +193,62 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "updateProfileCard": ("ProfileCardInput", "... on ProfileCardUpdated { member { ...Card } }"),
     "setTenantAdmin": ("SetTenantAdminInput", "... on TenantAdminSet { member { ...Card } }"),
 }
+# hubs: what a client shows after each mutation (profiles through identity)
+HUB_SELECTION = (
+    "hub { id hubId name kind memberCount rulesVersion nonCompetitionInForce"
+    " facilitatorTermEndsAt createdAt area { centre { lat lon } radiusKm postcodes }"
+    " rules { admissionMode nonCompetition nonCompetitionLiftAt nonCompetitionLifted"
+    " objectionWindowDays maxVisits facilitatorTermDays }"
+    " coAdmins { id displayName } facilitator { id displayName }"
+    " facilitatorRoster { id displayName } }"
+)
+NOMINATION_SELECTION = (
+    "nomination { id nominationId hubId status note nominatedAt windowClosesAt"
+    " objectionCount objections { reason raisedAt objector { id displayName } }"
+    " exceptionReason decidedAt decisionReason rule"
+    " candidate { id displayName } sponsor { id displayName } }"
+)
+MEMBERSHIP_SELECTION = (
+    "membership { admittedAt rulesVersion exceptionReason isCoAdmin"
+    " member { id displayName } godparent { id displayName } }"
+)
+MUTATIONS.update(
+    {
+        "createHub": ("CreateHubInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "changeHubRules": ("ChangeHubRulesInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "nominateCandidate": (
+            "NominateCandidateInput",
+            f"... on NominationPayload {{ {NOMINATION_SELECTION} }}",
+        ),
+        "joinHub": ("HubInput", f"... on HubMembershipPayload {{ {MEMBERSHIP_SELECTION} }}"),
+        "raiseObjection": (
+            "RaiseObjectionInput",
+            f"... on NominationPayload {{ {NOMINATION_SELECTION} }}",
+        ),
+        "admitCandidate": (
+            "AdmitCandidateInput",
+            f"... on NominationPayload {{ {NOMINATION_SELECTION} }}",
+        ),
+        "rejectCandidate": (
+            "RejectCandidateInput",
+            f"... on NominationPayload {{ {NOMINATION_SELECTION} }}",
+        ),
+        "leaveHub": ("HubInput", "... on LeftHub { hubId }"),
+        "removeHubMember": ("RemoveHubMemberInput", "... on HubMemberRemoved { hubId memberId }"),
+        "addHubCoAdmin": ("HubMemberInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "removeHubCoAdmin": ("HubMemberInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "volunteerAsFacilitator": ("HubInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "withdrawFromFacilitatorRoster": (
+            "HubInput",
+            f"... on HubPayload {{ {HUB_SELECTION} }}",
+        ),
+        "handOverFacilitation": ("HubInput", f"... on HubPayload {{ {HUB_SELECTION} }}"),
+        "swapFacilitatorTurns": (
+            "SwapFacilitatorTurnsInput",
+            f"... on HubPayload {{ {HUB_SELECTION} }}",
+        ),
+    }
+)
 
 
 def mutation_document(name: str) -> str:
@@ -313,3 +373,47 @@ async def join(
         {"token": token, "password": PASSWORD, "card": card_input(name, activity, **card)},
     )
     return session_of(accepted, email)
+
+
+async def subscription_results(
+    system: System,
+    query: str,
+    variables: dict[str, Any] | None,
+    token: str | None,
+    count: int,
+    timeout: float = WS_TIMEOUT,
+) -> list[dict[str, Any]]:
+    """The first `count` results (`data`) of a GraphQL subscription over
+    graphql-transport-ws, the token in connection_init as browsers send it."""
+    found: list[dict[str, Any]] = []
+    async with connect(
+        system.gateway.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+
+        async def receive() -> dict[str, Any]:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                if message["type"] == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                elif message["type"] != "pong":
+                    return message
+
+        payload = {"Authorization": f"Bearer {token}"} if token else {}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert await receive() == {"type": "connection_ack"}
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": query, "variables": variables or {}},
+                }
+            )
+        )
+        while len(found) < count:
+            message = await receive()
+            assert message["id"] == "1" and message["type"] == "next", message
+            assert "errors" not in message["payload"], message
+            found.append(message["payload"]["data"])
+        await ws.send(json.dumps({"id": "1", "type": "complete"}))
+    return found

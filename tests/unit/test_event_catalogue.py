@@ -21,4 +21,5 @@ def test_every_public_event_is_catalogued_with_its_versioned_type() -> None:
     assert len(names) >= 20
     for cls in names:
         assert f"`{cls.type_name()}`" in text
-        assert cls.type_name().endswith(f".v{cls.version}")
+        assert cls.type_name().endswith(f".v{cls.event_version}")
+        assert cls.type_name().count(".") == 3 and " " not in cls.type_name()

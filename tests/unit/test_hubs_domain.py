@@ -393,3 +393,40 @@ def test_competitor_ignores_the_candidate_and_unknown_activities() -> None:
     assert competitor("plumber", {"a": "plumber"}, exclude="a") is None
     assert competitor(None, {"a": None}) is None
     assert competitor("plumber", {"a": "baker", "b": "plumber"}) == "b"
+
+
+def test_an_invited_candidate_can_be_refused_before_joining() -> None:
+    hub = new_hub()
+    hub.nominate("n1", "founder", Candidate(invitation_id="inv"), "", {}, None, T0)
+    with pytest.raises(Conflict):
+        hub.admit("n1", "founder", {}, None, T0)  # nobody to admit yet
+    hub.reject("n1", "founder", "we changed our minds", T0)
+    assert hub.nominations["n1"]["status"] == "rejected"
+    hub.candidate_joined("n1", "late", "baker", INSIDE, {}, T0)  # too late: nothing happens
+    assert "late" not in hub.members
+
+
+def test_a_postcode_area_explains_a_card_without_postcode() -> None:
+    check = Area(postcodes=("75011",)).check(CandidatePlaces(work_km=0.1))
+    assert not check.inside and "no postcode" in check.explanation
+
+
+def test_the_automatic_lift_comes_after_the_admission_that_caused_it() -> None:
+    hub = new_hub(Rules(non_competition_lift_at=2))
+    admit_now(hub, member("karim", "plumber"), at=T0 + timedelta(days=1))
+    assert hub.members["karim"]["rules_version"] == 1
+    assert hub.rules_version == 2
+    admitted_at = hub.members["karim"]["admitted_at"]
+    assert hub.rules_at(admitted_at)["version"] == 1
+    assert hub.rules_at(admitted_at + timedelta(seconds=1))["version"] == 2
+
+
+def test_nomination_texts_are_checked_before_anything_else() -> None:
+    hub = new_hub()
+    with pytest.raises(InvalidInput) as caught:
+        hub.check_nomination("founder", "n" * 1001, None)
+    assert caught.value.field == "note"
+    with pytest.raises(InvalidInput):
+        hub.check_nomination("founder", "", "x" * 501)
+    with pytest.raises(Forbidden):
+        hub.check_nomination("stranger", "", None)
