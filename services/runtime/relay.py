@@ -4,7 +4,8 @@ The event store is the outbox: an event is committed once, with the aggregate
 change, and the relay publishes it afterwards. Each public event goes out as a
 CloudEvents 1.0 JSON message with `Nats-Msg-Id: <service>:<notification_id>`,
 in batches of `publish_async`; the position is persisted (in the service's own
-tracking table) only after the whole batch is acknowledged. After a crash the
+tracking table) only after a whole batch is acknowledged, at most once a second
+(and when the relay stops). After a crash the
 relay re-publishes from the persisted position and JetStream drops what it has
 already stored (same Msg-Id inside the duplicate window), so each event is on
 the stream exactly once. A save wakes the relay at once; a poll interval covers
@@ -14,6 +15,7 @@ saves made by other replicas.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -43,6 +45,7 @@ class OutboxRelay:
         offload: Offloader,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        persist_interval: float = 1.0,
     ):
         self.service = service
         self.app = app
@@ -54,6 +57,8 @@ class OutboxRelay:
         self.published = 0
         self._position: int | None = None  # known while this replica leads
         self._persisted = 0
+        self._persisted_at = 0.0
+        self.persist_interval = persist_interval
         self._wake = Wakeup()
         app.on_saved(self._wake.set_threadsafe)
 
@@ -64,6 +69,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 await self.publish_pending()
+                await self._persist()  # what a recent batch left unsaved
                 delay = 0.5
             except Exception as e:
                 self._position = None  # read it again from the store
@@ -72,6 +78,20 @@ class OutboxRelay:
                 delay = min(delay * 2, 10.0)
                 continue
             await self._wake.wait(stopping, self.poll_interval)
+        await self._persist(force=True)
+
+    async def _persist(self, force: bool = False) -> None:
+        """Save the position, at most once per `persist_interval` unless forced:
+        after a crash, what was published since is published again, and
+        JetStream drops it as a duplicate."""
+        position = self._position
+        if position is None or position <= self._persisted:
+            return
+        now = time.monotonic()
+        if not force and now - self._persisted_at < self.persist_interval:
+            return
+        await self.offload(self.app.set_position, POSITION, position)
+        self._persisted, self._persisted_at = position, now
 
     async def publish_pending(self) -> int:
         """Publish everything after the persisted position; return how many."""
@@ -91,10 +111,8 @@ class OutboxRelay:
             ]
             if futures:
                 await asyncio.gather(*futures)
-            if last > self._persisted:
-                await self.offload(self.app.set_position, POSITION, last)
-                self._persisted = last
             position = self._position = last
+            await self._persist()
             sent += len(messages)
             self.published += len(messages)
 
