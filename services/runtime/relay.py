@@ -64,6 +64,7 @@ class OutboxRelay:
 
     async def run(self, stopping: asyncio.Event) -> None:
         self._wake.bind()
+        self._position = None  # (re)gaining leadership: start from the store
         delay = 0.5
         while not stopping.is_set():
             self._wake.clear()
