@@ -1,14 +1,18 @@
 """Reactions: a service's policies for another service's published events.
 
 One durable pull consumer per (service, reaction) reads the upstream's subjects
-on QUARTIER_EVENTS in order. Exactly-once effects come from tracking, not from
-NATS: each handler records `(upstream, notification id)` in the same
-transaction as its effects and skips anything at or below its position, so a
-redelivered message (lost ack, restart, duplicate) changes nothing.
+on QUARTIER_EVENTS. Exactly-once effects come from tracking, not from NATS:
+each handler records `(upstream, notification id)` in the same transaction as
+its effects and skips anything at or below its position, so a redelivered
+message (lost ack, restart, re-publication) changes nothing.
 
-Because positions only move forward, messages are handled strictly in order:
-when one fails, it and the rest of its batch are nak'ed with a delay and
-redelivered, in order, before anything newer.
+Because a position only moves forward, nothing newer may be handled before an
+older message has succeeded, or the older one would later be skipped. So the
+consumer allows one unacknowledged message at a time (`max_ack_pending=1`:
+JetStream itself delivers nothing newer meanwhile, across restarts and
+replicas), and a failing message is retried in place, with a growing delay,
+until it succeeds. A message that always fails blocks its reaction: it is
+logged at every attempt, never skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from services.runtime.wakeup import sleep_unless
 log = get_logger("quartier.reactions")
 
 Handle = Callable[[CloudEvent, Tracking], Awaitable[None]]
+MAX_RETRY_DELAY = 30.0
 
 
 @dataclass
@@ -44,22 +49,23 @@ class Reaction:
 
 
 class ReactionConsumer:
-    def __init__(self, service: str, reaction: Reaction, bus: Bus, batch: int = 64):
+    def __init__(self, service: str, reaction: Reaction, bus: Bus):
         self.service = service
         self.reaction = reaction
         self.bus = bus
-        self.batch = batch
         self.durable = f"{service}-{reaction.name}"
         self.handled = 0
+        self.failures = 0
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
+            name=self.durable,
             durable_name=self.durable,
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=60,
+            ack_wait=2 * MAX_RETRY_DELAY,
             max_deliver=-1,
-            max_ack_pending=self.batch * 4,
+            max_ack_pending=1,
             filter_subject=service_filter(self.reaction.upstream),
         )
 
@@ -77,41 +83,44 @@ class ReactionConsumer:
 
     async def _consume(self, stopping: asyncio.Event) -> None:
         js = self.bus.jetstream()
-        sub = await js.pull_subscribe(
-            self.consumer_config().filter_subject or "",
-            durable=self.durable,
-            stream=STREAM,
-            config=self.consumer_config(),
-        )
+        await js.add_consumer(STREAM, config=self.consumer_config())  # create or update
+        sub = await js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
         try:
             while not stopping.is_set():
                 try:
-                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                    msgs = await sub.fetch(1, timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
-                await self.handle_batch(msgs)
+                for msg in msgs:
+                    await self.handle_message(msg, stopping)
         finally:
             await sub.unsubscribe()
 
-    async def handle_batch(self, msgs: list[Any]) -> None:
-        for i, msg in enumerate(msgs):
+    async def handle_message(self, msg: Any, stopping: asyncio.Event) -> None:
+        """Handle one message until it succeeds (or the consumer stops: it is
+        then redelivered, still before anything newer)."""
+        attempt = 0
+        while True:
             try:
                 event = cloud_event_decoder.decode(msg.data)
                 await self.reaction.handle(event, Tracking(self.reaction.upstream, event.sequence))
             except Exception:
-                meta = msg.metadata
+                attempt += 1
+                self.failures += 1
                 log.exception(
                     "reaction.failed",
                     consumer=self.durable,
-                    stream_seq=meta.sequence.stream,
-                    deliveries=meta.num_delivered,
+                    stream_seq=msg.metadata.sequence.stream,
+                    attempt=attempt,
                 )
-                delay = min(2 ** min(meta.num_delivered, 6) * 0.25, 30.0)
-                for later in msgs[i:]:
-                    await later.nak(delay=delay)
-                return
-            await msg.ack()
+                if stopping.is_set():
+                    return
+                await msg.in_progress()  # keep it ours while we wait
+                await sleep_unless(stopping, min(0.25 * 2**attempt, MAX_RETRY_DELAY))
+                continue
+            await msg.ack_sync()
             self.handled += 1
+            return
 
 
 # -- tracked effects in a service's read-model database -------------------------

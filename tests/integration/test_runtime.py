@@ -21,7 +21,13 @@ from services.identity.service import build
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
 from services.runtime.host import ServiceHost
-from services.runtime.reactions import Reaction, ReactionConsumer, decode_data, tracked_transaction
+from services.runtime.reactions import (
+    Reaction,
+    ReactionConsumer,
+    decode_data,
+    tracked_transaction,
+    views_tracking,
+)
 from services.runtime.settings import Settings
 from services.runtime.stream import STREAM, CloudEvent
 from services.runtime.tenancy import RequestContext
@@ -146,12 +152,23 @@ joined = sa.Table(
 )
 
 
-def counting_reaction(engine: sa.Engine, calls: list[int], fail_after_commit: set[int]) -> Reaction:
+def counting_reaction(
+    engine: sa.Engine,
+    calls: list[int],
+    fail_after_commit: set[int],
+    fail_before: dict[int, int] | None = None,
+) -> Reaction:
     """Counts MemberJoined per tenant; for sequences in `fail_after_commit`,
-    commits its effects and then fails once, as if the ack had been lost."""
+    commits its effects and then fails once, as if the ack had been lost; for
+    sequences in `fail_before`, fails that many times before doing anything
+    (a passing fault: a database restarting)."""
+    failing = fail_before if fail_before is not None else {}
 
     async def handle(event: CloudEvent, tracking: Tracking) -> None:
         calls.append(event.sequence)
+        if failing.get(event.sequence, 0) > 0:
+            failing[event.sequence] -= 1
+            raise ConnectionError("the database is restarting")
         if event.type != idc.MemberJoined.type_name():
             tracked_transaction(engine, tracking, "count", lambda conn: None)
             return
@@ -195,13 +212,11 @@ async def test_a_redelivered_event_does_not_apply_twice(
     await host.start()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'reaction.db'}")
     joined.metadata.create_all(engine)
-    from services.runtime.reactions import views_tracking
-
     views_tracking.metadata.create_all(engine)
     calls: list[int] = []
     fail_after_commit: set[int] = set()
     consumer = ReactionConsumer(
-        "test", counting_reaction(engine, calls, fail_after_commit), client_bus, batch=8
+        "test", counting_reaction(engine, calls, fail_after_commit), client_bus
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(stopping))
@@ -233,12 +248,48 @@ async def test_a_redelivered_event_does_not_apply_twice(
         stopping.set()
         await task
         stopping = asyncio.Event()
-        consumer = ReactionConsumer(
-            "test", counting_reaction(engine, calls, set()), client_bus, batch=8
-        )
+        consumer = ReactionConsumer("test", counting_reaction(engine, calls, set()), client_bus)
         task = asyncio.create_task(consumer.run(stopping))
         await add_member(client_bus, tenant.tenant_id, "b@pole.example", card("B"))
         await eventually(lambda: members_counted(engine, tenant.tenant_id) == 3)
+    finally:
+        stopping.set()
+        await task
+        await host.stop()
+        engine.dispose()
+
+
+async def test_a_failing_event_blocks_newer_ones_until_it_succeeds(
+    sqlite_settings: Settings, client_bus: Bus, clock: MovableClock, tmp_path: Path
+) -> None:
+    """Positions only move forward: if a newer event were handled while an
+    older one waits for a retry, the older one would be skipped for good."""
+    host = build(sqlite_settings, clock=clock)
+    await host.start()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'reaction.db'}")
+    joined.metadata.create_all(engine)
+    views_tracking.metadata.create_all(engine)
+    calls: list[int] = []
+    fail_before: dict[int, int] = {}
+    consumer = ReactionConsumer(
+        "test", counting_reaction(engine, calls, set(), fail_before), client_bus
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stopping))
+    try:
+        tenant, _ = await create_network(client_bus, "pole-11e")
+        await eventually(lambda: members_counted(engine, tenant.tenant_id) == 1)
+        a_joined = host.context["app"].max_notification_id() + 2
+        fail_before[a_joined] = 2  # A's MemberJoined fails twice...
+        await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
+        await eventually(lambda: a_joined in calls)
+        await add_member(client_bus, tenant.tenant_id, "b@pole.example", card("B"))  # ...B comes
+        await eventually(lambda: members_counted(engine, tenant.tenant_id) == 3, timeout=15)
+        first_success = len(calls) - 1 - calls[::-1].index(a_joined)
+        assert calls.count(a_joined) == 3  # two failures, then success
+        assert all(seq < a_joined for seq in calls[: calls.index(a_joined)])
+        assert all(seq > a_joined for seq in calls[first_success + 1 :])  # B only after A
+        assert consumer.failures == 2
     finally:
         stopping.set()
         await task
