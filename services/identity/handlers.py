@@ -95,7 +95,7 @@ class IdentityHandlers:
         """Run a command, then bring the read models up to it, so that the
         caller reads its own writes."""
         result = fn()
-        self.projector.catch_up_local()
+        self.projector.after_write()
         return result
 
     def _require_operator(self, ctx: RequestContext) -> None:
@@ -322,8 +322,8 @@ class IdentityHandlers:
         if q.offset < 0:
             raise InvalidInput("the cursor is not valid", field="after")
         if q.near is not None:
-            if q.radius_km is None or not 0 < q.radius_km <= 200:
-                raise InvalidInput("a radius of more than 0 and at most 200 km", field="radius_km")
+            if q.radius_km is None or not 0.5 <= q.radius_km <= 200:
+                raise InvalidInput("a radius of 0.5 to 200 km", field="radius_km")
             if not (-90 <= q.near.lat <= 90 and -180 <= q.near.lon <= 180):
                 raise InvalidInput("not a valid point", field="near")
         if q.text is not None and len(q.text) > 200:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -85,22 +86,16 @@ class ServiceHost:
 
     def leader_lock(self) -> LeaderLock:
         if self.store.is_postgres:
-            env = self.store.application_env("leader")
-            conninfo = {
-                "dbname": env["POSTGRES_DBNAME"],
-                "host": env["POSTGRES_HOST"],
-                "port": int(env["POSTGRES_PORT"]),
-                "user": env["POSTGRES_USER"],
-                "password": env["POSTGRES_PASSWORD"] or None,
-            }
-            return PostgresLeaderLock(conninfo, f"quartier:{self.store.schema}:singletons")
+            return PostgresLeaderLock(
+                self.store.conninfo(), f"quartier:{self.store.schema}:singletons"
+            )
         return FileLeaderLock(Path(self.store.data_dir) / f"{self.service}.leader.lock")
 
     # -- life cycle -------------------------------------------------------------
 
     async def start(self, connect_wait: float | None = 30.0) -> None:
         await self.bus.connect(wait=connect_wait)
-        await ensure_stream(self.bus.jetstream())
+        await ensure_stream(self.bus.jetstream(), self.settings.stream_replicas)
         for projector in self.projectors:
             await self.offload(projector.catch_up)
         await self.bus.serve(self.service, self.endpoints)
@@ -120,29 +115,43 @@ class ServiceHost:
         self._tasks.append(asyncio.create_task(guarded(), name=f"{self.service}:{name}"))
 
     async def _lead(self, stopping: asyncio.Event) -> None:
+        """Hold the leader lock and run the singletons; stand by otherwise.
+        The leader checks its lock every second and a standby retries every
+        three, so that a leader whose lock went away stops before a standby
+        takes over."""
+        self._lock = self.leader_lock()
         while not stopping.is_set():
-            self._lock = self.leader_lock()
-            if not await hold_leadership(self._lock, stopping):
-                return
-            self.is_leader = True
-            log.info("service.leading", service=self.service)
-            tasks = [asyncio.create_task(r.run(stopping)) for r in self.relays]
-            tasks += [asyncio.create_task(c.run(stopping)) for c in self.reactions]
-            tasks += [asyncio.create_task(job(stopping)) for _, job in self.jobs]
-            lost = False
+            try:
+                await self._lead_once(stopping, self._lock)
+            except Exception:
+                log.exception("service.leadership_failed", service=self.service)
+                self.is_leader = False
+                await sleep_unless(stopping, 3.0)
+
+    async def _lead_once(self, stopping: asyncio.Event, lock: LeaderLock) -> None:
+        if not await hold_leadership(lock, stopping, retry=3.0):
+            return
+        self.is_leader = True
+        log.info("service.leading", service=self.service)
+        tasks = [asyncio.create_task(r.run(stopping)) for r in self.relays]
+        tasks += [asyncio.create_task(c.run(stopping)) for c in self.reactions]
+        tasks += [asyncio.create_task(job(stopping)) for _, job in self.jobs]
+        lost = False
+        try:
             while not stopping.is_set():
-                await sleep_unless(stopping, 5.0)
-                if not stopping.is_set() and not await self.offload(self._lock.still_held):
+                await sleep_unless(stopping, 1.0)
+                if not stopping.is_set() and not await self.offload(lock.still_held):
                     lost = True
                     break
-            for t in tasks:
-                if lost:
+        finally:
+            if lost:
+                for t in tasks:
                     t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.is_leader = False
-            await self.offload(self._lock.release)
-            if lost:
-                log.warning("service.leadership_lost", service=self.service)
+            await self.offload(lock.release)
+        if lost:
+            log.warning("service.leadership_lost", service=self.service)
 
     async def _run_projections(self, stopping: asyncio.Event) -> None:
         """Catch up with events written by other replicas (own saves are
@@ -178,6 +187,15 @@ class ServiceHost:
         done = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
-        await self.start(connect_wait=None)
-        await done.wait()
+        # A signal during start-up (NATS unreachable, say) stops it too.
+        starting = asyncio.create_task(self.start(connect_wait=None))
+        signalled = asyncio.create_task(done.wait())
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()  # a failed start raises here
+            await signalled
         await self.stop()

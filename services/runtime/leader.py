@@ -65,7 +65,18 @@ class PostgresLeaderLock:
         import psycopg
 
         try:
-            conn = psycopg.connect(**self.conninfo, autocommit=True)
+            # TCP keepalives: a half-open connection must not keep the lock
+            # (and the leadership) for hours after its holder is gone.
+            conn = psycopg.connect(
+                **self.conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+                tcp_user_timeout=10_000,
+            )
         except psycopg.OperationalError as e:
             log.warning("leader.connect_failed", error=str(e))
             return False

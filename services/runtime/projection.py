@@ -18,7 +18,10 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from services.runtime.eventstore import ServiceApplication
+from services.runtime.logging import get_logger
 from services.runtime.reactions import read_position, views_tracking, write_position
+
+log = get_logger("quartier.projection")
 
 
 class Projection(Protocol):
@@ -42,14 +45,27 @@ class Projector:
         self.batch_size = batch_size
         self.key = f"projection:{projection.name}"
         self._lock = threading.Lock()
+        self._saved_lock = threading.Lock()
         self._position = 0
         self._saved_upto = 0
         projection.metadata.create_all(engine)
         views_tracking.metadata.create_all(engine)
+        self._ensure_tracking_row()
         app.on_saved(self._on_saved)
 
+    def _ensure_tracking_row(self) -> None:
+        """The position row exists before any catch-up, so that replicas
+        catching up at once always have a row to lock."""
+        try:
+            with self.engine.begin() as conn:
+                if read_position(conn, self.key) == 0:
+                    write_position(conn, self.key, 0, 0)
+        except sa.exc.IntegrityError:
+            pass  # another replica created it
+
     def _on_saved(self, notification_id: int) -> None:
-        self._saved_upto = max(self._saved_upto, notification_id)
+        with self._saved_lock:
+            self._saved_upto = max(self._saved_upto, notification_id)
 
     @property
     def position(self) -> int:
@@ -72,6 +88,15 @@ class Projector:
     def catch_up_local(self) -> int:
         """Catch up with what this process has saved (cheap when nothing is new)."""
         return self.catch_up(until=self._saved_upto)
+
+    def after_write(self) -> None:
+        """After a command: bring the read model up to it, so that the caller
+        reads its own write. The command is committed whatever happens here: a
+        failure is logged, and the background catch-up will retry."""
+        try:
+            self.catch_up_local()
+        except Exception:
+            log.exception("projection.failed_after_write", projection=self.key)
 
     def _step(self) -> bool:
         with self.engine.connect().execution_options(write_lock=True) as conn, conn.begin():

@@ -39,6 +39,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
     rate_limit_per_minute: int = 1200
+    stream_replicas: int = 1
     services: tuple[str, ...] = ("identity", "hubs")
 
     @property
@@ -100,6 +101,7 @@ class Settings:
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
             rate_limit_per_minute=_int(get("RATE_LIMIT", "1200"), "QUARTIER_RATE_LIMIT"),
+            stream_replicas=_int(get("STREAM_REPLICAS", "1"), "QUARTIER_STREAM_REPLICAS"),
             services=services,
         )
 

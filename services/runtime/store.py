@@ -117,18 +117,21 @@ class Store:
             pool_pre_ping=True,
         )
 
+    def conninfo(self) -> dict[str, object]:
+        """psycopg connection arguments for the PostgreSQL URL."""
+        url = self._url()
+        return {
+            "dbname": url.database or "postgres",
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 5432,
+            "user": url.username or "postgres",
+            "password": url.password or None,
+        }
+
     def create_schema(self) -> None:
         import psycopg
 
-        url = self._url()
-        with psycopg.connect(
-            dbname=url.database or "postgres",
-            host=url.host or "127.0.0.1",
-            port=url.port or 5432,
-            user=url.username or "postgres",
-            password=url.password or None,
-            autocommit=True,
-        ) as conn:
+        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
 

@@ -79,19 +79,27 @@ def stream_config(replicas: int = 1) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create the stream, or bring an existing one to the expected config.
-    Safe to call from every service at start-up."""
-    config = stream_config(replicas)
+    """Create the stream if it does not exist. An existing stream is left as
+    it is (an operator may have tuned it): only a mismatch is logged. Safe to
+    call from every service at start-up."""
     try:
-        await js.stream_info(STREAM)
+        info = await js.stream_info(STREAM)
     except NotFoundError:
         try:
-            await js.add_stream(config)
-            log.info("stream.created", stream=STREAM)
-            return
+            await js.add_stream(stream_config(replicas))
+            log.info("stream.created", stream=STREAM, replicas=replicas)
         except BadRequestError:
             pass  # another service created it meanwhile
-    await js.update_stream(config)
+        return
+    config = info.config
+    if f"{SUBJECT_PREFIX}.>" not in (config.subjects or []) or config.num_replicas != replicas:
+        log.warning(
+            "stream.config_differs",
+            stream=STREAM,
+            subjects=config.subjects,
+            replicas=config.num_replicas,
+            expected_replicas=replicas,
+        )
 
 
 async def tenant_history_size(js: JetStreamContext, tenant_id: str) -> int:
