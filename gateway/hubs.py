@@ -734,7 +734,10 @@ class HubsMutation:
     async def hand_over_facilitation(self, info: Info[Context, Any], input: HubInput) -> HubResult:
         return await _run(info, lambda: c.HandOverFacilitation(hub_id=_hub_id(input.hub_id)), _hub)
 
-    @strawberry.mutation(description="Hub admin, or one of the two: swap two turns of the roster.")
+    @strawberry.mutation(
+        description="Swap two turns of the roster: a hub admin, or a volunteer giving their "
+        "own turn to someone after them."
+    )
     async def swap_facilitator_turns(
         self,
         info: Info[Context, Any],

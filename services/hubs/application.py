@@ -72,9 +72,12 @@ class Hubs(ServiceApplication):
         changes: Mapping[str, Any],
         by: str,
         reason: str | None,
+        activities: Mapping[str, str | None],
         at: datetime,
     ) -> Hub:
-        return self._update(tenant_id, hub_id, lambda h: h.change_rules(changes, by, reason, at))[0]
+        return self._update(
+            tenant_id, hub_id, lambda h: h.change_rules(changes, by, reason, at, activities)
+        )[0]
 
     def nominate(
         self,

@@ -253,7 +253,8 @@ class HandOverFacilitation(HubsCommand):
 
 
 class SwapFacilitatorTurns(HubsCommand):
-    """Hub admin, or one of the two members: exchange their places in the roster."""
+    """Hub admin, or a volunteer giving their own turn to someone after them:
+    exchange two places in the roster."""
 
     Reply: ClassVar = Hub
     hub_id: str
@@ -319,6 +320,7 @@ class HubRulesChanged(HubsEvent):
     rules: Rules
     changed_by: str | None
     automatic: bool
+    grandfathered: list[str] = []  # members kept as exceptions when the rule came back
 
 
 class CandidateNominated(HubsEvent):
@@ -340,9 +342,10 @@ class CandidateJoinedNetwork(HubsEvent):
 
 
 class ObjectionRaised(HubsEvent):
+    """Who objected stays inside hubs (only the hub's co-admins see it)."""
+
     hub_id: str
     nomination_id: str
-    objector_id: str
 
 
 class ObjectionWindowClosed(HubsEvent):

@@ -89,7 +89,8 @@ class Area:
             )
         parts = []
         if self.has_centre:
-            nearest = f"{min(known):.1f} km" if known else "no point on the card"
+            # to the nearest half kilometre: the nominator learns no address
+            nearest = f"{round(min(known) * 2) / 2:.1f} km" if known else "no point on the card"
             parts.append(f"not within {self.radius_km:g} km of the centre ({nearest})")
         if self.postcodes:
             parts.append(f"not in {', '.join(self.postcodes)}")
@@ -175,6 +176,10 @@ class Rules:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Rules:
         return cls(**d)
+
+
+def grandfathered_reason(version: int) -> str:
+    return f"admitted before the one-per-profession rule came into force (version {version})"
 
 
 def competitor(
@@ -328,18 +333,55 @@ class Hub(TenantAggregate):
     # -- rules -----------------------------------------------------------------
 
     def change_rules(
-        self, changes: Mapping[str, Any], by: str, reason: str | None, at: datetime
+        self,
+        changes: Mapping[str, Any],
+        by: str,
+        reason: str | None,
+        at: datetime,
+        activities: Mapping[str, str | None] | None = None,
     ) -> bool:
-        new = self.rules.with_changes(changes)
-        if new == self.rules:
+        """A new version of the rules. When the one-per-profession rule comes
+        into force again, members who already share an activity keep their
+        place as recorded exceptions ("grandfathered"); a lift threshold
+        already reached lifts the rule at once, as a version of its own."""
+        old = self.rules
+        new = old.with_changes(changes)
+        if new == old:
             return False
         reason = text(reason, "reason", 500) or None
-        if new.non_competition_lifted and not self.rules.non_competition_lifted and not reason:
+        if new.non_competition_lifted and not old.non_competition_lifted and not reason:
             raise InvalidInput("say why the one-per-profession rule is lifted", field="reason")
+        size = len(self.members)
+        grandfathered: list[str] = []
+        if new.non_competition_in_force(size) and not old.non_competition_in_force(size):
+            grandfathered = self._sharing_an_activity(activities or {})
         self._rules_changed(
-            version=self.rules_version + 1, rules=new.to_dict(), changed_by=by, reason=reason, at=at
+            version=self.rules_version + 1,
+            rules=new.to_dict(),
+            changed_by=by,
+            reason=reason,
+            grandfathered=grandfathered,
+            at=at,
         )
+        self._lift_if_grown(at)
         return True
+
+    def _sharing_an_activity(self, fresh: Mapping[str, str | None]) -> list[str]:
+        """Members without a recorded exception who share an activity with a
+        member admitted before them."""
+        first: dict[str, str] = {}
+        found = []
+        by_admission = sorted(self.members.items(), key=lambda item: item[1]["admitted_at"])
+        activities = self.member_activities(fresh)
+        for member_id, info in by_admission:
+            code = activities.get(member_id)
+            if code is None or info["exception_reason"]:
+                continue
+            if code in first:
+                found.append(member_id)
+            else:
+                first[code] = member_id
+        return found
 
     @event("RulesChanged")
     def _rules_changed(
@@ -348,8 +390,11 @@ class Hub(TenantAggregate):
         rules: dict[str, Any],
         changed_by: str | None,
         reason: str | None,
+        grandfathered: list[str],
         at: datetime,
     ) -> None:
+        for member_id in grandfathered:
+            self.members[member_id]["exception_reason"] = grandfathered_reason(version)
         self.rules_history.append(
             {
                 "version": version,
@@ -381,6 +426,13 @@ class Hub(TenantAggregate):
     ) -> str | None:
         """Area and one-per-profession checks; returns the exception reason to
         record (None if no exception was needed)."""
+        self._check_place(candidate)
+        return self._check_non_competition(
+            candidate.member_id, candidate.activity_code, activities, exception_reason
+        )
+
+    def _check_place(self, candidate: Candidate) -> None:
+        """Not already in (or nominated to) the hub, and inside its area."""
         if candidate.member_id is not None:
             if self.is_member(candidate.member_id):
                 raise Conflict("already a member of this hub")
@@ -390,9 +442,6 @@ class Hub(TenantAggregate):
             result = self.area.check(candidate.places)
             if not result.inside:
                 raise RuleViolation(f"outside the area: {result.explanation}", rule="area")
-        return self._check_non_competition(
-            candidate.member_id, candidate.activity_code, activities, exception_reason
-        )
 
     def _check_non_competition(
         self,
@@ -489,13 +538,16 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> None:
         """An invited candidate accepted the invitation and filled their card:
-        check them now; refuse with the reason, or open the objection window."""
+        check them now. Outside the area (or already in): refused with the
+        reason. Otherwise the objection window opens; if the one-per-profession
+        rule refuses them, the admins decide when it closes (they may admit
+        with an exception), as for any other candidate."""
         n = self.nomination(nomination_id)
         if n["status"] != "invited":
             return
         candidate = Candidate(member_id=member_id, activity_code=activity_code, places=places)
         try:
-            exception = self.check_candidate(candidate, activities, n["exception_reason"])
+            self._check_place(candidate)
         except (RuleViolation, Conflict) as refused:
             self._joined(
                 nomination_id=nomination_id,
@@ -521,6 +573,18 @@ class Hub(TenantAggregate):
             at=at,
         )
         if self.rules.admission_mode == "open":
+            try:
+                exception = self._check_non_competition(
+                    member_id, activity_code, activities, n["exception_reason"]
+                )
+            except RuleViolation:
+                self._window_closed(
+                    nomination_id=nomination_id,
+                    outcome="awaiting_decision",
+                    objection_count=0,
+                    at=at,
+                )
+                return
             self._admit(nomination_id, decided_by=None, exception_reason=exception, at=at)
 
     @event("CandidateJoinedNetwork")
@@ -712,8 +776,9 @@ class Hub(TenantAggregate):
                 rules=replace(rules, non_competition_lifted=True).to_dict(),
                 changed_by=None,
                 reason=f"lifted automatically: the hub reached {rules.non_competition_lift_at} members",
-                # just after the admission that caused it: that member was
-                # admitted under the previous version
+                grandfathered=[],
+                # just after the admission (or rules change) that caused it:
+                # that member was admitted under the previous version
                 at=at + timedelta(microseconds=1),
             )
 

@@ -103,7 +103,7 @@ class HubsHandlers:
     async def _write(self, fn: Callable[[], Any]) -> Any:
         def run() -> Any:
             result = fn()
-            self.projector.catch_up_local()
+            self.projector.after_write()
             return result
 
         return await self.offload(run)
@@ -203,9 +203,10 @@ class HubsHandlers:
         hub = await self._hub(ctx, cmd.hub_id)
         by = self._require_admin(hub, ctx)
         changes = changes_from(cmd.changes)
+        activities = await self._activities(hub.tenant_id, list(hub.members))
         await self._write(
             lambda: self.app.change_rules(
-                hub.tenant_id, cmd.hub_id, changes, by, cmd.reason, self.clock.now()
+                hub.tenant_id, cmd.hub_id, changes, by, cmd.reason, activities, self.clock.now()
             )
         )
         return await self._hub_view(ctx, cmd.hub_id)
@@ -376,8 +377,11 @@ class HubsHandlers:
     async def swap_turns(self, cmd: c.SwapFacilitatorTurns, ctx: RequestContext) -> c.Hub:
         member_id = ctx.require_member()
         hub = await self._hub(ctx, cmd.hub_id)
-        if not (self._is_admin(hub, ctx) or member_id in (cmd.first_id, cmd.second_id)):
-            raise Forbidden("only a co-admin or one of the two members may swap turns")
+        if not self._is_admin(hub, ctx) and not _gives_own_turn(hub, member_id, cmd):
+            raise Forbidden(
+                "only a co-admin may swap turns; a volunteer may give their own turn to "
+                "someone after them"
+            )
         await self._write(
             lambda: self.app.swap_turns(hub.tenant_id, cmd.hub_id, cmd.first_id, cmd.second_id)
         )
@@ -437,3 +441,13 @@ class HubsHandlers:
         return await self._read(
             lambda conn: views.rules_versions(conn, hub.tenant_id, q.hub_id, q.at)
         )
+
+
+def _gives_own_turn(hub: Hub, member_id: str, cmd: c.SwapFacilitatorTurns) -> bool:
+    """A volunteer may move later in the roster (giving their turn away), never
+    jump ahead of someone who has not agreed."""
+    if member_id not in (cmd.first_id, cmd.second_id):
+        return False
+    other = cmd.second_id if member_id == cmd.first_id else cmd.first_id
+    roster = hub.roster
+    return member_id in roster and other in roster and roster.index(member_id) < roster.index(other)

@@ -22,6 +22,7 @@ def to_public(e: Any) -> c.HubsEvent | None:
                 rules=c.Rules(**e.rules),
                 changed_by=e.changed_by,
                 automatic=e.changed_by is None,
+                grandfathered=list(e.grandfathered),
             )
         case Hub.CandidateNominated():
             return c.CandidateNominated(
@@ -40,9 +41,7 @@ def to_public(e: Any) -> c.HubsEvent | None:
                 window_closes_at=e.window_closes_at,
             )
         case Hub.ObjectionRaised():
-            return c.ObjectionRaised(
-                **base, nomination_id=e.nomination_id, objector_id=e.objector_id
-            )
+            return c.ObjectionRaised(**base, nomination_id=e.nomination_id)
         case Hub.ObjectionWindowClosed():
             return c.ObjectionWindowClosed(
                 **base,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -62,6 +63,12 @@ class WindowCloser:
         with self.engine.connect() as conn:
             return views.next_deadline(conn)
 
+    def _close(self, row: Any, now: datetime) -> bool:
+        hub = self.app.hub(row.tenant_id, row.hub_id)
+        with self.engine.connect() as conn:
+            activities = views.activities(conn, row.tenant_id, list(hub.members))
+        return self.app.close_window(row.tenant_id, row.hub_id, row.nomination_id, activities, now)
+
     def close_due(self) -> int:
         """Close every window that is due; returns how many were closed."""
         self.projector.catch_up()
@@ -70,11 +77,11 @@ class WindowCloser:
             due = views.due_nominations(conn, now)
         closed = 0
         for row in due:
-            hub = self.app.hub(row.tenant_id, row.hub_id)
-            with self.engine.connect() as conn:
-                activities = views.activities(conn, row.tenant_id, list(hub.members))
-            if self.app.close_window(row.tenant_id, row.hub_id, row.nomination_id, activities, now):
-                closed += 1
+            try:
+                if self._close(row, now):
+                    closed += 1
+            except Exception:  # one bad nomination must not hold back the others
+                log.exception("scheduler.close_failed", nomination_id=row.nomination_id)
         if closed:
             self.projector.catch_up()
             log.info("scheduler.windows_closed", count=closed)

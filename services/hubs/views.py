@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.hubs import contract as c
-from services.hubs.domain import Hub, Rules
+from services.hubs.domain import Hub, Rules, grandfathered_reason
 from services.runtime.tenancy import scoped
 
 metadata = sa.MetaData()
@@ -147,6 +147,14 @@ class HubViews:
                 )
             case Hub.RulesChanged():
                 _update_hub(conn, tenant_id, hub_id, rules=e.rules, rules_version=e.version)
+                for member_id in e.grandfathered:
+                    conn.execute(
+                        hub_members.update()
+                        .where(hub_members.c.tenant_id == tenant_id)
+                        .where(hub_members.c.hub_id == hub_id)
+                        .where(hub_members.c.member_id == member_id)
+                        .values(exception_reason=grandfathered_reason(e.version))
+                    )
                 self._history(
                     conn, tenant_id, hub_id, e.version, e.rules, e.changed_by, e.reason, e.at
                 )

@@ -309,3 +309,42 @@ async def test_authorisation_and_tenancy(hubs: ServiceHost, client_bus: Bus) -> 
     )
     assert seen_by_admin[0].objections[0].reason == "not now"
     assert tenant.tenant_id != other_tenant.tenant_id
+
+
+async def test_an_older_identity_event_redelivered_late_changes_nothing(
+    hubs: ServiceHost, client_bus: Bus
+) -> None:
+    """Only tracking protects this one: re-applying an older card update
+    would set a member's activity back in hubs' directory."""
+    tenant, _ = await create_network(client_bus, "pole-11e")
+    paul = await add_member(
+        client_bus, tenant.tenant_id, "p@pole.example", card("Paul", "plumber", work=IN_11E)
+    )
+    for activity in ("electrician", "baker"):
+        await client_bus.request(
+            idc.UpdateProfileCard(changes=idc.CardChanges(activity_code=activity)), as_member(paul)
+        )
+    from services.hubs.views import activities
+
+    engine = hubs.context["engine"]
+
+    def paul_is(code: str) -> bool:
+        with engine.connect() as conn:
+            return activities(conn, tenant.tenant_id, [paul.member_id]).get(paul.member_id) == code
+
+    await eventually(lambda: paul_is("baker"))
+    # the older update (to electrician) comes again, under a new message id
+    js = client_bus.jetstream()
+    subject = f"quartier.evt.{tenant.tenant_id}.identity.ProfileCardUpdated"
+    info = await js.stream_info(STREAM)
+    older = None
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(STREAM, seq)
+        if msg.subject == subject and b'"electrician"' in msg.data:
+            older = msg
+    assert older is not None
+    directory = next(c for c in hubs.reactions if c.durable == "hubs-directory")
+    handled = directory.handled
+    await js.publish(older.subject, older.data, headers={"Nats-Msg-Id": "older-again"})
+    await eventually(lambda: directory.handled > handled)
+    assert paul_is("baker")

@@ -338,55 +338,125 @@ def test_the_facilitator_role_rotates_among_volunteers() -> None:
 ACTIVITIES = ["plumber", "electrician", "baker", "lawyer", None]
 
 
-@st.composite
-def admission_attempts(draw: st.DrawFn) -> list[tuple[str, str | None, bool]]:
-    n = draw(st.integers(min_value=1, max_value=25))
-    return [(f"m{i}", draw(st.sampled_from(ACTIVITIES)), draw(st.booleans())) for i in range(n)]
+def assert_invariant(hub: Hub) -> None:
+    """While the rule is in force, no two members share an activity unless
+    one of them has a recorded exception."""
+    if not hub.non_competition_in_force():
+        return
+    seen: dict[str, str] = {}
+    for mid, info in hub.members.items():
+        code = info["activity_code"]
+        if code is None or info["exception_reason"]:
+            continue
+        assert code not in seen, f"{mid} and {seen[code]} both {code} without exception"
+        seen[code] = mid
 
 
-@settings(max_examples=150, deadline=None)
+OPERATIONS = st.one_of(
+    st.tuples(st.just("nominate"), st.sampled_from(ACTIVITIES), st.booleans()),
+    st.tuples(st.just("close_windows"), st.none(), st.none()),
+    st.tuples(st.just("admit_pending"), st.none(), st.booleans()),
+    st.tuples(st.just("leave"), st.integers(min_value=0, max_value=30), st.none()),
+    st.tuples(st.just("rule_on"), st.none(), st.booleans()),
+    st.tuples(st.just("rule_off"), st.none(), st.none()),
+    st.tuples(st.just("lift"), st.none(), st.none()),
+    st.tuples(st.just("lift_at"), st.integers(min_value=2, max_value=12), st.none()),
+)
+
+
+@settings(max_examples=200, deadline=None)
 @given(
-    attempts=admission_attempts(),
+    operations=st.lists(OPERATIONS, min_size=1, max_size=40),
     lift_at=st.one_of(st.none(), st.integers(min_value=2, max_value=12)),
     mode=st.sampled_from(["cooptation", "approval", "open"]),
 )
 def test_no_two_members_share_an_activity_while_the_rule_holds_unless_excepted(
-    attempts: list[tuple[str, str | None, bool]], lift_at: int | None, mode: str
+    operations: list[tuple[str, object, object]], lift_at: int | None, mode: str
 ) -> None:
+    """Whatever happens — nominations, automatic and decided admissions,
+    departures, the rule switched off, on again, lifted, its threshold moved —
+    the invariant holds after every step, and a reached threshold lifts the rule."""
     clock = MovableClock(T0)
     hub = new_hub(
         Rules(non_competition_lift_at=lift_at, admission_mode=mode), founder_activity="coach"
     )
-    for member_id, activity, with_exception in attempts:
-        reason = "agreed by the hub" if with_exception else None
+    counter = 0
+    for op, arg, flag in operations:
+        at = clock.advance(hours=1)
         try:
-            hub.nominate(
-                f"n-{member_id}",
-                "founder",
-                member(member_id, activity),
-                "",
-                {},
-                reason,
-                clock.now(),
-            )
-        except RuleViolation:
-            continue
-        if member_id not in hub.members:
-            try:
-                hub.admit(f"n-{member_id}", "founder", {}, reason, clock.advance(hours=1))
-            except RuleViolation:
-                continue
-        # the invariant, checked after every admission
-        if hub.non_competition_in_force():
-            seen: dict[str, str] = {}
-            for mid, info in hub.members.items():
-                code = info["activity_code"]
-                if code is None or info["exception_reason"]:
-                    continue
-                assert code not in seen, f"{mid} and {seen[code]} both {code} without exception"
-                seen[code] = mid
-        if lift_at is not None and len(hub.members) >= lift_at:
+            if op == "nominate":
+                counter += 1
+                reason = "agreed by the hub" if flag else None
+                candidate = member(f"m{counter}", arg)  # type: ignore[arg-type]
+                hub.nominate(f"n{counter}", "founder", candidate, "", {}, reason, at)
+            elif op == "close_windows":
+                at = clock.advance(days=8)
+                for nid in list(hub.nominations):
+                    hub.close_window(nid, {}, at)
+            elif op == "admit_pending":
+                reason = "agreed by the hub" if flag else None
+                for nid, n in list(hub.nominations.items()):
+                    if n["status"] in ("open", "awaiting_decision"):
+                        hub.admit(nid, "founder", {}, reason, at)
+            elif op == "leave":
+                others = [m for m in hub.members if m != "founder"]
+                if others:
+                    hub.leave(others[int(arg) % len(others)], at)  # type: ignore[call-overload]
+            elif op == "rule_on":
+                changes = {"non_competition": True, "non_competition_lifted": False}
+                hub.change_rules(changes, "founder", None, at)
+            elif op == "rule_off":
+                hub.change_rules({"non_competition": False}, "founder", None, at)
+            elif op == "lift":
+                hub.change_rules({"non_competition_lifted": True}, "founder", "we grew", at)
+            elif op == "lift_at":
+                hub.change_rules({"non_competition_lift_at": arg}, "founder", None, at)
+        except (RuleViolation, Conflict):
+            pass
+        assert_invariant(hub)
+        rules = hub.rules
+        if rules.non_competition_lift_at is not None and len(hub.members) >= (
+            rules.non_competition_lift_at
+        ):
             assert not hub.non_competition_in_force()
+
+
+def test_switching_the_rule_on_again_keeps_members_as_recorded_exceptions() -> None:
+    hub = new_hub(Rules(non_competition=False))
+    admit_now(hub, member("karim", "plumber"))
+    admit_now(hub, member("paul", "plumber"), at=T0 + timedelta(hours=1))
+    hub.change_rules(
+        {"non_competition": True}, "founder", "we want it back", T0 + timedelta(days=1)
+    )
+    assert hub.non_competition_in_force()
+    assert hub.members["karim"]["exception_reason"] is None  # the first one keeps the seat
+    assert "came into force" in hub.members["paul"]["exception_reason"]
+    with pytest.raises(RuleViolation):  # and no third plumber
+        hub.nominate("n3", "founder", member("eve", "plumber"), "", {}, None, T0)
+
+
+def test_a_threshold_lowered_below_the_size_lifts_the_rule_for_good() -> None:
+    hub = new_hub()
+    admit_now(hub, member("karim", "plumber"))
+    admit_now(hub, member("ines", "translator"))
+    hub.change_rules({"non_competition_lift_at": 3}, "founder", None, T0 + timedelta(days=1))
+    assert hub.rules.non_competition_lifted and hub.rules_version == 3  # the change, the lift
+    assert hub.rules_history[-1]["changed_by"] is None
+    hub.leave("ines", T0 + timedelta(days=2))
+    assert not hub.non_competition_in_force()  # a lift is definitive
+
+
+def test_an_email_candidate_refused_by_the_rule_waits_for_the_admins() -> None:
+    clock = MovableClock(T0)
+    hub = new_hub()
+    admit_now(hub, member("karim", "plumber"))
+    hub.nominate("n1", "karim", Candidate(invitation_id="inv"), "", {}, None, clock.now())
+    hub.candidate_joined("n1", "paul", "plumber", INSIDE, {}, clock.now())
+    assert hub.nominations["n1"]["status"] == "open"  # members may object meanwhile
+    hub.close_window("n1", {}, clock.advance(days=8))
+    assert hub.nominations["n1"]["status"] == "awaiting_decision"
+    hub.admit("n1", "founder", {}, "bathrooms only", clock.now())
+    assert hub.members["paul"]["exception_reason"] == "bathrooms only"
 
 
 def test_competitor_ignores_the_candidate_and_unknown_activities() -> None:
