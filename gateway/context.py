@@ -36,6 +36,7 @@ class Principal:
     tenant_id: str | None = None
     credential: str | None = None
     refused: Unauthenticated | None = None
+    expires_at: datetime | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -62,7 +63,7 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
             raise Unauthenticated("the access token has expired: refresh it")
     except Unauthenticated as refused:
         return Principal(refused=refused)
-    return Principal(actor=claims.actor(), tenant_id=claims.tenant_id)
+    return Principal(actor=claims.actor(), tenant_id=claims.tenant_id, expires_at=claims.expires_at)
 
 
 class RateLimiter:

@@ -22,7 +22,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from gateway.context import Context
 from gateway.errors import PublicError
@@ -38,6 +38,9 @@ from gateway.identity import (
 from gateway.relay import Node, global_type
 from gateway.stream import StreamSubscription
 from services.runtime.errors import QuartierError
+from services.runtime.logging import get_logger
+
+log = get_logger("quartier.gateway")
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
@@ -106,6 +109,33 @@ Mutation = merge_types("Mutation", (IdentityMutation, HubsMutation))
 Subscription = merge_types("Subscription", (StreamSubscription,))
 
 
+class QuartierSchema(strawberry.Schema):
+    """strawberry's default logs every error with the operation's source text,
+    which may hold passwords and e-mail addresses: log codes and paths only,
+    and the traceback of internal errors."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            original = error.original_error
+            path = ".".join(str(p) for p in error.path or ())
+            if (
+                original is None
+                or isinstance(error, PublicError)
+                or isinstance(original, PublicError)
+            ):
+                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+                log.info("graphql.refused", code=code, path=path or None)
+            else:
+                log.error(
+                    "graphql.internal_error",
+                    path=path or None,
+                    error=type(original).__name__,
+                    exc_info=original,
+                )
+
+
 def build_schema(prod: bool = False) -> strawberry.Schema:
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -116,7 +146,7 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
     ]
     if prod:
         extensions.append(NoSuggestions)
-    return strawberry.Schema(
+    return QuartierSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

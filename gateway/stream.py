@@ -5,8 +5,9 @@ facts only."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -48,21 +49,32 @@ class StreamSubscription:
                 raise Forbidden("only tenant admins may read the event stream")
         except QuartierError as e:
             raise PublicError(e.message, e.code) from e
-        async for raw in read_tenant_events(
-            ctx.bus.jetstream(),
-            rctx.tenant_id or "",
-            from_start=from_start,
-            follow=True,
-            limit=limit,
-        ):
-            event = cloud_event_decoder.decode(raw)
-            yield StreamEvent(
-                id=event.id,
-                type=event.type,
-                source=event.source,
-                subject=event.subject,
-                time=event.time,
-                tenant=event.tenant,
-                sequence=event.sequence,
-                data=msgspec.json.decode(event.data),
-            )
+        # The stream ends when the token expires: a client subscribes again with
+        # a fresh token, so a demoted admin does not keep reading for ever.
+        expires_at = ctx.principal.expires_at or datetime.now(UTC)
+        remaining = (expires_at - datetime.now(UTC)).total_seconds()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                async for raw in read_tenant_events(
+                    ctx.bus.jetstream(),
+                    rctx.tenant_id or "",
+                    from_start=from_start,
+                    follow=True,
+                    limit=limit,
+                ):
+                    event = cloud_event_decoder.decode(raw)
+                    yield StreamEvent(
+                        id=event.id,
+                        type=event.type,
+                        source=event.source,
+                        subject=event.subject,
+                        time=event.time,
+                        tenant=event.tenant,
+                        sequence=event.sequence,
+                        data=msgspec.json.decode(event.data),
+                    )
+        except TimeoutError:
+            raise PublicError(
+                "the access token has expired: subscribe again with a fresh one",
+                "unauthenticated",
+            ) from None

@@ -41,6 +41,13 @@ members = sa.Table(
     sa.Column("home_lat", sa.Float),
     sa.Column("home_lon", sa.Float),
     sa.Column("home_postcode", sa.String(10)),
+    # Where the directory search looks: each point snapped to a grid cell of
+    # about 550 x 370 m, so that distances answered to other members cannot be
+    # combined into a member's address.
+    sa.Column("work_cell_lat", sa.Float),
+    sa.Column("work_cell_lon", sa.Float),
+    sa.Column("home_cell_lat", sa.Float),
+    sa.Column("home_cell_lon", sa.Float),
     sa.Column("email", sa.String(254), nullable=False),
     sa.Column("roles", sa.JSON, nullable=False),
     sa.Column("search_text", sa.Text, nullable=False),
@@ -166,6 +173,10 @@ def _card_columns(card: dict[str, Any], at: datetime) -> dict[str, Any]:
         "home_lat": home.get("lat"),
         "home_lon": home.get("lon"),
         "home_postcode": home.get("postcode"),
+        "work_cell_lat": _cell(work.get("lat")),
+        "work_cell_lon": _cell(work.get("lon")),
+        "home_cell_lat": _cell(home.get("lat")),
+        "home_cell_lon": _cell(home.get("lon")),
         "search_text": fold(text),
         "updated_at": at,
     }
@@ -182,6 +193,14 @@ def member_row(member: Member) -> Any:
         joined_at=member.created_on,
         **_card_columns(member.card_data, member.modified_on),
     )
+
+
+CELL_DEGREES = 0.005
+DISTANCE_STEP_KM = 0.5
+
+
+def _cell(value: float | None) -> float | None:
+    return None if value is None else round(round(value / CELL_DEGREES) * CELL_DEGREES, 6)
 
 
 # -- queries -------------------------------------------------------------------
@@ -216,7 +235,7 @@ def to_card(
         email=row.email if (is_self or viewer_is_admin) else None,
         work=_place(row.work_lat, row.work_lon, row.work_postcode) if is_self else None,
         home=_place(row.home_lat, row.home_lon, row.home_postcode) if is_self else None,
-        distance_km=None if distance_km is None else round(distance_km, 1),
+        distance_km=None if distance_km is None else _coarse(distance_km),
     )
 
 
@@ -251,10 +270,19 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
+def _coarse(km: float) -> float:
+    """Distances shown to other members: in steps of half a kilometre."""
+    return round(km / DISTANCE_STEP_KM) * DISTANCE_STEP_KM
+
+
 def nearest_km(row: Any, lat: float, lon: float) -> float | None:
+    """From a point to the nearer of the member's work and home grid cells."""
     distances = [
         haversine_km(lat, lon, plat, plon)
-        for plat, plon in ((row.work_lat, row.work_lon), (row.home_lat, row.home_lon))
+        for plat, plon in (
+            (row.work_cell_lat, row.work_cell_lon),
+            (row.home_cell_lat, row.home_cell_lon),
+        )
         if plat is not None and plon is not None
     ]
     return min(distances) if distances else None
@@ -284,7 +312,8 @@ def search(
 
     query = query.where(
         sa.or_(
-            box(members.c.work_lat, members.c.work_lon), box(members.c.home_lat, members.c.home_lon)
+            box(members.c.work_cell_lat, members.c.work_cell_lon),
+            box(members.c.home_cell_lat, members.c.home_cell_lon),
         )
     )
     found = []

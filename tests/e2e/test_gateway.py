@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from gateway.context import Context
 from gateway.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from services.runtime.auth import issue_access_token
 from tests.e2e.conftest import (
     Gateway,
     System,
@@ -26,7 +30,7 @@ from tests.e2e.conftest import (
     open_network,
     serve_gateway,
 )
-from tests.support.env import OPERATOR_TOKEN
+from tests.support.env import JWT_SECRET, OPERATOR_TOKEN
 
 pytestmark = pytest.mark.asyncio
 
@@ -343,3 +347,51 @@ async def test_the_event_stream_is_for_tenant_admins_only(system: System) -> Non
             assert message["type"] == "next" and message["payload"]["data"] is None, message
             assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == [code]
             assert await receive(ws) == {"id": "1", "type": "complete"}
+
+
+async def test_the_stream_ends_when_the_token_expires(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    now = datetime.now(UTC)
+    short_lived, _ = issue_access_token(
+        JWT_SECRET,
+        member_id=net.admin.member_id,
+        tenant_id=net.tenant_id,
+        tenant_slug=net.slug,
+        roles=("tenant_admin",),
+        now=now,
+        ttl=2,
+    )
+    async with graphql_ws(system.gateway, short_lived) as ws:
+        await subscribe(ws, "follow", {"fromStart": True})
+        history = await events(ws, "follow", 3)  # the history comes while the token is valid
+        assert history[0]["type"] == "quartier.identity.TenantRegistered.v1"
+        message = await receive(ws)  # then, at expiry, the stream ends with an error
+        assert message["type"] == "next", message
+        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == [
+            "UNAUTHENTICATED"
+        ]
+        assert datetime.now(UTC) >= now + timedelta(seconds=1)
+        assert await receive(ws) == {"id": "follow", "type": "complete"}
+
+
+async def test_errors_are_logged_without_the_operation_text(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused operation may carry a password or an e-mail address inline:
+    the log keeps codes and paths, never the operation's text."""
+    secret = "s3cret-passw0rd-in-line"
+    query = (
+        'mutation { login(input: {tenant: "pole-11e", email: "who@pole.example", '
+        f'password: "{secret}", bogus: 1}}) {{ __typename }} }}'
+    )
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            answer = await system.gql(query)
+    finally:
+        structlog.configure(**saved)
+    assert answer["errors"]  # refused by validation
+    assert any(entry["event"] == "graphql.refused" for entry in logs)
+    everything = repr(logs) + caplog.text
+    assert secret not in everything and "who@pole.example" not in everything

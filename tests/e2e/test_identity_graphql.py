@@ -261,7 +261,9 @@ async def test_invite_accept_login_update_card_search(system: System) -> None:
     )
     found = [e["node"] for e in near["data"]["members"]["edges"]]
     assert [m["memberId"] for m in found] == [admin.member_id, karim.member_id]
-    assert found[0]["distanceKm"] == 0.0 and 0 < found[1]["distanceKm"] < 2
+    # coarse distances (a ~500 m grid cell, steps of 0.5 km): no address to deduce
+    assert found[0]["distanceKm"] in (0.0, 0.5) and found[1]["distanceKm"] <= 2
+    assert all(m["distanceKm"] % 0.5 == 0 for m in found)
 
     # Karim sees the admin's card, but not the address
     seen = await system.gql(MEMBER, {"id": admin.id}, karim.access)

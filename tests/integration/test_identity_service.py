@@ -295,7 +295,14 @@ async def test_profile_card_update_and_search(identity: ServiceHost, client_bus:
     assert all(
         m.work is None and m.home is None for m in near.items if m.member_id != admin.member_id
     )
-    assert near.items[0].member_id == admin.member_id and near.items[0].distance_km == 0.0
+    assert near.items[0].member_id == admin.member_id
+    # distances to other members are coarse: from a ~500 m grid cell, in 0.5 km steps
+    assert near.items[0].distance_km in (0.0, 0.5)
+    assert all((m.distance_km or 0) % 0.5 == 0 for m in near.items)
+    nudged = await client_bus.request(
+        idc.SearchMembers(near=idc.Point(lat=48.8576, lon=2.3796), radius_km=2), reader
+    )
+    assert [m.distance_km for m in nudged.items] == [m.distance_km for m in near.items]
     page = await client_bus.request(idc.SearchMembers(limit=2), reader)
     assert page.total == 3 and len(page.items) == 2
     rest = await client_bus.request(idc.SearchMembers(limit=2, offset=2), reader)
