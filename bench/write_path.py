@@ -3,7 +3,9 @@
 What it measures, on one store and in one run (SQLite, and PostgreSQL when it
 answers), each phase for `--seconds` after a `--warmup`:
 
-(a)  The floor: raw `eventsourcing` application saves. One thread, in a loop,
+(a)  The floor: raw `eventsourcing` application saves (configured as the
+     service is: with the aggregate cache; (a0) is the same with the library's
+     defaults). One thread, in a loop,
      `member = app.repository.get(id); member.update_card({"offers": ...});
      app.save(member)` with an `Identity` application opened on the very store
      the running identity service uses (same SQLite file, same PostgreSQL
@@ -90,6 +92,7 @@ mutation($input: ProfileCardInput!) {
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 RAW, RAW_THREADS, NATS, GRAPHQL = "raw", "raw_threads", "nats", "graphql"
+RAW_DEFAULT = "raw_default"  # the library's defaults: no aggregate cache
 
 # Every update writes a text never written before, so that each one is a real change.
 _texts = itertools.count()
@@ -623,7 +626,13 @@ def sampled(
 async def run_store(store: str, database_url: str | None, args: argparse.Namespace) -> StoreResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"quartier-bench-{store}-", dir=args.data_dir))
     system = System(workdir, database_url, args.mode, args.gateway_env)
-    rounds: dict[str, list[Phase]] = {RAW: [], RAW_THREADS: [], NATS: [], GRAPHQL: []}
+    rounds: dict[str, list[Phase]] = {
+        RAW: [],
+        RAW_DEFAULT: [],
+        RAW_THREADS: [],
+        NATS: [],
+        GRAPHQL: [],
+    }
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(system.stop)
@@ -635,10 +644,15 @@ async def run_store(store: str, database_url: str | None, args: argparse.Namespa
             # (a), (a'): an Identity application of our own, on the service's store.
             service_store = Store.for_service("identity", system.settings)
             pool = max(service_store.pool_size, args.clients)
-            raw_app = Identity(
-                env=replace(service_store, pool_size=pool).application_env("identity")
-            )
+            raw_env = replace(service_store, pool_size=pool).application_env("identity")
+            raw_app = Identity(env=raw_env)
             stack.callback(raw_app.close)
+            # (a0): the same, with the library's defaults (Quartier turns on its
+            # aggregate cache, which speeds up (a) as much as the service).
+            default_app = Identity(
+                env={k: v for k, v in raw_env.items() if k != "AGGREGATE_CACHE_MAXSIZE"}
+            )
+            stack.callback(default_app.close)
             ids = [UUID(seat.member_id) for seat in seats]
             # (n): the command over NATS, as the gateway sends it.
             bus = Bus(system.nats.url, "quartier-bench-client", request_timeout=60)
@@ -654,11 +668,11 @@ async def run_store(store: str, database_url: str | None, args: argparse.Namespa
                 for _ in seats
             ]
 
-            def raw(groups: list[list[UUID]]) -> Callable[[str, float], Awaitable[Phase]]:
+            def raw(
+                groups: list[list[UUID]], app: Identity = raw_app
+            ) -> Callable[[str, float], Awaitable[Phase]]:
                 async def run(label: str, seconds: float) -> Phase:
-                    return await asyncio.to_thread(
-                        raw_phase, label, raw_app, groups, seconds, meter
-                    )
+                    return await asyncio.to_thread(raw_phase, label, app, groups, seconds, meter)
 
                 return run
 
@@ -670,6 +684,12 @@ async def run_store(store: str, database_url: str | None, args: argparse.Namespa
 
             plan = [
                 (RAW, "(a) raw app.save, 1 writer", raw([ids]), ["bench"]),
+                (
+                    RAW_DEFAULT,
+                    "(a0) raw, library defaults, 1 writer",
+                    raw([ids], default_app),
+                    [],
+                ),
                 (
                     RAW_THREADS,
                     f"(a') raw app.save, {len(ids)} threads",
@@ -733,9 +753,12 @@ def report(result: StoreResult) -> None:
         if p.failures:
             print(f"    {p.failures} failed; first: {p.first_failure}")
     threads = result.phases[RAW_THREADS].rate
+    default = result.phases[RAW_DEFAULT].rate
+    graphql = result.phases[GRAPHQL].rate
     print(
         f"ratio (b)/(a) = {result.ratio:.3f}   "
-        f"[(b)/(a') = {result.phases[GRAPHQL].rate / threads if threads else 0:.3f}]"
+        f"[(b)/(a') = {graphql / threads if threads else 0:.3f}, "
+        f"(b)/(a0) = {graphql / default if default else 0:.3f}]"
     )
     for key in (RAW, NATS, GRAPHQL):
         p = result.phases[key]
