@@ -112,10 +112,6 @@ async def result_or_error(call: Awaitable[T], fields: Mapping[str, str] | None =
         return as_error_type(error)
 
 
-def raise_public(error: e.QuartierError) -> None:
-    raise PublicError(error.message, error.code) from error
-
-
 COMMON_ERRORS = (ValidationError, NotFound, Unauthenticated, Forbidden, Conflict, RuleViolation)
 
 

@@ -7,7 +7,7 @@ a facilitator roster."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from services.hubs import contract as hc
@@ -29,7 +29,6 @@ class DemoMember:
     email: str
     card: dict[str, Any]
     admin: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _place(lat: float, lon: float, postcode: str) -> dict[str, Any]:

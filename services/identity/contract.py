@@ -318,13 +318,3 @@ class ProfileCardUpdated(IdentityEvent):
 class MemberRolesChanged(IdentityEvent):
     member_id: str
     roles: list[str]
-
-
-PUBLIC_EVENTS: tuple[type[IdentityEvent], ...] = (
-    TenantRegistered,
-    InvitationIssued,
-    InvitationRevoked,
-    MemberJoined,
-    ProfileCardUpdated,
-    MemberRolesChanged,
-)

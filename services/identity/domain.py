@@ -114,10 +114,6 @@ class Place:
         if self.lat is None and self.postcode is None:
             raise InvalidInput("a place needs a point or a postcode", field="postcode")
 
-    @property
-    def has_point(self) -> bool:
-        return self.lat is not None and self.lon is not None
-
 
 TEXT_LIMITS = {
     "display_name": 80,

@@ -197,12 +197,13 @@ postcodes = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 -]{1,9}", fullmatch=True)
 @given(lats, lons, st.none() | postcodes)
 def test_a_point_in_range_is_a_place(lat: float, lon: float, postcode: str | None) -> None:
     place = Place(lat=lat, lon=lon, postcode=postcode)
-    assert place.has_point
+    assert (place.lat, place.lon, place.postcode) == (lat, lon, postcode)
 
 
 @given(postcodes)
 def test_a_postcode_alone_is_a_place(postcode: str) -> None:
-    assert not Place(postcode=postcode).has_point
+    place = Place(postcode=postcode)
+    assert (place.lat, place.lon, place.postcode) == (None, None, postcode)
 
 
 @given(st.floats().filter(lambda x: not -90 <= x <= 90), lons)
