@@ -19,7 +19,7 @@ from services.identity import contract as idc
 from services.runtime.bus import Bus, Endpoint, Offloader
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.runtime.messages import Actor, Done
+from services.runtime.messages import Actor, Done, given_fields
 from services.runtime.projection import Projector
 from services.runtime.tenancy import RequestContext
 
@@ -45,14 +45,6 @@ def area_from(contract_area: c.Area) -> Area:
 
 def rules_from(contract_rules: c.Rules) -> Rules:
     return Rules(**msgspec.structs.asdict(contract_rules))
-
-
-def changes_from(changes: c.RulesChanges) -> dict[str, Any]:
-    return {
-        name: getattr(changes, name)
-        for name in changes.__struct_fields__
-        if getattr(changes, name) is not msgspec.UNSET
-    }
 
 
 class HubsHandlers:
@@ -202,7 +194,7 @@ class HubsHandlers:
     async def change_rules(self, cmd: c.ChangeRules, ctx: RequestContext) -> c.Hub:
         hub = await self._hub(ctx, cmd.hub_id)
         by = self._require_admin(hub, ctx)
-        changes = changes_from(cmd.changes)
+        changes = given_fields(cmd.changes)
         activities = await self._activities(hub.tenant_id, list(hub.members))
         await self._write(
             lambda: self.app.change_rules(

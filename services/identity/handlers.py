@@ -21,7 +21,7 @@ from services.runtime.bus import Endpoint, Offloader
 from services.runtime.clock import Clock
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.logging import get_logger
-from services.runtime.messages import Done
+from services.runtime.messages import Done, given_fields
 from services.runtime.projection import Projector
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -32,15 +32,10 @@ MAX_PAGE = 50
 
 
 def card_changes(changes: c.CardChanges) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in changes.__struct_fields__:
-        value = getattr(changes, name)
-        if value is msgspec.UNSET:
-            continue
-        if isinstance(value, c.Place):
-            value = msgspec.structs.asdict(value)
-        out[name] = value
-    return out
+    return {
+        name: msgspec.structs.asdict(value) if isinstance(value, c.Place) else value
+        for name, value in given_fields(changes).items()
+    }
 
 
 class IdentityHandlers:

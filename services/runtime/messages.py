@@ -100,6 +100,15 @@ class Reply(msgspec.Struct, kw_only=True):
     error: ErrorInfo | None = None
 
 
+def given_fields(struct: msgspec.Struct) -> dict[str, Any]:
+    """The fields of a partial-update struct that were given (not UNSET)."""
+    return {
+        name: value
+        for name in struct.__struct_fields__
+        if (value := getattr(struct, name)) is not msgspec.UNSET
+    }
+
+
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
