@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --limit must be at least 1", file=sys.stderr)
             return 2
         return asyncio.run(stream(settings, args.tenant, args.from_start, args.follow, args.limit))
+    except QuartierError as e:  # e.g. NATS unreachable
+        print(f"error ({e.code}): {e.message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

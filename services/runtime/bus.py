@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -89,32 +88,26 @@ class Bus:
     # -- connection ------------------------------------------------------------
 
     async def connect(self, wait: float | None = None) -> None:
-        """Connect, retrying until `wait` seconds have passed (forever if None);
-        once connected, reconnect forever."""
-        deadline = None if wait is None else time.monotonic() + wait
-        delay = 0.2
-        while True:
-            try:
-                self.nc = await nats.connect(
-                    self.url,
-                    name=self.name,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    closed_cb=self._on_closed,
-                )
-                self.connected.set()
-                return
-            except (OSError, nats.errors.NoServersError, TimeoutError) as e:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise Unavailable(f"cannot reach NATS at {self.url}: {e}") from e
-                log.warning("nats.connect_retry", url=self.url, error=str(e))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Connect, giving up after `wait` seconds (never if None); once
+        connected, reconnect forever. (With these options nats-py retries the
+        first connection too, reporting each failure to `_on_error`.)"""
+        connecting = nats.connect(
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            closed_cb=self._on_closed,
+        )
+        try:
+            self.nc = await asyncio.wait_for(connecting, timeout=wait)
+        except (TimeoutError, OSError, nats.errors.NoServersError) as e:
+            raise Unavailable(f"cannot reach NATS at {self.url}") from e
+        self.connected.set()
 
     async def _on_error(self, e: Exception) -> None:
         log.warning("nats.error", error=str(e) or type(e).__name__)

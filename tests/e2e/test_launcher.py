@@ -518,3 +518,22 @@ def test_up_demo_again_on_the_same_data_is_idempotent_then_a_crash_stops_all(
         assert "launcher.process_exited" in second.stderr_path.read_text()
     finally:
         second.close()
+
+
+def test_a_command_without_nats_says_so(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("QUARTIER_")},
+        "QUARTIER_ENV": "test",
+        "QUARTIER_DATA_DIR": str(tmp_path),
+        "QUARTIER_NATS_URL": "nats://127.0.0.1:1",  # nothing listens there
+    }
+    result = subprocess.run(
+        quartier("stream", "--tenant", "pole-11e"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_DEADLINE,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot reach NATS at nats://127.0.0.1:1" in result.stderr
