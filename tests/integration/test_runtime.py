@@ -6,6 +6,10 @@ the singletons."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +33,7 @@ from services.runtime.reactions import (
     views_tracking,
 )
 from services.runtime.settings import Settings
-from services.runtime.stream import STREAM, CloudEvent
+from services.runtime.stream import STREAM, CloudEvent, ensure_stream, stream_config
 from services.runtime.tenancy import RequestContext
 from tests.support.identity import add_member, card, create_network
 
@@ -348,3 +352,72 @@ async def test_one_replica_leads_and_another_takes_over(
 
 def _anonymous() -> RequestContext:
     return RequestContext()
+
+
+# -- start-up and failures ---------------------------------------------------------
+
+
+def test_sigterm_while_waiting_for_nats_stops_the_service(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "QUARTIER_ENV": "test",
+        "QUARTIER_DATA_DIR": str(tmp_path),
+        "QUARTIER_NATS_URL": "nats://127.0.0.1:1",  # nothing listens there
+    }
+    log = tmp_path / "identity.log"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.identity"],
+            env=env,
+            cwd=Path(__file__).parents[2],
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while "nats.error" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # running, signal handlers set, waiting for NATS
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+async def test_an_existing_stream_is_left_as_the_operator_set_it(client_bus: Bus) -> None:
+    js = client_bus.jetstream()
+    tuned = stream_config(1)
+    tuned.max_msgs = 1_000_000
+    await js.add_stream(tuned)
+    await ensure_stream(js, replicas=1)
+    assert (await js.stream_info(STREAM)).config.max_msgs == 1_000_000
+
+
+async def test_leadership_is_tried_again_after_a_failure(
+    sqlite_settings: Settings, clock: MovableClock
+) -> None:
+    """A lock that cannot be reached (the database restarting) delays
+    leadership; it does not end it for good."""
+    host = build(sqlite_settings, clock=clock)
+    real = host.leader_lock()
+    failures = []
+
+    class Flaky:
+        def try_acquire(self) -> bool:
+            if not failures:
+                failures.append(1)
+                raise OSError("the database is restarting")
+            return real.try_acquire()
+
+        def still_held(self) -> bool:
+            return real.still_held()
+
+        def release(self) -> None:
+            real.release()
+
+    host.leader_lock = Flaky  # type: ignore[method-assign]
+    await host.start()
+    try:
+        await eventually(lambda: host.is_leader, timeout=10)
+        assert failures == [1]
+    finally:
+        await host.stop()
