@@ -1,22 +1,31 @@
 # Quartier — the two commands: `make run` and `make test`.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN     = $(VENV)/bin
-STAMP   = $(VENV)/.installed
+# Both install exactly the locked dependencies (uv.lock) into .venv first.
+PYTHON     ?= python3
+VENV       ?= .venv
+UV_VERSION  = 0.13.9
+BIN         = $(VENV)/bin
+UV          = $(BIN)/uv
+STAMP       = $(VENV)/.installed
 
-.PHONY: run test lint bench schema clean
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint typecheck bench schema lock clean
+
+$(UV):
+	@echo ">> Creating $(VENV) and installing uv $(UV_VERSION) (first run only)…"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	@echo ">> Installing the locked dependencies from uv.lock…"
+	$(UV) sync --locked --extra dev
 	touch $(STAMP)
 
 ## run the whole system on its embedded default (SQLite files, embedded NATS), with the demo network
 run: $(STAMP)
 	$(BIN)/quartier up --demo
 
-## lint, import contracts, then the whole test suite
+## lint, import contracts, types, then the whole test suite
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
@@ -34,5 +43,9 @@ schema: $(STAMP)
 	$(BIN)/python -m gateway.schema > gateway/schema.graphql
 	$(BIN)/python -m infra.catalogue > docs/events.md
 
+## after changing dependencies in pyproject.toml: update uv.lock
+lock: $(UV)
+	$(UV) lock
+
 clean:
-	rm -rf $(VENV) .quartier .pytest_cache .ruff_cache
+	rm -rf $(VENV) .quartier .pytest_cache .ruff_cache .mypy_cache
