@@ -9,11 +9,10 @@ from types import ModuleType
 
 import msgspec
 
-from services.hubs import contract as hubs
-from services.identity import contract as identity
+from services import registry
 from services.runtime.messages import PublicEvent
 
-CONTRACTS: tuple[ModuleType, ...] = (identity, hubs)
+CONTRACTS: tuple[ModuleType, ...] = tuple(spec.contract() for spec in registry.SERVICES)
 
 HEADER = """# Event catalogue
 

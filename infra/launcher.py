@@ -21,16 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.nats_server import NatsServer, free_port, start_nats_server
+from services import registry
 from services.runtime.bus import Bus
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.settings import Settings
 
 log = get_logger("quartier.launcher")
-
-SERVICE_MODULES = {
-    "identity": "services.identity",
-    "hubs": "services.hubs",
-}
 
 
 def nats_url_file(settings: Settings) -> Path:
@@ -64,12 +60,9 @@ class System:
             )
         nats_url_file(self.settings).write_text(self.nats_url)
         env = {**os.environ, "QUARTIER_NATS_URL": self.nats_url}
-        for service in self.settings.services:
-            module = SERVICE_MODULES.get(service)
-            if module is None:
-                raise SystemExit(f"unknown service {service!r} in QUARTIER_SERVICES")
-            self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", module], env=env, start_new_session=True
+        for spec in registry.with_needs(self.settings.services):
+            self.processes[spec.name] = subprocess.Popen(
+                [sys.executable, "-m", spec.module], env=env, start_new_session=True
             )
         self.processes["gateway"] = subprocess.Popen(
             [sys.executable, "-m", "gateway"], env=env, start_new_session=True

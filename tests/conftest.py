@@ -8,17 +8,20 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from infra.nats_server import NatsServer, start_nats_server
+from services import registry
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
 from services.runtime.host import ServiceHost
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
 from tests.support.env import POSTGRES_URL, drop_schemas, make_settings
+from tests.support.services import Services
 
 configure_logging("console", os.environ.get("QUARTIER_TEST_LOG_LEVEL", "warning"))
 
@@ -78,24 +81,20 @@ def clock() -> MovableClock:
 
 
 @pytest_asyncio.fixture
-async def identity(settings: Settings, clock: MovableClock) -> AsyncIterator[ServiceHost]:
-    """The identity service, in-process, on the parametrised store."""
-    from services.identity.service import build
-
-    host = build(settings, clock=clock)
-    await host.start()
-    yield host
-    await host.stop()
+async def services(settings: Settings, clock: MovableClock) -> AsyncIterator[Services]:
+    running = Services(settings, clock)
+    yield running
+    await running.stop()
 
 
-@pytest_asyncio.fixture
-async def hubs(
-    identity: ServiceHost, settings: Settings, clock: MovableClock
-) -> AsyncIterator[ServiceHost]:
-    """The hubs service, in-process, beside identity on the same store."""
-    from services.hubs.service import build
+def _host_fixture(name: str) -> Any:
+    async def host(services: Services) -> ServiceHost:
+        return await services.start(name)
 
-    host = build(settings, clock=clock)
-    await host.start()
-    yield host
-    await host.stop()
+    host.__doc__ = f"The {name} service (and what it needs), in-process, on the parametrised store."
+    return pytest_asyncio.fixture(host, name=name)
+
+
+# One fixture per registered service, named after it: `identity`, `hubs`, …
+for _spec in registry.SERVICES:
+    globals()[f"_{_spec.name}_host"] = _host_fixture(_spec.name)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from services import registry
+
 ENVIRONMENTS = ("dev", "test", "prod")
 
 
@@ -40,7 +42,7 @@ class Settings:
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
     rate_limit_per_minute: int = 1200
     stream_replicas: int = 1
-    services: tuple[str, ...] = ("identity", "hubs")
+    services: tuple[str, ...] = registry.names()
 
     @property
     def is_prod(self) -> bool:
@@ -70,8 +72,16 @@ class Settings:
         if len(jwt_secret) < 32:
             raise ConfigurationError("QUARTIER_JWT_SECRET must be at least 32 characters")
         services = tuple(
-            s.strip() for s in (get("SERVICES", "identity,hubs") or "").split(",") if s.strip()
+            s.strip()
+            for s in (get("SERVICES") or ",".join(registry.names())).split(",")
+            if s.strip()
         )
+        unknown = [s for s in services if s not in registry.BY_NAME]
+        if unknown:
+            raise ConfigurationError(
+                f"QUARTIER_SERVICES: unknown service {unknown[0]!r} "
+                f"(known: {', '.join(registry.names())})"
+            )
         return cls(
             env=env,
             data_dir=data_dir,

@@ -25,6 +25,7 @@ from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
 from tests.support.env import OPERATOR_TOKEN
 from tests.support.identity import PASSWORD, mailed_tokens
+from tests.support.services import Services
 
 STARTUP_TIMEOUT = 15.0
 WS_TIMEOUT = 10.0
@@ -133,11 +134,10 @@ async def serve_gateway(settings: Settings) -> AsyncIterator[Gateway]:
 
 
 @pytest_asyncio.fixture
-async def service_hosts(identity: ServiceHost, hubs: ServiceHost) -> dict[str, ServiceHost]:
-    """Every service of the system under test, by name, already started. A
-    new service joins by adding its host fixture here; the gateway's
-    readiness check then expects it too."""
-    return {"identity": identity, "hubs": hubs}
+async def service_hosts(services: Services) -> dict[str, ServiceHost]:
+    """Every registered service, by name, already started (the gateway's
+    readiness check expects them all)."""
+    return await services.start_all()
 
 
 @pytest_asyncio.fixture
