@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from msgspec import UNSET, UnsetType
 
-from services.runtime.messages import Command, Done, Message, PublicEvent, Query
+from services.runtime.messages import Command, Done, Message, PublicEvent, Query, R
 
 SERVICE = "hubs"
 
@@ -30,11 +30,11 @@ NominationStatus = Literal[
 ]
 
 
-class HubsCommand(Command):
+class HubsCommand(Command[R]):
     service: ClassVar[str] = SERVICE
 
 
-class HubsQuery(Query):
+class HubsQuery(Query[R]):
     service: ClassVar[str] = SERVICE
 
 
@@ -144,32 +144,29 @@ class Nomination(Message):
 # -- commands ------------------------------------------------------------------
 
 
-class CreateHub(HubsCommand):
+class CreateHub(HubsCommand[Hub]):
     """Tenant admin. The creator becomes the hub's first member and co-admin."""
 
-    Reply: ClassVar = Hub
     name: str
     kind: HubKind
     area: Area
     rules: Rules = Rules()
 
 
-class ChangeRules(HubsCommand):
+class ChangeRules(HubsCommand[Hub]):
     """Hub admin: a new version of the rules (lifting the one-per-profession
     rule is `non_competition_lifted=True` with a reason)."""
 
-    Reply: ClassVar = Hub
     hub_id: str
     changes: RulesChanges
     reason: str | None = None
 
 
-class NominateCandidate(HubsCommand):
+class NominateCandidate(HubsCommand[Nomination]):
     """A member co-opts a candidate: an existing member of the network
     (`candidate_id`) or a new person (`email`, invited by identity). A hub
     admin may pass `exception_reason` to admit past the one-per-profession rule."""
 
-    Reply: ClassVar = Nomination
     hub_id: str
     candidate_id: str | None = None
     email: str | None = None
@@ -177,86 +174,74 @@ class NominateCandidate(HubsCommand):
     exception_reason: str | None = None
 
 
-class JoinHub(HubsCommand):
+class JoinHub(HubsCommand[HubMember]):
     """A member of the network joins an open hub by themself."""
 
-    Reply: ClassVar = HubMember
     hub_id: str
 
 
-class RaiseObjection(HubsCommand):
-    Reply: ClassVar = Nomination
+class RaiseObjection(HubsCommand[Nomination]):
     hub_id: str
     nomination_id: str
     reason: str
 
 
-class AdmitCandidate(HubsCommand):
+class AdmitCandidate(HubsCommand[Nomination]):
     """Hub admin decides: admit (with an exception reason if the
     one-per-profession rule would refuse)."""
 
-    Reply: ClassVar = Nomination
     hub_id: str
     nomination_id: str
     exception_reason: str | None = None
 
 
-class RejectCandidate(HubsCommand):
-    Reply: ClassVar = Nomination
+class RejectCandidate(HubsCommand[Nomination]):
     hub_id: str
     nomination_id: str
     reason: str
 
 
-class LeaveHub(HubsCommand):
-    Reply: ClassVar = Done
+class LeaveHub(HubsCommand[Done]):
     hub_id: str
 
 
-class RemoveMember(HubsCommand):
-    Reply: ClassVar = Done
+class RemoveMember(HubsCommand[Done]):
     hub_id: str
     member_id: str
     reason: str
 
 
-class AddCoAdmin(HubsCommand):
-    Reply: ClassVar = Hub
+class AddCoAdmin(HubsCommand[Hub]):
     hub_id: str
     member_id: str
 
 
-class RemoveCoAdmin(HubsCommand):
-    Reply: ClassVar = Hub
+class RemoveCoAdmin(HubsCommand[Hub]):
     hub_id: str
     member_id: str
 
 
-class VolunteerAsFacilitator(HubsCommand):
+class VolunteerAsFacilitator(HubsCommand[Hub]):
     """The member joins the end of the facilitator roster."""
 
-    Reply: ClassVar = Hub
     hub_id: str
 
 
-class WithdrawFromRoster(HubsCommand):
-    Reply: ClassVar = Hub
+class WithdrawFromRoster(HubsCommand[Hub]):
     hub_id: str
 
 
-class HandOverFacilitation(HubsCommand):
+class HandOverFacilitation(HubsCommand[Hub]):
     """Hub admin or the current facilitator: the next volunteer takes over for
     a term; the previous one goes to the end of the roster."""
 
-    Reply: ClassVar = Hub
     hub_id: str
 
 
-class SwapFacilitatorTurns(HubsCommand):
+class SwapFacilitatorTurns(HubsCommand[Hub]):
     """Hub admin, or a volunteer giving their own turn to someone after them:
     exchange two places in the roster."""
 
-    Reply: ClassVar = Hub
     hub_id: str
     first_id: str
     second_id: str
@@ -265,41 +250,35 @@ class SwapFacilitatorTurns(HubsCommand):
 # -- queries -------------------------------------------------------------------
 
 
-class ListHubs(HubsQuery):
-    Reply: ClassVar = list[Hub]
+class ListHubs(HubsQuery[list[Hub]]):
     member_id: str | None = None  # only the hubs this member belongs to
 
 
-class GetHub(HubsQuery):
-    Reply: ClassVar = Hub
+class GetHub(HubsQuery[Hub]):
     hub_id: str
 
 
-class ListHubMembers(HubsQuery):
-    Reply: ClassVar = HubMemberPage
+class ListHubMembers(HubsQuery[HubMemberPage]):
     hub_id: str
     offset: int = 0
     limit: int = 50
 
 
-class ListNominations(HubsQuery):
+class ListNominations(HubsQuery[list[Nomination]]):
     """Pending admissions by default (invited, open, awaiting_decision)."""
 
-    Reply: ClassVar = list[Nomination]
     hub_id: str
     statuses: list[NominationStatus] = []
 
 
-class GetNomination(HubsQuery):
-    Reply: ClassVar = Nomination
+class GetNomination(HubsQuery[Nomination]):
     hub_id: str
     nomination_id: str
 
 
-class RulesHistory(HubsQuery):
+class RulesHistory(HubsQuery[list[RulesVersion]]):
     """Every version of a hub's rules; with `at`, the version in force then."""
 
-    Reply: ClassVar = list[RulesVersion]
     hub_id: str
     at: datetime | None = None
 

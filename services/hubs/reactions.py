@@ -12,18 +12,18 @@ so a redelivered event changes nothing.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import Any
+
 from eventsourcing.persistence import Tracking
 
-from services.hubs import views
 from services.hubs.application import Hubs
-from services.hubs.domain import CandidatePlaces
+from services.hubs.domain import CandidatePlaces, Hub
+from services.hubs.views import directory, nominations
 from services.identity import contract as idc
-from services.runtime.bus import Bus, Offloader
-from services.runtime.clock import Clock
+from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor
-from services.runtime.reactions import Reaction, decode_data, tracked_transaction
+from services.runtime.reactions import Reaction, decode_data
 from services.runtime.stream import CloudEvent
 from services.runtime.tenancy import RequestContext
 
@@ -33,20 +33,20 @@ JOINED = idc.MemberJoined.type_name()
 CARD_UPDATED = idc.ProfileCardUpdated.type_name()
 
 
-def directory(engine: sa.Engine, offload: Offloader) -> Reaction:
+def directory_reaction(host: ServiceHost) -> Reaction:
     async def handle(event: CloudEvent, tracking: Tracking) -> None:
+        data: idc.MemberJoined | idc.ProfileCardUpdated
         if event.type == JOINED:
             data = decode_data(event, idc.MemberJoined)
         elif event.type == CARD_UPDATED:
             data = decode_data(event, idc.ProfileCardUpdated)
         else:
             return
-        await offload(
-            tracked_transaction,
-            engine,
+        await host.offload(
+            directory.DIRECTORY.apply,
+            host.engine,
             tracking,
-            "directory",
-            lambda conn: views.record_activity(
+            lambda conn: directory.record_activity(
                 conn, data.tenant_id, data.member_id, data.activity_code
             ),
         )
@@ -54,59 +54,60 @@ def directory(engine: sa.Engine, offload: Offloader) -> Reaction:
     return Reaction(name="directory", upstream="identity", handle=handle)
 
 
-def admissions(
-    app: Hubs, engine: sa.Engine, bus: Bus, clock: Clock, offload: Offloader
-) -> Reaction:
+def admissions(host: ServiceHost, app: Hubs) -> Reaction:
     async def handle(event: CloudEvent, tracking: Tracking) -> None:
         if event.type != JOINED:
             return
         joined = decode_data(event, idc.MemberJoined)
-        if joined.invitation_id is None:
+        invitation_id = joined.invitation_id
+        if invitation_id is None:
             return
+        tenant_id = joined.tenant_id
 
-        def lookup() -> tuple[object, dict[str, str | None]] | None:
-            with engine.connect() as conn:
-                row = views.nomination_for_invitation(
-                    conn, joined.tenant_id, joined.invitation_id or ""
-                )
-                if row is None or row.status != "invited":
-                    return None
-                hub = app.hub(joined.tenant_id, row.hub_id)
-                return (row, hub), views.activities(conn, joined.tenant_id, list(hub.members))
+        def lookup() -> tuple[Any, Hub] | None:
+            with host.engine.connect() as conn:
+                row = nominations.nomination_for_invitation(conn, tenant_id, invitation_id)
+            if row is None or row.status != "invited":
+                return None
+            return row, app.get(tenant_id, row.hub_id, Hub)
 
-        found = await offload(lookup)
+        found = await host.offload(lookup)
         if found is None:
             return
-        (row, hub), activities = found  # type: ignore[misc]
+        row, hub = found
         area = hub.area
-        centre = idc.Point(lat=area.lat, lon=area.lon) if area.has_centre else None  # type: ignore[arg-type]
-        ask = RequestContext(tenant_id=joined.tenant_id, actor=Actor(kind="service"))
-        places = await bus.request(
+        centre = (
+            idc.Point(lat=area.lat, lon=area.lon)
+            if area.lat is not None and area.lon is not None
+            else None
+        )
+        ask = RequestContext(tenant_id=tenant_id, actor=Actor(kind="service"))
+        places = await host.bus.request(
             idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
         )
-        p = (
-            places.items[0]
-            if places.items
-            else idc.Places(
-                member_id=joined.member_id,
-                work_km=None,
-                home_km=None,
-                work_postcode=None,
-                home_postcode=None,
+        p = places.items[0] if places.items else None
+        where = (
+            CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
+            if p is not None
+            else CandidatePlaces()
+        )
+
+        def unit() -> bool:
+            with host.engine.connect() as conn:
+                activities = directory.activities(conn, tenant_id, hub.members)
+            return app.candidate_joined(
+                tenant_id,
+                row.hub_id,
+                row.nomination_id,
+                joined.member_id,
+                joined.activity_code,
+                where,
+                activities,
+                host.clock.now(),
+                tracking,
             )
-        )
-        applied = await offload(
-            app.candidate_joined,
-            joined.tenant_id,
-            row.hub_id,
-            row.nomination_id,
-            joined.member_id,
-            joined.activity_code,
-            CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode),
-            activities,
-            clock.now(),
-            tracking,
-        )
+
+        applied = await host.offload(unit)
         log.info("admission.candidate_joined", nomination_id=row.nomination_id, applied=applied)
 
     return Reaction(name="admissions", upstream="identity", handle=handle)

@@ -10,12 +10,10 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from services.hubs import views
 from services.hubs.application import Hubs
-from services.runtime.bus import Offloader
-from services.runtime.clock import Clock
+from services.hubs.domain import Hub
+from services.hubs.views import directory, nominations
+from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.projection import Projector
 from services.runtime.wakeup import Wakeup
@@ -25,23 +23,17 @@ log = get_logger("quartier.hubs.scheduler")
 
 class WindowCloser:
     def __init__(
-        self,
-        app: Hubs,
-        engine: sa.Engine,
-        projector: Projector,
-        clock: Clock,
-        offload: Offloader,
-        poll_interval: float = 30.0,
+        self, host: ServiceHost, app: Hubs, projector: Projector, poll_interval: float = 30.0
     ):
         self.app = app
-        self.engine = engine
+        self.engine = host.engine
         self.projector = projector
-        self.clock = clock
-        self.offload = offload
+        self.clock = host.clock
+        self.offload = host.offload
         self.poll_interval = poll_interval
         self.closed = 0
         self._wake = Wakeup()
-        on_move = getattr(clock, "on_move", None)
+        on_move = getattr(self.clock, "on_move", None)
         if on_move is not None:
             on_move(self._wake.set_threadsafe)
 
@@ -61,20 +53,22 @@ class WindowCloser:
 
     def _next_deadline(self) -> datetime | None:
         with self.engine.connect() as conn:
-            return views.next_deadline(conn)
+            return nominations.next_deadline(conn)
 
     def _close(self, row: Any, now: datetime) -> bool:
-        hub = self.app.hub(row.tenant_id, row.hub_id)
-        with self.engine.connect() as conn:
-            activities = views.activities(conn, row.tenant_id, list(hub.members))
-        return self.app.close_window(row.tenant_id, row.hub_id, row.nomination_id, activities, now)
+        def change(hub: Hub) -> bool:
+            with self.engine.connect() as conn:
+                activities = directory.activities(conn, row.tenant_id, hub.members)
+            return hub.close_window(row.nomination_id, activities, now)
+
+        return self.app.update(row.tenant_id, row.hub_id, Hub, change)[1]
 
     def close_due(self) -> int:
         """Close every window that is due; returns how many were closed."""
         self.projector.catch_up()
         now = self.clock.now()
         with self.engine.connect() as conn:
-            due = views.due_nominations(conn, now)
+            due = nominations.due_nominations(conn, now)
         closed = 0
         for row in due:
             try:

@@ -8,37 +8,29 @@ import asyncio
 
 from services.hubs import reactions
 from services.hubs.application import Hubs
+from services.hubs.contract import SERVICE
 from services.hubs.handlers import HubsHandlers
 from services.hubs.publication import to_public
 from services.hubs.scheduler import WindowCloser
-from services.hubs.views import HubViews, directory_metadata
+from services.hubs.views import HubViews
+from services.hubs.views.directory import DIRECTORY
 from services.runtime.clock import SYSTEM_CLOCK, Clock
 from services.runtime.host import ServiceHost
 from services.runtime.logging import configure_logging
-from services.runtime.projection import Projector
-from services.runtime.reactions import views_tracking
 from services.runtime.settings import Settings
-
-SERVICE = "hubs"
 
 
 def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
-    host = ServiceHost(SERVICE, settings)
-    app = Hubs(env=host.store.application_env("hubs"))
-    engine = host.store.views_engine()
-    projector = Projector(app, engine, HubViews())
-    directory_metadata.create_all(engine)
-    views_tracking.metadata.create_all(engine)
-    handlers = HubsHandlers(app, projector, engine, host.bus, clock, host.offload)
-    closer = WindowCloser(app, engine, projector, clock, host.offload)
-    host.add_app(app, translate=to_public)
-    host.add_projector(projector)
-    host.add_endpoints(handlers.endpoints())
-    host.add_reaction(reactions.directory(engine, host.offload))
-    host.add_reaction(reactions.admissions(app, engine, host.bus, clock, host.offload))
+    host = ServiceHost(SERVICE, settings, clock)
+    app = host.new_app(Hubs, translate=to_public)
+    projector = host.add_projection(app, HubViews())
+    host.add_tables(DIRECTORY)
+    host.add_endpoints(HubsHandlers(host, app).endpoints())
+    host.add_reaction(reactions.directory_reaction(host))
+    host.add_reaction(reactions.admissions(host, app))
+    closer = WindowCloser(host, app, projector)
     host.add_job("objection-windows", closer.run)
-    host.closers.append(engine.dispose)
-    host.context = {"app": app, "projector": projector, "engine": engine, "closer": closer}
+    host.context = {"app": app, "projector": projector, "engine": host.engine, "closer": closer}
     return host
 
 

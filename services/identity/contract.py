@@ -14,16 +14,16 @@ from typing import ClassVar
 
 from msgspec import UNSET, UnsetType
 
-from services.runtime.messages import Command, Done, Message, PublicEvent, Query
+from services.runtime.messages import Command, Done, Message, PublicEvent, Query, R
 
 SERVICE = "identity"
 
 
-class IdentityCommand(Command):
+class IdentityCommand(Command[R]):
     service: ClassVar[str] = SERVICE
 
 
-class IdentityQuery(Query):
+class IdentityQuery(Query[R]):
     service: ClassVar[str] = SERVICE
 
 
@@ -142,13 +142,15 @@ class MemberPage(Message):
 
 class Places(Message):
     """Where a member works and lives, relative to a point: distances in km
-    (None when that place has no point) and postcodes."""
+    (None when that place has no point) and postcodes; and their activity
+    code (what a hub's one-per-profession rule needs to know of a candidate)."""
 
     member_id: str
     work_km: float | None
     home_km: float | None
     work_postcode: str | None
     home_postcode: str | None
+    activity_code: str | None = None
 
 
 class PlacesList(Message):
@@ -163,72 +165,62 @@ class Point(Message):
 # -- commands ------------------------------------------------------------------
 
 
-class CreateTenant(IdentityCommand):
+class CreateTenant(IdentityCommand[TenantCreated]):
     """Platform operator: a new network and an invitation for its first admin."""
 
-    Reply: ClassVar = TenantCreated
     slug: str
     name: str
     admin_email: str
 
 
-class InviteMember(IdentityCommand):
+class InviteMember(IdentityCommand[InvitationSent]):
     """Tenant admin, or a service on behalf of a member (hubs' co-optation):
     e-mails a single-use invitation link."""
 
-    Reply: ClassVar = InvitationSent
     email: str
     as_admin: bool = False
     on_behalf_of: str | None = None
 
 
-class RevokeInvitation(IdentityCommand):
-    Reply: ClassVar = Done
+class RevokeInvitation(IdentityCommand[Done]):
     invitation_id: str
 
 
-class AcceptInvitation(IdentityCommand):
+class AcceptInvitation(IdentityCommand[Session]):
     """Anonymous, with the token from the e-mail: sets the password and the
     profile card, and signs in."""
 
-    Reply: ClassVar = Session
     token: str
     password: str
     card: CardChanges
 
 
-class Login(IdentityCommand):
-    Reply: ClassVar = Session
+class Login(IdentityCommand[Session]):
     tenant_slug: str
     email: str
     password: str
 
 
-class RefreshSession(IdentityCommand):
-    Reply: ClassVar = Session
+class RefreshSession(IdentityCommand[Session]):
     refresh_token: str
 
 
-class Logout(IdentityCommand):
-    Reply: ClassVar = Done
+class Logout(IdentityCommand[Done]):
     refresh_token: str
 
 
-class ChangePassword(IdentityCommand):
-    Reply: ClassVar = Done
+class ChangePassword(IdentityCommand[Done]):
     current_password: str
     new_password: str
 
 
-class UpdateProfileCard(IdentityCommand):
+class UpdateProfileCard(IdentityCommand[MemberCard]):
     """The member's own card."""
 
-    Reply: ClassVar = MemberCard
     changes: CardChanges
 
 
-class SetTenantAdmin(IdentityCommand):
-    Reply: ClassVar = MemberCard
+class SetTenantAdmin(IdentityCommand[MemberCard]):
     member_id: str
     admin: bool
 
@@ -236,23 +228,20 @@ class SetTenantAdmin(IdentityCommand):
 # -- queries -------------------------------------------------------------------
 
 
-class GetTenant(IdentityQuery):
+class GetTenant(IdentityQuery[Tenant]):
     """By slug; anyone may ask (the login page needs the network's name)."""
 
-    Reply: ClassVar = Tenant
     slug: str
 
 
-class GetMembers(IdentityQuery):
+class GetMembers(IdentityQuery[list[MemberCard]]):
     """Cards of the given members of the caller's tenant, in the same order;
     missing (or other tenants') ids are left out."""
 
-    Reply: ClassVar = list[MemberCard]
     member_ids: list[str]
 
 
-class SearchMembers(IdentityQuery):
-    Reply: ClassVar = MemberPage
+class SearchMembers(IdentityQuery[MemberPage]):
     activity_code: str | None = None
     text: str | None = None
     near: Point | None = None
@@ -261,24 +250,22 @@ class SearchMembers(IdentityQuery):
     limit: int = 20
 
 
-class ListProfessions(IdentityQuery):
-    Reply: ClassVar = list[Profession]
+class ListProfessions(IdentityQuery[list[Profession]]):
+    pass
 
 
-class ListInvitations(IdentityQuery):
+class ListInvitations(IdentityQuery[InvitationPage]):
     """Tenant admin: invitations, newest first."""
 
-    Reply: ClassVar = InvitationPage
     status: str | None = None
     offset: int = 0
     limit: int = 50
 
 
-class MemberPlaces(IdentityQuery):
+class MemberPlaces(IdentityQuery[PlacesList]):
     """For other services: how far members work and live from a point.
     Answers distances and postcodes, never coordinates."""
 
-    Reply: ClassVar = PlacesList
     member_ids: list[str]
     centre: Point | None = None
 

@@ -375,6 +375,7 @@ class IdentityHandlers:
                     home_km=home_km,
                     work_postcode=r.work_postcode,
                     home_postcode=r.home_postcode,
+                    activity_code=r.activity_code,
                 )
             )
         return c.PlacesList(items=items)

@@ -161,8 +161,8 @@ class Bus:
     # -- client side -----------------------------------------------------------
 
     async def request(
-        self, message: Request, ctx: RequestContext, timeout: float | None = None
-    ) -> Any:
+        self, message: Request[R], ctx: RequestContext, timeout: float | None = None
+    ) -> R:
         """Send a command or query and return its decoded reply, or raise the
         typed error the service answered with."""
         cls = type(message)
@@ -190,7 +190,8 @@ class Bus:
         if reply.error is not None:
             e = reply.error
             raise error_from_code(e.code, e.message, e.field, e.rule)
-        return msgspec.msgpack.decode(reply.ok, type=cls.Reply)
+        decoded: R = msgspec.msgpack.decode(reply.ok, type=cls.reply_type())
+        return decoded
 
     async def ping(self, service: str, timeout: float = 1.0) -> bool:
         try:

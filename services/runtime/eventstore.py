@@ -9,27 +9,116 @@ has committed, so that they wake at once instead of polling.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    JSONTranscoder,
     Notification,
     ProcessRecorder,
     Recording,
     Tracking,
+    Transcoding,
 )
 
-from services.runtime.errors import Conflict
+from services.runtime.errors import Conflict, NotFound
+
+A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+RETRIES = 5
+
+
+class StateTranscoding(Transcoding):
+    """A dataclass of an aggregate's state, in snapshots: its fields as a dict
+    (nested values are transcoded in turn), read back with the class's
+    `from_dict` if it has one. `name` is stable: renaming the module keeps
+    old snapshots readable."""
+
+    def __init__(self, cls: type[Any], name: str):
+        self.type = cls
+        self.name = name
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        from_dict = getattr(self.type, "from_dict", None)
+        return from_dict(data) if from_dict is not None else self.type(**data)
 
 
 class ServiceApplication(Application[UUID]):
+    state_types: tuple[type[Any], ...] = ()
+    """Dataclasses held in aggregates' state, so that snapshots can store them."""
+
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._listeners: list[Callable[[int], None]] = []
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for cls in self.state_types:
+            transcoder.register(StateTranscoding(cls, f"{self.name}.{cls.__name__}"))
+
+    # -- loading and updating aggregates ---------------------------------------
+
+    def find(self, aggregate_id: str | UUID, kind: type[A]) -> A | None:
+        """The aggregate if it exists and is a `kind`, else None (a malformed
+        id too). No tenant check: for ids that name their tenant (a token's
+        selector, a tenant's own id)."""
+        try:
+            found = self.repository.get(UUID(str(aggregate_id)))
+        except (ValueError, AggregateNotFoundError):
+            return None
+        return found if isinstance(found, kind) else None
+
+    def get(self, tenant_id: str | None, aggregate_id: str | UUID, kind: type[A]) -> A:
+        """The `kind` aggregate `aggregate_id` of `tenant_id`. Raises NotFound
+        ("<noun> not found") if it is missing, of another kind, or of another
+        tenant: the three are answered alike, so ids of other tenants reveal
+        nothing."""
+        found = self.find(aggregate_id, kind)
+        if found is None or tenant_id is None or getattr(found, "tenant_id", None) != tenant_id:
+            raise NotFound(f"{noun(kind)} not found")
+        return found
+
+    def transact(self, unit: Callable[[], tuple[Sequence[Aggregate], T]]) -> T:
+        """Run `unit` (load, check, change: it returns the aggregates to save
+        and a result) and save those aggregates together. When another writer
+        saved one of them meanwhile (a version conflict), run `unit` again on
+        the fresh state, up to RETRIES times, so concurrent commands on one
+        aggregate do not fail spuriously; the rules are checked again each time."""
+        for attempt in range(RETRIES):
+            changed, result = unit()
+            try:
+                self.save(*changed)
+            except Conflict:
+                if attempt == RETRIES - 1:
+                    raise
+                continue
+            return result
+        raise AssertionError("unreachable")
+
+    def update(
+        self,
+        tenant_id: str | None,
+        aggregate_id: str | UUID,
+        kind: type[A],
+        change: Callable[[A], T],
+    ) -> tuple[A, T]:
+        """Load one aggregate (as `get`), apply `change` to it and save it,
+        retried on a version conflict (as `transact`). Returns the saved
+        aggregate and what `change` returned."""
+
+        def unit() -> tuple[Sequence[Aggregate], tuple[A, T]]:
+            aggregate = self.get(tenant_id, aggregate_id, kind)
+            return [aggregate], (aggregate, change(aggregate))
+
+        return self.transact(unit)
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -88,6 +177,11 @@ class ServiceApplication(Application[UUID]):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+def noun(kind: type[Any]) -> str:
+    """How errors name an aggregate class: its `noun`, else its lower-cased name."""
+    return str(getattr(kind, "noun", kind.__name__.lower()))
 
 
 class TenantAggregate(Aggregate):

@@ -12,30 +12,43 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
 
 from services.runtime.bus import Bus, Endpoint, Offloader
+from services.runtime.clock import SYSTEM_CLOCK, Clock
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
 from services.runtime.logging import get_logger
-from services.runtime.projection import Projector
+from services.runtime.projection import Projection, Projector
 from services.runtime.reactions import Reaction, ReactionConsumer
 from services.runtime.relay import OutboxRelay, Translate
 from services.runtime.settings import Settings
 from services.runtime.store import Store
 from services.runtime.stream import ensure_stream
+from services.runtime.views import TrackedTables
 from services.runtime.wakeup import sleep_unless
 
 log = get_logger("quartier.host")
 
 Job = Callable[[asyncio.Event], Awaitable[None]]
+App = TypeVar("App", bound=ServiceApplication)
 
 
 class ServiceHost:
-    def __init__(self, service: str, settings: Settings, store: Store | None = None):
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        clock: Clock = SYSTEM_CLOCK,
+        store: Store | None = None,
+    ):
         self.service = service
         self.settings = settings
+        self.clock = clock
         self.store = store or Store.for_service(service, settings)
         self.offload = Offloader(settings.workers, service)
         self.bus = Bus(
@@ -57,6 +70,29 @@ class ServiceHost:
         self._lock: LeaderLock | None = None
 
     # -- assembly ---------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        """The service's views database (read models and reactions' tables)."""
+        engine = self.store.views_engine()
+        self.closers.append(engine.dispose)
+        return engine
+
+    def new_app(self, cls: type[App], translate: Translate | None = None, **kwargs: Any) -> App:
+        """An application on this service's store (`cls.name` names its events
+        table or file); with `translate`, its public events are relayed."""
+        app = cls(env=self.store.application_env(cls.name), **kwargs)
+        self.add_app(app, translate)
+        return app
+
+    def add_projection(self, app: ServiceApplication, projection: Projection) -> Projector:
+        projector = Projector(app, self.engine, projection)
+        self.add_projector(projector)
+        return projector
+
+    def add_tables(self, tables: TrackedTables) -> TrackedTables:
+        tables.create(self.engine)
+        return tables
 
     def add_app(self, app: ServiceApplication, translate: Translate | None = None) -> None:
         self.apps.append(app)

@@ -3,13 +3,14 @@ public events, and the envelope every request travels in.
 
 Each service's `contract.py` subclasses these. A request's subject is derived
 from its class: `quartier.cmd.<service>.<ClassName>` or
-`quartier.qry.<service>.<ClassName>`; each class names its reply type.
+`quartier.qry.<service>.<ClassName>`; each class names its reply type as its
+type parameter (`class GetHub(HubsQuery[Hub])`), which `Bus.request` returns.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -20,23 +21,36 @@ class Message(msgspec.Struct, kw_only=True, frozen=True):
     """Base of every contract struct."""
 
 
-class Request(Message):
+R = TypeVar("R")
+
+
+class Request(Message, Generic[R]):
     service: ClassVar[str] = ""
     request_kind: ClassVar[str] = ""
-    Reply: ClassVar[type[Any]] = type(None)
 
     @classmethod
     def subject(cls) -> str:
         return f"quartier.{cls.request_kind}.{cls.service}.{cls.__name__}"
 
+    @classmethod
+    def reply_type(cls) -> Any:
+        """The reply type: the type parameter given where the class is defined
+        (`class GetHub(HubsQuery[Hub])` answers a `Hub`)."""
+        for klass in cls.__mro__:
+            for base in klass.__dict__.get("__orig_bases__", ()):
+                args = get_args(base)
+                if args and not isinstance(args[0], TypeVar):
+                    return args[0]
+        raise TypeError(f"{cls.__name__} does not name its reply type")
 
-class Command(Request):
+
+class Command(Request[R]):
     """Changes something; imperative name."""
 
     request_kind: ClassVar[str] = "cmd"
 
 
-class Query(Request):
+class Query(Request[R]):
     """Changes nothing."""
 
     request_kind: ClassVar[str] = "qry"

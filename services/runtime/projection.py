@@ -19,16 +19,24 @@ import sqlalchemy as sa
 
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.logging import get_logger
-from services.runtime.reactions import read_position, views_tracking, write_position
+from services.runtime.views import read_position, views_tracking, write_position
 
 log = get_logger("quartier.projection")
 
 
 class Projection(Protocol):
+    """`apply(conn, event)` for each of the application's events, in order,
+    into the tables of `metadata` (one MetaData, or one per read model)."""
+
     name: str
-    metadata: sa.MetaData
+    metadata: sa.MetaData | tuple[sa.MetaData, ...]
 
     def apply(self, conn: sa.Connection, event: Any) -> None: ...
+
+
+def _metadatas(projection: Projection) -> tuple[sa.MetaData, ...]:
+    found = projection.metadata
+    return found if isinstance(found, tuple) else (found,)
 
 
 class Projector:
@@ -48,7 +56,8 @@ class Projector:
         self._saved_lock = threading.Lock()
         self._position = 0
         self._saved_upto = 0
-        projection.metadata.create_all(engine)
+        for metadata in _metadatas(projection):
+            metadata.create_all(engine)
         views_tracking.metadata.create_all(engine)
         self._ensure_tracking_row()
         app.on_saved(self._on_saved)
@@ -115,8 +124,9 @@ class Projector:
     def rebuild(self) -> int:
         """Drop the read model and project every event again."""
         with self._lock:
-            self.projection.metadata.drop_all(self.engine)
-            self.projection.metadata.create_all(self.engine)
+            for metadata in _metadatas(self.projection):
+                metadata.drop_all(self.engine)
+                metadata.create_all(self.engine)
             with self.engine.begin() as conn:
                 conn.execute(views_tracking.delete().where(views_tracking.c.name == self.key))
             self._position = 0

@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
-import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -37,6 +36,7 @@ log = get_logger("quartier.reactions")
 
 Handle = Callable[[CloudEvent, Tracking], Awaitable[None]]
 MAX_RETRY_DELAY = 30.0
+E = TypeVar("E")
 
 
 @dataclass
@@ -123,49 +123,6 @@ class ReactionConsumer:
             return
 
 
-# -- tracked effects in a service's read-model database -------------------------
-
-views_tracking = sa.Table(
-    "views_tracking",
-    sa.MetaData(),
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-)
-
-
-def tracked_transaction(
-    engine: sa.Engine, tracking: Tracking, name: str, apply: Callable[[sa.Connection], None]
-) -> bool:
-    """Run `apply(conn)` and advance `name`'s position to `tracking` in one
-    transaction, unless that position has been reached already.
-    Returns False when the event had been processed before."""
-    key = f"{name}<{tracking.application_name}"
-    with engine.connect().execution_options(write_lock=True) as conn, conn.begin():
-        position = read_position(conn, key)
-        if tracking.notification_id <= position:
-            return False
-        apply(conn)
-        write_position(conn, key, position, tracking.notification_id)
-    return True
-
-
-def read_position(conn: sa.Connection, key: str) -> int:
-    row = conn.execute(
-        sa.select(views_tracking.c.position).where(views_tracking.c.name == key).with_for_update()
-    ).first()
-    return row[0] if row else 0
-
-
-def write_position(conn: sa.Connection, key: str, old: int, new: int) -> None:
-    if old == 0:
-        exists = conn.execute(
-            sa.select(views_tracking.c.name).where(views_tracking.c.name == key)
-        ).first()
-        if exists is None:
-            conn.execute(views_tracking.insert().values(name=key, position=new))
-            return
-    conn.execute(views_tracking.update().where(views_tracking.c.name == key).values(position=new))
-
-
-def decode_data(event: CloudEvent, type_: type[Any]) -> Any:
+def decode_data(event: CloudEvent, type_: type[E]) -> E:
+    """The event's `data` as the upstream contract's event type."""
     return msgspec.json.decode(event.data, type=type_)

@@ -49,6 +49,14 @@ class RequestContext:
         return member_id
 
 
+def as_service(ctx: RequestContext) -> RequestContext:
+    """A service asking another on behalf of a request: same tenant and
+    correlation id, the `service` actor (which no token can carry)."""
+    return RequestContext(
+        tenant_id=ctx.tenant_id, actor=Actor(kind="service"), correlation_id=ctx.correlation_id
+    )
+
+
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
     "quartier_request", default=RequestContext()
 )

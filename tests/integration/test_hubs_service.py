@@ -189,7 +189,7 @@ async def test_hubs_keep_members_activities_from_identity(
     await client_bus.request(
         idc.UpdateProfileCard(changes=idc.CardChanges(activity_code="plumber")), as_member(paul)
     )
-    from services.hubs.views import activities
+    from services.hubs.views.directory import activities
 
     engine = hubs.context["engine"]
 
@@ -324,7 +324,7 @@ async def test_an_older_identity_event_redelivered_late_changes_nothing(
         await client_bus.request(
             idc.UpdateProfileCard(changes=idc.CardChanges(activity_code=activity)), as_member(paul)
         )
-    from services.hubs.views import activities
+    from services.hubs.views.directory import activities
 
     engine = hubs.context["engine"]
 

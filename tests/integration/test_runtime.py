@@ -25,16 +25,11 @@ from services.identity.service import build
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
 from services.runtime.host import ServiceHost
-from services.runtime.reactions import (
-    Reaction,
-    ReactionConsumer,
-    decode_data,
-    tracked_transaction,
-    views_tracking,
-)
+from services.runtime.reactions import Reaction, ReactionConsumer, decode_data
 from services.runtime.settings import Settings
 from services.runtime.stream import STREAM, CloudEvent, ensure_stream, stream_config
 from services.runtime.tenancy import RequestContext
+from services.runtime.views import TrackedTables
 from tests.support.identity import add_member, card, create_network
 
 pytestmark = pytest.mark.asyncio
@@ -154,6 +149,7 @@ joined = sa.Table(
     sa.Column("tenant_id", sa.String(36), primary_key=True),
     sa.Column("members", sa.Integer, nullable=False),
 )
+COUNT = TrackedTables("count", joined.metadata)
 
 
 def counting_reaction(
@@ -174,7 +170,7 @@ def counting_reaction(
             failing[event.sequence] -= 1
             raise ConnectionError("the database is restarting")
         if event.type != idc.MemberJoined.type_name():
-            tracked_transaction(engine, tracking, "count", lambda conn: None)
+            COUNT.apply(engine, tracking, lambda conn: None)
             return
         data = decode_data(event, idc.MemberJoined)
 
@@ -191,7 +187,7 @@ def counting_reaction(
                     .values(members=row.members + 1)
                 )
 
-        tracked_transaction(engine, tracking, "count", apply)
+        COUNT.apply(engine, tracking, apply)
         if event.sequence in fail_after_commit:
             fail_after_commit.discard(event.sequence)
             raise ConnectionError("the ack was lost")
@@ -215,8 +211,7 @@ async def test_a_redelivered_event_does_not_apply_twice(
     host = build(sqlite_settings, clock=clock)
     await host.start()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'reaction.db'}")
-    joined.metadata.create_all(engine)
-    views_tracking.metadata.create_all(engine)
+    COUNT.create(engine)
     calls: list[int] = []
     fail_after_commit: set[int] = set()
     consumer = ReactionConsumer(
@@ -271,8 +266,7 @@ async def test_a_failing_event_blocks_newer_ones_until_it_succeeds(
     host = build(sqlite_settings, clock=clock)
     await host.start()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'reaction.db'}")
-    joined.metadata.create_all(engine)
-    views_tracking.metadata.create_all(engine)
+    COUNT.create(engine)
     calls: list[int] = []
     fail_before: dict[int, int] = {}
     consumer = ReactionConsumer(

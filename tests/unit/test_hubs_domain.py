@@ -151,7 +151,7 @@ def test_second_plumber_refused_while_the_rule_holds_and_admitted_with_an_except
         "n2", "founder", member("paul", "plumber"), "", {}, "bathrooms only, Karim agrees", T0
     )
     hub.admit("n2", "founder", {}, None, T0)
-    assert hub.members["paul"]["exception_reason"] == "bathrooms only, Karim agrees"
+    assert hub.members["paul"].exception_reason == "bathrooms only, Karim agrees"
 
 
 def test_fresh_activities_from_identity_override_the_recorded_ones() -> None:
@@ -172,7 +172,7 @@ def test_the_rule_lifts_automatically_at_the_threshold() -> None:
         hub.nominate("n-paul", "founder", member("paul", "plumber"), "", {}, None, T0)
     admit_now(hub, member("ines", "translator"))
     assert not hub.non_competition_in_force()
-    assert hub.rules.non_competition_lifted and hub.rules_history[-1]["changed_by"] is None
+    assert hub.rules.non_competition_lifted and hub.rules_history[-1].changed_by is None
     admit_now(hub, member("paul", "plumber"))
     assert "paul" in hub.members
 
@@ -193,10 +193,10 @@ def test_which_rules_applied_when_a_member_was_admitted() -> None:
     admit_now(hub, member("karim", "plumber"), at=T0 + timedelta(days=1))
     hub.change_rules({"objection_window_days": 3}, "founder", None, T0 + timedelta(days=2))
     admit_now(hub, member("ines", "translator"), at=T0 + timedelta(days=3))
-    assert hub.members["karim"]["rules_version"] == 1
-    assert hub.members["ines"]["rules_version"] == 2
-    assert hub.rules_at(T0 + timedelta(days=1))["version"] == 1
-    assert hub.rules_at(T0 + timedelta(days=5))["rules"]["objection_window_days"] == 3
+    assert hub.members["karim"].rules_version == 1
+    assert hub.members["ines"].rules_version == 2
+    assert hub.rules_at(T0 + timedelta(days=1)).version == 1
+    assert hub.rules_at(T0 + timedelta(days=5)).rules.objection_window_days == 3
 
 
 # -- the objection window, on a movable clock --------------------------------------
@@ -209,8 +209,8 @@ def test_silence_means_consent_when_the_window_closes() -> None:
     assert not hub.close_window("n1", {}, clock.advance(days=6))
     assert "ines" not in hub.members
     assert hub.close_window("n1", {}, clock.advance(days=1))
-    assert hub.members["ines"]["sponsor_id"] == "founder"
-    assert hub.nominations["n1"]["status"] == "admitted"
+    assert hub.members["ines"].sponsor_id == "founder"
+    assert hub.nominations["n1"].status == "admitted"
 
 
 def test_an_objection_blocks_automatic_admission() -> None:
@@ -220,7 +220,7 @@ def test_an_objection_blocks_automatic_admission() -> None:
     hub.nominate("n1", "founder", member("ines", "translator"), "", {}, None, clock.now())
     hub.raise_objection("n1", "karim", "we had a bad experience", clock.advance(days=2))
     assert hub.close_window("n1", {}, clock.advance(days=6))
-    assert hub.nominations["n1"]["status"] == "awaiting_decision"
+    assert hub.nominations["n1"].status == "awaiting_decision"
     assert "ines" not in hub.members
     hub.admit("n1", "founder", {}, None, clock.now())
     assert "ines" in hub.members
@@ -249,9 +249,9 @@ def test_approval_mode_waits_for_an_admin_even_in_silence() -> None:
     hub = new_hub(Rules(admission_mode="approval"))
     hub.nominate("n1", "founder", member("ines", "translator"), "", {}, None, clock.now())
     hub.close_window("n1", {}, clock.advance(days=8))
-    assert hub.nominations["n1"]["status"] == "awaiting_decision"
+    assert hub.nominations["n1"].status == "awaiting_decision"
     hub.reject("n1", "founder", "not now", clock.now())
-    assert hub.nominations["n1"]["status"] == "rejected"
+    assert hub.nominations["n1"].status == "rejected"
     with pytest.raises(Conflict):
         hub.admit("n1", "founder", {}, None, clock.now())
 
@@ -261,7 +261,7 @@ def test_open_mode_admits_at_once() -> None:
     hub.nominate("n1", "founder", member("ines", "translator"), "", {}, None, T0)
     assert "ines" in hub.members
     hub.join("lea", "caterer", INSIDE, {}, T0)
-    assert hub.members["lea"]["sponsor_id"] is None
+    assert hub.members["lea"].sponsor_id is None
     with pytest.raises(RuleViolation):
         new_hub().join("lea", "caterer", INSIDE, {}, T0)
 
@@ -273,13 +273,13 @@ def test_an_email_candidate_is_checked_when_they_join() -> None:
     hub.nominate(
         "n1", "karim", Candidate(invitation_id="inv-1"), "my cousin", {}, None, clock.now()
     )
-    assert hub.nominations["n1"]["status"] == "invited"
+    assert hub.nominations["n1"].status == "invited"
     hub.candidate_joined("n1", "cousin", "translator", INSIDE, {}, clock.advance(days=1))
     n = hub.nominations["n1"]
-    assert n["status"] == "open" and n["window_closes_at"] == clock.now() + timedelta(days=7)
+    assert n.status == "open" and n.window_closes_at == clock.now() + timedelta(days=7)
     hub.nominate("n2", "karim", Candidate(invitation_id="inv-2"), "", {}, None, clock.now())
     hub.candidate_joined("n2", "far", "caterer", OUTSIDE, {}, clock.now())
-    assert hub.nominations["n2"]["status"] == "rejected" and hub.nominations["n2"]["rule"] == "area"
+    assert hub.nominations["n2"].status == "rejected" and hub.nominations["n2"].rule == "area"
 
 
 # -- leaving and co-admins ---------------------------------------------------------
@@ -315,22 +315,43 @@ def test_the_facilitator_role_rotates_among_volunteers() -> None:
     with pytest.raises(Conflict):
         hub.volunteer("karim")
     with pytest.raises(RuleViolation):
-        new_hub().hand_over(T0)
-    hub.hand_over(T0)
+        new_hub().hand_over(T0, by="founder", by_admin=True)
+    hub.hand_over(T0, by="founder", by_admin=True)
     assert hub.facilitator_id == "karim" and hub.term_ends_at == T0 + timedelta(days=28)
     assert hub.roster == ["ines", "lea"]
-    hub.swap_turns("ines", "lea")
+    hub.swap_turns("ines", "lea", by="founder", by_admin=True)
     assert hub.roster == ["lea", "ines"]
-    hub.hand_over(T0 + timedelta(days=28))
+    hub.hand_over(T0 + timedelta(days=28), by="founder", by_admin=True)
     assert hub.facilitator_id == "lea" and hub.roster == ["ines", "karim"]
     hub.withdraw("ines")
     assert hub.roster == ["karim"]
     with pytest.raises(NotFound):
-        hub.swap_turns("ines", "karim")
+        hub.swap_turns("ines", "karim", by="founder", by_admin=True)
     with pytest.raises(Forbidden):
         hub.volunteer("stranger")
     hub.leave("lea", T0)
     assert hub.facilitator_id is None
+
+
+def test_who_may_hand_over_and_swap_turns_is_a_rule_of_the_hub() -> None:
+    hub = new_hub()
+    for name in ("karim", "ines", "lea"):
+        admit_now(hub, member(name, name))
+        hub.volunteer(name)
+    with pytest.raises(Forbidden, match="co-admin or the current facilitator"):
+        hub.hand_over(T0, by="ines", by_admin=False)
+    hub.hand_over(T0, by="founder", by_admin=True)  # karim takes over
+    hub.hand_over(T0, by="karim", by_admin=False)  # the facilitator hands over
+    assert hub.facilitator_id == "ines" and hub.roster == ["lea", "karim"]
+    # a volunteer gives their own turn to someone after them, never jumps ahead
+    hub.swap_turns("lea", "karim", by="lea", by_admin=False)
+    assert hub.roster == ["karim", "lea"]
+    with pytest.raises(Forbidden, match="give their own turn"):
+        hub.swap_turns("karim", "lea", by="lea", by_admin=False)
+    with pytest.raises(Forbidden):
+        hub.swap_turns("karim", "lea", by="stranger", by_admin=False)
+    with pytest.raises(InvalidInput):
+        hub.swap_turns("karim", "karim", by="founder", by_admin=True)
 
 
 # -- the invariant, by property ----------------------------------------------------
@@ -345,8 +366,8 @@ def assert_invariant(hub: Hub) -> None:
         return
     seen: dict[str, str] = {}
     for mid, info in hub.members.items():
-        code = info["activity_code"]
-        if code is None or info["exception_reason"]:
+        code = info.activity_code
+        if code is None or info.exception_reason:
             continue
         assert code not in seen, f"{mid} and {seen[code]} both {code} without exception"
         seen[code] = mid
@@ -396,7 +417,7 @@ def test_no_two_members_share_an_activity_while_the_rule_holds_unless_excepted(
             elif op == "admit_pending":
                 reason = "agreed by the hub" if flag else None
                 for nid, n in list(hub.nominations.items()):
-                    if n["status"] in ("open", "awaiting_decision"):
+                    if n.status in ("open", "awaiting_decision"):
                         hub.admit(nid, "founder", {}, reason, at)
             elif op == "leave":
                 others = [m for m in hub.members if m != "founder"]
@@ -429,8 +450,8 @@ def test_switching_the_rule_on_again_keeps_members_as_recorded_exceptions() -> N
         {"non_competition": True}, "founder", "we want it back", T0 + timedelta(days=1)
     )
     assert hub.non_competition_in_force()
-    assert hub.members["karim"]["exception_reason"] is None  # the first one keeps the seat
-    assert "came into force" in hub.members["paul"]["exception_reason"]
+    assert hub.members["karim"].exception_reason is None  # the first one keeps the seat
+    assert "came into force" in hub.members["paul"].exception_reason
     with pytest.raises(RuleViolation):  # and no third plumber
         hub.nominate("n3", "founder", member("eve", "plumber"), "", {}, None, T0)
 
@@ -441,7 +462,7 @@ def test_a_threshold_lowered_below_the_size_lifts_the_rule_for_good() -> None:
     admit_now(hub, member("ines", "translator"))
     hub.change_rules({"non_competition_lift_at": 3}, "founder", None, T0 + timedelta(days=1))
     assert hub.rules.non_competition_lifted and hub.rules_version == 3  # the change, the lift
-    assert hub.rules_history[-1]["changed_by"] is None
+    assert hub.rules_history[-1].changed_by is None
     hub.leave("ines", T0 + timedelta(days=2))
     assert not hub.non_competition_in_force()  # a lift is definitive
 
@@ -452,11 +473,11 @@ def test_an_email_candidate_refused_by_the_rule_waits_for_the_admins() -> None:
     admit_now(hub, member("karim", "plumber"))
     hub.nominate("n1", "karim", Candidate(invitation_id="inv"), "", {}, None, clock.now())
     hub.candidate_joined("n1", "paul", "plumber", INSIDE, {}, clock.now())
-    assert hub.nominations["n1"]["status"] == "open"  # members may object meanwhile
+    assert hub.nominations["n1"].status == "open"  # members may object meanwhile
     hub.close_window("n1", {}, clock.advance(days=8))
-    assert hub.nominations["n1"]["status"] == "awaiting_decision"
+    assert hub.nominations["n1"].status == "awaiting_decision"
     hub.admit("n1", "founder", {}, "bathrooms only", clock.now())
-    assert hub.members["paul"]["exception_reason"] == "bathrooms only"
+    assert hub.members["paul"].exception_reason == "bathrooms only"
 
 
 def test_competitor_ignores_the_candidate_and_unknown_activities() -> None:
@@ -471,7 +492,7 @@ def test_an_invited_candidate_can_be_refused_before_joining() -> None:
     with pytest.raises(Conflict):
         hub.admit("n1", "founder", {}, None, T0)  # nobody to admit yet
     hub.reject("n1", "founder", "we changed our minds", T0)
-    assert hub.nominations["n1"]["status"] == "rejected"
+    assert hub.nominations["n1"].status == "rejected"
     hub.candidate_joined("n1", "late", "baker", INSIDE, {}, T0)  # too late: nothing happens
     assert "late" not in hub.members
 
@@ -484,11 +505,11 @@ def test_a_postcode_area_explains_a_card_without_postcode() -> None:
 def test_the_automatic_lift_comes_after_the_admission_that_caused_it() -> None:
     hub = new_hub(Rules(non_competition_lift_at=2))
     admit_now(hub, member("karim", "plumber"), at=T0 + timedelta(days=1))
-    assert hub.members["karim"]["rules_version"] == 1
+    assert hub.members["karim"].rules_version == 1
     assert hub.rules_version == 2
-    admitted_at = hub.members["karim"]["admitted_at"]
-    assert hub.rules_at(admitted_at)["version"] == 1
-    assert hub.rules_at(admitted_at + timedelta(seconds=1))["version"] == 2
+    admitted_at = hub.members["karim"].admitted_at
+    assert hub.rules_at(admitted_at).version == 1
+    assert hub.rules_at(admitted_at + timedelta(seconds=1)).version == 2
 
 
 def test_nomination_texts_are_checked_before_anything_else() -> None:

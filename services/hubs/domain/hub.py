@@ -1,224 +1,47 @@
-"""The Hub aggregate and its rules. Pure: no I/O; time, places and activities
-come in as arguments (the handlers ask identity and the local views).
+"""The Hub aggregate. Pure: no I/O; time, places and activities come in as
+arguments (the handlers gather them from identity and the local directory).
 
 One aggregate per hub keeps its invariants in one place: the members, the
 pending nominations, the versioned rules, the co-admins, the facilitator
-roster. A hub's history is long-lived, so the application snapshots it.
+roster. A hub's history is long-lived, so the application snapshots it (the
+typed state below is stored in snapshots; `upcast_v1_v2` reads the dicts of
+snapshots taken before it was typed).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
+from services.hubs.domain.policies import (
+    grandfathered_reason,
+    non_competition_exception,
+    sharing_an_activity,
+)
+from services.hubs.domain.values import (
+    KINDS,
+    PENDING,
+    Area,
+    Candidate,
+    CandidatePlaces,
+    Membership,
+    Nomination,
+    Objection,
+    Rules,
+    RulesVersion,
+    text,
+)
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
 
-KINDS = ("neighbourhood", "trade_club", "regional_club")
-MODES = ("cooptation", "approval", "open")
-POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
-PENDING = ("invited", "open", "awaiting_decision")
-MAX_RADIUS_KM = 50.0
-
-
-# -- values --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Area:
-    lat: float | None = None
-    lon: float | None = None
-    radius_km: float | None = None
-    postcodes: tuple[str, ...] = ()
-
-    def validate(self) -> Area:
-        has_centre = self.lat is not None or self.lon is not None or self.radius_km is not None
-        if has_centre:
-            if self.lat is None or self.lon is None or self.radius_km is None:
-                raise InvalidInput(
-                    "a centre needs a latitude, a longitude and a radius", field="area"
-                )
-            if not -90 <= self.lat <= 90 or not -180 <= self.lon <= 180:
-                raise InvalidInput("the centre is not a valid point", field="area")
-            if not 0 < self.radius_km <= MAX_RADIUS_KM:
-                raise InvalidInput(
-                    f"the radius must be more than 0 and at most {MAX_RADIUS_KM:g} km", field="area"
-                )
-        if len(self.postcodes) > 50:
-            raise InvalidInput("at most 50 postcodes", field="area")
-        for postcode in self.postcodes:
-            if not POSTCODE.fullmatch(postcode):
-                raise InvalidInput(f"not a valid postcode: {postcode[:12]!r}", field="area")
-        if not has_centre and not self.postcodes:
-            raise InvalidInput("an area needs a centre and radius, or postcodes", field="area")
-        return self
-
-    @property
-    def has_centre(self) -> bool:
-        return self.lat is not None and self.lon is not None and self.radius_km is not None
-
-    def check(self, places: CandidatePlaces) -> AreaCheck:
-        """Inside if the candidate works or lives within the radius, or in one
-        of the postcodes."""
-        if self.has_centre:
-            assert self.radius_km is not None
-            for label, km in (("works", places.work_km), ("lives", places.home_km)):
-                if km is not None and km <= self.radius_km:
-                    return AreaCheck(True, f"{label} {km:.1f} km from the centre")
-        codes = {p.replace(" ", "").upper() for p in self.postcodes}
-        for label, postcode in (("works", places.work_postcode), ("lives", places.home_postcode)):
-            if postcode and postcode.replace(" ", "").upper() in codes:
-                return AreaCheck(True, f"{label} in {postcode}")
-        known = [
-            km for km in (places.work_km, places.home_km) if km is not None and self.has_centre
-        ]
-        has_postcode = bool(places.work_postcode or places.home_postcode)
-        if not self.has_centre and not has_postcode:
-            return AreaCheck(
-                False,
-                "the candidate's card gives no postcode, and this hub's area is a list of postcodes",
-            )
-        if not known and not has_postcode:
-            return AreaCheck(
-                False, "the candidate's card says neither where they work nor where they live"
-            )
-        parts = []
-        if self.has_centre:
-            # to the nearest half kilometre: the nominator learns no address
-            nearest = f"{round(min(known) * 2) / 2:.1f} km" if known else "no point on the card"
-            parts.append(f"not within {self.radius_km:g} km of the centre ({nearest})")
-        if self.postcodes:
-            parts.append(f"not in {', '.join(self.postcodes)}")
-        return AreaCheck(False, "lives and works outside the hub's area: " + " and ".join(parts))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["postcodes"] = list(self.postcodes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Area:
-        return cls(
-            lat=d.get("lat"),
-            lon=d.get("lon"),
-            radius_km=d.get("radius_km"),
-            postcodes=tuple(d.get("postcodes") or ()),
-        )
-
-
-@dataclass(frozen=True)
-class CandidatePlaces:
-    """Identity's answer about a candidate: distances and postcodes only."""
-
-    work_km: float | None = None
-    home_km: float | None = None
-    work_postcode: str | None = None
-    home_postcode: str | None = None
-
-
-@dataclass(frozen=True)
-class AreaCheck:
-    inside: bool
-    explanation: str
-
-
-@dataclass(frozen=True)
-class Rules:
-    admission_mode: str = "cooptation"
-    non_competition: bool = True
-    non_competition_lift_at: int | None = None
-    non_competition_lifted: bool = False
-    objection_window_days: int = 7
-    max_visits: int = 3
-    facilitator_term_days: int = 28
-
-    def validate(self) -> Rules:
-        if self.admission_mode not in MODES:
-            raise InvalidInput(f"admission mode must be one of {MODES}", field="admission_mode")
-        if (
-            self.non_competition_lift_at is not None
-            and not 2 <= self.non_competition_lift_at <= 10_000
-        ):
-            raise InvalidInput(
-                "the lift threshold is between 2 and 10000 members", field="non_competition_lift_at"
-            )
-        if not 0 <= self.objection_window_days <= 60:
-            raise InvalidInput(
-                "the objection window is 0 to 60 days", field="objection_window_days"
-            )
-        if not 0 <= self.max_visits <= 20:
-            raise InvalidInput("a visitor may come 0 to 20 times", field="max_visits")
-        if not 1 <= self.facilitator_term_days <= 365:
-            raise InvalidInput(
-                "a facilitator's term is 1 to 365 days", field="facilitator_term_days"
-            )
-        return self
-
-    def non_competition_in_force(self, member_count: int) -> bool:
-        if not self.non_competition or self.non_competition_lifted:
-            return False
-        return self.non_competition_lift_at is None or member_count < self.non_competition_lift_at
-
-    def with_changes(self, changes: Mapping[str, Any]) -> Rules:
-        unknown = set(changes) - set(asdict(self))
-        if unknown:
-            raise InvalidInput(f"unknown rules {sorted(unknown)}", field=sorted(unknown)[0])
-        return replace(self, **changes).validate()
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Rules:
-        return cls(**d)
-
-
-def grandfathered_reason(version: int) -> str:
-    return f"admitted before the one-per-profession rule came into force (version {version})"
-
-
-def competitor(
-    activity: str | None, members: Mapping[str, str | None], exclude: str | None = None
-) -> str | None:
-    """A member who already represents `activity`, if any."""
-    if activity is None:
-        return None
-    for member_id, code in members.items():
-        if member_id != exclude and code == activity:
-            return member_id
-    return None
-
-
-def text(value: str | None, field_name: str, max_len: int, required: bool = False) -> str:
-    value = " ".join((value or "").split())
-    if required and not value:
-        raise InvalidInput(f"{field_name.replace('_', ' ')} is required", field=field_name)
-    if len(value) > max_len:
-        raise InvalidInput(
-            f"{field_name.replace('_', ' ')} is limited to {max_len} characters", field=field_name
-        )
-    return value
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """Who is nominated: a member of the network, or an invited e-mail address."""
-
-    member_id: str | None = None
-    invitation_id: str | None = None
-    activity_code: str | None = None
-    places: CandidatePlaces | None = None
-
-
-# -- the aggregate ---------------------------------------------------------------
-
 
 class Hub(TenantAggregate):
+    class_version: ClassVar[int] = 2  # 2: typed state (snapshots)
+
     @event("Created")
     def __init__(
         self,
@@ -234,27 +57,21 @@ class Hub(TenantAggregate):
         self.tenant_id = tenant_id
         self.name = name
         self.kind = kind
-        self.area_data = area
-        self.rules_history: list[dict[str, Any]] = [
-            {
-                "version": 1,
-                "rules": rules,
-                "changed_by": founder_id,
-                "reason": "hub created",
-                "at": at,
-            }
+        self.area = Area.from_dict(area)
+        self.rules_history: list[RulesVersion] = [
+            RulesVersion(1, Rules.from_dict(rules), founder_id, "hub created", at)
         ]
-        self.members: dict[str, dict[str, Any]] = {
-            founder_id: {
-                "sponsor_id": None,
-                "admitted_at": at,
-                "rules_version": 1,
-                "activity_code": founder_activity,
-                "exception_reason": None,
-            }
+        self.members: dict[str, Membership] = {
+            founder_id: Membership(
+                sponsor_id=None,
+                admitted_at=at,
+                rules_version=1,
+                activity_code=founder_activity,
+                exception_reason=None,
+            )
         }
         self.co_admins: list[str] = [founder_id]
-        self.nominations: dict[str, dict[str, Any]] = {}
+        self.nominations: dict[str, Nomination] = {}
         self.roster: list[str] = []
         self.facilitator_id: str | None = None
         self.term_ends_at: datetime | None = None
@@ -283,24 +100,28 @@ class Hub(TenantAggregate):
             at=at,
         )
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots taken before the state was typed kept dicts."""
+        state["area"] = Area.from_dict(state.pop("area_data"))
+        state["rules_history"] = [RulesVersion.from_dict(v) for v in state["rules_history"]]
+        state["members"] = {m: Membership.from_dict(d) for m, d in state["members"].items()}
+        state["nominations"] = {n: Nomination.from_dict(d) for n, d in state["nominations"].items()}
+
     # -- reading ---------------------------------------------------------------
 
     @property
-    def area(self) -> Area:
-        return Area.from_dict(self.area_data)
-
-    @property
     def rules(self) -> Rules:
-        return Rules.from_dict(self.rules_history[-1]["rules"])
+        return self.rules_history[-1].rules
 
     @property
     def rules_version(self) -> int:
-        return int(self.rules_history[-1]["version"])
+        return self.rules_history[-1].version
 
-    def rules_at(self, at: datetime) -> dict[str, Any]:
+    def rules_at(self, at: datetime) -> RulesVersion:
         current = self.rules_history[0]
         for version in self.rules_history:
-            if version["at"] <= at:
+            if version.at <= at:
                 current = version
         return current
 
@@ -310,7 +131,7 @@ class Hub(TenantAggregate):
     def is_co_admin(self, member_id: str | None) -> bool:
         return member_id is not None and member_id in self.co_admins
 
-    def nomination(self, nomination_id: str) -> dict[str, Any]:
+    def nomination(self, nomination_id: str) -> Nomination:
         found = self.nominations.get(nomination_id)
         if found is None:
             raise NotFound("nomination not found")
@@ -318,14 +139,9 @@ class Hub(TenantAggregate):
 
     def pending_for(self, candidate_id: str) -> str | None:
         for nid, n in self.nominations.items():
-            if n["candidate_id"] == candidate_id and n["status"] in PENDING:
+            if n.candidate_id == candidate_id and n.is_pending:
                 return nid
         return None
-
-    def member_activities(self, fresh: Mapping[str, str | None]) -> dict[str, str | None]:
-        """Current members' activities: the latest known from identity, else
-        the one recorded at admission."""
-        return {m: fresh.get(m, info["activity_code"]) for m, info in self.members.items()}
 
     def non_competition_in_force(self) -> bool:
         return self.rules.non_competition_in_force(len(self.members))
@@ -343,7 +159,8 @@ class Hub(TenantAggregate):
         """A new version of the rules. When the one-per-profession rule comes
         into force again, members who already share an activity keep their
         place as recorded exceptions ("grandfathered"); a lift threshold
-        already reached lifts the rule at once, as a version of its own."""
+        already reached lifts the rule at once, as a version of its own.
+        Returns False when nothing changed."""
         old = self.rules
         new = old.with_changes(changes)
         if new == old:
@@ -354,7 +171,7 @@ class Hub(TenantAggregate):
         size = len(self.members)
         grandfathered: list[str] = []
         if new.non_competition_in_force(size) and not old.non_competition_in_force(size):
-            grandfathered = self._sharing_an_activity(activities or {})
+            grandfathered = sharing_an_activity(self.members, activities or {})
         self._rules_changed(
             version=self.rules_version + 1,
             rules=new.to_dict(),
@@ -365,23 +182,6 @@ class Hub(TenantAggregate):
         )
         self._lift_if_grown(at)
         return True
-
-    def _sharing_an_activity(self, fresh: Mapping[str, str | None]) -> list[str]:
-        """Members without a recorded exception who share an activity with a
-        member admitted before them."""
-        first: dict[str, str] = {}
-        found = []
-        by_admission = sorted(self.members.items(), key=lambda item: item[1]["admitted_at"])
-        activities = self.member_activities(fresh)
-        for member_id, info in by_admission:
-            code = activities.get(member_id)
-            if code is None or info["exception_reason"]:
-                continue
-            if code in first:
-                found.append(member_id)
-            else:
-                first[code] = member_id
-        return found
 
     @event("RulesChanged")
     def _rules_changed(
@@ -394,27 +194,18 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> None:
         for member_id in grandfathered:
-            self.members[member_id]["exception_reason"] = grandfathered_reason(version)
+            self.members[member_id].exception_reason = grandfathered_reason(version)
         self.rules_history.append(
-            {
-                "version": version,
-                "rules": rules,
-                "changed_by": changed_by,
-                "reason": reason,
-                "at": at,
-            }
+            RulesVersion(version, Rules.from_dict(rules), changed_by, reason, at)
         )
 
     # -- admission -------------------------------------------------------------
 
-    def check_sponsor(self, sponsor_id: str) -> None:
-        if not self.is_member(sponsor_id):
-            raise Forbidden("only members of the hub may co-opt a candidate")
-
     def check_nomination(self, sponsor_id: str, note: str, exception_reason: str | None) -> None:
         """What can be refused before anyone is asked anything (identity will
         e-mail an invitation for an e-mail candidate: refuse first)."""
-        self.check_sponsor(sponsor_id)
+        if not self.is_member(sponsor_id):
+            raise Forbidden("only members of the hub may co-opt a candidate")
         text(note, "note", 1000)
         text(exception_reason, "exception_reason", 500)
 
@@ -427,7 +218,7 @@ class Hub(TenantAggregate):
         """Area and one-per-profession checks; returns the exception reason to
         record (None if no exception was needed)."""
         self._check_place(candidate)
-        return self._check_non_competition(
+        return self._non_competition(
             candidate.member_id, candidate.activity_code, activities, exception_reason
         )
 
@@ -443,24 +234,15 @@ class Hub(TenantAggregate):
             if not result.inside:
                 raise RuleViolation(f"outside the area: {result.explanation}", rule="area")
 
-    def _check_non_competition(
+    def _non_competition(
         self,
         candidate_id: str | None,
         activity: str | None,
         activities: Mapping[str, str | None],
         exception_reason: str | None,
     ) -> str | None:
-        if not self.non_competition_in_force():
-            return None
-        rival = competitor(activity, self.member_activities(activities), exclude=candidate_id)
-        if rival is None:
-            return None
-        if exception_reason:
-            return exception_reason
-        raise RuleViolation(
-            f"the hub already has a member whose activity is {activity!r}, and the "
-            "one-per-profession rule is in force (an admin may admit with an exception)",
-            rule="non_competition",
+        return non_competition_exception(
+            self.rules, self.members, candidate_id, activity, activities, exception_reason
         )
 
     def nominate(
@@ -512,21 +294,17 @@ class Hub(TenantAggregate):
         window_closes_at: datetime | None,
         at: datetime,
     ) -> None:
-        self.nominations[nomination_id] = {
-            "sponsor_id": sponsor_id,
-            "candidate_id": candidate_id,
-            "candidate_activity": candidate_activity,
-            "invitation_id": invitation_id,
-            "note": note,
-            "exception_reason": exception_reason,
-            "window_closes_at": window_closes_at,
-            "nominated_at": at,
-            "status": "invited" if candidate_id is None else "open",
-            "objections": [],
-            "decided_at": None,
-            "decision_reason": None,
-            "rule": None,
-        }
+        self.nominations[nomination_id] = Nomination(
+            sponsor_id=sponsor_id,
+            candidate_id=candidate_id,
+            candidate_activity=candidate_activity,
+            invitation_id=invitation_id,
+            note=note,
+            exception_reason=exception_reason,
+            window_closes_at=window_closes_at,
+            nominated_at=at,
+            status="invited" if candidate_id is None else "open",
+        )
 
     def candidate_joined(
         self,
@@ -543,7 +321,7 @@ class Hub(TenantAggregate):
         rule refuses them, the admins decide when it closes (they may admit
         with an exception), as for any other candidate."""
         n = self.nomination(nomination_id)
-        if n["status"] != "invited":
+        if n.status != "invited":
             return
         candidate = Candidate(member_id=member_id, activity_code=activity_code, places=places)
         try:
@@ -561,7 +339,7 @@ class Hub(TenantAggregate):
                 candidate_id=member_id,
                 decided_by=None,
                 reason=refused.message,
-                rule=getattr(refused, "rule", None) or "already_member",
+                rule=refused.rule or "already_member",
                 at=at,
             )
             return
@@ -574,8 +352,8 @@ class Hub(TenantAggregate):
         )
         if self.rules.admission_mode == "open":
             try:
-                exception = self._check_non_competition(
-                    member_id, activity_code, activities, n["exception_reason"]
+                exception = self._non_competition(
+                    member_id, activity_code, activities, n.exception_reason
                 )
             except RuleViolation:
                 self._window_closed(
@@ -597,10 +375,10 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> None:
         n = self.nominations[nomination_id]
-        n["candidate_id"] = member_id
-        n["candidate_activity"] = activity_code
-        n["window_closes_at"] = window_closes_at
-        n["status"] = "open"
+        n.candidate_id = member_id
+        n.candidate_activity = activity_code
+        n.window_closes_at = window_closes_at
+        n.status = "open"
 
     def raise_objection(
         self, nomination_id: str, objector_id: str, reason: str, at: datetime
@@ -608,11 +386,11 @@ class Hub(TenantAggregate):
         n = self.nomination(nomination_id)
         if not self.is_member(objector_id):
             raise Forbidden("only members of the hub may object")
-        if n["status"] != "open" or n["window_closes_at"] is None or at >= n["window_closes_at"]:
+        if n.status != "open" or n.window_closes_at is None or at >= n.window_closes_at:
             raise RuleViolation("the objection window is not open", rule="objection_window")
-        if objector_id == n["candidate_id"]:
+        if objector_id == n.candidate_id:
             raise Forbidden("a candidate cannot object to themself")
-        if any(o["objector_id"] == objector_id for o in n["objections"]):
+        if n.has_objected(objector_id):
             raise Conflict("you have already objected to this candidate")
         self._objection_raised(
             nomination_id=nomination_id,
@@ -625,9 +403,7 @@ class Hub(TenantAggregate):
     def _objection_raised(
         self, nomination_id: str, objector_id: str, reason: str, at: datetime
     ) -> None:
-        self.nominations[nomination_id]["objections"].append(
-            {"objector_id": objector_id, "reason": reason, "raised_at": at}
-        )
+        self.nominations[nomination_id].objections.append(Objection(objector_id, reason, at))
 
     def close_window(
         self, nomination_id: str, activities: Mapping[str, str | None], at: datetime
@@ -636,23 +412,23 @@ class Hub(TenantAggregate):
         mode; objections, approval mode or a rule now refusing leave the
         decision to the admins. Returns False if there was nothing to do."""
         n = self.nomination(nomination_id)
-        if n["status"] != "open" or n["window_closes_at"] is None or at < n["window_closes_at"]:
+        if n.status != "open" or n.window_closes_at is None or at < n.window_closes_at:
             return False
         outcome = "admitted"
-        exception = n["exception_reason"]
-        if n["objections"] or self.rules.admission_mode != "cooptation":
+        exception = n.exception_reason
+        if n.objections or self.rules.admission_mode != "cooptation":
             outcome = "awaiting_decision"
         else:
             try:
-                exception = self._check_non_competition(
-                    n["candidate_id"], n["candidate_activity"], activities, n["exception_reason"]
+                exception = self._non_competition(
+                    n.candidate_id, n.candidate_activity, activities, n.exception_reason
                 )
             except RuleViolation:
                 outcome = "awaiting_decision"
         self._window_closed(
             nomination_id=nomination_id,
             outcome=outcome,
-            objection_count=len(n["objections"]),
+            objection_count=len(n.objections),
             at=at,
         )
         if outcome == "admitted":
@@ -664,14 +440,14 @@ class Hub(TenantAggregate):
         self, nomination_id: str, outcome: str, objection_count: int, at: datetime
     ) -> None:
         if outcome == "awaiting_decision":
-            self.nominations[nomination_id]["status"] = "awaiting_decision"
+            self.nominations[nomination_id].status = "awaiting_decision"
 
     def _decidable(
         self, nomination_id: str, statuses: tuple[str, ...] = ("open", "awaiting_decision")
-    ) -> dict[str, Any]:
+    ) -> Nomination:
         n = self.nomination(nomination_id)
-        if n["status"] not in statuses:
-            raise Conflict(f"this nomination is {n['status'].replace('_', ' ')}: nothing to decide")
+        if n.status not in statuses:
+            raise Conflict(f"this nomination is {n.status.replace('_', ' ')}: nothing to decide")
         return n
 
     def admit(
@@ -683,11 +459,11 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> None:
         n = self._decidable(nomination_id)
-        exception_reason = text(exception_reason, "exception_reason", 500) or n["exception_reason"]
-        if self.is_member(n["candidate_id"]):
+        exception_reason = text(exception_reason, "exception_reason", 500) or n.exception_reason
+        if self.is_member(n.candidate_id):
             raise Conflict("already a member of this hub")
-        recorded = self._check_non_competition(
-            n["candidate_id"], n["candidate_activity"], activities, exception_reason
+        recorded = self._non_competition(
+            n.candidate_id, n.candidate_activity, activities, exception_reason
         )
         self._admit(nomination_id, decided_by=by, exception_reason=recorded, at=at)
 
@@ -697,9 +473,9 @@ class Hub(TenantAggregate):
         n = self.nominations[nomination_id]
         self._admitted(
             nomination_id=nomination_id,
-            member_id=n["candidate_id"],
-            sponsor_id=n["sponsor_id"],
-            activity_code=n["candidate_activity"],
+            member_id=n.candidate_id,
+            sponsor_id=n.sponsor_id,
+            activity_code=n.candidate_activity,
             rules_version=self.rules_version,
             exception_reason=exception_reason,
             decided_by=decided_by,
@@ -750,18 +526,18 @@ class Hub(TenantAggregate):
         decided_by: str | None,
         at: datetime,
     ) -> None:
-        self.members[member_id] = {
-            "sponsor_id": sponsor_id,
-            "admitted_at": at,
-            "rules_version": rules_version,
-            "activity_code": activity_code,
-            "exception_reason": exception_reason,
-        }
+        self.members[member_id] = Membership(
+            sponsor_id=sponsor_id,
+            admitted_at=at,
+            rules_version=rules_version,
+            activity_code=activity_code,
+            exception_reason=exception_reason,
+        )
         if nomination_id is not None:
             n = self.nominations[nomination_id]
-            n["status"] = "admitted"
-            n["decided_at"] = at
-            n["exception_reason"] = exception_reason
+            n.status = "admitted"
+            n.decided_at = at
+            n.exception_reason = exception_reason
 
     def _lift_if_grown(self, at: datetime) -> None:
         rules = self.rules
@@ -786,7 +562,7 @@ class Hub(TenantAggregate):
         n = self._decidable(nomination_id, PENDING)  # an invitee may be refused before joining
         self._rejected(
             nomination_id=nomination_id,
-            candidate_id=n["candidate_id"],
+            candidate_id=n.candidate_id,
             decided_by=by,
             reason=text(reason, "reason", 1000, required=True),
             rule=None,
@@ -804,10 +580,10 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> None:
         n = self.nominations[nomination_id]
-        n["status"] = "rejected"
-        n["decided_at"] = at
-        n["decision_reason"] = reason
-        n["rule"] = rule
+        n.status = "rejected"
+        n.decided_at = at
+        n.decision_reason = reason
+        n.rule = rule
 
     # -- leaving ---------------------------------------------------------------
 
@@ -885,7 +661,15 @@ class Hub(TenantAggregate):
             raise NotFound("not on the facilitator roster")
         self._roster_changed(roster=[m for m in self.roster if m != member_id])
 
-    def swap_turns(self, first: str, second: str) -> None:
+    def swap_turns(self, first: str, second: str, by: str, by_admin: bool) -> None:
+        """A co-admin swaps any two turns; a volunteer may only give their own
+        turn to someone after them, never jump ahead of someone who has not
+        agreed."""
+        if not by_admin and not self._gives_own_turn(by, first, second):
+            raise Forbidden(
+                "only a co-admin may swap turns; a volunteer may give their own turn to "
+                "someone after them"
+            )
         if first == second:
             raise InvalidInput("name two different members", field="second_id")
         if first not in self.roster or second not in self.roster:
@@ -895,13 +679,26 @@ class Hub(TenantAggregate):
         roster[i], roster[j] = roster[j], roster[i]
         self._roster_changed(roster=roster)
 
+    def _gives_own_turn(self, member_id: str, first: str, second: str) -> bool:
+        if member_id not in (first, second):
+            return False
+        other = second if member_id == first else first
+        roster = self.roster
+        return (
+            member_id in roster
+            and other in roster
+            and roster.index(member_id) < roster.index(other)
+        )
+
     @event("FacilitatorRosterChanged")
     def _roster_changed(self, roster: list[str]) -> None:
         self.roster = list(roster)
 
-    def hand_over(self, at: datetime) -> None:
+    def hand_over(self, at: datetime, by: str, by_admin: bool) -> None:
         """The next volunteer takes over for a term; the outgoing facilitator
-        goes to the end of the roster."""
+        goes to the end of the roster. A co-admin or the facilitator may hand over."""
+        if not by_admin and by != self.facilitator_id:
+            raise Forbidden("only a co-admin or the current facilitator may hand over")
         if not self.roster:
             raise RuleViolation(
                 "nobody has volunteered: the roster is empty", rule="facilitator_roster"

@@ -1,0 +1,275 @@
+"""The hub's values: its area, its rules, what identity tells about a
+candidate, and the typed pieces of the aggregate's state. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from services.runtime.errors import InvalidInput
+
+KINDS = ("neighbourhood", "trade_club", "regional_club")
+MODES = ("cooptation", "approval", "open")
+POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
+PENDING = ("invited", "open", "awaiting_decision")
+MAX_RADIUS_KM = 50.0
+
+
+@dataclass(frozen=True)
+class Area:
+    lat: float | None = None
+    lon: float | None = None
+    radius_km: float | None = None
+    postcodes: tuple[str, ...] = ()
+
+    def validate(self) -> Area:
+        has_centre = self.lat is not None or self.lon is not None or self.radius_km is not None
+        if has_centre:
+            if self.lat is None or self.lon is None or self.radius_km is None:
+                raise InvalidInput(
+                    "a centre needs a latitude, a longitude and a radius", field="area"
+                )
+            if not -90 <= self.lat <= 90 or not -180 <= self.lon <= 180:
+                raise InvalidInput("the centre is not a valid point", field="area")
+            if not 0 < self.radius_km <= MAX_RADIUS_KM:
+                raise InvalidInput(
+                    f"the radius must be more than 0 and at most {MAX_RADIUS_KM:g} km", field="area"
+                )
+        if len(self.postcodes) > 50:
+            raise InvalidInput("at most 50 postcodes", field="area")
+        for postcode in self.postcodes:
+            if not POSTCODE.fullmatch(postcode):
+                raise InvalidInput(f"not a valid postcode: {postcode[:12]!r}", field="area")
+        if not has_centre and not self.postcodes:
+            raise InvalidInput("an area needs a centre and radius, or postcodes", field="area")
+        return self
+
+    @property
+    def has_centre(self) -> bool:
+        return self.lat is not None and self.lon is not None and self.radius_km is not None
+
+    def check(self, places: CandidatePlaces) -> AreaCheck:
+        """Inside if the candidate works or lives within the radius, or in one
+        of the postcodes."""
+        if self.has_centre:
+            assert self.radius_km is not None
+            for label, km in (("works", places.work_km), ("lives", places.home_km)):
+                if km is not None and km <= self.radius_km:
+                    return AreaCheck(True, f"{label} {km:.1f} km from the centre")
+        codes = {p.replace(" ", "").upper() for p in self.postcodes}
+        for label, postcode in (("works", places.work_postcode), ("lives", places.home_postcode)):
+            if postcode and postcode.replace(" ", "").upper() in codes:
+                return AreaCheck(True, f"{label} in {postcode}")
+        known = [
+            km for km in (places.work_km, places.home_km) if km is not None and self.has_centre
+        ]
+        has_postcode = bool(places.work_postcode or places.home_postcode)
+        if not self.has_centre and not has_postcode:
+            return AreaCheck(
+                False,
+                "the candidate's card gives no postcode, and this hub's area is a list of postcodes",
+            )
+        if not known and not has_postcode:
+            return AreaCheck(
+                False, "the candidate's card says neither where they work nor where they live"
+            )
+        parts = []
+        if self.has_centre:
+            # to the nearest half kilometre: the nominator learns no address
+            nearest = f"{round(min(known) * 2) / 2:.1f} km" if known else "no point on the card"
+            parts.append(f"not within {self.radius_km:g} km of the centre ({nearest})")
+        if self.postcodes:
+            parts.append(f"not in {', '.join(self.postcodes)}")
+        return AreaCheck(False, "lives and works outside the hub's area: " + " and ".join(parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["postcodes"] = list(self.postcodes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Area:
+        return cls(
+            lat=d.get("lat"),
+            lon=d.get("lon"),
+            radius_km=d.get("radius_km"),
+            postcodes=tuple(d.get("postcodes") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class CandidatePlaces:
+    """Identity's answer about a candidate: distances and postcodes only."""
+
+    work_km: float | None = None
+    home_km: float | None = None
+    work_postcode: str | None = None
+    home_postcode: str | None = None
+
+
+@dataclass(frozen=True)
+class AreaCheck:
+    inside: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    admission_mode: str = "cooptation"
+    non_competition: bool = True
+    non_competition_lift_at: int | None = None
+    non_competition_lifted: bool = False
+    objection_window_days: int = 7
+    max_visits: int = 3
+    facilitator_term_days: int = 28
+
+    def validate(self) -> Rules:
+        if self.admission_mode not in MODES:
+            raise InvalidInput(f"admission mode must be one of {MODES}", field="admission_mode")
+        if (
+            self.non_competition_lift_at is not None
+            and not 2 <= self.non_competition_lift_at <= 10_000
+        ):
+            raise InvalidInput(
+                "the lift threshold is between 2 and 10000 members", field="non_competition_lift_at"
+            )
+        if not 0 <= self.objection_window_days <= 60:
+            raise InvalidInput(
+                "the objection window is 0 to 60 days", field="objection_window_days"
+            )
+        if not 0 <= self.max_visits <= 20:
+            raise InvalidInput("a visitor may come 0 to 20 times", field="max_visits")
+        if not 1 <= self.facilitator_term_days <= 365:
+            raise InvalidInput(
+                "a facilitator's term is 1 to 365 days", field="facilitator_term_days"
+            )
+        return self
+
+    def non_competition_in_force(self, member_count: int) -> bool:
+        if not self.non_competition or self.non_competition_lifted:
+            return False
+        return self.non_competition_lift_at is None or member_count < self.non_competition_lift_at
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Rules:
+        unknown = set(changes) - set(asdict(self))
+        if unknown:
+            raise InvalidInput(f"unknown rules {sorted(unknown)}", field=sorted(unknown)[0])
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rules:
+        return cls(**d)
+
+
+def text(value: str | None, field_name: str, max_len: int, required: bool = False) -> str:
+    value = " ".join((value or "").split())
+    if required and not value:
+        raise InvalidInput(f"{field_name.replace('_', ' ')} is required", field=field_name)
+    if len(value) > max_len:
+        raise InvalidInput(
+            f"{field_name.replace('_', ' ')} is limited to {max_len} characters", field=field_name
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Who is nominated: a member of the network, or an invited e-mail address."""
+
+    member_id: str | None = None
+    invitation_id: str | None = None
+    activity_code: str | None = None
+    places: CandidatePlaces | None = None
+
+
+# -- the aggregate's state -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulesVersion:
+    """One version of a hub's rules, and who changed them (None: automatic)."""
+
+    version: int
+    rules: Rules
+    changed_by: str | None
+    reason: str | None
+    at: datetime
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RulesVersion:
+        rules = d["rules"]
+        return cls(
+            version=int(d["version"]),
+            rules=rules if isinstance(rules, Rules) else Rules.from_dict(rules),
+            changed_by=d["changed_by"],
+            reason=d["reason"],
+            at=d["at"],
+        )
+
+
+@dataclass
+class Membership:
+    """A member of the hub: who co-opted them, when, under which rules, with
+    which activity, and why they were admitted past the one-per-profession
+    rule if they were."""
+
+    sponsor_id: str | None
+    admitted_at: datetime
+    rules_version: int
+    activity_code: str | None
+    exception_reason: str | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Membership:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Objection:
+    objector_id: str
+    reason: str
+    raised_at: datetime
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Objection:
+        return cls(**d)
+
+
+@dataclass
+class Nomination:
+    """A co-opted candidate on their way in (or refused)."""
+
+    sponsor_id: str
+    candidate_id: str | None  # None while an invited e-mail candidate has not joined
+    candidate_activity: str | None
+    invitation_id: str | None
+    note: str
+    exception_reason: str | None
+    window_closes_at: datetime | None
+    nominated_at: datetime
+    status: str  # one of PENDING, "admitted" or "rejected"
+    objections: list[Objection] = field(default_factory=list)
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    rule: str | None = None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in PENDING
+
+    def has_objected(self, member_id: str) -> bool:
+        return any(o.objector_id == member_id for o in self.objections)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Nomination:
+        values = dict(d)
+        values["objections"] = [
+            o if isinstance(o, Objection) else Objection.from_dict(o) for o in d["objections"]
+        ]
+        return cls(**values)
