@@ -3,11 +3,11 @@ eventsourcing library is); handlers call it from the worker thread pool."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 
 from services.identity.domain import (
     EmailIndex,
@@ -29,7 +29,6 @@ from services.identity.domain import (
 from services.identity.security import PasswordHasher
 from services.runtime.errors import Conflict, InvalidCredentials, InvalidToken, NotFound
 from services.runtime.eventstore import ServiceApplication
-from services.runtime.tenancy import guard_tenant
 
 
 class Identity(ServiceApplication):
@@ -42,47 +41,20 @@ class Identity(ServiceApplication):
 
     # -- loading ---------------------------------------------------------------
 
-    def _get(self, aggregate_id: UUID) -> Any | None:
-        try:
-            return self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-
     def tenant(self, tenant_id: str) -> Tenant:
-        tenant = self._get(UUID(tenant_id))
-        if not isinstance(tenant, Tenant):
-            raise NotFound("network not found")
-        return tenant
+        return self.get(tenant_id, tenant_id, Tenant)
 
     def tenant_by_slug(self, slug: str) -> Tenant:
-        tenant = self._get(tenant_id_for(slug))
-        if not isinstance(tenant, Tenant):
+        tenant = self.find(tenant_id_for(slug), Tenant)
+        if tenant is None:
             raise NotFound(f"no network with slug {slug!r}")
         return tenant
 
-    def member(self, tenant_id: str, member_id: str | UUID) -> Member:
-        try:
-            found = self._get(UUID(str(member_id)))
-        except ValueError:
-            found = None
-        if not isinstance(found, Member):
-            found = None
-        return guard_tenant(found, tenant_id, "member")
-
-    def invitation(self, tenant_id: str, invitation_id: str | UUID) -> Invitation:
-        try:
-            found = self._get(UUID(str(invitation_id)))
-        except ValueError:
-            found = None
-        if not isinstance(found, Invitation):
-            found = None
-        return guard_tenant(found, tenant_id, "invitation")
-
     def member_by_email(self, tenant_id: str, email: str) -> Member | None:
-        index = self._get(email_key(tenant_id, email))
-        if not isinstance(index, EmailIndex):
+        index = self.find(email_key(tenant_id, email), EmailIndex)
+        if index is None:
             return None
-        return self.member(tenant_id, index.member_id)
+        return self.get(tenant_id, index.member_id, Member)
 
     # -- tenants ---------------------------------------------------------------
 
@@ -91,7 +63,9 @@ class Identity(ServiceApplication):
     ) -> tuple[Tenant, Invitation, str]:
         """A network and the invitation of its first admin, saved together."""
         slug = validate_slug(slug)
-        tenant = Tenant(tenant_id=str(tenant_id_for(slug)), slug=slug, name=validate_name(name))
+        tenant = Tenant(
+            tenant_id=str(tenant_id_for(slug)), slug=slug, name=validate_name(name), admin_ids=[]
+        )
         invitation, token = self._new_invitation(
             tenant.tenant_id, admin_email, None, ["tenant_admin"], now, ttl
         )
@@ -140,39 +114,45 @@ class Identity(ServiceApplication):
         return invitation, join_token(invitation.id, secret)
 
     def revoke_invitation(self, tenant_id: str, invitation_id: str) -> Invitation:
-        invitation = self.invitation(tenant_id, invitation_id)
-        invitation.revoke()
-        self.save(invitation)
-        return invitation
+        return self.update(tenant_id, invitation_id, Invitation, Invitation.revoke)[0]
 
     def accept_invitation(
         self, token: str, password: str, card: dict[str, Any], now: datetime
     ) -> Member:
+        """A new member from an invitation; an invitation with the tenant admin
+        role also makes them an admin of the network (saved together)."""
         invitation_id, secret = split_token(token)
-        invitation = self._get(invitation_id)
-        if not isinstance(invitation, Invitation):
-            raise InvalidToken("this invitation link is not valid")
-        invitation.check(secret, now)
         profile = ProfileCard().with_changes(card).validate(complete=True)
         password_hash = self.hasher.hash(password)
-        member = Member(
-            tenant_id=invitation.tenant_id,
-            email=invitation.email,
-            password_hash=password_hash,
-            card=profile.to_dict(),
-            roles=invitation.roles,
-            invitation_id=invitation.id,
-            invited_by=invitation.invited_by,
-        )
-        index = EmailIndex(
-            tenant_id=invitation.tenant_id, email=invitation.email, member_id=member.id
-        )
-        invitation.accept(member.id)
-        try:
-            self.save(member, index, invitation)
-        except Conflict:
-            raise Conflict("this address already belongs to a member", field="email") from None
-        return member
+
+        def unit() -> tuple[list[Aggregate], Member]:
+            invitation = self.find(invitation_id, Invitation)
+            if invitation is None:
+                raise InvalidToken("this invitation link is not valid")
+            invitation.check(secret, now)
+            if self.find(email_key(invitation.tenant_id, invitation.email), EmailIndex):
+                raise Conflict("this address already belongs to a member", field="email")
+            member = Member(
+                tenant_id=invitation.tenant_id,
+                email=invitation.email,
+                password_hash=password_hash,
+                card=profile.to_dict(),
+                roles=invitation.roles,
+                invitation_id=invitation.id,
+                invited_by=invitation.invited_by,
+            )
+            index = EmailIndex(
+                tenant_id=invitation.tenant_id, email=invitation.email, member_id=member.id
+            )
+            invitation.accept(member.id)
+            changed: list[Aggregate] = [member, index, invitation]
+            if "tenant_admin" in invitation.roles:
+                tenant = self.tenant(invitation.tenant_id)
+                tenant.grant_admin(str(member.id))
+                changed.append(tenant)
+            return changed, member
+
+        return self.transact(unit)
 
     # -- sessions --------------------------------------------------------------
 
@@ -205,8 +185,8 @@ class Identity(ServiceApplication):
 
     def refresh_session(self, token: str, now: datetime) -> tuple[Member, str]:
         family_id, secret = split_token(token)
-        family = self._get(family_id)
-        if not isinstance(family, RefreshFamily):
+        family = self.find(family_id, RefreshFamily)
+        if family is None:
             raise InvalidToken("this refresh token is not valid")
         new = new_secret()
         family.rotate(secret, hash_secret(new), now)
@@ -215,19 +195,19 @@ class Identity(ServiceApplication):
             raise InvalidToken(
                 "this refresh token was already used: the session has been revoked, sign in again"
             )
-        member = self.member(family.tenant_id, family.member_id)
+        member = self.get(family.tenant_id, family.member_id, Member)
         return member, join_token(family.id, new)
 
     def end_session(self, token: str) -> None:
         family_id, secret = split_token(token)
-        family = self._get(family_id)
-        if not isinstance(family, RefreshFamily) or family.current_hash != hash_secret(secret):
+        family = self.find(family_id, RefreshFamily)
+        if family is None or family.current_hash != hash_secret(secret):
             raise InvalidToken("this refresh token is not valid")
         family.revoke(reason="signed out")
         self.save(family)
 
     def change_password(self, tenant_id: str, member_id: str, current: str, new: str) -> None:
-        member = self.member(tenant_id, member_id)
+        member = self.get(tenant_id, member_id, Member)
         if not self.hasher.verify(member.password_hash, current):
             raise InvalidCredentials("the current password is wrong")
         member.change_password(self.hasher.hash(new))
@@ -236,13 +216,28 @@ class Identity(ServiceApplication):
     # -- members ---------------------------------------------------------------
 
     def update_card(self, tenant_id: str, member_id: str, changes: dict[str, Any]) -> Member:
-        member = self.member(tenant_id, member_id)
-        if member.update_card(changes):
-            self.save(member)
-        return member
+        return self.update(tenant_id, member_id, Member, lambda m: m.update_card(changes))[0]
 
-    def set_roles(self, tenant_id: str, member_id: str, roles: list[str]) -> Member:
-        member = self.member(tenant_id, member_id)
-        if member.set_roles(roles):
-            self.save(member)
-        return member
+    def set_tenant_admin(
+        self, tenant_id: str, member_id: str, admin: bool, known_admins: Callable[[], list[str]]
+    ) -> Member:
+        """Grant or revoke the tenant admin role: the member's roles and the
+        network's list of admins change together (a network keeps at least
+        one). `known_admins` says who the admins are, for a network registered
+        before its admins were kept on it."""
+
+        def unit() -> tuple[list[Aggregate], Member]:
+            tenant = self.tenant(tenant_id)
+            member = self.get(tenant_id, member_id, Member)
+            tenant.record_admins(known_admins())
+            roles = set(member.roles)
+            if admin:
+                tenant.grant_admin(str(member.id))
+                roles.add("tenant_admin")
+            else:
+                tenant.revoke_admin(str(member.id))
+                roles.discard("tenant_admin")
+            member.set_roles(sorted(roles))
+            return [tenant, member], member
+
+        return self.transact(unit)

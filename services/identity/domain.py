@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import event
 
 from services.identity.taxonomy import BY_CODE
-from services.runtime.errors import Conflict, InvalidInput, InvalidToken
+from services.runtime.errors import Conflict, InvalidInput, InvalidToken, RuleViolation
 from services.runtime.eventstore import TenantAggregate
 
 NAMESPACE = UUID("6f1c3f5e-2d0b-4f7e-9a5c-51a1d0e0c0de")
@@ -207,15 +207,56 @@ def fold(text: str) -> str:
 
 
 class Tenant(TenantAggregate):
+    """A network, and who its tenant admins are (so that the rule "a network
+    keeps at least one tenant admin" is checked on one aggregate's state, and
+    two admins demoting each other at once conflict instead of both winning)."""
+
+    noun = "network"
+
     @staticmethod
     def create_id(slug: str) -> UUID:  # type: ignore[override]
         return tenant_id_for(slug)
 
     @event("Registered")
-    def __init__(self, tenant_id: str, slug: str, name: str):
+    def __init__(self, tenant_id: str, slug: str, name: str, admin_ids: list[str] | None = None):
         self.tenant_id = tenant_id
         self.slug = slug
         self.name = name
+        # None: registered before admins were kept here (see record_admins)
+        self.admin_ids: list[str] | None = admin_ids
+
+    @property
+    def admins_known(self) -> bool:
+        return self.admin_ids is not None
+
+    def is_admin(self, member_id: str) -> bool:
+        return member_id in (self.admin_ids or ())
+
+    def record_admins(self, admin_ids: list[str]) -> None:
+        """Once, for a network registered before its admins were kept here:
+        the admins as the members' roles say."""
+        if self.admin_ids is None:
+            self._admins_changed(admin_ids=sorted(set(admin_ids)))
+
+    def grant_admin(self, member_id: str) -> bool:
+        if self.is_admin(member_id):
+            return False
+        self._admins_changed(admin_ids=sorted({*(self.admin_ids or ()), member_id}))
+        return True
+
+    def revoke_admin(self, member_id: str) -> bool:
+        if not self.is_admin(member_id):
+            return False
+        if self.admin_ids == [member_id]:
+            raise RuleViolation(
+                "a network keeps at least one tenant admin", rule="last_tenant_admin"
+            )
+        self._admins_changed(admin_ids=[m for m in self.admin_ids or () if m != member_id])
+        return True
+
+    @event("AdminsChanged")
+    def _admins_changed(self, admin_ids: list[str]) -> None:
+        self.admin_ids = list(admin_ids)
 
 
 class EmailIndex(TenantAggregate):
@@ -234,6 +275,8 @@ class EmailIndex(TenantAggregate):
 
 
 class Invitation(TenantAggregate):
+    noun = "invitation"
+
     @event("Issued")
     def __init__(
         self,

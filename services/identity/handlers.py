@@ -1,11 +1,11 @@
-"""Identity's NATS endpoints: who may do what, then the application or the
-views. Every request is tenant-scoped by the envelope, never by its body."""
+"""Identity's endpoints: who may do what, then the application or the views.
+Each is one unit of work on a worker thread (identity asks no other service).
+Every request is tenant-scoped by the envelope, never by its body."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -17,18 +17,15 @@ from services.identity.domain import Invitation, Member, Tenant
 from services.identity.mailer import Mailer, invitation_message
 from services.identity.taxonomy import PROFESSIONS
 from services.runtime.auth import is_operator_token, issue_access_token
-from services.runtime.bus import Endpoint, Offloader
-from services.runtime.clock import Clock
-from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
+from services.runtime.errors import Forbidden, InvalidInput, NotFound
+from services.runtime.handlers import Handlers, handles
+from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.messages import Done, given_fields
-from services.runtime.projection import Projector
-from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
+from services.runtime.views import check_page
 
 log = get_logger("quartier.identity")
-T = TypeVar("T")
-MAX_PAGE = 50
 
 
 def card_changes(changes: c.CardChanges) -> dict[str, Any]:
@@ -38,60 +35,11 @@ def card_changes(changes: c.CardChanges) -> dict[str, Any]:
     }
 
 
-class IdentityHandlers:
-    def __init__(
-        self,
-        app: Identity,
-        projector: Projector,
-        engine: sa.Engine,
-        settings: Settings,
-        clock: Clock,
-        mailer: Mailer,
-        offload: Offloader,
-    ):
+class IdentityHandlers(Handlers):
+    def __init__(self, host: ServiceHost, app: Identity, mailer: Mailer):
+        super().__init__(host)
         self.app = app
-        self.projector = projector
-        self.engine = engine
-        self.settings = settings
-        self.clock = clock
         self.mailer = mailer
-        self.offload = offload
-
-    def endpoints(self) -> list[Endpoint]:
-        table: dict[type[Any], Callable[[Any, RequestContext], Any]] = {
-            c.CreateTenant: self.create_tenant,
-            c.InviteMember: self.invite_member,
-            c.RevokeInvitation: self.revoke_invitation,
-            c.AcceptInvitation: self.accept_invitation,
-            c.Login: self.login,
-            c.RefreshSession: self.refresh_session,
-            c.Logout: self.logout,
-            c.ChangePassword: self.change_password,
-            c.UpdateProfileCard: self.update_profile_card,
-            c.SetTenantAdmin: self.set_tenant_admin,
-            c.GetTenant: self.get_tenant,
-            c.GetMembers: self.get_members,
-            c.SearchMembers: self.search_members,
-            c.ListProfessions: self.list_professions,
-            c.ListInvitations: self.list_invitations,
-            c.MemberPlaces: self.member_places,
-        }
-        return [Endpoint(request, self._offloaded(fn)) for request, fn in table.items()]
-
-    def _offloaded(
-        self, fn: Callable[[Any, RequestContext], T]
-    ) -> Callable[[Any, RequestContext], Any]:
-        async def handle(request: Any, ctx: RequestContext) -> T:
-            return await self.offload(fn, request, ctx)
-
-        return handle
-
-    def _write(self, fn: Callable[[], T]) -> T:
-        """Run a command, then bring the read models up to it, so that the
-        caller reads its own writes."""
-        result = fn()
-        self.projector.after_write()
-        return result
 
     def _require_operator(self, ctx: RequestContext) -> None:
         if ctx.actor.kind != "operator" or not is_operator_token(
@@ -123,8 +71,7 @@ class IdentityHandlers:
         )
 
     def _card(self, ctx: RequestContext, member_id: str) -> c.MemberCard:
-        with self.engine.connect() as conn:
-            rows = views.member_rows(conn, ctx.require_tenant(), [member_id])
+        rows = self.read(lambda conn: views.member_rows(conn, ctx.require_tenant(), [member_id]))
         if not rows:
             raise NotFound("member not found")
         return views.to_card(
@@ -133,9 +80,10 @@ class IdentityHandlers:
 
     # -- tenants and invitations ----------------------------------------------
 
+    @handles(c.CreateTenant)
     def create_tenant(self, cmd: c.CreateTenant, ctx: RequestContext) -> c.TenantCreated:
         self._require_operator(ctx)
-        tenant, invitation, token = self._write(
+        tenant, invitation, token = self.write(
             lambda: self.app.create_tenant(
                 cmd.slug, cmd.name, cmd.admin_email, self.clock.now(), self.settings.invitation_ttl
             )
@@ -150,6 +98,7 @@ class IdentityHandlers:
             admin_invitation=self._mail_invitation(tenant, invitation, token, reveal=True),
         )
 
+    @handles(c.InviteMember)
     def invite_member(self, cmd: c.InviteMember, ctx: RequestContext) -> c.InvitationSent:
         tenant_id = ctx.require_tenant()
         roles = ["tenant_admin"] if cmd.as_admin else []
@@ -161,7 +110,7 @@ class IdentityHandlers:
                 raise Forbidden("a service cannot invite an admin")
             if not cmd.on_behalf_of:
                 raise InvalidInput("say on behalf of which member", field="on_behalf_of")
-            inviter = str(self.app.member(tenant_id, cmd.on_behalf_of).id)
+            inviter = str(self.app.get(tenant_id, cmd.on_behalf_of, Member).id)
         else:
             inviter = ctx.require_tenant_admin()
         tenant = self.app.tenant(tenant_id)
@@ -170,7 +119,7 @@ class IdentityHandlers:
     def _invite(
         self, tenant: Tenant, email: str, inviter: str | None, roles: list[str], reveal: bool
     ) -> c.InvitationSent:
-        invitation, token = self._write(
+        invitation, token = self.write(
             lambda: self.app.issue_invitation(
                 tenant.tenant_id,
                 email,
@@ -204,13 +153,15 @@ class IdentityHandlers:
             token=token if reveal else None,
         )
 
+    @handles(c.RevokeInvitation)
     def revoke_invitation(self, cmd: c.RevokeInvitation, ctx: RequestContext) -> Done:
         ctx.require_tenant_admin()
-        self._write(lambda: self.app.revoke_invitation(ctx.require_tenant(), cmd.invitation_id))
+        self.write(lambda: self.app.revoke_invitation(ctx.require_tenant(), cmd.invitation_id))
         return Done()
 
+    @handles(c.AcceptInvitation)
     def accept_invitation(self, cmd: c.AcceptInvitation, ctx: RequestContext) -> c.Session:
-        member = self._write(
+        member = self.write(
             lambda: self.app.accept_invitation(
                 cmd.token, cmd.password, card_changes(cmd.card), self.clock.now()
             )
@@ -220,6 +171,7 @@ class IdentityHandlers:
 
     # -- sessions --------------------------------------------------------------
 
+    @handles(c.Login)
     def login(self, cmd: c.Login, ctx: RequestContext) -> c.Session:
         try:
             tenant = self.app.tenant_by_slug(cmd.tenant_slug)
@@ -230,14 +182,17 @@ class IdentityHandlers:
         refresh = self.app.start_session(member, self.clock.now(), self.settings.refresh_token_ttl)
         return self._session(member, refresh)
 
+    @handles(c.RefreshSession)
     def refresh_session(self, cmd: c.RefreshSession, ctx: RequestContext) -> c.Session:
         member, refresh = self.app.refresh_session(cmd.refresh_token, self.clock.now())
         return self._session(member, refresh)
 
+    @handles(c.Logout)
     def logout(self, cmd: c.Logout, ctx: RequestContext) -> Done:
         self.app.end_session(cmd.refresh_token)
         return Done()
 
+    @handles(c.ChangePassword)
     def change_password(self, cmd: c.ChangePassword, ctx: RequestContext) -> Done:
         member_id = ctx.require_member()
         self.app.change_password(
@@ -247,9 +202,10 @@ class IdentityHandlers:
 
     # -- members ---------------------------------------------------------------
 
+    @handles(c.UpdateProfileCard)
     def update_profile_card(self, cmd: c.UpdateProfileCard, ctx: RequestContext) -> c.MemberCard:
         member_id = ctx.require_member()
-        member = self._write(
+        member = self.write(
             lambda: self.app.update_card(ctx.require_tenant(), member_id, card_changes(cmd.changes))
         )
         return views.to_card(
@@ -258,34 +214,33 @@ class IdentityHandlers:
             viewer_is_admin=ctx.actor.is_tenant_admin,
         )
 
+    @handles(c.SetTenantAdmin)
     def set_tenant_admin(self, cmd: c.SetTenantAdmin, ctx: RequestContext) -> c.MemberCard:
         ctx.require_tenant_admin()
         tenant_id = ctx.require_tenant()
-        member = self.app.member(tenant_id, cmd.member_id)
-        roles = set(member.roles)
-        if cmd.admin:
-            roles.add("tenant_admin")
-        else:
-            roles.discard("tenant_admin")
-            if "tenant_admin" in member.roles and self._admin_count(tenant_id) <= 1:
-                raise RuleViolation(
-                    "a network keeps at least one tenant admin", rule="last_tenant_admin"
-                )
-        self._write(lambda: self.app.set_roles(tenant_id, cmd.member_id, sorted(roles)))
+        member = self.write(
+            lambda: self.app.set_tenant_admin(
+                tenant_id, cmd.member_id, cmd.admin, lambda: self._admins_in_views(tenant_id)
+            )
+        )
         return self._card(ctx, str(member.id))
 
-    def _admin_count(self, tenant_id: str) -> int:
-        with self.engine.connect() as conn:
+    def _admins_in_views(self, tenant_id: str) -> list[str]:
+        def admins(conn: sa.Connection) -> list[str]:
             rows = conn.execute(
-                sa.select(views.members.c.roles).where(views.members.c.tenant_id == tenant_id)
+                sa.select(views.members.c.member_id, views.members.c.roles).where(
+                    views.members.c.tenant_id == tenant_id
+                )
             )
-            return sum(1 for (roles,) in rows if "tenant_admin" in (roles or ()))
+            return [member_id for member_id, roles in rows if "tenant_admin" in (roles or ())]
+
+        return self.read(admins)
 
     # -- queries ---------------------------------------------------------------
 
+    @handles(c.GetTenant)
     def get_tenant(self, q: c.GetTenant, ctx: RequestContext) -> c.Tenant:
-        with self.engine.connect() as conn:
-            tenant = views.tenant_by_slug(conn, q.slug)
+        tenant = self.read(lambda conn: views.tenant_by_slug(conn, q.slug))
         if tenant is None:
             raise NotFound(f"no network with slug {q.slug!r}")
         return tenant
@@ -297,12 +252,13 @@ class IdentityHandlers:
         ctx.require_member()
         return ctx.require_tenant()
 
+    @handles(c.GetMembers)
     def get_members(self, q: c.GetMembers, ctx: RequestContext) -> list[c.MemberCard]:
         tenant_id = self._require_reader(ctx)
         if len(q.member_ids) > 200:
             raise InvalidInput("at most 200 ids at once", field="member_ids")
-        with self.engine.connect() as conn:
-            rows = views.member_rows(conn, tenant_id, list(dict.fromkeys(q.member_ids)))
+        ids = list(dict.fromkeys(q.member_ids))
+        rows = self.read(lambda conn: views.member_rows(conn, tenant_id, ids))
         return [
             views.to_card(
                 r, viewer_id=ctx.actor.member_id, viewer_is_admin=ctx.actor.is_tenant_admin
@@ -310,12 +266,10 @@ class IdentityHandlers:
             for r in rows
         ]
 
+    @handles(c.SearchMembers)
     def search_members(self, q: c.SearchMembers, ctx: RequestContext) -> c.MemberPage:
         tenant_id = self._require_reader(ctx)
-        if not 1 <= q.limit <= MAX_PAGE:
-            raise InvalidInput(f"a page has 1 to {MAX_PAGE} members", field="first")
-        if q.offset < 0:
-            raise InvalidInput("the cursor is not valid", field="after")
+        check_page(q.limit, q.offset, "members")
         if q.near is not None:
             if q.radius_km is None or not 0.5 <= q.radius_km <= 200:
                 raise InvalidInput("a radius of 0.5 to 200 km", field="radius_km")
@@ -323,8 +277,7 @@ class IdentityHandlers:
                 raise InvalidInput("not a valid point", field="near")
         if q.text is not None and len(q.text) > 200:
             raise InvalidInput("search text is limited to 200 characters", field="text")
-        with self.engine.connect() as conn:
-            found, total = views.search(conn, tenant_id, q)
+        found, total = self.read(lambda conn: views.search(conn, tenant_id, q))
         return c.MemberPage(
             items=[
                 views.to_card(
@@ -339,27 +292,29 @@ class IdentityHandlers:
             offset=q.offset,
         )
 
+    @handles(c.ListProfessions)
     def list_professions(self, q: c.ListProfessions, ctx: RequestContext) -> list[c.Profession]:
         return [
             c.Profession(code=p.code, label=p.label, label_en=p.label_en, sector=p.sector)
             for p in PROFESSIONS
         ]
 
+    @handles(c.ListInvitations)
     def list_invitations(self, q: c.ListInvitations, ctx: RequestContext) -> c.InvitationPage:
         ctx.require_tenant_admin()
-        if not 1 <= q.limit <= MAX_PAGE:
-            raise InvalidInput(f"a page has 1 to {MAX_PAGE} invitations", field="first")
-        with self.engine.connect() as conn:
-            return views.list_invitations(conn, ctx.require_tenant(), q, self.clock.now())
+        check_page(q.limit, q.offset, "invitations")
+        tenant_id, now = ctx.require_tenant(), self.clock.now()
+        return self.read(lambda conn: views.list_invitations(conn, tenant_id, q, now))
 
+    @handles(c.MemberPlaces)
     def member_places(self, q: c.MemberPlaces, ctx: RequestContext) -> c.PlacesList:
         if ctx.actor.kind != "service":
             raise Forbidden("only Quartier's services may ask where members are")
         tenant_id = ctx.require_tenant()
         if len(q.member_ids) > 500:
             raise InvalidInput("at most 500 ids at once", field="member_ids")
-        with self.engine.connect() as conn:
-            rows = views.member_rows(conn, tenant_id, list(dict.fromkeys(q.member_ids)))
+        ids = list(dict.fromkeys(q.member_ids))
+        rows = self.read(lambda conn: views.member_rows(conn, tenant_id, ids))
         items = []
         for r in rows:
             work_km = home_km = None

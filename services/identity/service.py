@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from services.identity.application import Identity
+from services.identity.contract import SERVICE
 from services.identity.handlers import IdentityHandlers
 from services.identity.mailer import FileMailer, Mailer, SmtpMailer
 from services.identity.publication import to_public
@@ -14,32 +15,24 @@ from services.identity.views import IdentityViews
 from services.runtime.clock import SYSTEM_CLOCK, Clock
 from services.runtime.host import ServiceHost
 from services.runtime.logging import configure_logging
-from services.runtime.projection import Projector
 from services.runtime.settings import Settings
-
-SERVICE = "identity"
 
 
 def build(
     settings: Settings, clock: Clock = SYSTEM_CLOCK, mailer: Mailer | None = None
 ) -> ServiceHost:
-    host = ServiceHost(SERVICE, settings)
-    app = Identity(
-        env=host.store.application_env("identity"),
-        hasher=PasswordHasher(cheap=settings.env == "test"),
+    host = ServiceHost(SERVICE, settings, clock)
+    app = host.new_app(
+        Identity, translate=to_public, hasher=PasswordHasher(cheap=settings.env == "test")
     )
-    engine = host.store.views_engine()
-    projector = Projector(app, engine, IdentityViews())
+    projector = host.add_projection(app, IdentityViews())
     if mailer is None:
         mailer = (
             SmtpMailer(settings.smtp_url) if settings.smtp_url else FileMailer(settings.mail_dir)
         )
-    handlers = IdentityHandlers(app, projector, engine, settings, clock, mailer, host.offload)
-    host.add_app(app, translate=to_public)
-    host.add_projector(projector)
+    handlers = IdentityHandlers(host, app, mailer)
     host.add_endpoints(handlers.endpoints())
-    host.closers.append(engine.dispose)
-    host.context = {"app": app, "projector": projector, "engine": engine, "handlers": handlers}
+    host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
     return host
 
 

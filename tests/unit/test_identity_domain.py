@@ -42,6 +42,7 @@ from services.runtime.errors import (
     InvalidInput,
     InvalidToken,
     NotFound,
+    RuleViolation,
 )
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -641,7 +642,7 @@ def test_accept_invitation_creates_the_member_with_the_invitation_roles(
     assert admin.roles == ["tenant_admin"]
     assert admin.email == "Admin@example.org"
     assert app.member_by_email(tenant_id, "admin@EXAMPLE.org") is not None
-    assert app.member(tenant_id, admin.id).card.display_name == "Admin"
+    assert app.get(tenant_id, admin.id, Member).card.display_name == "Admin"
 
 
 def test_accept_saves_member_index_and_invitation_atomically(
@@ -660,8 +661,8 @@ def test_accept_saves_member_index_and_invitation_atomically(
         app.accept_invitation(second_token, PASSWORD, full_card(display_name="Bobby"), NOW)
     assert info.value.field == "email"
     assert app.max_notification_id() == before  # nothing of the failed save was stored
-    assert app.invitation(tenant_id, second.id).status == "pending"
-    assert app.invitation(tenant_id, first.id).status == "accepted"
+    assert app.get(tenant_id, second.id, Invitation).status == "pending"
+    assert app.get(tenant_id, first.id, Invitation).status == "accepted"
     assert app.member_by_email(tenant_id, "bob@example.org").id == bob.id  # type: ignore[union-attr]
     with pytest.raises(Conflict):
         app.issue_invitation(tenant_id, "BOB@example.org", None, [], NOW, 3600)
@@ -679,7 +680,7 @@ def test_accept_invitation_refusals(app: Identity, network: tuple[str, Member]) 
         "display_name", app.accept_invitation, token, PASSWORD, {"activity_code": "plumber"}, NOW
     )
     raises_on("password", app.accept_invitation, token, "short", full_card(), NOW)
-    assert app.invitation(tenant_id, invitation.id).status == "pending"
+    assert app.get(tenant_id, invitation.id, Invitation).status == "pending"
     app.accept_invitation(token, PASSWORD, full_card(), NOW)
     with pytest.raises(InvalidToken, match="already"):
         app.accept_invitation(token, PASSWORD, full_card(), NOW)
@@ -718,9 +719,9 @@ def test_members_of_another_tenant_are_not_found(
     _, admin = network
     other, _, _ = app.create_tenant("other-net", "Other", "o@example.org", NOW, 60)
     with pytest.raises(NotFound):
-        app.member(other.tenant_id, admin.id)
+        app.get(other.tenant_id, admin.id, Member)
     with pytest.raises(NotFound):
-        app.member(other.tenant_id, "not-a-uuid")
+        app.get(other.tenant_id, "not-a-uuid", Member)
     with pytest.raises(NotFound):
         app.update_card(other.tenant_id, str(admin.id), {"bio": "pwned"})
 
@@ -753,18 +754,70 @@ def test_end_session_and_expiry(app: Identity, network: tuple[str, Member]) -> N
         app.refresh_session(short, NOW + timedelta(seconds=60))
 
 
-def test_update_card_and_set_roles_save_only_changes(
-    app: Identity, network: tuple[str, Member]
-) -> None:
+def test_update_card_saves_only_changes(app: Identity, network: tuple[str, Member]) -> None:
     tenant_id, admin = network
     before = app.max_notification_id()
     app.update_card(tenant_id, str(admin.id), {"display_name": "Admin"})
-    app.set_roles(tenant_id, str(admin.id), ["tenant_admin"])
     assert app.max_notification_id() == before
     assert app.update_card(tenant_id, str(admin.id), {"bio": "Hello"}).card.bio == "Hello"
-    assert app.set_roles(tenant_id, str(admin.id), []).roles == []
-    assert app.max_notification_id() == before + 2
-    assert app.member(tenant_id, admin.id).card.bio == "Hello"
+    assert app.max_notification_id() == before + 1
+    assert app.get(tenant_id, admin.id, Member).card.bio == "Hello"
+
+
+def _join(app: Identity, tenant_id: str, email: str) -> Member:
+    _, token = app.issue_invitation(tenant_id, email, None, [], NOW, 3600)
+    return app.accept_invitation(token, PASSWORD, full_card(display_name=email[:5]), NOW)
+
+
+def test_the_network_keeps_its_admins_and_at_least_one(
+    app: Identity, network: tuple[str, Member]
+) -> None:
+    tenant_id, admin = network
+    assert app.tenant(tenant_id).admin_ids == [str(admin.id)]  # the founder, on acceptance
+    nobody: list[str] = []
+    with pytest.raises(RuleViolation) as info:
+        app.set_tenant_admin(tenant_id, str(admin.id), False, lambda: nobody)
+    assert info.value.rule == "last_tenant_admin"
+    before = app.max_notification_id()
+    app.set_tenant_admin(tenant_id, str(admin.id), True, lambda: nobody)  # already: no change
+    assert app.max_notification_id() == before
+    lea = _join(app, tenant_id, "lea@example.org")
+    assert app.set_tenant_admin(tenant_id, str(lea.id), True, lambda: nobody).roles == [
+        "tenant_admin"
+    ]
+    assert app.set_tenant_admin(tenant_id, str(admin.id), False, lambda: nobody).roles == []
+    assert app.tenant(tenant_id).admin_ids == [str(lea.id)]
+    with pytest.raises(NotFound):
+        app.set_tenant_admin(tenant_id, str(uuid4()), True, lambda: nobody)
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(
+    app: Identity, network: tuple[str, Member]
+) -> None:
+    """Both load the network with two admins; the second save conflicts, is
+    tried again on the fresh state, and the rule refuses it."""
+    tenant_id, admin = network
+    lea = _join(app, tenant_id, "lea@example.org")
+    app.set_tenant_admin(tenant_id, str(lea.id), True, list)
+    stale = app.tenant(tenant_id)  # as a concurrent command would have loaded it
+    app.set_tenant_admin(tenant_id, str(admin.id), False, list)
+    stale.revoke_admin(str(lea.id))  # allowed on the stale state ...
+    with pytest.raises(Conflict):
+        app.save(stale)  # ... but it cannot be saved
+    with pytest.raises(RuleViolation):  # and tried again on fresh state, refused
+        app.set_tenant_admin(tenant_id, str(lea.id), False, list)
+    assert app.tenant(tenant_id).admin_ids == [str(lea.id)]
+
+
+def test_a_network_registered_before_admins_were_kept_learns_them_once(app: Identity) -> None:
+    legacy = Tenant(tenant_id=str(tenant_id_for("legacy")), slug="legacy", name="Legacy")
+    assert legacy.admin_ids is None  # as replayed from an old Registered event
+    app.save(legacy)
+    invitation, token = app.issue_invitation(legacy.tenant_id, "a@example.org", None, [], NOW, 60)
+    founder = app.accept_invitation(token, PASSWORD, full_card(display_name="Founder"), NOW)
+    lea = _join(app, legacy.tenant_id, "lea@example.org")
+    app.set_tenant_admin(legacy.tenant_id, str(lea.id), True, lambda: [str(founder.id)])
+    assert app.tenant(legacy.tenant_id).admin_ids == sorted([str(founder.id), str(lea.id)])
 
 
 def test_change_password(app: Identity, network: tuple[str, Member]) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from services.identity import contract as c
 from services.identity.application import Identity
-from services.identity.domain import hash_secret, split_token
+from services.identity.domain import Invitation, Member, hash_secret, split_token
 from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
 
@@ -95,8 +95,8 @@ def scenario() -> Scenario:
     )
     member = app.accept_invitation(member_token, MEMBER_PASSWORD, MEMBER_CARD, NOW)
     app.update_card(tenant.tenant_id, str(member.id), CARD_CHANGES)
-    app.set_roles(tenant.tenant_id, str(member.id), ["tenant_admin"])
-    app.set_roles(tenant.tenant_id, str(member.id), [])
+    app.set_tenant_admin(tenant.tenant_id, str(member.id), True, list)
+    app.set_tenant_admin(tenant.tenant_id, str(member.id), False, list)
 
     revoked, revoked_token = app.issue_invitation(
         tenant.tenant_id, "jamais.venu@example.net", str(admin.id), ["tenant_admin"], NOW, TTL
@@ -113,7 +113,7 @@ def scenario() -> Scenario:
         "other-pub", "Autre réseau", "someone@other.example", NOW, TTL
     )
 
-    member_now = app.member(tenant.tenant_id, member.id)
+    member_now = app.get(tenant.tenant_id, member.id, Member)
     personal += [
         "Claire.Martinez@example.org",
         "claire.martinez@example.org",
@@ -127,7 +127,7 @@ def scenario() -> Scenario:
         member.password_hash,
         member_now.password_hash,
         *(
-            app.invitation(tenant.tenant_id, i.id).token_hash
+            app.get(tenant.tenant_id, i.id, Invitation).token_hash
             for i in (admin_invitation, invitation, revoked)
         ),
         *(
@@ -181,6 +181,7 @@ def test_private_events_are_not_published(
 ) -> None:
     private = {type(e).__qualname__ for e, p in translated if p is None}
     assert private == {
+        "Tenant.AdminsChanged",  # MemberRolesChanged says it publicly
         "EmailIndex.Registered",
         "Invitation.Accepted",
         "RefreshFamily.Started",
