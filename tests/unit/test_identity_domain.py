@@ -813,7 +813,7 @@ def test_a_network_registered_before_admins_were_kept_learns_them_once(app: Iden
     legacy = Tenant(tenant_id=str(tenant_id_for("legacy")), slug="legacy", name="Legacy")
     assert legacy.admin_ids is None  # as replayed from an old Registered event
     app.save(legacy)
-    invitation, token = app.issue_invitation(legacy.tenant_id, "a@example.org", None, [], NOW, 60)
+    _, token = app.issue_invitation(legacy.tenant_id, "a@example.org", None, [], NOW, 60)
     founder = app.accept_invitation(token, PASSWORD, full_card(display_name="Founder"), NOW)
     lea = _join(app, legacy.tenant_id, "lea@example.org")
     app.set_tenant_admin(legacy.tenant_id, str(lea.id), True, lambda: [str(founder.id)])
