@@ -21,6 +21,7 @@ from eventsourcing.domain import event
 from services.identity.taxonomy import BY_CODE
 from services.runtime.errors import Conflict, InvalidInput, InvalidToken, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.text import MAX_TEXT, free_text, single_line
 
 NAMESPACE = UUID("6f1c3f5e-2d0b-4f7e-9a5c-51a1d0e0c0de")
 
@@ -62,10 +63,7 @@ def validate_slug(slug: str) -> str:
 
 
 def validate_name(name: str, field_name: str = "name", max_len: int = 120) -> str:
-    name = " ".join((name or "").split())
-    if not name or len(name) > max_len:
-        raise InvalidInput(f"{field_name} must be 1 to {max_len} characters", field=field_name)
-    return name
+    return single_line(name, field_name, max_len, required=True)
 
 
 # -- secrets -------------------------------------------------------------------
@@ -115,6 +113,7 @@ class Place:
             raise InvalidInput("a place needs a point or a postcode", field="postcode")
 
 
+MULTILINE = frozenset({"offers", "seeks", "available_for", "bio"})
 TEXT_LIMITS = {
     "display_name": 80,
     "business_name": 120,
@@ -143,11 +142,8 @@ class ProfileCard:
 
     def validate(self, *, complete: bool) -> ProfileCard:
         for name, limit in TEXT_LIMITS.items():
-            value = getattr(self, name)
-            if len(value) > limit:
-                raise InvalidInput(f"{name} is limited to {limit} characters", field=name)
-        if complete and not self.display_name.strip():
-            raise InvalidInput("a display name is required", field="display_name")
+            clean = free_text if name in MULTILINE else single_line
+            clean(getattr(self, name), name, limit, required=complete and name == "display_name")
         if self.activity_code is not None and self.activity_code not in BY_CODE:
             raise InvalidInput(
                 f"unknown activity code {self.activity_code!r}", field="activity_code"
@@ -169,7 +165,8 @@ class ProfileCard:
         values = asdict(self)
         for name, value in changes.items():
             if name in TEXT_LIMITS:
-                value = (value or "").strip()
+                clean = free_text if name in MULTILINE else single_line
+                value = clean(value, name, MAX_TEXT)  # limits: validate()
             elif name == "links":
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
                     raise InvalidInput("links are a list of addresses", field="links")

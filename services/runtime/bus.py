@@ -41,6 +41,7 @@ from services.runtime.messages import (
     reply_decoder,
 )
 from services.runtime.tenancy import RequestContext, request_scope
+from services.runtime.text import clean_request
 
 log = get_logger("quartier.bus")
 
@@ -268,6 +269,7 @@ class Bus:
                 request = decoder.decode(envelope.body)
             except msgspec.ValidationError as e:
                 raise InvalidInput(str(e), field=_field_of(e)) from None
+            request = clean_request(request)  # the one text policy, for every service
             result = await endpoint.handle(request, ctx)
             return Reply(ok=msgspec.Raw(encoder.encode(result)))
         except QuartierError as e:

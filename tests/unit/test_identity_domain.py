@@ -5,6 +5,7 @@ the library's in-memory (POPO) store."""
 from __future__ import annotations
 
 import string
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from services.identity.application import Identity
 from services.identity.domain import (
     MAX_SPENT_TOKENS,
+    MULTILINE,
     TEXT_LIMITS,
     EmailIndex,
     Invitation,
@@ -44,6 +46,7 @@ from services.runtime.errors import (
     NotFound,
     RuleViolation,
 )
+from services.runtime.text import free_text, single_line
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TENANT = str(tenant_id_for("pole-test"))
@@ -237,8 +240,22 @@ def test_invalid_places(kwargs: dict[str, Any], field: str) -> None:
 # -- the profile card ----------------------------------------------------------
 
 
-def text_for(limit: int) -> st.SearchStrategy[str]:
-    return st.text(max_size=limit).map(str.strip)
+# Text as the runtime's text policy leaves it: no control, surrogate,
+# unassigned or bidi-control character; NFC; whitespace folded.
+ALLOWED = st.characters(
+    blacklist_categories=("Cc", "Cs", "Cn"),
+    blacklist_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufffe\uffff",
+)
+VISIBLE = st.characters(blacklist_categories=("Cc", "Cs", "Cn", "Cf", "Co", "Zs", "Zl", "Zp"))
+
+
+def text_for(limit: int, name: str = "display_name") -> st.SearchStrategy[str]:
+    clean = free_text if name in MULTILINE else single_line
+    return (
+        st.text(alphabet=ALLOWED, max_size=limit)
+        .map(lambda s: clean(unicodedata.normalize("NFC", s), name, 100_000))
+        .filter(lambda s: len(s) <= limit)
+    )
 
 
 links = st.lists(
@@ -255,7 +272,7 @@ places = st.none() | st.builds(Place, lat=lats, lon=lons, postcode=postcodes)
 
 @st.composite
 def valid_cards(draw: st.DrawFn) -> ProfileCard:
-    texts = {name: draw(text_for(limit)) for name, limit in TEXT_LIMITS.items()}
+    texts = {name: draw(text_for(limit, name)) for name, limit in TEXT_LIMITS.items()}
     texts["display_name"] = draw(text_for(TEXT_LIMITS["display_name"]).filter(lambda s: s != ""))
     return ProfileCard(
         **texts,
@@ -285,7 +302,7 @@ def test_every_text_limit(name: str, limit: int) -> None:
 @given(st.sampled_from(sorted(TEXT_LIMITS)), st.data())
 def test_any_text_over_its_limit_is_refused(name: str, data: st.DataObject) -> None:
     limit = TEXT_LIMITS[name]
-    text = data.draw(st.text(min_size=limit + 1, max_size=limit + 50))
+    text = data.draw(st.text(alphabet=VISIBLE, min_size=limit + 1, max_size=limit + 50))
     raises_on(name, ProfileCard(**{name: text}).validate, complete=False)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from services.runtime.errors import InvalidInput
+from services.runtime.text import single_line
 
 KINDS = ("neighbourhood", "trade_club", "regional_club")
 MODES = ("cooptation", "approval", "open")
@@ -168,14 +169,8 @@ class Rules:
 
 
 def text(value: str | None, field_name: str, max_len: int, required: bool = False) -> str:
-    value = " ".join((value or "").split())
-    if required and not value:
-        raise InvalidInput(f"{field_name.replace('_', ' ')} is required", field=field_name)
-    if len(value) > max_len:
-        raise InvalidInput(
-            f"{field_name.replace('_', ' ')} is limited to {max_len} characters", field=field_name
-        )
-    return value
+    """A one-line text of a hub (a name, a note, a reason): the runtime's text policy."""
+    return single_line(value, field_name, max_len, required=required)
 
 
 @dataclass(frozen=True)
