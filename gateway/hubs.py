@@ -17,7 +17,7 @@ from strawberry.types import Info
 from gateway.context import Context
 from gateway.errors import PublicError, result_or_error, result_union
 from gateway.identity import GeoPointInput, Member, ask, load_member, load_members
-from gateway.relay import (
+from gateway.nodes import (
     Node,
     PageInfo,
     from_global_id,

@@ -19,7 +19,7 @@ from gateway.errors import (
     result_or_error,
     result_union,
 )
-from gateway.relay import (
+from gateway.nodes import (
     Node,
     PageInfo,
     from_global_id,

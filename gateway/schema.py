@@ -35,7 +35,7 @@ from gateway.identity import (
     Tenant,
     load_member,
 )
-from gateway.relay import Node, global_type
+from gateway.nodes import Node, global_type
 from gateway.stream import StreamSubscription
 from services.runtime.errors import QuartierError
 from services.runtime.logging import get_logger

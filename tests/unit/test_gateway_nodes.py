@@ -1,4 +1,4 @@
-"""Relay conventions of the gateway: global ids and page cursors round-trip,
+"""Relay conventions of the gateway (gateway/nodes.py): global ids and page cursors round-trip,
 and anything malformed is an `InvalidInput` naming the argument (never an
 internal error)."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.relay import (
+from gateway.nodes import (
     MAX_OFFSET,
     MAX_PAGE,
     from_global_id,
