@@ -1,11 +1,17 @@
-"""The GraphQL schema: one module per service merged here, with the security
-extensions. `python -m gateway.schema` prints the SDL that `schema.graphql`
-keeps (a test fails when they drift)."""
+"""The GraphQL schema, assembled from `services/registry.py`: for each
+registered service, `gateway.<name>` gives `Query`, `Mutation`, optionally
+`Subscription`, `types` (registered with the schema) and `nodes` (Node type
+name → loader, for `node(id:)`); the gateway adds `node(id:)` and the tenant
+event stream, and the security extensions. `python -m gateway.schema` prints
+the SDL that `schema.graphql` keeps (a test fails when they drift)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import strawberry
@@ -25,19 +31,11 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
 
 from gateway.context import Context
-from gateway.errors import PublicError
-from gateway.hubs import Hub, HubsMutation, HubsQuery, Nomination, load_hub
-from gateway.identity import (
-    IdentityMutation,
-    IdentityQuery,
-    Invitation,
-    Member,
-    Tenant,
-    load_member,
-)
-from gateway.nodes import Node, global_type
+from gateway.kit import NodeLoader, PublicError, resolve_node
+from gateway.nodes import Node
 from gateway.stream import StreamSubscription
-from services.runtime.errors import QuartierError
+from services import registry
+from services.registry import ServiceSpec
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.gateway")
@@ -85,28 +83,68 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None  # validation errors stay; exceptions are masked
 
 
-@strawberry.type
-class NodeQuery:
-    @strawberry.field(description="Any object by its global id (Relay).")
-    async def node(self, info: Info[Context, Any], id: strawberry.ID) -> Node | None:
-        found = global_type(id)
-        if found is None:
-            return None
-        type_name, raw = found
-        if type_name == "Member":
-            try:
-                info.context.require_member()
-            except QuartierError as e:
-                raise PublicError(e.message, e.code) from e
-            return await load_member(info, raw)
-        if type_name == "Hub":
-            return await load_hub(info, id)
+def _node_query(loaders: Mapping[str, NodeLoader]) -> type:
+    @strawberry.type
+    class NodeQuery:
+        @strawberry.field(description="Any object by its global id (Relay).")
+        async def node(self, info: Info[Context, Any], id: strawberry.ID) -> Node | None:
+            return await resolve_node(info, id, loaders)
+
+    return NodeQuery
+
+
+def _merge(name: str, parts: list[type]) -> type | None:
+    """One root type from the services' (a field defined twice is an error,
+    not strawberry's warning)."""
+    if not parts:
         return None
+    seen: dict[str, type] = {}
+    for part in parts:
+        for field in part.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if field.python_name in seen:
+                raise TypeError(
+                    f"{name}.{field.python_name} is defined by both "
+                    f"{seen[field.python_name].__module__} and {part.__module__}"
+                )
+            seen[field.python_name] = part
+    return merge_types(name, tuple(parts))
 
 
-Query = merge_types("Query", (NodeQuery, IdentityQuery, HubsQuery))
-Mutation = merge_types("Mutation", (IdentityMutation, HubsMutation))
-Subscription = merge_types("Subscription", (StreamSubscription,))
+@dataclass(frozen=True)
+class SchemaParts:
+    query: type
+    mutation: type | None
+    subscription: type | None
+    types: tuple[type, ...]
+    nodes: Mapping[str, NodeLoader]
+
+
+def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
+    """The root types, Node types and node loaders of the services' GraphQL
+    modules (`gateway.<name>`), in the registry's order."""
+    modules: list[ModuleType] = [importlib.import_module(f"gateway.{s.name}") for s in specs]
+    loaders: dict[str, NodeLoader] = {}
+    for module in modules:
+        for type_name, loader in getattr(module, "nodes", {}).items():
+            if type_name in loaders:
+                raise TypeError(f"two modules load {type_name} nodes: one is {module.__name__}")
+            loaders[type_name] = loader
+
+    def roots(name: str) -> list[type]:
+        return [getattr(m, name) for m in modules if hasattr(m, name)]
+
+    query = _merge("Query", [_node_query(loaders), *roots("Query")])
+    assert query is not None
+    return SchemaParts(
+        query=query,
+        mutation=_merge("Mutation", roots("Mutation")),
+        subscription=_merge("Subscription", [StreamSubscription, *roots("Subscription")]),
+        types=tuple(t for m in modules for t in getattr(m, "types", ())),
+        nodes=loaders,
+    )
+
+
+PARTS = assemble()
 
 
 class QuartierSchema(strawberry.Schema):
@@ -136,7 +174,7 @@ class QuartierSchema(strawberry.Schema):
                 )
 
 
-def build_schema(prod: bool = False) -> strawberry.Schema:
+def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.Schema:
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ProdLimits if prod else Limits,
@@ -147,10 +185,10 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
     if prod:
         extensions.append(NoSuggestions)
     return QuartierSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[Member, Tenant, Invitation, Hub, Nomination],
+        query=parts.query,
+        mutation=parts.mutation,
+        subscription=parts.subscription,
+        types=list(parts.types),
         extensions=extensions,
     )
 

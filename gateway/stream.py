@@ -16,7 +16,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import PublicError
+from gateway.kit import PublicError
 from services.runtime.errors import Forbidden, QuartierError
 from services.runtime.stream import cloud_event_decoder, read_tenant_events
 
