@@ -183,7 +183,7 @@ class Nomination(Node):
     @classmethod
     def from_contract(cls, n: c.Nomination) -> Nomination:
         return cls(
-            id=to_global_id("Nomination", n.nomination_id),
+            id=to_global_id("Nomination", n.nomination_id, n.hub_id),
             nomination_id=strawberry.ID(n.nomination_id),
             status=NominationStatus(n.status),
             note=n.note,
@@ -714,6 +714,8 @@ class Mutation:
 
 
 # -- Node types and their loaders (node(id:)) -------------------------------------
+# node(id:) answers what the caller may see through the type's own field, in
+# their own network: another network's id is null, like a missing one.
 
 
 async def hub_node(info: Info[Context, Any], raw_id: str) -> Hub | None:
@@ -724,5 +726,24 @@ async def hub_node(info: Info[Context, Any], raw_id: str) -> Hub | None:
     return await load_hub(info, parts[0], require_member(info))
 
 
+async def nomination_node(info: Info[Context, Any], raw_id: str) -> Nomination | None:
+    """A nomination, for the members of its hub, like `Hub.nominations`. Its
+    id carries its hub (`Nomination:uuid:hub uuid`), which `GetNomination`
+    needs; an id without one (issued before) is null."""
+    parts = split_raw_id(raw_id)
+    hub = split_raw_id(parts[1]) if parts and len(parts) == 2 else None
+    if parts is None or hub is None:
+        return None
+    nomination_id, hub_id = parts[0], hub[0]
+    rctx = require_member(info)
+    found = await ask(
+        info,
+        c.GetNomination(hub_id=hub_id, nomination_id=nomination_id),
+        rctx,
+        missing_as_none=True,
+    )
+    return Nomination.from_contract(found) if found else None
+
+
 types: list[type] = [Hub, Nomination]
-nodes: dict[str, NodeLoader] = {"Hub": hub_node}
+nodes: dict[str, NodeLoader] = {"Hub": hub_node, "Nomination": nomination_node}

@@ -151,7 +151,7 @@ class Tenant(Node):
     @classmethod
     def from_contract(cls, t: c.Tenant) -> Tenant:
         return cls(
-            id=to_global_id("Tenant", t.tenant_id),
+            id=to_global_id("Tenant", t.tenant_id, t.slug),
             tenant_id=strawberry.ID(t.tenant_id),
             slug=t.slug,
             name=t.name,
@@ -597,6 +597,8 @@ class Mutation:
 
 
 # -- Node types and their loaders (node(id:)) -------------------------------------
+# node(id:) answers what the caller may see through the type's own field, in
+# their own network: another network's id is null, like a missing one.
 
 
 async def member_node(info: Info[Context, Any], raw_id: str) -> Member | None:
@@ -608,5 +610,74 @@ async def member_node(info: Info[Context, Any], raw_id: str) -> Member | None:
     return await load_member(info, parts[0])
 
 
+async def tenant_node(info: Info[Context, Any], raw_id: str) -> Tenant | None:
+    """Your own network (the platform operator: any network). Its id carries
+    its slug (`Tenant:uuid:slug`), which `GetTenant` needs; an id without
+    one (issued before) still finds the caller's own network."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    tenant_id, *rest = parts
+    p = info.context.principal
+    if p.refused is not None:
+        raise public(p.refused)
+    if p.actor.kind == "member":
+        if tenant_id != p.tenant_id or rest[:1] not in ([], [p.tenant_slug]):
+            return None
+        slug = p.tenant_slug
+    elif p.actor.kind == "operator":
+        slug = rest[0] if rest else None
+    else:
+        return None  # no network of theirs: `tenant(slug:)` is the public door
+    if not slug or len(rest) > 1:
+        return None
+    found = await ask(info, c.GetTenant(slug=slug), info.context.anonymous(), missing_as_none=True)
+    return Tenant.from_contract(found) if found and found.tenant_id == tenant_id else None
+
+
+def invitation_loader(info: Info[Context, Any]) -> DataLoader[str, c.InvitationInfo | None]:
+    """Invitations by id, for tenant admins. Identity answers pages of
+    invitations, newest first, but no look-up by id: the loader reads pages
+    until it has found every id asked for in this request (recent ones are on
+    the first page)."""
+    ctx = info.context
+
+    def make() -> DataLoader[str, c.InvitationInfo | None]:
+        async def load(ids: list[str]) -> list[c.InvitationInfo | None]:
+            rctx = ctx.require_member()
+            wanted = set(ids)
+            found: dict[str, c.InvitationInfo] = {}
+            offset = 0
+            while not wanted <= found.keys():
+                page = await ctx.ask(c.ListInvitations(offset=offset, limit=INVITATION_PAGE), rctx)
+                found.update((i.invitation_id, i) for i in page.items if i.invitation_id in wanted)
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    break
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    return ctx.loader("identity.invitations", make)
+
+
+INVITATION_PAGE = 50  # identity's largest page
+
+
+async def invitation_node(info: Info[Context, Any], raw_id: str) -> Invitation | None:
+    """An invitation of your network, for tenant admins, like `invitations`."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    require_member(info)
+    with public_errors():
+        found = await invitation_loader(info).load(parts[0])
+    return Invitation.from_contract(found) if found else None
+
+
 types: list[type] = [Member, Tenant, Invitation]
-nodes: dict[str, NodeLoader] = {"Member": member_node}
+nodes: dict[str, NodeLoader] = {
+    "Member": member_node,
+    "Tenant": tenant_node,
+    "Invitation": invitation_node,
+}

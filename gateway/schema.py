@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLInterfaceType
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -184,13 +184,21 @@ def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.S
     ]
     if prod:
         extensions.append(NoSuggestions)
-    return QuartierSchema(
+    schema = QuartierSchema(
         query=parts.query,
         mutation=parts.mutation,
         subscription=parts.subscription,
         types=list(parts.types),
         extensions=extensions,
     )
+    node = schema._schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    unloaded = sorted(
+        t.name for t in schema._schema.get_possible_types(node) if t.name not in parts.nodes
+    )
+    if unloaded:
+        raise TypeError(f"node(id:) has no loader for {', '.join(unloaded)}: add it to `nodes`")
+    return schema
 
 
 def sdl() -> str:

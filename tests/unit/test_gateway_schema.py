@@ -137,3 +137,20 @@ def test_two_services_may_not_load_the_same_node_type(fake_service: ServiceSpec)
     sys.modules["gateway.widgets"].nodes = {"Hub": widget_node}  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="two modules load Hub nodes"):
         assemble((*registry.SERVICES, fake_service))
+
+
+def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
+    sys.modules["gateway.widgets"].nodes = {}  # type: ignore[attr-defined]
+    parts = assemble((*registry.SERVICES, fake_service))
+    with pytest.raises(TypeError, match="node\\(id:\\) has no loader for Widget"):
+        build_schema(parts=parts)
+    # and the real schema has one for each of its Node types
+    schema = build_schema()
+    sdl = schema.as_str()
+    implementing = {
+        line.split()[1]
+        for line in sdl.splitlines()
+        if line.startswith("type ") and "implements Node" in line
+    }
+    assert implementing == {"Member", "Tenant", "Invitation", "Hub", "Nomination"}
+    assert set(PARTS.nodes) == implementing
