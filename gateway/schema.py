@@ -8,79 +8,38 @@ the SDL that `schema.graphql` keeps (a test fails when they drift)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLInterfaceType
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import GraphQLInterfaceType
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.kit import NodeLoader, PublicError, resolve_node
+from gateway.execution import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_TOKENS,
+    Masking,
+    NoSuggestions,
+    Parsing,
+    QuartierSchema,
+    Validation,
+)
+from gateway.kit import NodeLoader, resolve_node
 from gateway.nodes import Node
 from gateway.stream import StreamSubscription
 from services import registry
 from services.registry import ServiceSpec
-from services.runtime.logging import get_logger
 
-log = get_logger("quartier.gateway")
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema", "sdl"]
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
-
-MAX_DEPTH = 12
-MAX_ALIASES = 20
-MAX_TOKENS = 3000
-
-# Built once: a rule class made per request would defeat the validation cache.
-_LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
-_PROD_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
-
-
-class Limits(AddValidationRules):
-    def __init__(self) -> None:
-        super().__init__(_LIMIT_RULES)
-
-
-class ProdLimits(AddValidationRules):
-    """Also refuses introspection."""
-
-    def __init__(self) -> None:
-        super().__init__(_PROD_RULES)
-
-
-class NoSuggestions(SchemaExtension):
-    """Production: validation errors do not suggest field names ("Did you mean …?")."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        for error in self.execution_context.pre_execution_errors or ():
-            if "Did you mean" in error.message:
-                error.message = error.message.split(" Did you mean", 1)[0]
-
-
-def _should_mask(error: GraphQLError) -> bool:
-    original = getattr(error, "original_error", None)
-    if isinstance(error, PublicError) or isinstance(original, PublicError):
-        return False
-    return original is not None  # validation errors stay; exceptions are masked
 
 
 def _node_query(loaders: Mapping[str, NodeLoader]) -> type:
@@ -147,40 +106,12 @@ def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
 PARTS = assemble()
 
 
-class QuartierSchema(strawberry.Schema):
-    """strawberry's default logs every error with the operation's source text,
-    which may hold passwords and e-mail addresses: log codes and paths only,
-    and the traceback of internal errors."""
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        for error in errors:
-            original = error.original_error
-            path = ".".join(str(p) for p in error.path or ())
-            if (
-                original is None
-                or isinstance(error, PublicError)
-                or isinstance(original, PublicError)
-            ):
-                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
-                log.info("graphql.refused", code=code, path=path or None)
-            else:
-                log.error(
-                    "graphql.internal_error",
-                    path=path or None,
-                    error=type(original).__name__,
-                    exc_info=original,
-                )
-
-
 def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.Schema:
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        ProdLimits if prod else Limits,
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+        Parsing,
+        lambda: Validation(prod=prod),
+        Masking,
     ]
     if prod:
         extensions.append(NoSuggestions)
