@@ -222,8 +222,11 @@ class Hub(Node):
     facilitator_id: strawberry.Private[str | None]
     roster_ids: strawberry.Private[list[str]]
 
+    # Profiles come from identity: the lists are nullable so that, identity
+    # unreachable, a mutation's payload still says the command succeeded
+    # (partial data with a field error, not a null payload).
     @strawberry.field
-    async def co_admins(self, info: Info[Context, Any]) -> list[Member]:
+    async def co_admins(self, info: Info[Context, Any]) -> list[Member] | None:
         return await load_members(info, self.co_admin_ids)
 
     @strawberry.field(description="The current facilitator (animateur), if any.")
@@ -231,7 +234,7 @@ class Hub(Node):
         return await load_member(info, self.facilitator_id)
 
     @strawberry.field(description="Volunteers for the facilitator role, next one first.")
-    async def facilitator_roster(self, info: Info[Context, Any]) -> list[Member]:
+    async def facilitator_roster(self, info: Info[Context, Any]) -> list[Member] | None:
         return await load_members(info, self.roster_ids)
 
     @strawberry.field
