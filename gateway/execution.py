@@ -72,7 +72,6 @@ MAX_DEPTH = 12
 MAX_ALIASES = 20
 MAX_TOKENS = 3000
 
-# Built once: a rule class made per request would defeat the validation cache.
 SPEC_RULES: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
 PROD_SPEC_RULES = (*SPEC_RULES, NoSchemaIntrospectionCustomRule)
 LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
@@ -101,16 +100,20 @@ class Parsing(SchemaExtension):
 
 @lru_cache(maxsize=256)
 def _validate(
-    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    schema: GraphQLSchema, document: DocumentNode, spec_rules: tuple[type[ASTValidationRule], ...]
 ) -> tuple[GraphQLError, ...]:
-    return tuple(validate(schema, document, rules))
+    """The specification's rules and the limits, in one pass; but the depth
+    limiter assumes every fragment spread names a fragment (an unknown one
+    made it raise KeyError, an internal error), so a document that spreads an
+    unknown fragment gets the specification's rules only."""
+    if validate(schema, document, (KnownFragmentNamesRule,)):
+        return tuple(validate(schema, document, spec_rules))
+    return tuple(validate(schema, document, (*spec_rules, *LIMIT_RULES)))
 
 
 class Validation(SchemaExtension):
-    """The specification's rules and the limits, in one cached pass; but the
-    depth limiter assumes every fragment spread names a fragment (an unknown
-    one made it raise KeyError, an internal error), so a document that spreads
-    an unknown fragment gets the specification's rules only."""
+    """Validation (see `_validate`), cached: built once, the rules keep the
+    cache useful (rule classes made per request would defeat it)."""
 
     def __init__(self, prod: bool = False) -> None:
         super().__init__()
@@ -119,11 +122,7 @@ class Validation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
-        schema, document = context.schema._schema, context.graphql_document
-        if _validate(schema, document, (KnownFragmentNamesRule,)):
-            errors = _validate(schema, document, self.spec_rules)
-        else:
-            errors = _validate(schema, document, (*self.spec_rules, *LIMIT_RULES))
+        errors = _validate(context.schema._schema, context.graphql_document, self.spec_rules)
         context.pre_execution_errors = list(errors)
         yield
 
