@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cross_web import HTTPException as StrawberryHTTPException
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
@@ -57,6 +56,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 RATE_LIMITED = "RATE_LIMITED"
 HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+ONLY_POST = {"Allow": "POST"}
+SEND_POST = "send GraphQL requests with POST"
 
 
 @dataclass
@@ -201,14 +202,7 @@ def graphql_response(result: ExecutionResult, media_type: str) -> Response[bytes
     return Response(_encode(body), status_code=status, media_type=_content_type(media_type))
 
 
-def error_response(
-    error: RequestError, media_type: str | None, *, logged: bool = False
-) -> Response[bytes]:
-    """A refusal before GraphQL ran, as a GraphQL response (errors, no data)."""
-    if error.code == INTERNAL and not logged:
-        log.error("graphql.internal_error", status=error.status)
-    elif not logged:
-        log.info("graphql.refused", code=error.code, status=error.status)
+def _refusal(error: RequestError, media_type: str | None) -> Response[bytes]:
     body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
     return Response(
         _encode(body),
@@ -216,6 +210,16 @@ def error_response(
         media_type=_content_type(media_type or JSON),
         headers=error.headers,
     )
+
+
+def error_response(error: RequestError, media_type: str | None) -> Response[bytes]:
+    """A refusal before GraphQL ran, as a GraphQL response (errors, no
+    data), logged with its code and status."""
+    if error.code == INTERNAL:
+        log.error("graphql.internal_error", status=error.status)
+    else:
+        log.info("graphql.refused", code=error.code, status=error.status)
+    return _refusal(error, media_type)
 
 
 def _from_http_exception(exc: HTTPException) -> RequestError:
@@ -241,10 +245,9 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     """A bug outside GraphQL's own error handling: logged with its traceback,
     answered as an opaque GraphQL error."""
     log.error("graphql.internal_error", error=type(exc).__name__, exc_info=exc)
-    return error_response(
-        RequestError(HTTP_500_INTERNAL_SERVER_ERROR, MASKED_MESSAGE, INTERNAL, {}),
+    return _refusal(
+        RequestError(HTTP_500_INTERNAL_SERVER_ERROR, MASKED_MESSAGE, INTERNAL),
         negotiate(request.headers.get("accept")),
-        logged=True,
     )
 
 
@@ -269,10 +272,6 @@ def method_not_allowed_handler(path: str) -> Callable[..., Response[Any]]:
 
 def _new_response() -> Response[dict[str, object]]:
     return Response({}, background=BackgroundTasks([]))
-
-
-ONLY_POST = {"Allow": "POST"}
-SEND_POST = "send GraphQL requests with POST"
 
 
 def graphql_controller(
@@ -338,8 +337,6 @@ def graphql_controller(
                 return error_response(error, media_type)
             except HTTPException as exc:  # litestar's, e.g. a body too large
                 return error_response(_from_http_exception(exc), media_type)
-            except StrawberryHTTPException as exc:
-                return error_response(RequestError(exc.status_code, exc.reason), media_type)
             response = graphql_response(result, media_type)
             extra = getattr(context, "response", None)
             if isinstance(extra, Response):

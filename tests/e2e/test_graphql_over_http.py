@@ -17,7 +17,7 @@ import httpx
 import pytest
 import structlog
 
-from gateway import execution
+from gateway import execution, http
 from tests.e2e.conftest import System, open_network, serve_gateway
 
 pytestmark = pytest.mark.asyncio
@@ -375,6 +375,30 @@ async def test_only_bugs_are_internal_errors(
         "RuntimeError",
     )
     assert isinstance(entry["exc_info"], RuntimeError)
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+async def test_a_bug_in_the_http_layer_is_an_internal_error_too(
+    system: System, media_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("cannot reach postgresql://quartier:hunter2@db")
+
+    monkeypatch.setattr(http, "parse_request", broken)
+    with captured_logs() as logs:
+        response = await post(system, {"query": "{ __typename }"}, media_type)
+    assert refusal(response, 500, "INTERNAL", media_type) == "Internal error."
+    assert "hunter2" not in response.text
+    [entry] = logs
+    assert (entry["event"], entry["log_level"]) == ("graphql.internal_error", "error")
+    assert isinstance(entry["exc_info"], RuntimeError)
+
+
+async def test_a_body_too_large_is_a_graphql_error(system: System) -> None:
+    padding = "#" + "x" * (10 * 1024 * 1024)  # litestar's limit is 10 MB
+    for media_type in MEDIA_TYPES:
+        response = await post(system, {"query": padding + "\n{ __typename }"}, media_type)
+        refusal(response, 413, "BAD_REQUEST", media_type)
 
 
 async def test_the_rate_limit_is_a_graphql_error(system: System) -> None:
