@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from graphql import (
     DocumentNode,
@@ -100,41 +100,43 @@ class Parsing(SchemaExtension):
 
 @lru_cache(maxsize=256)
 def _validate(
-    schema: GraphQLSchema, document: DocumentNode, spec_rules: tuple[type[ASTValidationRule], ...]
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    spec_rules: tuple[type[ASTValidationRule], ...],
+    hide_suggestions: bool,
 ) -> tuple[GraphQLError, ...]:
     """The specification's rules and the limits, in one pass; but the depth
     limiter assumes every fragment spread names a fragment (an unknown one
     made it raise KeyError, an internal error), so a document that spreads an
     unknown fragment gets the specification's rules only."""
     if validate(schema, document, (KnownFragmentNamesRule,)):
-        return tuple(validate(schema, document, spec_rules))
-    return tuple(validate(schema, document, (*spec_rules, *LIMIT_RULES)))
+        rules = spec_rules
+    else:
+        rules = (*spec_rules, *LIMIT_RULES)
+    return tuple(validate(schema, document, rules, hide_suggestions=hide_suggestions))
 
 
 class Validation(SchemaExtension):
     """Validation (see `_validate`), cached: built once, the rules keep the
-    cache useful (rule classes made per request would defeat it)."""
+    cache useful (rule classes made per request would defeat it). In
+    production: no introspection, and no "Did you mean …?" suggestions (they
+    would tell the schema that introspection hides)."""
 
     def __init__(self, prod: bool = False) -> None:
         super().__init__()
-        self.spec_rules = PROD_SPEC_RULES if prod else SPEC_RULES
+        self.prod = prod
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
-        errors = _validate(context.schema._schema, context.graphql_document, self.spec_rules)
+        errors = _validate(
+            context.schema._schema,
+            context.graphql_document,
+            PROD_SPEC_RULES if self.prod else SPEC_RULES,
+            self.prod,
+        )
         context.pre_execution_errors = list(errors)
         yield
-
-
-class NoSuggestions(SchemaExtension):
-    """Production: validation errors do not suggest field names ("Did you mean …?")."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        for error in self.execution_context.pre_execution_errors or ():
-            if "Did you mean" in error.message:
-                error.message = error.message.split(" Did you mean", 1)[0]
 
 
 # -- which operation ----------------------------------------------------------------
@@ -170,12 +172,22 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     """Errors of graphql-core's set-up (the operation, the variables' values)
     are request errors the client made: they get their code here."""
 
+    hide_suggestions: ClassVar[bool] = False
+
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls.hide_suggestions:
+            kwargs["hide_suggestions"] = True
         built = super().build(*args, **kwargs)
         if isinstance(built, list):
             return [_with_code(error, _setup_code(error)) for error in built]
         return built
+
+
+class ProdExecutor(Executor):
+    """Production: a variable's error suggests no enum value or field name."""
+
+    hide_suggestions = True
 
 
 def _setup_code(error: GraphQLError) -> str:
@@ -267,8 +279,9 @@ def log_errors(errors: Iterable[GraphQLError]) -> None:
 class QuartierSchema(Schema):
     """strawberry's Schema with the behaviour above."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, execution_context_class=Executor, **kwargs)
+    def __init__(self, *args: Any, prod: bool = False, **kwargs: Any) -> None:
+        executor = ProdExecutor if prod else Executor
+        super().__init__(*args, execution_context_class=executor, **kwargs)
 
     def _create_execution_context(
         self,

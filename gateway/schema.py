@@ -26,7 +26,6 @@ from gateway.execution import (
     MAX_DEPTH,
     MAX_TOKENS,
     Masking,
-    NoSuggestions,
     Parsing,
     QuartierSchema,
     Validation,
@@ -113,14 +112,13 @@ def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.S
         lambda: Validation(prod=prod),
         Masking,
     ]
-    if prod:
-        extensions.append(NoSuggestions)
     schema = QuartierSchema(
         query=parts.query,
         mutation=parts.mutation,
         subscription=parts.subscription,
         types=list(parts.types),
         extensions=extensions,
+        prod=prod,
     )
     node = schema._schema.get_type("Node")
     assert isinstance(node, GraphQLInterfaceType)

@@ -185,9 +185,27 @@ SUGGESTED = [
 ]
 
 
+# ... and in the values of variables: an enum value, an input field
+SUGGESTED_IN_VARIABLES = [
+    (
+        "query($v: [NominationStatus!]) { hubs { nominations(status: $v) { id } } }",
+        {"v": ["OPN"]},
+        "Variable '$v' has invalid value at [0]: Value 'OPN' does not exist in 'NominationStatus' enum.",
+    ),
+    (
+        "query($v: GeoPointInput) { members(near: $v) { totalCount } }",
+        {"v": {"lat": 48.8, "lon": 2.3, "lng": 2.3}},
+        "Variable '$v' has invalid value: Expected value of type 'GeoPointInput' not to include unknown field 'lng'",
+    ),
+]
+
+
 async def test_no_suggestions_in_production(system: System) -> None:
     for query, message in SUGGESTED:
         answer = await system.gql(query)
+        assert any(m.startswith(message) and "Did you mean" in m for m in error_messages(answer))
+    for query, variables, message in SUGGESTED_IN_VARIABLES:
+        answer = await system.gql(query, variables)
         assert any(m.startswith(message) and "Did you mean" in m for m in error_messages(answer))
     async with prod_gateway(system) as prod:
         for query, message in SUGGESTED:
@@ -195,6 +213,11 @@ async def test_no_suggestions_in_production(system: System) -> None:
                 answer = await prod.gql(query)
                 assert message in error_messages(answer), answer
                 assert "Did you mean" not in json.dumps(answer), answer
+        for query, variables, message in SUGGESTED_IN_VARIABLES:
+            answer = await prod.gql(query, variables)
+            assert any(m.startswith(message) for m in error_messages(answer)), answer
+            assert "Did you mean" not in json.dumps(answer), answer
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT"]
 
 
 async def test_internal_errors_are_masked_in_production(
