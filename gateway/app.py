@@ -1,9 +1,9 @@
 """The gateway: litestar + strawberry. It owns no data: it authenticates,
 resolves the tenant, and turns GraphQL operations into NATS requests.
 
-Routes: `/graphql` (HTTP and graphql-transport-ws; GraphiQL outside
-production), `/health/live`, `/health/ready` (NATS connected and every
-service answering)."""
+Routes: `/graphql` (GraphQL over HTTP as `gateway.http` describes, and
+graphql-transport-ws; GraphiQL outside production), `/health/live`,
+`/health/ready` (NATS connected and every service answering)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
-from litestar.background_tasks import BackgroundTasks
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.exceptions import MethodNotAllowedException
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from strawberry.litestar import make_graphql_controller
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.context import RateLimiter, context_getter
+from gateway.http import graphql_controller, method_not_allowed_handler
 from gateway.schema import build_schema
 from services.runtime.bus import Bus
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.settings import Settings
 
 log = get_logger("quartier.gateway")
+
+GRAPHQL_PATH = "/graphql"
 
 
 @get("/health/live", sync_to_thread=False)
@@ -50,10 +50,6 @@ async def ready(state: State) -> Response[dict[str, object]]:
     )
 
 
-def _new_response() -> Response[dict[str, object]]:
-    return Response({}, background=BackgroundTasks([]))
-
-
 def create_app(settings: Settings) -> Litestar:
     bus = Bus(
         settings.nats_url or "nats://127.0.0.1:4222", "quartier-gateway", settings.request_timeout
@@ -68,24 +64,15 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await bus.close()
 
-    controller = make_graphql_controller(
+    controller = graphql_controller(
         build_schema(prod=settings.is_prod),
-        path="/graphql",
-        graphql_ide=None if settings.is_prod else "graphiql",
-        allow_queries_via_get=False,
+        path=GRAPHQL_PATH,
+        graphql_ide=not settings.is_prod,
         context_getter=context_getter,
-        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-        keep_alive=True,
-        keep_alive_interval=15,
     )
-    # strawberry provides the response object with sync_to_thread=True: a thread
-    # hop per request for building an empty Response.
-    controller.dependencies = {
-        **controller.dependencies,
-        "response": Provide(_new_response, sync_to_thread=False),
-    }
     return Litestar(
         route_handlers=[controller, live, ready],
+        exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],
         state=State(
             {

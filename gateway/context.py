@@ -34,6 +34,7 @@ class Principal:
 
     actor: Actor = ANONYMOUS
     tenant_id: str | None = None
+    tenant_slug: str | None = None
     credential: str | None = None
     refused: Unauthenticated | None = None
     expires_at: datetime | None = None
@@ -63,7 +64,12 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
             raise Unauthenticated("the access token has expired: refresh it")
     except Unauthenticated as refused:
         return Principal(refused=refused)
-    return Principal(actor=claims.actor(), tenant_id=claims.tenant_id, expires_at=claims.expires_at)
+    return Principal(
+        actor=claims.actor(),
+        tenant_id=claims.tenant_id,
+        tenant_slug=claims.tenant_slug,
+        expires_at=claims.expires_at,
+    )
 
 
 class RateLimiter:

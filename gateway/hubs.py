@@ -1,11 +1,12 @@
 """GraphQL for the hubs service: hubs and their members (profile fields
 through identity's DataLoader: one request per page, not one per member),
 admissions by co-optation with objections, versioned rules, co-admins and the
-facilitator roster."""
+facilitator roster.
+
+By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -15,19 +16,20 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import PublicError, result_or_error, result_union
-from gateway.identity import GeoPointInput, Member, ask, load_member, load_members
-from gateway.relay import (
-    Node,
-    PageInfo,
-    from_global_id,
-    offset_cursor,
-    page_info,
-    parse_page,
-    to_global_id,
+from gateway.identity import GeoPointInput, Member, load_member, load_members
+from gateway.kit import (
+    Connection,
+    NodeLoader,
+    ask,
+    command,
+    connection,
+    public_errors,
+    require_member,
+    result_union,
 )
+from gateway.nodes import Node, from_global_id, parse_page, split_raw_id, to_global_id
 from services.hubs import contract as c
-from services.runtime.errors import QuartierError
+from services.runtime.tenancy import RequestContext
 
 
 @strawberry.enum(description="What kind of club a hub is.")
@@ -137,19 +139,6 @@ class HubMember:
 
 
 @strawberry.type
-class HubMemberEdge:
-    cursor: str
-    node: HubMember
-
-
-@strawberry.type
-class HubMemberConnection:
-    edges: list[HubMemberEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
 class Objection:
     reason: str
     raised_at: datetime
@@ -194,7 +183,7 @@ class Nomination(Node):
     @classmethod
     def from_contract(cls, n: c.Nomination) -> Nomination:
         return cls(
-            id=to_global_id("Nomination", n.nomination_id),
+            id=to_global_id("Nomination", n.nomination_id, n.hub_id),
             nomination_id=strawberry.ID(n.nomination_id),
             status=NominationStatus(n.status),
             note=n.note,
@@ -233,8 +222,11 @@ class Hub(Node):
     facilitator_id: strawberry.Private[str | None]
     roster_ids: strawberry.Private[list[str]]
 
+    # Profiles come from identity: the lists are nullable so that, identity
+    # unreachable, a mutation's payload still says the command succeeded
+    # (partial data with a field error, not a null payload).
     @strawberry.field
-    async def co_admins(self, info: Info[Context, Any]) -> list[Member]:
+    async def co_admins(self, info: Info[Context, Any]) -> list[Member] | None:
         return await load_members(info, self.co_admin_ids)
 
     @strawberry.field(description="The current facilitator (animateur), if any.")
@@ -242,29 +234,20 @@ class Hub(Node):
         return await load_member(info, self.facilitator_id)
 
     @strawberry.field(description="Volunteers for the facilitator role, next one first.")
-    async def facilitator_roster(self, info: Info[Context, Any]) -> list[Member]:
+    async def facilitator_roster(self, info: Info[Context, Any]) -> list[Member] | None:
         return await load_members(info, self.roster_ids)
 
     @strawberry.field
     async def members(
         self, info: Info[Context, Any], first: int = 20, after: str | None = None
-    ) -> HubMemberConnection:
-        try:
-            rctx = info.context.require_member()
+    ) -> Connection[HubMember]:
+        rctx = require_member(info)
+        with public_errors():
             offset, limit = parse_page(first, after)
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
         found = await ask(
             info, c.ListHubMembers(hub_id=self.hub_id, offset=offset, limit=limit), rctx
         )
-        return HubMemberConnection(
-            edges=[
-                HubMemberEdge(cursor=offset_cursor(offset + i), node=HubMember.from_contract(m))
-                for i, m in enumerate(found.items)
-            ],
-            page_info=page_info(offset, len(found.items), found.total),
-            total_count=found.total,
-        )
+        return connection(found.items, offset, found.total, HubMember.from_contract)
 
     @strawberry.field(
         description="Nominations; by default the pending ones (invited, open, awaiting a "
@@ -499,53 +482,29 @@ def _member_id(value: str, field: str) -> str:
 
 
 @strawberry.type
-class HubsQuery:
+class Query:
     @strawberry.field(description="The hubs of your network (or only those you belong to).")
     async def hubs(self, info: Info[Context, Any], mine: bool = False) -> list[Hub]:
-        try:
-            rctx = info.context.require_member()
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
+        rctx = require_member(info)
         found = await ask(info, c.ListHubs(member_id=rctx.actor.member_id if mine else None), rctx)
         return [Hub.from_contract(h) for h in found]
 
     @strawberry.field(description="A hub of your network by global id, or null.")
     async def hub(self, info: Info[Context, Any], id: strawberry.ID) -> Hub | None:
-        return await load_hub(info, id)
+        rctx = require_member(info)
+        with public_errors():
+            raw = _hub_id(id, "id")
+        return await load_hub(info, raw, rctx)
 
 
-async def load_hub(info: Info[Context, Any], global_id: str) -> Hub | None:
-    try:
-        rctx = info.context.require_member()
-        raw = _hub_id(global_id, "id")
-    except QuartierError as e:
-        raise PublicError(e.message, e.code) from e
-    try:
-        return Hub.from_contract(await info.context.ask(c.GetHub(hub_id=raw), rctx))
-    except QuartierError as e:
-        if e.code == "not_found":
-            return None
-        raise PublicError(e.message, e.code) from e
+async def load_hub(
+    info: Info[Context, Any], hub_id: str, rctx: RequestContext | None = None
+) -> Hub | None:
+    found = await ask(info, c.GetHub(hub_id=hub_id), rctx, missing_as_none=True)
+    return Hub.from_contract(found) if found else None
 
 
 # -- mutations -----------------------------------------------------------------
-
-
-async def _run(
-    info: Info[Context, Any],
-    build: Callable[[], Any],
-    wrap: Callable[[Any], Any],
-    fields: dict[str, str] | None = None,
-) -> Any:
-    """Authenticate, build the command (ids decoded), ask hubs, wrap the reply;
-    typed errors become the union's error types (`fields` renames the
-    service's field names to the input's)."""
-
-    async def go() -> Any:
-        rctx = info.context.require_member()
-        return wrap(await info.context.ask(build(), rctx))
-
-    return await result_or_error(go(), fields)
 
 
 def _hub(reply: c.Hub) -> HubPayload:
@@ -557,13 +516,13 @@ def _nomination(reply: c.Nomination) -> NominationPayload:
 
 
 @strawberry.type
-class HubsMutation:
+class Mutation:
     @strawberry.mutation(
         description="Tenant admin: create a hub; you become its first member and co-admin."
     )
     async def create_hub(self, info: Info[Context, Any], input: CreateHubInput) -> HubResult:
         rules = input.rules.to_contract() if input.rules else c.Rules()
-        return await _run(
+        return await command(
             info,
             lambda: c.CreateHub(
                 name=input.name,
@@ -580,7 +539,7 @@ class HubsMutation:
     async def change_hub_rules(
         self, info: Info[Context, Any], input: ChangeHubRulesInput
     ) -> HubResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.ChangeRules(
                 hub_id=_hub_id(input.hub_id), changes=input.rules.to_contract(), reason=input.reason
@@ -596,7 +555,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: NominateCandidateInput,
     ) -> NominationResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.NominateCandidate(
                 hub_id=_hub_id(input.hub_id),
@@ -612,7 +571,7 @@ class HubsMutation:
 
     @strawberry.mutation(description="Join an open hub of your network.")
     async def join_hub(self, info: Info[Context, Any], input: HubInput) -> HubMembershipResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.JoinHub(hub_id=_hub_id(input.hub_id)),
             lambda m: HubMembershipPayload(membership=HubMember.from_contract(m)),
@@ -624,7 +583,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: RaiseObjectionInput,
     ) -> NominationResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.RaiseObjection(
                 hub_id=_hub_id(input.hub_id),
@@ -642,7 +601,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: AdmitCandidateInput,
     ) -> NominationResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.AdmitCandidate(
                 hub_id=_hub_id(input.hub_id),
@@ -658,7 +617,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: RejectCandidateInput,
     ) -> NominationResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.RejectCandidate(
                 hub_id=_hub_id(input.hub_id),
@@ -670,7 +629,7 @@ class HubsMutation:
 
     @strawberry.mutation(description="Leave a hub.")
     async def leave_hub(self, info: Info[Context, Any], input: HubInput) -> LeaveHubResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.LeaveHub(hub_id=_hub_id(input.hub_id)),
             lambda _: LeftHub(hub_id=input.hub_id),
@@ -682,7 +641,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: RemoveHubMemberInput,
     ) -> RemoveHubMemberResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.RemoveMember(
                 hub_id=_hub_id(input.hub_id),
@@ -694,7 +653,7 @@ class HubsMutation:
 
     @strawberry.mutation(description="Hub admin: make a member co-admin.")
     async def add_hub_co_admin(self, info: Info[Context, Any], input: HubMemberInput) -> HubResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.AddCoAdmin(
                 hub_id=_hub_id(input.hub_id), member_id=_member_id(input.member_id, "member_id")
@@ -706,7 +665,7 @@ class HubsMutation:
     async def remove_hub_co_admin(
         self, info: Info[Context, Any], input: HubMemberInput
     ) -> HubResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.RemoveCoAdmin(
                 hub_id=_hub_id(input.hub_id), member_id=_member_id(input.member_id, "member_id")
@@ -718,7 +677,7 @@ class HubsMutation:
     async def volunteer_as_facilitator(
         self, info: Info[Context, Any], input: HubInput
     ) -> HubResult:
-        return await _run(
+        return await command(
             info, lambda: c.VolunteerAsFacilitator(hub_id=_hub_id(input.hub_id)), _hub
         )
 
@@ -726,13 +685,15 @@ class HubsMutation:
     async def withdraw_from_facilitator_roster(
         self, info: Info[Context, Any], input: HubInput
     ) -> HubResult:
-        return await _run(info, lambda: c.WithdrawFromRoster(hub_id=_hub_id(input.hub_id)), _hub)
+        return await command(info, lambda: c.WithdrawFromRoster(hub_id=_hub_id(input.hub_id)), _hub)
 
     @strawberry.mutation(
         description="Hub admin or the facilitator: the next volunteer takes over for a term."
     )
     async def hand_over_facilitation(self, info: Info[Context, Any], input: HubInput) -> HubResult:
-        return await _run(info, lambda: c.HandOverFacilitation(hub_id=_hub_id(input.hub_id)), _hub)
+        return await command(
+            info, lambda: c.HandOverFacilitation(hub_id=_hub_id(input.hub_id)), _hub
+        )
 
     @strawberry.mutation(
         description="Swap two turns of the roster: a hub admin, or a volunteer giving their "
@@ -743,7 +704,7 @@ class HubsMutation:
         info: Info[Context, Any],
         input: SwapFacilitatorTurnsInput,
     ) -> HubResult:
-        return await _run(
+        return await command(
             info,
             lambda: c.SwapFacilitatorTurns(
                 hub_id=_hub_id(input.hub_id),
@@ -753,3 +714,39 @@ class HubsMutation:
             _hub,
             fields={"first_id": "first_member_id", "second_id": "second_member_id"},
         )
+
+
+# -- Node types and their loaders (node(id:)) -------------------------------------
+# node(id:) answers what the caller may see through the type's own field, in
+# their own network: another network's id is null, like a missing one.
+
+
+async def hub_node(info: Info[Context, Any], raw_id: str) -> Hub | None:
+    """A hub of your network, like `hub(id:)`."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    return await load_hub(info, parts[0], require_member(info))
+
+
+async def nomination_node(info: Info[Context, Any], raw_id: str) -> Nomination | None:
+    """A nomination, for the members of its hub, like `Hub.nominations`. Its
+    id carries its hub (`Nomination:uuid:hub uuid`), which `GetNomination`
+    needs; an id without one (issued before) is null."""
+    parts = split_raw_id(raw_id)
+    hub = split_raw_id(parts[1]) if parts and len(parts) == 2 else None
+    if parts is None or hub is None:
+        return None
+    nomination_id, hub_id = parts[0], hub[0]
+    rctx = require_member(info)
+    found = await ask(
+        info,
+        c.GetNomination(hub_id=hub_id, nomination_id=nomination_id),
+        rctx,
+        missing_as_none=True,
+    )
+    return Nomination.from_contract(found) if found else None
+
+
+types: list[type] = [Hub, Nomination]
+nodes: dict[str, NodeLoader] = {"Hub": hub_node, "Nomination": nomination_node}

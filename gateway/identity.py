@@ -1,5 +1,7 @@
 """GraphQL for the identity service: networks (tenants), sign-in, invitations,
-members and their profile cards, the profession taxonomy."""
+members and their profile cards, the profession taxonomy.
+
+By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
 
 from __future__ import annotations
 
@@ -12,33 +14,21 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import (
-    InvalidCredentials,
-    InvalidToken,
-    PublicError,
-    result_or_error,
+from gateway.errors import InvalidCredentials, InvalidToken
+from gateway.kit import (
+    Connection,
+    NodeLoader,
+    ask,
+    command,
+    connection,
+    public,
+    public_errors,
+    require_member,
     result_union,
 )
-from gateway.relay import (
-    Node,
-    PageInfo,
-    from_global_id,
-    offset_cursor,
-    page_info,
-    parse_page,
-    to_global_id,
-)
+from gateway.nodes import Node, from_global_id, parse_page, split_raw_id, to_global_id
 from services.identity import contract as c
-from services.runtime.errors import QuartierError
-from services.runtime.tenancy import RequestContext
-
-
-async def ask(info: Info[Context, Any], message: Any, rctx: RequestContext | None = None) -> Any:
-    """For queries: a typed error becomes a top-level error with its code."""
-    try:
-        return await info.context.ask(message, rctx)
-    except QuartierError as e:
-        raise PublicError(e.message, e.code) from e
+from services.runtime.messages import Actor
 
 
 def member_loader(info: Info[Context, Any]) -> DataLoader[str, c.MemberCard | None]:
@@ -59,19 +49,15 @@ def member_loader(info: Info[Context, Any]) -> DataLoader[str, c.MemberCard | No
 async def load_member(info: Info[Context, Any], member_id: str | None) -> Member | None:
     if not member_id:
         return None
-    try:
+    with public_errors():
         card = await member_loader(info).load(member_id)
-    except QuartierError as e:
-        raise PublicError(e.message, e.code) from e
     return Member.from_card(card) if card else None
 
 
 async def load_members(info: Info[Context, Any], member_ids: list[str]) -> list[Member]:
     """Several members in one batch, in order; unknown ids are left out."""
-    try:
+    with public_errors():
         cards = await member_loader(info).load_many(member_ids)
-    except QuartierError as e:
-        raise PublicError(e.message, e.code) from e
     return [Member.from_card(card) for card in cards if card]
 
 
@@ -155,19 +141,6 @@ class Member(Node):
         )
 
 
-@strawberry.type
-class MemberEdge:
-    cursor: str
-    node: Member
-
-
-@strawberry.type
-class MemberConnection:
-    edges: list[MemberEdge]
-    page_info: PageInfo
-    total_count: int
-
-
 @strawberry.type(description="A network: an independent tenant of the installation.")
 class Tenant(Node):
     tenant_id: strawberry.ID
@@ -178,7 +151,7 @@ class Tenant(Node):
     @classmethod
     def from_contract(cls, t: c.Tenant) -> Tenant:
         return cls(
-            id=to_global_id("Tenant", t.tenant_id),
+            id=to_global_id("Tenant", t.tenant_id, t.slug),
             tenant_id=strawberry.ID(t.tenant_id),
             slug=t.slug,
             name=t.name,
@@ -199,18 +172,17 @@ class Invitation(Node):
     async def invited_by(self, info: Info[Context, Any]) -> Member | None:
         return await load_member(info, self.invited_by_id)
 
-
-@strawberry.type
-class InvitationEdge:
-    cursor: str
-    node: Invitation
-
-
-@strawberry.type
-class InvitationConnection:
-    edges: list[InvitationEdge]
-    page_info: PageInfo
-    total_count: int
+    @classmethod
+    def from_contract(cls, inv: c.InvitationInfo) -> Invitation:
+        return cls(
+            id=to_global_id("Invitation", inv.invitation_id),
+            invitation_id=strawberry.ID(inv.invitation_id),
+            email=inv.email,
+            status=inv.status,
+            expires_at=inv.expires_at,
+            created_at=inv.created_at,
+            invited_by_id=inv.invited_by,
+        )
 
 
 @strawberry.type(description="The invitation was e-mailed to the address.")
@@ -258,9 +230,7 @@ class AuthPayload:
         )
 
 
-def _member_actor(s: c.Session) -> Any:
-    from services.runtime.messages import Actor
-
+def _member_actor(s: c.Session) -> Actor:
     return Actor(kind="member", member_id=s.member_id, tenant_id=s.tenant_id, roles=tuple(s.roles))
 
 
@@ -408,23 +378,21 @@ SetTenantAdminResult = result_union("SetTenantAdminResult", TenantAdminSet)
 
 
 @strawberry.type
-class IdentityQuery:
+class Query:
     @strawberry.field(description="The signed-in member, or null.")
     async def me(self, info: Info[Context, Any]) -> Member | None:
         p = info.context.principal
         if p.refused is not None:  # an expired or forged token is not "signed out"
-            raise PublicError(p.refused.message, p.refused.code)
+            raise public(p.refused)
         if p.actor.kind != "member":
             return None
         return await load_member(info, p.actor.member_id)
 
     @strawberry.field(description="A member of your network by global id, or null.")
     async def member(self, info: Info[Context, Any], id: strawberry.ID) -> Member | None:
-        try:
+        with public_errors():
             raw = from_global_id(id, "Member")
-            info.context.require_member()
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
+        require_member(info)
         return await load_member(info, raw)
 
     @strawberry.field(
@@ -439,12 +407,10 @@ class IdentityQuery:
         text: str | None = None,
         near: GeoPointInput | None = None,
         radius_km: float | None = None,
-    ) -> MemberConnection:
-        try:
-            rctx = info.context.require_member()
+    ) -> Connection[Member]:
+        rctx = require_member(info)
+        with public_errors():
             offset, limit = parse_page(first, after)
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
         page = await ask(
             info,
             c.SearchMembers(
@@ -457,14 +423,7 @@ class IdentityQuery:
             ),
             rctx,
         )
-        return MemberConnection(
-            edges=[
-                MemberEdge(cursor=offset_cursor(offset + i), node=Member.from_card(card))
-                for i, card in enumerate(page.items)
-            ],
-            page_info=page_info(offset, len(page.items), page.total),
-            total_count=page.total,
-        )
+        return connection(page.items, offset, page.total, Member.from_card)
 
     @strawberry.field(description="The profession taxonomy.")
     async def professions(self, info: Info[Context, Any]) -> list[Profession]:
@@ -476,14 +435,10 @@ class IdentityQuery:
 
     @strawberry.field(description="A network by slug (public: the sign-in page shows its name).")
     async def tenant(self, info: Info[Context, Any], slug: str) -> Tenant | None:
-        try:
-            return Tenant.from_contract(
-                await info.context.ask(c.GetTenant(slug=slug), info.context.anonymous())
-            )
-        except QuartierError as e:
-            if e.code == "not_found":
-                return None
-            raise PublicError(e.message, e.code) from e
+        found = await ask(
+            info, c.GetTenant(slug=slug), info.context.anonymous(), missing_as_none=True
+        )
+        return Tenant.from_contract(found) if found else None
 
     @strawberry.field(description="Tenant admins: invitations of the network, newest first.")
     async def invitations(
@@ -492,70 +447,45 @@ class IdentityQuery:
         first: int = 20,
         after: str | None = None,
         status: str | None = None,
-    ) -> InvitationConnection:
-        try:
-            rctx = info.context.require_member()
+    ) -> Connection[Invitation]:
+        rctx = require_member(info)
+        with public_errors():
             offset, limit = parse_page(first, after)
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
         page = await ask(info, c.ListInvitations(status=status, offset=offset, limit=limit), rctx)
-        return InvitationConnection(
-            edges=[
-                InvitationEdge(
-                    cursor=offset_cursor(offset + i),
-                    node=Invitation(
-                        id=to_global_id("Invitation", inv.invitation_id),
-                        invitation_id=strawberry.ID(inv.invitation_id),
-                        email=inv.email,
-                        status=inv.status,
-                        expires_at=inv.expires_at,
-                        created_at=inv.created_at,
-                        invited_by_id=inv.invited_by,
-                    ),
-                )
-                for i, inv in enumerate(page.items)
-            ],
-            page_info=page_info(offset, len(page.items), page.total),
-            total_count=page.total,
-        )
+        return connection(page.items, offset, page.total, Invitation.from_contract)
 
 
 # -- mutations -----------------------------------------------------------------
 
 
 @strawberry.type
-class IdentityMutation:
+class Mutation:
     @strawberry.mutation(
         description="Platform operator: create a network and invite its first admin."
     )
     async def create_tenant(
         self, info: Info[Context, Any], input: CreateTenantInput
     ) -> CreateTenantResult:
-        async def run() -> TenantCreated:
-            rctx = info.context.require_operator()
-            done = await info.context.ask(
-                c.CreateTenant(slug=input.slug, name=input.name, admin_email=input.admin_email),
-                rctx,
-            )
-            return TenantCreated(
+        return await command(
+            info,
+            lambda: c.CreateTenant(slug=input.slug, name=input.name, admin_email=input.admin_email),
+            lambda done: TenantCreated(
                 tenant=Tenant.from_contract(done.tenant),
                 admin_invitation=InvitationSent.from_contract(done.admin_invitation),
-            )
-
-        return await result_or_error(run(), fields={"email": "admin_email"})
+            ),
+            caller="operator",
+            fields={"email": "admin_email"},
+        )
 
     @strawberry.mutation(description="Tenant admin: e-mail an invitation to join the network.")
     async def invite_member(
         self, info: Info[Context, Any], input: InviteMemberInput
     ) -> InviteMemberResult:
-        async def run() -> InvitationSent:
-            rctx = info.context.require_member()
-            sent = await info.context.ask(
-                c.InviteMember(email=input.email, as_admin=input.as_admin), rctx
-            )
-            return InvitationSent.from_contract(sent)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.InviteMember(email=input.email, as_admin=input.as_admin),
+            InvitationSent.from_contract,
+        )
 
     @strawberry.mutation(description="Tenant admin: withdraw a pending invitation.")
     async def revoke_invitation(
@@ -563,13 +493,15 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: RevokeInvitationInput,
     ) -> RevokeInvitationResult:
-        async def run() -> InvitationRevoked:
-            rctx = info.context.require_member()
-            raw = from_global_id(input.invitation_id, "Invitation", field="invitation_id")
-            await info.context.ask(c.RevokeInvitation(invitation_id=raw), rctx)
-            return InvitationRevoked(invitation_id=input.invitation_id)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.RevokeInvitation(
+                invitation_id=from_global_id(
+                    input.invitation_id, "Invitation", field="invitation_id"
+                )
+            ),
+            lambda _: InvitationRevoked(invitation_id=input.invitation_id),
+        )
 
     @strawberry.mutation(
         description="With the token from the invitation e-mail: set a password, fill the profile card, sign in."
@@ -579,27 +511,23 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: AcceptInvitationInput,
     ) -> AcceptInvitationResult:
-        async def run() -> AuthPayload:
-            session = await info.context.ask(
-                c.AcceptInvitation(
-                    token=input.token, password=input.password, card=input.card.to_contract()
-                ),
-                info.context.anonymous(),
-            )
-            return AuthPayload.from_session(session)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.AcceptInvitation(
+                token=input.token, password=input.password, card=input.card.to_contract()
+            ),
+            AuthPayload.from_session,
+            caller="anonymous",
+        )
 
     @strawberry.mutation(description="Sign in to a network with e-mail and password.")
     async def login(self, info: Info[Context, Any], input: LoginInput) -> LoginResult:
-        async def run() -> AuthPayload:
-            session = await info.context.ask(
-                c.Login(tenant_slug=input.tenant, email=input.email, password=input.password),
-                info.context.anonymous(),
-            )
-            return AuthPayload.from_session(session)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.Login(tenant_slug=input.tenant, email=input.email, password=input.password),
+            AuthPayload.from_session,
+            caller="anonymous",
+        )
 
     @strawberry.mutation(
         description="Trade a refresh token for new tokens (each refresh token works once)."
@@ -609,23 +537,21 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: RefreshSessionInput,
     ) -> RefreshSessionResult:
-        async def run() -> AuthPayload:
-            session = await info.context.ask(
-                c.RefreshSession(refresh_token=input.refresh_token), info.context.anonymous()
-            )
-            return AuthPayload.from_session(session)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.RefreshSession(refresh_token=input.refresh_token),
+            AuthPayload.from_session,
+            caller="anonymous",
+        )
 
     @strawberry.mutation(description="End the session of this refresh token.")
     async def logout(self, info: Info[Context, Any], input: RefreshSessionInput) -> LogoutResult:
-        async def run() -> SignedOut:
-            await info.context.ask(
-                c.Logout(refresh_token=input.refresh_token), info.context.anonymous()
-            )
-            return SignedOut(ok=True)
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.Logout(refresh_token=input.refresh_token),
+            lambda _: SignedOut(ok=True),
+            caller="anonymous",
+        )
 
     @strawberry.mutation
     async def change_password(
@@ -633,17 +559,14 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: ChangePasswordInput,
     ) -> ChangePasswordResult:
-        async def run() -> PasswordChanged:
-            rctx = info.context.require_member()
-            await info.context.ask(
-                c.ChangePassword(
-                    current_password=input.current_password, new_password=input.new_password
-                ),
-                rctx,
-            )
-            return PasswordChanged(ok=True)
-
-        return await result_or_error(run(), fields={"password": "new_password"})
+        return await command(
+            info,
+            lambda: c.ChangePassword(
+                current_password=input.current_password, new_password=input.new_password
+            ),
+            lambda _: PasswordChanged(ok=True),
+            fields={"password": "new_password"},
+        )
 
     @strawberry.mutation(description="Update your own profile card.")
     async def update_profile_card(
@@ -651,12 +574,11 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: ProfileCardInput,
     ) -> UpdateProfileCardResult:
-        async def run() -> ProfileCardUpdated:
-            rctx = info.context.require_member()
-            card = await info.context.ask(c.UpdateProfileCard(changes=input.to_contract()), rctx)
-            return ProfileCardUpdated(member=Member.from_card(card))
-
-        return await result_or_error(run())
+        return await command(
+            info,
+            lambda: c.UpdateProfileCard(changes=input.to_contract()),
+            lambda card: ProfileCardUpdated(member=Member.from_card(card)),
+        )
 
     @strawberry.mutation(description="Tenant admin: make a member tenant admin, or not.")
     async def set_tenant_admin(
@@ -664,10 +586,98 @@ class IdentityMutation:
         info: Info[Context, Any],
         input: SetTenantAdminInput,
     ) -> SetTenantAdminResult:
-        async def run() -> TenantAdminSet:
-            rctx = info.context.require_member()
-            raw = from_global_id(input.member_id, "Member", field="member_id")
-            card = await info.context.ask(c.SetTenantAdmin(member_id=raw, admin=input.admin), rctx)
-            return TenantAdminSet(member=Member.from_card(card))
+        return await command(
+            info,
+            lambda: c.SetTenantAdmin(
+                member_id=from_global_id(input.member_id, "Member", field="member_id"),
+                admin=input.admin,
+            ),
+            lambda card: TenantAdminSet(member=Member.from_card(card)),
+        )
 
-        return await result_or_error(run())
+
+# -- Node types and their loaders (node(id:)) -------------------------------------
+# node(id:) answers what the caller may see through the type's own field, in
+# their own network: another network's id is null, like a missing one.
+
+
+async def member_node(info: Info[Context, Any], raw_id: str) -> Member | None:
+    """A member of your network, like `member(id:)`."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    require_member(info)
+    return await load_member(info, parts[0])
+
+
+async def tenant_node(info: Info[Context, Any], raw_id: str) -> Tenant | None:
+    """Your own network (the platform operator: any network). Its id carries
+    its slug (`Tenant:uuid:slug`), which `GetTenant` needs; an id without
+    one (issued before) still finds the caller's own network."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    tenant_id, *rest = parts
+    p = info.context.principal
+    if p.refused is not None:
+        raise public(p.refused)
+    if p.actor.kind == "member":
+        if tenant_id != p.tenant_id or rest[:1] not in ([], [p.tenant_slug]):
+            return None
+        slug = p.tenant_slug
+    elif p.actor.kind == "operator":
+        slug = rest[0] if rest else None
+    else:
+        return None  # no network of theirs: `tenant(slug:)` is the public door
+    if not slug or len(rest) > 1:
+        return None
+    found = await ask(info, c.GetTenant(slug=slug), info.context.anonymous(), missing_as_none=True)
+    return Tenant.from_contract(found) if found and found.tenant_id == tenant_id else None
+
+
+def invitation_loader(info: Info[Context, Any]) -> DataLoader[str, c.InvitationInfo | None]:
+    """Invitations by id, for tenant admins. Identity answers pages of
+    invitations, newest first, but no look-up by id: the loader reads pages
+    until it has found every id asked for in this request (recent ones are on
+    the first page)."""
+    ctx = info.context
+
+    def make() -> DataLoader[str, c.InvitationInfo | None]:
+        async def load(ids: list[str]) -> list[c.InvitationInfo | None]:
+            rctx = ctx.require_member()
+            wanted = set(ids)
+            found: dict[str, c.InvitationInfo] = {}
+            offset = 0
+            while not wanted <= found.keys():
+                page = await ctx.ask(c.ListInvitations(offset=offset, limit=INVITATION_PAGE), rctx)
+                found.update((i.invitation_id, i) for i in page.items if i.invitation_id in wanted)
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    break
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    return ctx.loader("identity.invitations", make)
+
+
+INVITATION_PAGE = 50  # identity's largest page
+
+
+async def invitation_node(info: Info[Context, Any], raw_id: str) -> Invitation | None:
+    """An invitation of your network, for tenant admins, like `invitations`."""
+    parts = split_raw_id(raw_id)
+    if parts is None:
+        return None
+    require_member(info)
+    with public_errors():
+        found = await invitation_loader(info).load(parts[0])
+    return Invitation.from_contract(found) if found else None
+
+
+types: list[type] = [Member, Tenant, Invitation]
+nodes: dict[str, NodeLoader] = {
+    "Member": member_node,
+    "Tenant": tenant_node,
+    "Invitation": invitation_node,
+}

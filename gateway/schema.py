@@ -1,158 +1,133 @@
-"""The GraphQL schema: one module per service merged here, with the security
-extensions. `python -m gateway.schema` prints the SDL that `schema.graphql`
-keeps (a test fails when they drift)."""
+"""The GraphQL schema, assembled from `services/registry.py`: for each
+registered service, `gateway.<name>` gives `Query`, `Mutation`, optionally
+`Subscription`, `types` (registered with the schema) and `nodes` (Node type
+name → loader, for `node(id:)`); the gateway adds `node(id:)` and the tenant
+event stream, and the security extensions. `python -m gateway.schema` prints
+the SDL that `schema.graphql` keeps (a test fails when they drift)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import GraphQLInterfaceType
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import PublicError
-from gateway.hubs import Hub, HubsMutation, HubsQuery, Nomination, load_hub
-from gateway.identity import (
-    IdentityMutation,
-    IdentityQuery,
-    Invitation,
-    Member,
-    Tenant,
-    load_member,
+from gateway.execution import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_TOKENS,
+    Masking,
+    Parsing,
+    QuartierSchema,
+    Validation,
 )
-from gateway.relay import Node, global_type
+from gateway.kit import NodeLoader, resolve_node
+from gateway.nodes import Node
 from gateway.stream import StreamSubscription
-from services.runtime.errors import QuartierError
-from services.runtime.logging import get_logger
+from services import registry
+from services.registry import ServiceSpec
 
-log = get_logger("quartier.gateway")
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema", "sdl"]
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
-MAX_DEPTH = 12
-MAX_ALIASES = 20
-MAX_TOKENS = 3000
 
-# Built once: a rule class made per request would defeat the validation cache.
-_LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
-_PROD_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
+def _node_query(loaders: Mapping[str, NodeLoader]) -> type:
+    @strawberry.type
+    class NodeQuery:
+        @strawberry.field(description="Any object by its global id (Relay).")
+        async def node(self, info: Info[Context, Any], id: strawberry.ID) -> Node | None:
+            return await resolve_node(info, id, loaders)
 
-
-class Limits(AddValidationRules):
-    def __init__(self) -> None:
-        super().__init__(_LIMIT_RULES)
+    return NodeQuery
 
 
-class ProdLimits(AddValidationRules):
-    """Also refuses introspection."""
-
-    def __init__(self) -> None:
-        super().__init__(_PROD_RULES)
-
-
-class NoSuggestions(SchemaExtension):
-    """Production: validation errors do not suggest field names ("Did you mean …?")."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        for error in self.execution_context.pre_execution_errors or ():
-            if "Did you mean" in error.message:
-                error.message = error.message.split(" Did you mean", 1)[0]
-
-
-def _should_mask(error: GraphQLError) -> bool:
-    original = getattr(error, "original_error", None)
-    if isinstance(error, PublicError) or isinstance(original, PublicError):
-        return False
-    return original is not None  # validation errors stay; exceptions are masked
-
-
-@strawberry.type
-class NodeQuery:
-    @strawberry.field(description="Any object by its global id (Relay).")
-    async def node(self, info: Info[Context, Any], id: strawberry.ID) -> Node | None:
-        found = global_type(id)
-        if found is None:
-            return None
-        type_name, raw = found
-        if type_name == "Member":
-            try:
-                info.context.require_member()
-            except QuartierError as e:
-                raise PublicError(e.message, e.code) from e
-            return await load_member(info, raw)
-        if type_name == "Hub":
-            return await load_hub(info, id)
+def _merge(name: str, parts: list[type]) -> type | None:
+    """One root type from the services' (a field defined twice is an error,
+    not strawberry's warning)."""
+    if not parts:
         return None
-
-
-Query = merge_types("Query", (NodeQuery, IdentityQuery, HubsQuery))
-Mutation = merge_types("Mutation", (IdentityMutation, HubsMutation))
-Subscription = merge_types("Subscription", (StreamSubscription,))
-
-
-class QuartierSchema(strawberry.Schema):
-    """strawberry's default logs every error with the operation's source text,
-    which may hold passwords and e-mail addresses: log codes and paths only,
-    and the traceback of internal errors."""
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        for error in errors:
-            original = error.original_error
-            path = ".".join(str(p) for p in error.path or ())
-            if (
-                original is None
-                or isinstance(error, PublicError)
-                or isinstance(original, PublicError)
-            ):
-                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
-                log.info("graphql.refused", code=code, path=path or None)
-            else:
-                log.error(
-                    "graphql.internal_error",
-                    path=path or None,
-                    error=type(original).__name__,
-                    exc_info=original,
+    seen: dict[str, type] = {}
+    for part in parts:
+        for field in part.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if field.python_name in seen:
+                raise TypeError(
+                    f"{name}.{field.python_name} is defined by both "
+                    f"{seen[field.python_name].__module__} and {part.__module__}"
                 )
+            seen[field.python_name] = part
+    return merge_types(name, tuple(parts))
 
 
-def build_schema(prod: bool = False) -> strawberry.Schema:
+@dataclass(frozen=True)
+class SchemaParts:
+    query: type
+    mutation: type | None
+    subscription: type | None
+    types: tuple[type, ...]
+    nodes: Mapping[str, NodeLoader]
+
+
+def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
+    """The root types, Node types and node loaders of the services' GraphQL
+    modules (`gateway.<name>`), in the registry's order."""
+    modules: list[ModuleType] = [importlib.import_module(f"gateway.{s.name}") for s in specs]
+    loaders: dict[str, NodeLoader] = {}
+    for module in modules:
+        for type_name, loader in getattr(module, "nodes", {}).items():
+            if type_name in loaders:
+                raise TypeError(f"two modules load {type_name} nodes: one is {module.__name__}")
+            loaders[type_name] = loader
+
+    def roots(name: str) -> list[type]:
+        return [getattr(m, name) for m in modules if hasattr(m, name)]
+
+    query = _merge("Query", [_node_query(loaders), *roots("Query")])
+    assert query is not None
+    return SchemaParts(
+        query=query,
+        mutation=_merge("Mutation", roots("Mutation")),
+        subscription=_merge("Subscription", [StreamSubscription, *roots("Subscription")]),
+        types=tuple(t for m in modules for t in getattr(m, "types", ())),
+        nodes=loaders,
+    )
+
+
+PARTS = assemble()
+
+
+def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.Schema:
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        ProdLimits if prod else Limits,
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+        Parsing,
+        lambda: Validation(prod=prod),
+        Masking,
     ]
-    if prod:
-        extensions.append(NoSuggestions)
-    return QuartierSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[Member, Tenant, Invitation, Hub, Nomination],
+    schema = QuartierSchema(
+        query=parts.query,
+        mutation=parts.mutation,
+        subscription=parts.subscription,
+        types=list(parts.types),
         extensions=extensions,
+        prod=prod,
     )
+    node = schema._schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    unloaded = sorted(
+        t.name for t in schema._schema.get_possible_types(node) if t.name not in parts.nodes
+    )
+    if unloaded:
+        raise TypeError(f"node(id:) has no loader for {', '.join(unloaded)}: add it to `nodes`")
+    return schema
 
 
 def sdl() -> str:

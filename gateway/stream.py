@@ -16,8 +16,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import PublicError
-from services.runtime.errors import Forbidden, QuartierError
+from gateway.kit import PublicError, public_errors
+from services.runtime.errors import Forbidden, InvalidInput
 from services.runtime.stream import cloud_event_decoder, read_tenant_events
 
 
@@ -43,12 +43,12 @@ class StreamSubscription:
     ) -> AsyncGenerator[StreamEvent, None]:
         ctx = info.context
         ctx.refresh_principal_from_params()
-        try:
+        with public_errors():
             rctx = ctx.require_member()
             if "tenant_admin" not in rctx.actor.roles:
                 raise Forbidden("only tenant admins may read the event stream")
-        except QuartierError as e:
-            raise PublicError(e.message, e.code) from e
+            if limit is not None and limit < 1:
+                raise InvalidInput("limit must be at least 1 (or null: no limit)", field="limit")
         # The stream ends when the token expires: a client subscribes again with
         # a fresh token, so a demoted admin does not keep reading for ever.
         expires_at = ctx.principal.expires_at or datetime.now(UTC)

@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.context import Context
-from gateway.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from gateway.execution import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from services.runtime.auth import issue_access_token
 from tests.e2e.conftest import (
     Gateway,
@@ -90,10 +91,10 @@ async def test_depth_limit(system: System) -> None:
         return "{ me { work " + inner + " } }"
 
     refused = await system.gql(nested(MAX_DEPTH + 1))
-    assert refused["data"] is None
+    assert "data" not in refused  # a request error: nothing ran
     assert f"'anonymous' exceeds maximum operation depth of {MAX_DEPTH}" in error_messages(refused)
     at_limit = await system.gql(nested(MAX_DEPTH))
-    assert at_limit["data"] is None  # x is no field of Place ...
+    assert "data" not in at_limit  # x is no field of Place ...
     assert not any("depth" in m for m in error_messages(at_limit))  # ... but deep enough
 
 
@@ -104,7 +105,7 @@ async def test_alias_limit(system: System) -> None:
     at_limit = await system.gql(aliased(MAX_ALIASES))
     assert at_limit == {"data": {f"a{i}": "Query" for i in range(MAX_ALIASES)}}
     refused = await system.gql(aliased(MAX_ALIASES + 1))
-    assert refused["data"] is None
+    assert "data" not in refused
     assert error_messages(refused) == [f"{MAX_ALIASES + 1} aliases found. Allowed: {MAX_ALIASES}"]
 
     # refused before anything runs: none of these networks is created
@@ -114,7 +115,7 @@ async def test_alias_limit(system: System) -> None:
         for i in range(MAX_ALIASES + 1)
     )
     answer = await system.gql(f"mutation {{ {creations} }}", token=OPERATOR_TOKEN)
-    assert answer["data"] is None
+    assert "data" not in answer
     assert error_messages(answer) == [f"{MAX_ALIASES + 1} aliases found. Allowed: {MAX_ALIASES}"]
     assert await system.event_count() == 0
 
@@ -129,7 +130,7 @@ async def test_token_limit(system: System) -> None:
 
     one_more = at_limit.replace("query Q0 { __typename }", "query Q0 { __typename __typename }")
     answer = await system.client.post("/graphql", json={"query": one_more, "operationName": "Q7"})
-    assert answer.json()["data"] is None
+    assert "data" not in answer.json()
     assert error_messages(answer.json()) == [
         f"Syntax Error: Document contains more than {MAX_TOKENS} tokens. Parsing aborted."
     ]
@@ -157,7 +158,7 @@ async def test_introspection_only_outside_production(system: System) -> None:
     async with prod_gateway(system) as prod:
         for query in INTROSPECTION:
             answer = await prod.gql(query)
-            assert answer["data"] is None
+            assert "data" not in answer
             assert any("introspection" in m for m in error_messages(answer)), answer
         # an ordinary query still works
         assert await prod.gql("{ __typename }") == {"data": {"__typename": "Query"}}
@@ -184,9 +185,27 @@ SUGGESTED = [
 ]
 
 
+# ... and in the values of variables: an enum value, an input field
+SUGGESTED_IN_VARIABLES = [
+    (
+        "query($v: [NominationStatus!]) { hubs { nominations(status: $v) { id } } }",
+        {"v": ["OPN"]},
+        "Variable '$v' has invalid value at [0]: Value 'OPN' does not exist in 'NominationStatus' enum.",
+    ),
+    (
+        "query($v: GeoPointInput) { members(near: $v) { totalCount } }",
+        {"v": {"lat": 48.8, "lon": 2.3, "lng": 2.3}},
+        "Variable '$v' has invalid value: Expected value of type 'GeoPointInput' not to include unknown field 'lng'",
+    ),
+]
+
+
 async def test_no_suggestions_in_production(system: System) -> None:
     for query, message in SUGGESTED:
         answer = await system.gql(query)
+        assert any(m.startswith(message) and "Did you mean" in m for m in error_messages(answer))
+    for query, variables, message in SUGGESTED_IN_VARIABLES:
+        answer = await system.gql(query, variables)
         assert any(m.startswith(message) and "Did you mean" in m for m in error_messages(answer))
     async with prod_gateway(system) as prod:
         for query, message in SUGGESTED:
@@ -194,6 +213,11 @@ async def test_no_suggestions_in_production(system: System) -> None:
                 answer = await prod.gql(query)
                 assert message in error_messages(answer), answer
                 assert "Did you mean" not in json.dumps(answer), answer
+        for query, variables, message in SUGGESTED_IN_VARIABLES:
+            answer = await prod.gql(query, variables)
+            assert any(m.startswith(message) for m in error_messages(answer)), answer
+            assert "Did you mean" not in json.dumps(answer), answer
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT"]
 
 
 async def test_internal_errors_are_masked_in_production(
@@ -347,6 +371,64 @@ async def test_the_event_stream_is_for_tenant_admins_only(system: System) -> Non
             assert message["type"] == "next" and message["payload"]["data"] is None, message
             assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == [code]
             assert await receive(ws) == {"id": "1", "type": "complete"}
+
+
+async def test_a_limit_below_one_is_refused_not_an_empty_stream(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    async with graphql_ws(system.gateway, net.admin.access) as ws:
+        for op_id, variables in [
+            ("minus-one", {"fromStart": True, "limit": -1}),
+            ("zero", {"fromStart": True, "limit": 0}),
+            ("new-only", {"fromStart": False, "limit": -5}),
+        ]:
+            await subscribe(ws, op_id, variables)
+            message = await receive(ws)
+            assert message["type"] == "next" and message["payload"]["data"] is None, message
+            [error] = message["payload"]["errors"]
+            assert error["extensions"]["code"] == "INVALID_INPUT"
+            assert "limit" in error["message"]
+            assert await receive(ws) == {"id": op_id, "type": "complete"}
+        # null is no limit; 1 is the smallest
+        await subscribe(ws, "one", {"fromStart": True, "limit": 1})
+        [first] = await events(ws, "one", 1)
+        assert first["type"] == "quartier.identity.TenantRegistered.v1"
+        assert await receive(ws) == {"id": "one", "type": "complete"}
+
+
+async def test_request_errors_over_websocket_have_codes(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    async with graphql_ws(system.gateway, net.admin.access) as ws:
+        for op_id, payload, code in [
+            ("fragment", {"query": "subscription { ...Nope }"}, "GRAPHQL_VALIDATION_FAILED"),
+            ("variable", {"query": STREAM, "variables": {"fromStart": "yes"}}, "BAD_USER_INPUT"),
+            (
+                "no-name",
+                {
+                    "query": "subscription A { tenantEvents { id } }"
+                    " subscription B { tenantEvents { id } }"
+                },
+                "OPERATION_NOT_FOUND",
+            ),
+        ]:
+            await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+            message = await receive(ws)
+            errors = (
+                message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+            )
+            assert {e["extensions"]["code"] for e in errors} == {code}, message
+            if message["type"] == "next":
+                assert await receive(ws) == {"id": op_id, "type": "complete"}
+    # a document that does not parse closes the connection (strawberry's choice,
+    # as graphql-ws does), saying why
+    async with graphql_ws(system.gateway, net.admin.access) as ws:
+        await ws.send(
+            json.dumps({"id": "s", "type": "subscribe", "payload": {"query": "subscription {"}})
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400
+        assert closed.value.rcvd.reason.startswith("Syntax Error")
 
 
 async def test_the_stream_ends_when_the_token_expires(system: System) -> None:

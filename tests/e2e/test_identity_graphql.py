@@ -802,10 +802,13 @@ async def test_another_networks_members_are_invisible(system: System) -> None:
         page = await system.gql(MEMBERS, variables, net.admin.access)
         ids = {e["node"]["memberId"] for e in page["data"]["members"]["edges"]}
         assert theirs.member_id not in ids and other.admin.member_id not in ids
-    # garbage ids are not found either, and other kinds of ids are no members
-    for garbage in ("garbage", global_id("Tenant", net.tenant_id)):
+    # garbage ids are not found either, nor another network itself
+    for garbage in ("garbage", global_id("Tenant", other.tenant_id)):
         answer = await system.gql(NODE, {"id": garbage}, net.admin.access)
         assert answer == {"data": {"node": None}}
+    # other kinds of ids are no members: our network's id is the network
+    answer = await system.gql(NODE, {"id": global_id("Tenant", net.tenant_id)}, net.admin.access)
+    assert answer["data"]["node"]["__typename"] == "Tenant"
     answer = await system.gql(MEMBER, {"id": "garbage"}, net.admin.access)
     assert top_level_error(answer)["extensions"]["code"] == "INVALID_INPUT"
 

@@ -1,5 +1,10 @@
-"""Relay conventions: global object ids (`base64("Type:uuid")`), the Node
-interface, and connections with opaque cursors and a bounded page size."""
+"""Relay conventions: global object ids, the Node interface, page cursors and
+a bounded page size. (Not to be confused with the runtime's outbox relay.)
+
+A global id is `base64("Type:uuid")`, or `base64("Type:uuid:…")` when the
+type needs more to be found again by `node(id:)` (a nomination its hub, a
+network its slug). Arguments that take an id of a type read only its uuid, so
+both forms are accepted there."""
 
 from __future__ import annotations
 
@@ -30,13 +35,16 @@ class PageInfo:
     end_cursor: str | None
 
 
-def to_global_id(type_name: str, raw_id: str) -> strawberry.ID:
-    return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode())
+def to_global_id(type_name: str, raw_id: str, *context: str) -> strawberry.ID:
+    """`base64("Type:raw_id")`, followed by `context` (what else `node(id:)`
+    needs to find it) separated by colons."""
+    text = ":".join((type_name, raw_id, *context))
+    return strawberry.ID(base64.urlsafe_b64encode(text.encode()).decode())
 
 
 def from_global_id(global_id: str, expected: str | None = None, field: str = "id") -> str:
-    """The raw id inside a global id; a malformed one, or one of another type,
-    is an invalid input naming `field`."""
+    """The UUID inside a global id (what follows it is ignored); a malformed
+    id, or one of another type, is an invalid input naming `field`."""
     found = global_type(global_id)
     if found is None:
         raise InvalidInput("not a valid id", field=field)
@@ -46,13 +54,33 @@ def from_global_id(global_id: str, expected: str | None = None, field: str = "id
     return raw
 
 
-def global_type(global_id: str) -> tuple[str, str] | None:
-    """(type name, canonical UUID) of a global id, or None if malformed."""
+def decode_global_id(global_id: str) -> tuple[str, str] | None:
+    """(type name, raw id: everything after `Type:`) of a global id, or None if
+    it does not decode."""
     try:
         type_name, raw = base64.urlsafe_b64decode(global_id.encode()).decode().split(":", 1)
-        return type_name, str(uuid.UUID(raw))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
+    return type_name, raw
+
+
+def split_raw_id(raw_id: str) -> tuple[str, ...] | None:
+    """(canonical UUID, *context) of a raw id, or None if it does not start
+    with a UUID."""
+    head, *context = raw_id.split(":")
+    try:
+        return (str(uuid.UUID(head)), *context)
+    except ValueError:
+        return None
+
+
+def global_type(global_id: str) -> tuple[str, str] | None:
+    """(type name, canonical UUID) of a global id, or None if malformed."""
+    decoded = decode_global_id(global_id)
+    parts = split_raw_id(decoded[1]) if decoded else None
+    if decoded is None or parts is None:
+        return None
+    return decoded[0], parts[0]
 
 
 def offset_cursor(offset: int) -> str:

@@ -1,6 +1,6 @@
-"""Relay conventions of the gateway: global ids and page cursors round-trip,
-and anything malformed is an `InvalidInput` naming the argument (never an
-internal error)."""
+"""Relay conventions of the gateway (gateway/nodes.py): global ids and page
+cursors round-trip, and anything malformed is an `InvalidInput` naming the
+argument (never an internal error)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.relay import (
+from gateway.nodes import (
     MAX_OFFSET,
     MAX_PAGE,
+    decode_global_id,
     from_global_id,
     global_type,
     offset_cursor,
     page_info,
     parse_page,
+    split_raw_id,
     to_global_id,
 )
 from services.runtime.errors import InvalidInput
@@ -47,6 +49,35 @@ def test_any_global_id_round_trips(raw: uuid.UUID, type_name: str) -> None:
     gid = to_global_id(type_name, str(raw))
     assert from_global_id(gid, type_name, field="memberId") == str(raw)
     assert global_type(gid) == (type_name, str(raw))
+
+
+@pytest.mark.parametrize(
+    ("type_name", "context"),
+    [("Nomination", (str(uuid.uuid4()),)), ("Tenant", ("pole-11e",)), ("Thing", ("a", "b"))],
+)
+def test_global_ids_may_carry_what_finds_them_again(
+    type_name: str, context: tuple[str, ...]
+) -> None:
+    raw = str(uuid.uuid4())
+    gid = to_global_id(type_name, raw, *context)
+    assert decode_global_id(gid) == (type_name, ":".join((raw, *context)))
+    assert split_raw_id(":".join((raw, *context))) == (raw, *context)
+    # an argument that takes such an id reads its uuid
+    assert from_global_id(gid, type_name) == raw
+    assert global_type(gid) == (type_name, raw)
+
+
+@given(st.uuids(), st.lists(st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True), max_size=2))
+def test_any_global_id_with_context_round_trips(raw: uuid.UUID, context: list[str]) -> None:
+    gid = to_global_id("Nomination", str(raw), *context)
+    type_name, raw_id = decode_global_id(gid) or ("", "")
+    assert type_name == "Nomination"
+    assert split_raw_id(raw_id) == (str(raw), *context)
+
+
+@pytest.mark.parametrize("raw_id", ["", "x", ":", f":{uuid.uuid4()}", "not-a-uuid:also"])
+def test_a_raw_id_must_start_with_a_uuid(raw_id: str) -> None:
+    assert split_raw_id(raw_id) is None
 
 
 def test_a_global_id_of_another_type_is_refused() -> None:

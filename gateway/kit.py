@@ -1,0 +1,216 @@
+"""What a service's GraphQL module (`gateway/<service>.py`) is built from:
+
+* `ask` for queries and `command` for mutations: the request goes to the
+  service over NATS; a typed error becomes a top-level GraphQL error with its
+  code (queries) or the matching member of the mutation's result union
+  (`result_union`, commands);
+* `require_member` / `require_operator`: the caller's credential, checked (`public_errors`
+  turns any typed error raised in its block into a top-level error);
+* `Connection[T]` / `Edge[T]` and `connection`: Relay connections (strawberry
+  names a specialisation `MemberConnection`, `MemberEdge`, …);
+* `NodeLoader`: how `node(id:)` finds an object of a Node type.
+
+A service module exposes, by convention, `Query`, `Mutation`, optionally
+`Subscription`, `types` (its Node types, registered with the schema) and
+`nodes` (Node type name → loader); `gateway.schema` merges them in the order
+of `services/registry.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from gateway.context import Context
+from gateway.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    RuleViolation,
+    Unauthenticated,
+    ValidationError,
+)
+from gateway.nodes import PageInfo, decode_global_id, offset_cursor, page_info
+from services.runtime import errors as e
+from services.runtime.messages import Request
+from services.runtime.tenancy import RequestContext
+
+T = TypeVar("T")
+Caller = Literal["member", "operator", "anonymous"]
+NodeLoader = Callable[[Info[Context, Any], str], Awaitable[object | None]]
+"""`(info, raw id) -> object | None`: the raw id is what follows `Type:` in the
+decoded global id (a UUID, plus whatever the type put after it)."""
+
+
+# -- top-level errors ------------------------------------------------------------
+
+
+class PublicError(GraphQLError):
+    """A top-level error whose message is safe to show even in production."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message, extensions={"code": code.upper()})
+
+
+def public(error: e.QuartierError) -> PublicError:
+    return PublicError(error.message, error.code)
+
+
+@contextmanager
+def public_errors() -> Iterator[None]:
+    """A service's typed error raised inside becomes a top-level error with its code."""
+    try:
+        yield
+    except e.QuartierError as error:
+        raise public(error) from error
+
+
+def require_member(info: Info[Context, Any]) -> RequestContext:
+    """The signed-in member's request context, or an UNAUTHENTICATED error."""
+    with public_errors():
+        return info.context.require_member()
+
+
+def require_operator(info: Info[Context, Any]) -> RequestContext:
+    """The platform operator's request context, or an UNAUTHENTICATED/FORBIDDEN error."""
+    with public_errors():
+        return info.context.require_operator()
+
+
+def _caller_context(info: Info[Context, Any], caller: Caller) -> RequestContext:
+    if caller == "member":
+        return info.context.require_member()
+    if caller == "operator":
+        return info.context.require_operator()
+    return info.context.anonymous()
+
+
+async def ask(
+    info: Info[Context, Any],
+    message: Request,
+    rctx: RequestContext | None = None,
+    *,
+    missing_as_none: bool = False,
+) -> Any:
+    """For queries: ask the service (as the caller, unless `rctx` says
+    otherwise). A typed error becomes a top-level error with its code;
+    with `missing_as_none`, NOT_FOUND answers None (a field "…, or null")."""
+    try:
+        return await info.context.ask(message, rctx)
+    except e.QuartierError as error:
+        if missing_as_none and isinstance(error, e.NotFound):
+            return None
+        raise public(error) from error
+
+
+# -- mutations -------------------------------------------------------------------
+
+
+ERROR_TYPES: dict[type[e.QuartierError], Callable[[e.QuartierError], Any]] = {
+    e.InvalidInput: lambda x: ValidationError(
+        message=x.message, code=x.code, field=_camel(x.field)
+    ),
+    e.NotFound: lambda x: NotFound(message=x.message, code=x.code),
+    e.Unauthenticated: lambda x: Unauthenticated(message=x.message, code=x.code),
+    e.Forbidden: lambda x: Forbidden(message=x.message, code=x.code),
+    e.Conflict: lambda x: Conflict(message=x.message, code=x.code, field=_camel(x.field)),
+    e.RuleViolation: lambda x: RuleViolation(message=x.message, code=x.code, rule=x.rule),
+    e.InvalidCredentials: lambda x: InvalidCredentials(message=x.message, code=x.code),
+    e.InvalidToken: lambda x: InvalidToken(message=x.message, code=x.code),
+}
+
+COMMON_ERRORS = (ValidationError, NotFound, Unauthenticated, Forbidden, Conflict, RuleViolation)
+
+
+def _camel(name: str | None) -> str | None:
+    if not name:
+        return name
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def as_error_type(error: e.QuartierError) -> Any:
+    """The member of a result union for a typed error; operational errors
+    (UNAVAILABLE, internal, rate limits) are top-level errors instead."""
+    make = ERROR_TYPES.get(type(error))
+    if make is None:
+        raise public(error) from error
+    return make(error)
+
+
+def result_union(name: str, *types: type) -> Any:
+    """`Success | ValidationError | NotFound | Unauthenticated | Forbidden |
+    Conflict | RuleViolation` (plus any extra error types given)."""
+    members = tuple(dict.fromkeys((*types, *COMMON_ERRORS)))
+    return Annotated[Union[members], strawberry.union(name)]  # noqa: UP007
+
+
+async def command(
+    info: Info[Context, Any],
+    build: Callable[[], Request],
+    wrap: Callable[[Any], T],
+    *,
+    caller: Caller = "member",
+    fields: Mapping[str, str] | None = None,
+) -> T | Any:
+    """Run a mutation: check the caller's credential, build the command (ids
+    decoded: a malformed one is a ValidationError), send it, wrap the reply.
+    A typed error becomes the matching member of the result union; `fields`
+    renames the service's field names to the mutation's input fields."""
+    try:
+        rctx = _caller_context(info, caller)
+        return wrap(await info.context.ask(build(), rctx))
+    except e.QuartierError as error:
+        if fields and error.field in fields:
+            error.field = fields[error.field]
+        return as_error_type(error)
+
+
+# -- Relay connections and nodes ---------------------------------------------------
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int
+
+
+def connection(
+    items: Sequence[Any], offset: int, total: int, node: Callable[[Any], T]
+) -> Connection[T]:
+    """A page of `items` (starting at `offset` of `total`) as a connection,
+    each item made a node by `node`."""
+    return Connection(
+        edges=[
+            Edge(cursor=offset_cursor(offset + i), node=node(item)) for i, item in enumerate(items)
+        ],
+        page_info=page_info(offset, len(items), total),
+        total_count=total,
+    )
+
+
+async def resolve_node(
+    info: Info[Context, Any], global_id: str, loaders: Mapping[str, NodeLoader]
+) -> object | None:
+    """`node(id:)`: the loader of the id's type, or null for an id that is
+    malformed or of no known type."""
+    found = decode_global_id(global_id)
+    if found is None:
+        return None
+    type_name, raw_id = found
+    loader = loaders.get(type_name)
+    return None if loader is None else await loader(info, raw_id)
