@@ -214,7 +214,7 @@ class Tenant(TenantAggregate):
     noun = "network"
 
     @staticmethod
-    def create_id(slug: str) -> UUID:  # type: ignore[override]
+    def create_id(slug: str) -> UUID:
         return tenant_id_for(slug)
 
     @event("Registered")
@@ -265,7 +265,7 @@ class EmailIndex(TenantAggregate):
     with the same address a conflict."""
 
     @staticmethod
-    def create_id(tenant_id: str, email: str) -> UUID:  # type: ignore[override]
+    def create_id(tenant_id: str, email: str) -> UUID:
         return email_key(tenant_id, email)
 
     @event("Registered")
