@@ -471,6 +471,7 @@ class Hub(TenantAggregate):
         self, nomination_id: str, decided_by: str | None, exception_reason: str | None, at: datetime
     ) -> None:
         n = self.nominations[nomination_id]
+        assert n.candidate_id is not None  # every caller admits a candidate who has joined
         self._admitted(
             nomination_id=nomination_id,
             member_id=n.candidate_id,
