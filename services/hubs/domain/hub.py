@@ -41,6 +41,20 @@ from services.runtime.eventstore import TenantAggregate
 
 class Hub(TenantAggregate):
     class_version: ClassVar[int] = 2  # 2: typed state (snapshots)
+    # its events: the classes @event defines, declared for type checkers
+    Created: ClassVar[type[Any]]
+    RulesChanged: ClassVar[type[Any]]
+    CandidateNominated: ClassVar[type[Any]]
+    CandidateJoinedNetwork: ClassVar[type[Any]]
+    ObjectionRaised: ClassVar[type[Any]]
+    ObjectionWindowClosed: ClassVar[type[Any]]
+    MemberAdmitted: ClassVar[type[Any]]
+    AdmissionRejected: ClassVar[type[Any]]
+    MemberLeft: ClassVar[type[Any]]
+    CoAdminAdded: ClassVar[type[Any]]
+    CoAdminRemoved: ClassVar[type[Any]]
+    FacilitatorRosterChanged: ClassVar[type[Any]]
+    FacilitatorChanged: ClassVar[type[Any]]
 
     @event("Created")
     def __init__(
