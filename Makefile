@@ -29,10 +29,16 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
+## ruff, the import contracts and mypy (what `make test` runs first)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+## mypy alone, over the packages listed in pyproject.toml ([tool.mypy] files)
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 ## benchmarks (not part of the test run): print ratios against a baseline
 bench: $(STAMP)

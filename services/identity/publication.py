@@ -11,7 +11,7 @@ from services.identity.domain import Invitation, Member, Tenant
 
 
 def to_public(event: Any) -> c.IdentityEvent | None:
-    tenant_id = getattr(event, "tenant_id", None)
+    tenant_id: str = event.tenant_id  # every event of a TenantAggregate carries it
     aggregate_id = str(event.originator_id)
     match event:
         case Tenant.Registered():

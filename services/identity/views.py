@@ -7,6 +7,7 @@ may see."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -290,7 +291,7 @@ def nearest_km(row: Any, lat: float, lon: float) -> float | None:
 
 def search(
     conn: sa.Connection, tenant_id: str, q: c.SearchMembers
-) -> tuple[list[tuple[Any, float | None]], int]:
+) -> tuple[Sequence[tuple[sa.Row[Any], float | None]], int]:
     query = scoped(members, tenant_id)
     if q.activity_code:
         query = query.where(members.c.activity_code == q.activity_code)

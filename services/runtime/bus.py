@@ -21,6 +21,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from services.runtime.errors import (
@@ -53,7 +54,7 @@ Handler = Callable[[Any, RequestContext], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Endpoint:
-    request: type[Request]
+    request: type[Request[Any]]
     handle: Handler
 
 
@@ -82,7 +83,7 @@ class Bus:
         self.nc: NATS | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self.connected = asyncio.Event()
         self._closing = False
 
@@ -239,7 +240,9 @@ class Bus:
         self._in_flight.discard(task)
         self._slots.release()
 
-    async def _handle(self, endpoint: Endpoint, decoder: msgspec.msgpack.Decoder, msg: Msg) -> None:
+    async def _handle(
+        self, endpoint: Endpoint, decoder: msgspec.msgpack.Decoder[Request[Any]], msg: Msg
+    ) -> None:
         try:
             envelope = envelope_decoder.decode(msg.data)
         except msgspec.DecodeError:
@@ -260,7 +263,7 @@ class Bus:
     async def _run(
         self,
         endpoint: Endpoint,
-        decoder: msgspec.msgpack.Decoder,
+        decoder: msgspec.msgpack.Decoder[Request[Any]],
         envelope: Envelope,
         ctx: RequestContext,
     ) -> Reply:

@@ -71,7 +71,7 @@ class ServiceApplication(Application[UUID]):
         id too). No tenant check: for ids that name their tenant (a token's
         selector, a tenant's own id)."""
         try:
-            found = self.repository.get(UUID(str(aggregate_id)))
+            found: Aggregate = self.repository.get(UUID(str(aggregate_id)))
         except (ValueError, AggregateNotFoundError):
             return None
         return found if isinstance(found, kind) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +34,7 @@ from services.runtime.wakeup import sleep_unless
 
 log = get_logger("quartier.host")
 
-Job = Callable[[asyncio.Event], Awaitable[None]]
+Job = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # an async function: it becomes a task
 App = TypeVar("App", bound=ServiceApplication)
 
 

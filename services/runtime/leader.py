@@ -15,10 +15,14 @@ import fcntl
 import os
 import zlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.runtime.logging import get_logger
+from services.runtime.store import ConnInfo
 from services.runtime.wakeup import sleep_unless
+
+if TYPE_CHECKING:
+    import psycopg  # imported where used: SQLite deployments never load it
 
 log = get_logger("quartier.leader")
 
@@ -56,10 +60,10 @@ class FileLeaderLock:
 
 
 class PostgresLeaderLock:
-    def __init__(self, conninfo: dict[str, Any], name: str):
+    def __init__(self, conninfo: ConnInfo, name: str):
         self.conninfo = conninfo
         self.key = zlib.crc32(name.encode())
-        self._conn: Any = None
+        self._conn: psycopg.Connection[Any] | None = None
 
     def try_acquire(self) -> bool:
         import psycopg

@@ -47,4 +47,6 @@ def configure_logging(log_format: str = "console", level: str = "info", service:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
+    # structlog answers Any; configure() above sets this wrapper class
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

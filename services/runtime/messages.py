@@ -10,15 +10,17 @@ type parameter (`class GetHub(HubsQuery[Hub])`), which `Bus.request` returns.
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Generic, Literal, TypeVar, dataclass_transform, get_args
 
 import msgspec
 
 ActorKind = Literal["member", "operator", "anonymous", "service"]
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(msgspec.field,))
 class Message(msgspec.Struct, kw_only=True, frozen=True):
-    """Base of every contract struct."""
+    """Base of every contract struct. Its subclasses are frozen too, as msgspec
+    makes them: `dataclass_transform` tells type checkers so."""
 
 
 R = TypeVar("R")

@@ -28,8 +28,11 @@ class Projection(Protocol):
     """`apply(conn, event)` for each of the application's events, in order,
     into the tables of `metadata` (one MetaData, or one per read model)."""
 
-    name: str
-    metadata: sa.MetaData | tuple[sa.MetaData, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property  # read-only, so that a projection may declare either kind
+    def metadata(self) -> sa.MetaData | tuple[sa.MetaData, ...]: ...
 
     def apply(self, conn: sa.Connection, event: Any) -> None: ...
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 import nats.errors
 from eventsourcing.persistence import Tracking
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.runtime.bus import Bus
@@ -96,7 +97,7 @@ class ReactionConsumer:
         finally:
             await sub.unsubscribe()
 
-    async def handle_message(self, msg: Any, stopping: asyncio.Event) -> None:
+    async def handle_message(self, msg: Msg, stopping: asyncio.Event) -> None:
         """Handle one message until it succeeds (or the consumer stops: it is
         then redelivered, still before anything newer)."""
         attempt = 0

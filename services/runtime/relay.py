@@ -21,6 +21,7 @@ from datetime import UTC
 from typing import Any
 
 import msgspec
+from eventsourcing.domain import DomainEvent
 
 from services.runtime.bus import Bus, Offloader
 from services.runtime.eventstore import ServiceApplication
@@ -129,6 +130,7 @@ class OutboxRelay:
         messages = []
         for n in notifications:
             domain_event = self.app.mapper.to_domain_event(n)
+            assert isinstance(domain_event, DomainEvent)  # an aggregate's: it has a timestamp
             public = self.translate(domain_event)
             if public is None:
                 continue

@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -22,6 +24,16 @@ from sqlalchemy.engine import URL, Engine, make_url
 from services.runtime.settings import Settings
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class ConnInfo(TypedDict):
+    """psycopg's connection keywords, as `Store.conninfo()` gives them."""
+
+    dbname: str
+    host: str
+    port: int
+    user: str
+    password: str | None
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ class Store:
             pool_pre_ping=True,
         )
 
-    def conninfo(self) -> dict[str, object]:
+    def conninfo(self) -> ConnInfo:
         """psycopg connection arguments for the PostgreSQL URL."""
         url = self._url()
         return {
@@ -131,15 +143,15 @@ class Store:
     def create_schema(self) -> None:
         import psycopg
 
-        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
+        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # Read models can be rebuilt from the events: WAL with synchronous=NORMAL
     # keeps them consistent (never corrupt) at a fraction of the fsync cost.
-    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")

@@ -41,6 +41,20 @@ from services.runtime.eventstore import TenantAggregate
 
 class Hub(TenantAggregate):
     class_version: ClassVar[int] = 2  # 2: typed state (snapshots)
+    # its events: the classes @event defines, declared for type checkers
+    Created: ClassVar[type[Any]]
+    RulesChanged: ClassVar[type[Any]]
+    CandidateNominated: ClassVar[type[Any]]
+    CandidateJoinedNetwork: ClassVar[type[Any]]
+    ObjectionRaised: ClassVar[type[Any]]
+    ObjectionWindowClosed: ClassVar[type[Any]]
+    MemberAdmitted: ClassVar[type[Any]]
+    AdmissionRejected: ClassVar[type[Any]]
+    MemberLeft: ClassVar[type[Any]]
+    CoAdminAdded: ClassVar[type[Any]]
+    CoAdminRemoved: ClassVar[type[Any]]
+    FacilitatorRosterChanged: ClassVar[type[Any]]
+    FacilitatorChanged: ClassVar[type[Any]]
 
     @event("Created")
     def __init__(
@@ -471,6 +485,7 @@ class Hub(TenantAggregate):
         self, nomination_id: str, decided_by: str | None, exception_reason: str | None, at: datetime
     ) -> None:
         n = self.nominations[nomination_id]
+        assert n.candidate_id is not None  # every caller admits a candidate who has joined
         self._admitted(
             nomination_id=nomination_id,
             member_id=n.candidate_id,
