@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from datetime import date, time
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -51,6 +52,28 @@ class StateTranscoding(Transcoding):
         return from_dict(data) if from_dict is not None else self.type(**data)
 
 
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class TimeAsISO(Transcoding):
+    type = time
+    name = "time_iso"
+
+    def encode(self, obj: time) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> time:
+        return time.fromisoformat(data)
+
+
 class ServiceApplication(Application[UUID]):
     state_types: tuple[type[Any], ...] = ()
     """Dataclasses held in aggregates' state, so that snapshots can store them."""
@@ -61,6 +84,8 @@ class ServiceApplication(Application[UUID]):
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        transcoder.register(TimeAsISO())
         for cls in self.state_types:
             transcoder.register(StateTranscoding(cls, f"{self.name}.{cls.__name__}"))
 
@@ -187,9 +212,14 @@ def noun(kind: type[Any]) -> str:
 class TenantAggregate(Aggregate):
     """An aggregate that belongs to one tenant; every one of its events carries
     `tenant_id`, so that the relay and the projections never have to look the
-    aggregate up to know whose event it is."""
+    aggregate up to know whose event it is.
+
+    A subclass may carry more of its context in every event the same way: it
+    names the attributes in `event_context` and declares them on its `Event`
+    class (e.g. a meetup's `hub_id`)."""
 
     tenant_id: str
+    event_context: ClassVar[tuple[str, ...]] = ("tenant_id",)
 
     class Event(Aggregate.Event):
         tenant_id: str
@@ -198,5 +228,6 @@ class TenantAggregate(Aggregate):
         pass
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("tenant_id", self.tenant_id)
+        for name in self.event_context:
+            kwargs.setdefault(name, getattr(self, name))
         super().trigger_event(event_class, **kwargs)

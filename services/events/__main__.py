@@ -1,0 +1,3 @@
+from services.events.service import main
+
+main()
