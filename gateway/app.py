@@ -8,14 +8,18 @@ graphql-transport-ws; GraphiQL outside production), `/health/live`,
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.exceptions import MethodNotAllowedException
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from gateway.context import RateLimiter, context_getter
 from gateway.http import graphql_controller, method_not_allowed_handler
@@ -36,21 +40,80 @@ def live() -> dict[str, str]:
 
 @get("/health/ready")
 async def ready(state: State) -> Response[dict[str, object]]:
+    """Ready when NATS is connected and every service answers. Says what is
+    missing, and how many events each service has parked (they do not make
+    the system unready: everything else is served)."""
     bus: Bus = state.bus
     services = state.settings.services
-    answers = (
-        dict(zip(services, await asyncio.gather(*(bus.ping(s) for s in services)), strict=True))
+    details: list[dict[str, Any] | None] = (
+        list(await asyncio.gather(*(bus.health(s) for s in services)))
         if bus.is_connected
-        else dict.fromkeys(services, False)
+        else [None] * len(services)
     )
+    answers = {s: d is not None for s, d in zip(services, details, strict=True)}
     ok = bus.is_connected and all(answers.values())
+    missing = ([] if bus.is_connected else ["nats"]) + [s for s, up in answers.items() if not up]
+    parked = {s: int(d.get("parked", 0)) for s, d in zip(services, details, strict=True) if d}
     return Response(
-        {"status": "ready" if ok else "not ready", "nats": bus.is_connected, "services": answers},
+        {
+            "status": "ready" if ok else "not ready",
+            "nats": bus.is_connected,
+            "services": answers,
+            "missing": missing,
+            "parked": {s: n for s, n in parked.items() if n},
+        },
         status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE,
     )
 
 
-def create_app(settings: Settings) -> Litestar:
+GATEWAY_REQUESTS = Counter(
+    "quartier_gateway_requests_total",
+    "HTTP requests to the gateway, by route and status",
+    ["route", "status"],
+)
+GATEWAY_SECONDS = Histogram(
+    "quartier_gateway_request_seconds",
+    "Time to answer an HTTP request (a WebSocket counts until it closes)",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ROUTES = ("graphql", "health", "metrics", "rsvp", "vote", "visit", "unsubscribe", "calendar")
+
+
+def measured(app: ASGIApp) -> ASGIApp:
+    """Count and time every HTTP request by route (a bounded label: the first
+    path segment when it is one of ours, else "other")."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+        segment = scope["path"].strip("/").split("/", 1)[0]
+        route = segment if segment in ROUTES else "other"
+        status = {"code": 0}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await app(scope, receive, sending)
+        finally:
+            GATEWAY_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+            GATEWAY_REQUESTS.labels(route=route, status=str(status["code"] or 101)).inc()
+
+    return wrapper
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics_endpoint() -> Response[bytes]:
+    """Prometheus metrics of this gateway process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings) -> ASGIApp:
     bus = Bus(
         settings.nats_url or "nats://127.0.0.1:4222", "quartier-gateway", settings.request_timeout
     )
@@ -70,8 +133,8 @@ def create_app(settings: Settings) -> Litestar:
         graphql_ide=not settings.is_prod,
         context_getter=context_getter,
     )
-    return Litestar(
-        route_handlers=[controller, live, ready],
+    app = Litestar(
+        route_handlers=[controller, live, ready, metrics_endpoint],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],
         state=State(
@@ -83,6 +146,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=False,
     )
+    return measured(app)  # around the router: 404s and 405s are counted too
 
 
 def main() -> None:

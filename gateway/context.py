@@ -99,6 +99,7 @@ class Context(BaseContext, kw_only=True):
     settings: Settings
     principal: Principal
     correlation_id: str
+    idempotency_key: str | None = None  # the `Idempotency-Key` header, for create-like commands
     connection_params: dict[str, Any] | None = None
     loaders: dict[str, DataLoader[Any, Any]] = {}
 
@@ -118,6 +119,7 @@ class Context(BaseContext, kw_only=True):
             actor=actor or p.actor,
             correlation_id=self.correlation_id,
             credential=p.credential,
+            idempotency_key=self.idempotency_key,
         )
 
     def require_member(self) -> RequestContext:
@@ -168,5 +170,6 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
         settings=settings,
         principal=principal,
         correlation_id=correlation if CORRELATION.match(correlation) else new_correlation_id(),
+        idempotency_key=headers.get("idempotency-key") or None,
         loaders={},
     )

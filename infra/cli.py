@@ -3,6 +3,10 @@
   quartier up [--demo]                                  run the whole system
   quartier tenant create SLUG NAME --admin-email E     platform operator
   quartier stream --tenant SLUG [--from-start] [--follow] [--limit N]
+  quartier parked list [--service S] [--skipped]       events a service could not apply
+  quartier parked retry [--service S] [--consumer C]   apply them again
+  quartier parked skip --service S --consumer C --position N
+  quartier clock [+8d | -2h | +30m]                    development: move the services' clock
 
 `tenant` and `stream` talk to NATS: `QUARTIER_NATS_URL`, or the URL that a
 running `quartier up` wrote into the data dir. Links printed start with
@@ -15,10 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
+import uuid
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
+import msgspec
+
+from services import registry
 from services.identity import contract as idc
+from services.runtime import operations as ops
 from services.runtime.bus import Bus
 from services.runtime.errors import NotFound, QuartierError
 from services.runtime.messages import Actor
@@ -66,7 +78,7 @@ async def tenant_create(settings: Settings, slug: str, name: str, admin_email: s
     try:
         done = await bus.request(
             idc.CreateTenant(slug=slug, name=name, admin_email=admin_email),
-            RequestContext(actor=Actor(kind="operator"), credential=settings.operator_token),
+            _operator(settings),
         )
     except QuartierError as e:
         print(f"error ({e.code}): {e.message}", file=sys.stderr)
@@ -109,6 +121,121 @@ async def stream(
         await bus.close()
 
 
+def _operator(settings: Settings) -> RequestContext:
+    return RequestContext(actor=Actor(kind="operator"), credential=settings.operator_token)
+
+
+async def parked(settings: Settings, args: argparse.Namespace) -> int:
+    """Operators: list, retry or skip the events services parked."""
+    services = [args.service] if args.service else list(settings.services)
+    ctx = _operator(settings)
+    bus = await _connect(settings)
+    code = 0
+    try:
+        for service in services:
+            if service not in registry.BY_NAME:
+                print(f"error: unknown service {service!r}", file=sys.stderr)
+                return 2
+            try:
+                if args.parked_command == "list":
+                    status = "skipped" if args.skipped else "parked"
+                    found = await bus.request(
+                        ops.for_service(ops.ListParked, service)(status=status), ctx
+                    )
+                    for p in found:
+                        print(
+                            f"{service}\t{p.consumer}\t{p.position}\t{p.event_type}\t"
+                            f"tenant={p.tenant_id}\taggregate={p.aggregate_id}\t"
+                            f"attempts={p.attempts}\t{p.error}"
+                        )
+                elif args.parked_command == "retry":
+                    outcome = await bus.request(
+                        ops.for_service(ops.RetryParked, service)(consumer=args.consumer), ctx
+                    )
+                    print(f"{service}: {outcome.applied} applied, {outcome.parked} still parked")
+                    if outcome.parked:
+                        code = 1
+                else:
+                    await bus.request(
+                        ops.for_service(ops.SkipParked, service)(
+                            consumer=args.consumer, position=args.position
+                        ),
+                        ctx,
+                    )
+                    print(f"{service}: skipped {args.consumer} at {args.position}")
+            except QuartierError as e:
+                print(f"error ({service}, {e.code}): {e.message}", file=sys.stderr)
+                code = 2
+    finally:
+        await bus.close()
+    return code
+
+
+DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)([smhdw])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`+8d`, `-2h`, `30m` → seconds."""
+    found = DURATION.match(text.strip())
+    if found is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. +8d, -2h, +30m)")
+    sign, amount, unit = found.groups()
+    return (-1 if sign == "-" else 1) * float(amount) * UNITS[unit]
+
+
+async def clock(settings: Settings, shift: str | None) -> int:
+    """Development and demos: move every service's clock (each replica), or
+    tell the time they live in. Production services have no movable clock."""
+    if settings.is_prod:
+        print("error: the clock cannot be moved in production", file=sys.stderr)
+        return 2
+    try:
+        seconds = parse_duration(shift) if shift else 0.0
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bus = await _connect(settings)
+    try:
+        nc = bus.client
+        inbox = nc.new_inbox()
+        answers: list[ops.ClockState] = []
+
+        async def collect(msg: Any) -> None:
+            answers.append(msgspec.json.decode(msg.data, type=ops.ClockState))
+
+        sub = await nc.subscribe(inbox, cb=collect)
+        await nc.publish(
+            ops.CLOCK_SUBJECT,
+            msgspec.json.encode(
+                ops.MoveClock(
+                    credential=settings.operator_token, seconds=seconds, move_id=uuid.uuid4().hex
+                )
+            ),
+            reply=inbox,
+        )
+        await nc.flush()
+        await asyncio.sleep(1.0)  # replies of every replica of every service
+        await sub.unsubscribe()
+    finally:
+        await bus.close()
+    if not answers:
+        print(
+            "error: no service answered (is the system running, and not in production?)",
+            file=sys.stderr,
+        )
+        return 2
+    code = 0
+    for a in sorted(answers, key=lambda a: a.service):
+        if a.error:
+            print(f"{a.service}: error: {a.error}", file=sys.stderr)
+            code = 2
+        else:
+            shifted = timedelta(seconds=a.offset_seconds)
+            print(f"{a.service}: {a.now:%Y-%m-%d %H:%M:%S} UTC (clock shifted by {shifted})")
+    return code
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quartier", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -133,6 +260,28 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--from-start", action="store_true", help="replay from the first event")
     st.add_argument("--follow", action="store_true", help="keep waiting for new events")
     st.add_argument("--limit", type=int, help="stop after N events")
+
+    pk = sub.add_parser("parked", help="platform operator: events a service could not apply")
+    pk_sub = pk.add_subparsers(dest="parked_command", required=True)
+    pk_list = pk_sub.add_parser("list", help="one line per parked event")
+    pk_list.add_argument("--service", help="one service (default: every service)")
+    pk_list.add_argument("--skipped", action="store_true", help="those given up instead")
+    pk_retry = pk_sub.add_parser("retry", help="apply parked events again, in order")
+    pk_retry.add_argument("--service", help="one service (default: every service)")
+    pk_retry.add_argument("--consumer", help="one projection or reaction")
+    pk_skip = pk_sub.add_parser("skip", help="give one parked event up for good")
+    pk_skip.add_argument("--service", required=True)
+    pk_skip.add_argument("--consumer", required=True)
+    pk_skip.add_argument("--position", type=int, required=True)
+
+    ck = sub.add_parser(
+        "clock",
+        help="development and demos: move the services' clock",
+        description="Move every service's clock by a duration (+8d, -2h, +30m), to try "
+        "time-based rules on a running system; without one, tell the time they live in. "
+        "The shift is kept across restarts (in the data dir). Refused in production.",
+    )
+    ck.add_argument("shift", nargs="?", help="+8d, -2h, +30m, +45s, +1w")
     return p
 
 
@@ -150,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "tenant":
             return asyncio.run(tenant_create(settings, args.slug, args.name, args.admin_email))
+        if args.command == "parked":
+            return asyncio.run(parked(settings, args))
+        if args.command == "clock":
+            return asyncio.run(clock(settings, args.shift))
         if args.limit is not None and args.limit < 1:
             print("error: --limit must be at least 1", file=sys.stderr)
             return 2

@@ -4,8 +4,6 @@ outbox relay and the reaction that keeps the local hub directory.
 
 from __future__ import annotations
 
-import asyncio
-
 from services.events import reactions
 from services.events.application import Meetups
 from services.events.contract import SERVICE
@@ -14,8 +12,7 @@ from services.events.publication import to_public
 from services.events.views import MeetupViews
 from services.events.views.directory import DIRECTORY
 from services.runtime.clock import SYSTEM_CLOCK, Clock
-from services.runtime.host import ServiceHost
-from services.runtime.logging import configure_logging
+from services.runtime.host import ServiceHost, run_service
 from services.runtime.settings import Settings
 
 
@@ -32,6 +29,4 @@ def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
 
 
 def main() -> None:
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, service=SERVICE)
-    asyncio.run(build(settings).run_until_signalled())
+    run_service(SERVICE, build)

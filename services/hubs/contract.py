@@ -147,6 +147,7 @@ class Nomination(Message):
 class CreateHub(HubsCommand[Hub]):
     """Tenant admin. The creator becomes the hub's first member and co-admin."""
 
+    idempotent: ClassVar[bool] = True
     name: str
     kind: HubKind
     area: Area
@@ -167,6 +168,7 @@ class NominateCandidate(HubsCommand[Nomination]):
     (`candidate_id`) or a new person (`email`, invited by identity). A hub
     admin may pass `exception_reason` to admit past the one-per-profession rule."""
 
+    idempotent: ClassVar[bool] = True
     hub_id: str
     candidate_id: str | None = None
     email: str | None = None

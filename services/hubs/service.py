@@ -4,8 +4,6 @@ relay, reactions to identity's events and the objection-window scheduler.
 
 from __future__ import annotations
 
-import asyncio
-
 from services.hubs import reactions
 from services.hubs.application import Hubs
 from services.hubs.contract import SERVICE
@@ -15,8 +13,7 @@ from services.hubs.scheduler import WindowCloser
 from services.hubs.views import HubViews
 from services.hubs.views.directory import DIRECTORY
 from services.runtime.clock import SYSTEM_CLOCK, Clock
-from services.runtime.host import ServiceHost
-from services.runtime.logging import configure_logging
+from services.runtime.host import ServiceHost, run_service
 from services.runtime.settings import Settings
 
 
@@ -35,6 +32,4 @@ def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
 
 
 def main() -> None:
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, service=SERVICE)
-    asyncio.run(build(settings).run_until_signalled())
+    run_service(SERVICE, build)

@@ -3,8 +3,6 @@ outbox relay on a service host. `python -m services.identity` runs it."""
 
 from __future__ import annotations
 
-import asyncio
-
 from services.identity.application import Identity
 from services.identity.contract import SERVICE
 from services.identity.handlers import IdentityHandlers
@@ -13,8 +11,7 @@ from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
 from services.identity.views import IdentityViews
 from services.runtime.clock import SYSTEM_CLOCK, Clock
-from services.runtime.host import ServiceHost
-from services.runtime.logging import configure_logging
+from services.runtime.host import ServiceHost, run_service
 from services.runtime.settings import Settings
 
 
@@ -37,6 +34,4 @@ def build(
 
 
 def main() -> None:
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, service=SERVICE)
-    asyncio.run(build(settings).run_until_signalled())
+    run_service(SERVICE, build)

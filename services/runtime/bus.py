@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -24,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
+from services.runtime import idempotency, metrics
 from services.runtime.errors import (
     InternalError,
     InvalidInput,
@@ -31,6 +34,7 @@ from services.runtime.errors import (
     Unavailable,
     error_from_code,
 )
+from services.runtime.idempotency import IdempotencyStore
 from services.runtime.logging import get_logger
 from services.runtime.messages import (
     Envelope,
@@ -78,6 +82,9 @@ class Bus:
         self, url: str, name: str, request_timeout: float = 10.0, max_in_flight: int = 512
     ):
         self.url = url
+        # A cluster is a comma-separated list of its servers' URLs: nats-py
+        # connects to any that answers and learns the others from it.
+        self.servers = [u.strip() for u in url.split(",") if u.strip()]
         self.name = name
         self.request_timeout = request_timeout
         self.nc: NATS | None = None
@@ -85,6 +92,8 @@ class Bus:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._subs: list[Subscription] = []
         self.connected = asyncio.Event()
+        self.reconnections = 0  # relays check the stream after each one
+        self._idempotency: IdempotencyStore | None = None
         self._closing = False
 
     # -- connection ------------------------------------------------------------
@@ -94,7 +103,7 @@ class Bus:
         connected, reconnect forever. (With these options nats-py retries the
         first connection too, reporting each failure to `_on_error`.)"""
         connecting = nats.connect(
-            self.url,
+            servers=self.servers,
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -121,6 +130,8 @@ class Bus:
 
     async def _on_reconnected(self) -> None:
         self.connected.set()
+        self.reconnections += 1
+        metrics.NATS_RECONNECTS.labels(process=self.name).inc()
         log.info("nats.reconnected")
 
     async def _on_closed(self) -> None:
@@ -174,6 +185,7 @@ class Bus:
             correlation_id=ctx.correlation_id,
             body=msgspec.Raw(encoder.encode(message)),
             credential=ctx.credential,
+            idempotency_key=ctx.idempotency_key if cls.idempotent else None,
         )
         try:
             msg = await self.client.request(
@@ -196,18 +208,34 @@ class Bus:
         return decoded
 
     async def ping(self, service: str, timeout: float = 1.0) -> bool:
+        return await self.health(service, timeout) is not None
+
+    async def health(self, service: str, timeout: float = 1.0) -> dict[str, Any] | None:
+        """What a replica of `service` says of itself, or None if none answers."""
         try:
-            await self.client.request(f"quartier.ping.{service}", b"", timeout=timeout)
+            msg = await self.client.request(f"quartier.ping.{service}", b"", timeout=timeout)
         except Exception:
-            return False
-        return True
+            return None
+        try:
+            found: dict[str, Any] = msgspec.json.decode(msg.data)
+        except msgspec.DecodeError:
+            found = {}
+        return found
 
     # -- server side -----------------------------------------------------------
 
-    async def serve(self, service: str, endpoints: Iterable[Endpoint]) -> None:
+    async def serve(
+        self,
+        service: str,
+        endpoints: Iterable[Endpoint],
+        health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        idempotency: IdempotencyStore | None = None,
+    ) -> None:
         """Subscribe every endpoint with the service's queue group, so that
-        replicas share the load, plus a ping endpoint for health checks."""
+        replicas share the load, plus a ping endpoint for health checks that
+        answers `health()` as JSON (e.g. how many events are parked)."""
         nc = self.client
+        self._idempotency = idempotency
         for endpoint in endpoints:
             if endpoint.request.service != service:
                 raise ValueError(f"{endpoint.request.__name__} is not a {service} request")
@@ -218,10 +246,21 @@ class Bus:
             )
 
         async def pong(msg: Msg) -> None:
-            await msg.respond(b"pong")
+            detail: dict[str, Any] = {}
+            if health is not None:
+                try:
+                    detail = await health()
+                except Exception:
+                    detail = {"error": "health check failed"}
+            await msg.respond(msgspec.json.encode({"service": service, **detail}))
 
         self._subs.append(await nc.subscribe(f"quartier.ping.{service}", cb=pong))
         await nc.flush()  # the server knows every subscription before we say we serve
+
+    async def subscribe(self, subject: str, callback: Callable[[Msg], Awaitable[None]]) -> None:
+        """A plain subscription, every replica receiving (no queue group),
+        drained on stop with the endpoints."""
+        self._subs.append(await self.client.subscribe(subject, cb=callback))
 
     def _dispatcher(self, endpoint: Endpoint) -> Callable[[Msg], Awaitable[None]]:
         decoder = msgspec.msgpack.Decoder(endpoint.request)
@@ -255,12 +294,61 @@ class Bus:
             actor=envelope.actor,
             correlation_id=envelope.correlation_id,
             credential=envelope.credential,
+            idempotency_key=envelope.idempotency_key,
         )
         with request_scope(ctx):
             reply = await self._run(endpoint, decoder, envelope, ctx)
         await self._reply(msg, reply)
 
     async def _run(
+        self,
+        endpoint: Endpoint,
+        decoder: msgspec.msgpack.Decoder[Request[Any]],
+        envelope: Envelope,
+        ctx: RequestContext,
+    ) -> Reply:
+        started = time.perf_counter()
+        if envelope.idempotency_key and endpoint.request.idempotent and self._idempotency:
+            reply = await self._answer_once(endpoint, decoder, envelope, ctx, self._idempotency)
+        else:
+            reply = await self._answer(endpoint, decoder, envelope, ctx)
+        service, name = endpoint.request.service, endpoint.request.__name__
+        outcome = reply.error.code if reply.error is not None else "ok"
+        elapsed = time.perf_counter() - started
+        metrics.REQUESTS.labels(service=service, request=name, outcome=outcome).inc()
+        metrics.REQUEST_SECONDS.labels(service=service, request=name).observe(elapsed)
+        log.debug("request.handled", request=name, outcome=outcome, ms=round(elapsed * 1000, 1))
+        return reply
+
+    async def _answer_once(
+        self,
+        endpoint: Endpoint,
+        decoder: msgspec.msgpack.Decoder[Request[Any]],
+        envelope: Envelope,
+        ctx: RequestContext,
+        store: IdempotencyStore,
+    ) -> Reply:
+        """The first outcome for this idempotency key (services/runtime/idempotency.py)."""
+        try:
+            key = idempotency.key_of(
+                envelope.tenant_id,
+                envelope.actor.member_id or envelope.actor.kind,
+                endpoint.request.__name__,
+                idempotency.check_key(envelope.idempotency_key or ""),
+            )
+            fingerprint = hashlib.sha256(bytes(envelope.body)).hexdigest()
+
+            async def produce() -> tuple[bytes, str | None]:
+                reply = await self._answer(endpoint, decoder, envelope, ctx)
+                return encoder.encode(reply), reply.error.code if reply.error else None
+
+            return reply_decoder.decode(await store.run(key, fingerprint, produce))
+        except QuartierError as e:
+            return Reply(
+                error=ErrorInfo(code=e.code, message=e.message, field=e.field, rule=e.rule)
+            )
+
+    async def _answer(
         self,
         endpoint: Endpoint,
         decoder: msgspec.msgpack.Decoder[Request[Any]],

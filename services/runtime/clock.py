@@ -42,4 +42,43 @@ class MovableClock:
         self._listeners.append(listener)
 
 
+class ShiftedClock:
+    """The system's time moved forward (or back) by an offset: development
+    and demo environments run on it, so that `quartier clock +8d` lets one
+    try time-based rules (objection windows, reminders, expiries) on a running
+    system. Listeners hear every move, as with MovableClock. Never in
+    production."""
+
+    def __init__(self, offset: timedelta = timedelta(0)):
+        self.offset = offset
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[datetime], None]] = []
+        self._moves: set[str] = set()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self.offset
+
+    def move(self, move_id: str, delta: timedelta) -> bool:
+        """Apply a move once (several services of one process share a clock,
+        and each hears the move). False if it was applied already."""
+        with self._lock:
+            if move_id in self._moves:
+                return False
+            self._moves.add(move_id)
+        self.advance(delta)
+        return True
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        with self._lock:
+            self.offset += delta or timedelta(**kwargs)
+        now = self.now()
+        for listener in list(self._listeners):
+            listener(now)
+        return now
+
+    def on_move(self, listener: Callable[[datetime], None]) -> None:
+        self._listeners.append(listener)
+
+
 SYSTEM_CLOCK = SystemClock()

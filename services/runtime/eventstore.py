@@ -174,7 +174,15 @@ class ServiceApplication(Application[UUID]):
         """Save new events and the upstream position in one transaction.
 
         Raises `IntegrityError` if that position (or a later one) is already
-        recorded, i.e. the upstream event has been processed before."""
+        recorded, i.e. the upstream event has been processed before.
+
+        While a parked event is retried (`parking.retrying`), its position is
+        behind the consumer's: the objects are saved without tracking (the
+        change itself must then be idempotent, as reactions' changes are)."""
+        from services.runtime.parking import current_retry
+
+        if current_retry() is not None:
+            return self.save(*objs)
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.collect_events(*objs)
         recordings = self._record(processing)
@@ -192,6 +200,12 @@ class ServiceApplication(Application[UUID]):
 
     def set_position(self, name: str, notification_id: int) -> None:
         self.process_recorder.insert_tracking(Tracking(name, notification_id))
+
+    def notification(self, notification_id: int) -> Notification:
+        found = self.notifications_after(notification_id - 1, 1)
+        if not found or found[0].id != notification_id:
+            raise KeyError(f"no notification {notification_id}")
+        return found[0]
 
     def notifications_after(self, position: int, limit: int) -> list[Notification]:
         return list(

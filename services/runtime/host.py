@@ -9,26 +9,37 @@ replica holds the service's leader lock; the others stand by.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
+from nats.aio.msg import Msg
 
+from services.runtime import metrics
+from services.runtime import operations as ops
 from services.runtime.bus import Bus, Endpoint, Offloader
-from services.runtime.clock import SYSTEM_CLOCK, Clock
+from services.runtime.clock import SYSTEM_CLOCK, Clock, ShiftedClock
+from services.runtime.errors import NotFound, QuartierError
 from services.runtime.eventstore import ServiceApplication
+from services.runtime.idempotency import IdempotencyStore
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
-from services.runtime.logging import get_logger
+from services.runtime.logging import configure_logging, get_logger
+from services.runtime.messages import Actor, Done
+from services.runtime.parking import ParkingLot
 from services.runtime.projection import Projection, Projector
 from services.runtime.reactions import Reaction, ReactionConsumer
 from services.runtime.relay import OutboxRelay, Translate
 from services.runtime.settings import Settings
 from services.runtime.store import Store
 from services.runtime.stream import ensure_stream
+from services.runtime.tenancy import RequestContext
 from services.runtime.views import TrackedTables
 from services.runtime.wakeup import sleep_unless
 
@@ -85,8 +96,26 @@ class ServiceHost:
         self.add_app(app, translate)
         return app
 
+    @cached_property
+    def idempotency(self) -> IdempotencyStore:
+        """First outcomes of commands sent with an idempotency key."""
+        store = IdempotencyStore(self.engine, self.offload, wait=self.settings.request_timeout)
+        store.create()
+        return store
+
+    def _has_idempotent_endpoints(self) -> bool:
+        return any(e.request.idempotent for e in self.endpoints)
+
+    @cached_property
+    def parking(self) -> ParkingLot:
+        """Where the service's projections and reactions park the events they
+        cannot apply (services/runtime/parking.py)."""
+        lot = ParkingLot(self.engine, self.service)
+        lot.create()
+        return lot
+
     def add_projection(self, app: ServiceApplication, projection: Projection) -> Projector:
-        projector = Projector(app, self.engine, projection)
+        projector = Projector(app, self.engine, projection, parking=self.parking)
         self.add_projector(projector)
         return projector
 
@@ -105,8 +134,15 @@ class ServiceHost:
                     self.bus,
                     self.offload,
                     poll_interval=self.settings.relay_poll_interval,
+                    reflected=lambda: self._reflected(app),
                 )
             )
+
+    def _reflected(self, app: ServiceApplication) -> int | None:
+        """How far the app's read models go (caught up first): the relay
+        publishes no further."""
+        positions = [p.catch_up() for p in self.projectors if p.app is app]
+        return min(positions) if positions else None
 
     def add_projector(self, projector: Projector) -> None:
         self.projectors.append(projector)
@@ -115,10 +151,93 @@ class ServiceHost:
         self.endpoints.extend(endpoints)
 
     def add_reaction(self, reaction: Reaction) -> None:
-        self.reactions.append(ReactionConsumer(self.service, reaction, self.bus))
+        self.reactions.append(
+            ReactionConsumer(self.service, reaction, self.bus, self.parking, self.offload)
+        )
 
     def add_job(self, name: str, job: Job) -> None:
         self.jobs.append((name, job))
+
+    async def _serve_clock(self) -> None:
+        """Outside production, on a ShiftedClock: `quartier clock` moves it
+        (every replica hears the move; the offset is kept in the data dir, so
+        a restart keeps the time where it was)."""
+        clock = self.clock
+        if self.settings.is_prod or not isinstance(clock, ShiftedClock):
+            return
+        token = self.settings.operator_token
+
+        async def on_move(msg: Msg) -> None:
+            try:
+                move = msgspec.json.decode(msg.data, type=ops.MoveClock)
+                ops.require_operator(
+                    RequestContext(actor=Actor(kind="operator"), credential=move.credential), token
+                )
+                if move.seconds and clock.move(move.move_id, timedelta(seconds=move.seconds)):
+                    await self.offload(save_clock_offset, self.settings, clock.offset)
+                    log.warning("clock.moved", service=self.service, seconds=move.seconds)
+                state = ops.ClockState(
+                    service=self.service,
+                    offset_seconds=clock.offset.total_seconds(),
+                    now=clock.now(),
+                )
+            except (msgspec.DecodeError, QuartierError) as e:
+                state = ops.ClockState(
+                    service=self.service, offset_seconds=0, now=clock.now(), error=str(e)
+                )
+            if msg.reply:
+                await msg.respond(msgspec.json.encode(state))
+
+        await self.bus.subscribe(ops.CLOCK_SUBJECT, on_move)
+
+    def _serve_metrics(self) -> None:
+        port = self.settings.metrics_port_of(self.service)
+        if port is not None:
+            metrics.serve(port, self.settings.http_host)
+
+    async def _health(self) -> dict[str, Any]:
+        """What the service says when pinged (the gateway's readiness detail)."""
+        if "parking" not in self.__dict__:
+            return {"parked": 0}
+        return {"parked": await self.offload(self.parking.count)}
+
+    def _operations(self) -> list[Endpoint]:
+        """Operators' requests (services/runtime/operations.py), if the service
+        has anything to park."""
+        if not self.projectors and not self.reactions:
+            return []
+        token = self.settings.operator_token
+
+        async def list_parked(q: ops.ListParked, ctx: RequestContext) -> list[ops.ParkedInfo]:
+            ops.require_operator(ctx, token)
+            found = await self.offload(self.parking.list, q.consumer, q.status)
+            return [ops.ParkedInfo(**vars(p)) for p in found]
+
+        async def retry_parked(q: ops.RetryParked, ctx: RequestContext) -> ops.RetryOutcome:
+            ops.require_operator(ctx, token)
+            applied = 0
+            for projector in self.projectors:
+                if q.consumer in (None, projector.key):
+                    done, _ = await self.offload(projector.retry_parked)
+                    applied += done
+            for consumer in self.reactions:
+                if q.consumer in (None, consumer.durable):
+                    done, _ = await consumer.retry_parked()
+                    applied += done
+            left = await self.offload(self.parking.list, q.consumer, "parked")
+            return ops.RetryOutcome(applied=applied, parked=len(left))
+
+        async def skip_parked(q: ops.SkipParked, ctx: RequestContext) -> Done:
+            ops.require_operator(ctx, token)
+            if not await self.offload(self.parking.skip, q.consumer, q.position):
+                raise NotFound("no such parked event")
+            return Done()
+
+        return [
+            Endpoint(ops.for_service(ops.ListParked, self.service), list_parked),
+            Endpoint(ops.for_service(ops.RetryParked, self.service), retry_parked),
+            Endpoint(ops.for_service(ops.SkipParked, self.service), skip_parked),
+        ]
 
     def leader_lock(self) -> LeaderLock:
         if self.store.is_postgres:
@@ -133,10 +252,20 @@ class ServiceHost:
         await self.bus.connect(wait=connect_wait)
         await ensure_stream(self.bus.jetstream(), self.settings.stream_replicas)
         for projector in self.projectors:
-            await self.offload(projector.catch_up)
-        await self.bus.serve(self.service, self.endpoints)
+            try:
+                await self.offload(projector.catch_up)
+            except Exception:  # start anyway: the background catch-up retries
+                log.exception("projection.failed_at_start", projection=projector.key)
+        await self.bus.serve(
+            self.service,
+            [*self.endpoints, *self._operations()],
+            health=self._health,
+            idempotency=self.idempotency if self._has_idempotent_endpoints() else None,
+        )
         self._spawn("projections", self._run_projections)
         self._spawn("leadership", self._lead)
+        self._serve_metrics()
+        await self._serve_clock()
         log.info("service.started", service=self.service, endpoints=len(self.endpoints))
 
     def _spawn(self, name: str, job: Job) -> None:
@@ -235,3 +364,35 @@ class ServiceHost:
             starting.result()  # a failed start raises here
             await signalled
         await self.stop()
+
+
+# -- running a service ---------------------------------------------------------------
+
+CLOCK_FILE = "clock.offset"
+
+
+def clock_offset(settings: Settings) -> timedelta:
+    """The offset `quartier clock` left in the data dir (zero if none)."""
+    path = Path(settings.data_dir) / CLOCK_FILE
+    try:
+        return timedelta(seconds=float(path.read_text().strip() or 0))
+    except (OSError, ValueError):
+        return timedelta(0)
+
+
+def save_clock_offset(settings: Settings, offset: timedelta) -> None:
+    path = Path(settings.data_dir) / CLOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{CLOCK_FILE}.{os.getpid()}")
+    tmp.write_text(str(offset.total_seconds()))
+    tmp.replace(path)
+
+
+def run_service(service: str, build: Callable[..., ServiceHost]) -> None:
+    """`python -m services.<name>`: settings from the environment, logging,
+    the clock (the system's in production; elsewhere shifted by what
+    `quartier clock` set), and the service until SIGTERM or SIGINT."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level, service=service)
+    clock: Clock = SYSTEM_CLOCK if settings.is_prod else ShiftedClock(clock_offset(settings))
+    asyncio.run(build(settings, clock=clock).run_until_signalled())

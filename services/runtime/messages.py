@@ -29,6 +29,9 @@ R = TypeVar("R")
 class Request(Message, Generic[R]):
     service: ClassVar[str] = ""
     request_kind: ClassVar[str] = ""
+    idempotent: ClassVar[bool] = (
+        False  # honours an idempotency key (services/runtime/idempotency.py)
+    )
 
     @classmethod
     def subject(cls) -> str:
@@ -99,6 +102,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     correlation_id: str
     body: msgspec.Raw
     credential: str | None = None  # the operator token, only on operator requests
+    idempotency_key: str | None = None  # a client's key: a retry gets the first outcome
 
 
 class ErrorInfo(msgspec.Struct, kw_only=True):

@@ -43,11 +43,20 @@ class Settings:
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
     rate_limit_per_minute: int = 1200
     stream_replicas: int = 1
+    metrics_port: int | None = None  # services serve metrics on this + 1 + their index
     services: tuple[str, ...] = registry.names()
 
     @property
     def is_prod(self) -> bool:
         return self.env == "prod"
+
+    def metrics_port_of(self, service: str) -> int | None:
+        """Where a service serves its metrics: QUARTIER_METRICS_PORT + 1 + its
+        index in the registry (None: metrics are not served)."""
+        if self.metrics_port is None:
+            return None
+        names = registry.names()
+        return self.metrics_port + 1 + (names.index(service) if service in names else len(names))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -113,6 +122,9 @@ class Settings:
             mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
             rate_limit_per_minute=_int(get("RATE_LIMIT", "1200"), "QUARTIER_RATE_LIMIT"),
             stream_replicas=_int(get("STREAM_REPLICAS", "1"), "QUARTIER_STREAM_REPLICAS"),
+            metrics_port=_int(get("METRICS_PORT"), "QUARTIER_METRICS_PORT")
+            if get("METRICS_PORT")
+            else None,
             services=services,
         )
 

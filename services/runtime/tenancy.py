@@ -27,6 +27,7 @@ class RequestContext:
     actor: Actor = ANONYMOUS
     correlation_id: str = field(default_factory=new_correlation_id)
     credential: str | None = None
+    idempotency_key: str | None = None
 
     def require_tenant(self) -> str:
         if not self.tenant_id:

@@ -121,7 +121,20 @@ class TrackedTables:
     ) -> bool:
         """Run `change(conn)` and advance this reaction's position to
         `tracking` in one transaction, unless that upstream event was applied
-        already. Returns False when it had been."""
+        already. Returns False when it had been.
+
+        While a parked event is retried, its parked row is the guard instead
+        (deleted in the same transaction): the position is not moved back."""
+        from services.runtime.parking import current_retry
+
+        retry = current_retry()
+        if retry is not None:
+            with engine.connect().execution_options(write_lock=True) as conn, conn.begin():
+                if not retry.lot.is_parked(conn, retry.consumer, retry.position):
+                    return False
+                change(conn)
+                retry.lot.release(conn, retry.consumer, retry.position)
+            return True
         key = f"{self.name}<{tracking.application_name}"
         with engine.connect().execution_options(write_lock=True) as conn, conn.begin():
             position = read_position(conn, key)

@@ -44,30 +44,36 @@ async def test_liveness_and_readiness(system: System) -> None:
     live = await system.client.get("/health/live")
     assert (live.status_code, live.json()) == (200, {"status": "live"})
 
+    running = dict.fromkeys(system.hosts, True)
     ready = await system.client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
         "nats": True,
-        "services": {"identity": True, "hubs": True},
+        "services": running,
+        "missing": [],
+        "parked": {},
     }
 
-    # a configured service that is not running: not ready
-    services = ("identity", "hubs", "referrals")
+    # a configured service that is not running: not ready, and said so
+    services = (*system.hosts, "referrals")
     async with serve_gateway(system.settings.with_(services=services)) as gateway:
         ready = await gateway.client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json() == {
             "status": "not ready",
             "nats": True,
-            "services": {"identity": True, "hubs": True, "referrals": False},
+            "services": {**running, "referrals": False},
+            "missing": ["referrals"],
+            "parked": {},
         }
 
     # identity stops: not ready, and requests fail with a clear operational error
     await system.identity.stop()
     ready = await system.client.get("/health/ready")
     assert ready.status_code == 503
-    assert ready.json()["services"] == {"identity": False, "hubs": True}
+    assert ready.json()["services"] == {**running, "identity": False}
+    assert ready.json()["missing"] == ["identity"]
     answer = await system.gql("{ professions { code } }")
     assert answer["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
     assert (await system.client.get("/health/live")).status_code == 200
@@ -477,3 +483,39 @@ async def test_errors_are_logged_without_the_operation_text(
     assert any(entry["event"] == "graphql.refused" for entry in logs)
     everything = repr(logs) + caplog.text
     assert secret not in everything and "who@pole.example" not in everything
+
+
+async def test_the_gateway_serves_its_metrics(system: System) -> None:
+    await system.gql("{ professions { code } }")
+    await system.client.get("/no/such/page")
+    text = (await system.client.get("/metrics")).text
+    lines = [
+        line for line in text.splitlines() if line.startswith("quartier_gateway_requests_total")
+    ]
+    assert any('route="graphql"' in line and 'status="200"' in line for line in lines)
+    assert any('route="other"' in line and 'status="404"' in line for line in lines)
+    assert not any("/no/such/page" in line for line in lines)  # paths never become labels
+    assert "quartier_gateway_request_seconds_bucket" in text
+
+
+async def test_an_idempotency_key_makes_a_create_safe_to_retry(system: System) -> None:
+    net = await open_network(system, "pole-retry")
+    query = """mutation($input: CreateHubInput!) { createHub(input: $input) {
+        __typename ... on HubPayload { hub { id } } ... on Error { code message } } }"""
+    variables = {
+        "input": {
+            "name": "Voltaire",
+            "kind": "NEIGHBOURHOOD",
+            "area": {"centre": {"lat": 48.8575, "lon": 2.3795}, "radiusKm": 1.5},
+        }
+    }
+    headers = {"Authorization": f"Bearer {net.admin.access}", "Idempotency-Key": "hub-1"}
+    answers = []
+    for _ in range(2):
+        response = await system.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        answers.append(response.json()["data"]["createHub"])
+    assert answers[0]["__typename"] == "HubPayload" and answers[0] == answers[1]
+    hubs = await system.gql("{ hubs { id } }", token=net.admin.access)
+    assert [h["id"] for h in hubs["data"]["hubs"]] == [answers[0]["hub"]["id"]]

@@ -31,6 +31,7 @@ import pytest
 
 from infra.demo import ADMIN_EMAIL, ADMISSIONS, MEMBERS, PASSWORD, SLUG
 from infra.nats_server import free_port
+from services import registry
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -447,12 +448,14 @@ def test_up_demo_prints_the_banner_and_runs_every_process(first_run: Launcher) -
     assert health == {
         "status": "ready",
         "nats": True,
-        "services": {"identity": True, "hubs": True},
+        "services": dict.fromkeys(registry.names(), True),
+        "missing": [],
+        "parked": {},
     }
     args = [p.args for p in first_run.children.values()]
     assert any("nats-server" in a and str(first_run.data_dir) in a for a in args), args
-    assert first_run.child("services.identity")
-    assert first_run.child("services.hubs")
+    for name in registry.names():
+        assert first_run.child(f"services.{name}")
     assert first_run.child("gateway")
     running = system_processes(first_run.data_dir)
     assert set(first_run.children) | {first_run.process.pid} == set(running)  # what the end checks

@@ -19,7 +19,9 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, Tracking
 from nats.js.api import StreamInfo
+from nats.js.errors import NotFoundError
 
+from infra.nats_server import NatsServer, start_nats_server
 from services.identity import contract as idc
 from services.identity.service import build
 from services.runtime.bus import Bus
@@ -133,6 +135,62 @@ async def test_relay_republishing_the_whole_log_adds_nothing(
         relay.rewind()
         await eventually(lambda: relay.published - before >= expected)
         assert (await stream_info(client_bus)).state.messages == expected
+    finally:
+        await host.stop()
+
+
+async def stream_ids(bus: Bus) -> list[str]:
+    info = await stream_info(bus)
+    ids = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await bus.jetstream().get_msg(STREAM, seq)
+        except NotFoundError:  # a deleted message
+            continue
+        ids.append(msg.headers["Nats-Msg-Id"])
+    return ids
+
+
+@pytest.mark.parametrize("lost", [1, 3, "all"])
+async def test_a_stream_that_lost_its_tail_is_refilled(
+    sqlite_settings: Settings,
+    client_bus: Bus,
+    clock: MovableClock,
+    nats_server: NatsServer,
+    lost: int | str,
+) -> None:
+    """A NATS server that crashed before syncing its disk loses the last
+    messages it had acknowledged: the relay notices when it starts leading (or
+    after a reconnection) and publishes them again, each once."""
+    host = build(sqlite_settings, clock=clock)
+    await host.start()
+    try:
+        await create_network(client_bus, "pole-gap")
+        await create_network(client_bus, "pole-gap-2")
+        expected = public_event_count(host)
+        await eventually(lambda: count_is(client_bus, expected))
+    finally:
+        await host.stop()
+    js = client_bus.jetstream()
+    info = await stream_info(client_bus)
+    count = expected if lost == "all" else int(lost)
+    for seq in range(info.state.last_seq, info.state.last_seq - count, -1):
+        await js.delete_msg(STREAM, seq)  # as if never synced to disk
+    assert len(await stream_ids(client_bus)) == expected - count
+    # the server restarts: its memory of recent message ids is rebuilt from
+    # what it stored, as after a crash
+    nats_server.stop()
+    restarted = start_nats_server(nats_server.store_dir, port=nats_server.port)
+    nats_server.process = restarted.process
+    await eventually(lambda: client_bus.is_connected)
+
+    host = build(sqlite_settings, clock=clock)
+    await host.start()
+    try:
+        await eventually(lambda: count_is(client_bus, expected))
+        ids = await stream_ids(client_bus)
+        assert len(ids) == len(set(ids)) == expected  # each event once, none missing
+        assert host.relays[0].published == count
     finally:
         await host.stop()
 
@@ -415,3 +473,18 @@ async def test_leadership_is_tried_again_after_a_failure(
         assert failures == [1]
     finally:
         await host.stop()
+
+
+async def test_a_list_of_servers_connects_to_any_that_answers(nats_server: NatsServer) -> None:
+    """QUARTIER_NATS_URL may list a cluster's servers; one of them down (here
+    the first) does not stop a process from starting."""
+    from infra.nats_server import free_port
+
+    down = f"nats://127.0.0.1:{free_port()}"
+    for url in (f"{down},{nats_server.url}", f" {nats_server.url} , {down} "):
+        bus = Bus(url, "test-cluster")
+        await bus.connect(wait=10)
+        try:
+            assert bus.is_connected
+        finally:
+            await bus.close()

@@ -1,0 +1,84 @@
+"""Retries are safe: a create-like command sent again with the same
+idempotency key gets the first outcome and changes nothing more, whether the
+first one finished, is still running, or was refused."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from services.hubs import contract as hc
+from services.runtime.bus import Bus
+from services.runtime.errors import InvalidInput, NotFound
+from services.runtime.host import ServiceHost
+from tests.support.identity import add_member, as_member, card, create_network
+
+pytestmark = pytest.mark.asyncio
+
+VOLTAIRE = hc.Area(centre=hc.Point(lat=48.8575, lon=2.3795), radius_km=1.5)
+IN_11E = {"lat": 48.8560, "lon": 2.3750, "postcode": "75011"}
+
+
+def events(host: ServiceHost) -> int:
+    return host.context["app"].max_notification_id()
+
+
+async def test_a_retry_with_the_same_key_gets_the_first_outcome(
+    hubs: ServiceHost, client_bus: Bus
+) -> None:
+    tenant, admin = await create_network(client_bus, "pole-idem")
+    ctx = replace(as_member(admin), idempotency_key="create-voltaire-1")
+    create = hc.CreateHub(name="Voltaire", kind="neighbourhood", area=VOLTAIRE)
+    first = await client_bus.request(create, ctx)
+    before = events(hubs)
+    again = await client_bus.request(create, ctx)
+    assert again == first and events(hubs) == before
+    # another key: another hub
+    other = await client_bus.request(create, replace(ctx, idempotency_key="create-voltaire-2"))
+    assert other.hub_id != first.hub_id
+    # the same key for another request: refused, nothing done
+    with pytest.raises(InvalidInput) as info:
+        await client_bus.request(
+            hc.CreateHub(name="Autre", kind="neighbourhood", area=VOLTAIRE), ctx
+        )
+    assert info.value.field == "idempotency_key"
+    # the same key from another member is another key
+    karim = await add_member(
+        client_bus, tenant.tenant_id, "karim@idem.example", card("Karim", work=IN_11E)
+    )
+    nominate = hc.NominateCandidate(hub_id=first.hub_id, candidate_id=karim.member_id)
+    concurrent = await asyncio.gather(
+        *(
+            client_bus.request(
+                nominate, replace(as_member(admin), idempotency_key="nominate-karim")
+            )
+            for _ in range(5)
+        )
+    )
+    assert len({n.nomination_id for n in concurrent}) == 1
+    nominations = await client_bus.request(
+        hc.ListNominations(hub_id=first.hub_id), as_member(admin)
+    )
+    assert [n.candidate_id for n in nominations] == [karim.member_id]
+
+
+async def test_a_refusal_is_the_first_outcome_too_and_a_bad_key_is_refused(
+    hubs: ServiceHost, client_bus: Bus
+) -> None:
+    _, admin = await create_network(client_bus, "pole-idem-2")
+    missing = hc.NominateCandidate(
+        hub_id="00000000-0000-0000-0000-000000000000", email="x@y.example"
+    )
+    ctx = replace(as_member(admin), idempotency_key="k1")
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await client_bus.request(missing, ctx)
+    for bad in ("", "x" * 201, "bad\nkey"):
+        with pytest.raises(InvalidInput) as info:
+            await client_bus.request(
+                hc.CreateHub(name="V", kind="neighbourhood", area=VOLTAIRE),
+                replace(ctx, idempotency_key=bad) if bad else replace(ctx, idempotency_key="\x7f"),
+            )
+        assert info.value.field == "idempotency_key"
