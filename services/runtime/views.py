@@ -72,8 +72,11 @@ def keyed_upsert(
 ) -> None:
     """Update the row with these keys, or insert it (the caller holds the
     write lock of its transaction, so there is no race between the two)."""
-    if keyed_update(conn, table, keys, **values) == 0:
-        conn.execute(table.insert().values(**keys, **values))
+    if values:
+        if keyed_update(conn, table, keys, **values) == 0:
+            conn.execute(table.insert().values(**keys, **values))
+    elif conn.execute(sa.select(*table.primary_key).where(*_where_keys(table, keys))).first() is None:
+        conn.execute(table.insert().values(**keys))
 
 
 # -- positions -------------------------------------------------------------------

@@ -1,0 +1,3 @@
+from services.referrals.service import main
+
+main()

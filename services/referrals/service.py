@@ -1,0 +1,32 @@
+"""Assembly of the referrals service: application, read models, endpoints,
+outbox relay and the reactions to identity's, hubs' and meetups' events.
+`python -m services.referrals` runs it."""
+
+from __future__ import annotations
+
+from services.referrals import reactions
+from services.referrals.application import Referrals
+from services.referrals.contract import SERVICE
+from services.referrals.handlers import ReferralsHandlers
+from services.referrals.publication import to_public
+from services.referrals.views import LedgerViews, directory
+from services.runtime.clock import SYSTEM_CLOCK, Clock
+from services.runtime.host import ServiceHost, run_service
+from services.runtime.settings import Settings
+
+
+def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
+    host = ServiceHost(SERVICE, settings, clock)
+    app = host.new_app(Referrals, translate=to_public)
+    projector = host.add_projection(app, LedgerViews())
+    for tables in (directory.MEMBERS, directory.HUBS, directory.MEETUPS):
+        host.add_tables(tables)
+    host.add_endpoints(ReferralsHandlers(host, app).endpoints())
+    for reaction in reactions.reactions(host):
+        host.add_reaction(reaction)
+    host.context = {"app": app, "projector": projector, "engine": host.engine}
+    return host
+
+
+def main() -> None:
+    run_service(SERVICE, build)
