@@ -239,7 +239,8 @@ def _banner(launcher: Launcher) -> None:
         f"  Data:                            {s.data_dir.resolve()}",
         f"  Storage:                         {'PostgreSQL' if s.database_url else 'SQLite files'}",
         f"  Mail drop (invitation links):    {s.mail_dir.resolve()}",
-        f"  Operator token:                  {s.operator_token}",
+        # never printed in production (terminals and their logs are read by others)
+        f"  Operator token:                  {'(see QUARTIER_OPERATOR_TOKEN)' if s.is_prod else s.operator_token}",
     ]
     if launcher.demo:
         from infra.demo import ADMIN_EMAIL, NAME, PASSWORD, SLUG

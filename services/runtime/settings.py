@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,6 +83,9 @@ class Settings:
         )
         if len(jwt_secret) < 32:
             raise ConfigurationError("QUARTIER_JWT_SECRET must be at least 32 characters")
+        if env == "prod":
+            _strong(jwt_secret, "QUARTIER_JWT_SECRET")
+            _strong(operator_token, "QUARTIER_OPERATOR_TOKEN")
         services = tuple(
             s.strip()
             for s in (get("SERVICES") or ",".join(registry.names())).split(",")
@@ -126,6 +131,39 @@ class Settings:
             if get("METRICS_PORT")
             else None,
             services=services,
+        )
+
+
+MIN_SECRET_BITS = 128
+
+
+def secret_bits(value: str) -> float:
+    """A generous estimate of a secret's entropy: its length times the bits
+    of the smallest alphabet its characters fit in (hex, base64url, printable).
+    Repetition is caught too: `aaaa…` counts as one character's worth."""
+    distinct = set(value)
+    if len(distinct) <= 2:
+        return float(len(distinct))
+    if distinct <= set("0123456789abcdef") or distinct <= set("0123456789ABCDEF"):
+        per_char = 4.0
+    elif distinct <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/="):
+        per_char = 6.0
+    else:
+        per_char = 6.5
+    # a secret of few distinct characters has less than its length suggests,
+    # and one that compresses well (a repeated word) has no more than that
+    alphabet = len(value) * min(per_char, math.log2(len(distinct)) * 1.5)
+    compressed = 8 * max(0, len(zlib.compress(value.encode(), 9)) - 8)
+    return min(alphabet, compressed)
+
+
+def _strong(value: str, name: str) -> None:
+    """Production refuses secrets a guess could find (at least 128 bits)."""
+    most = max((value.count(ch) for ch in set(value)), default=0)
+    if len(value) < 32 or secret_bits(value) < MIN_SECRET_BITS or most * 4 > len(value):
+        raise ConfigurationError(
+            f"{name} is too weak for production: use at least 32 random characters, "
+            "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,7 +196,10 @@ def test_is_operator_token() -> None:
 
 # -- settings --------------------------------------------------------------------
 
-SECRETS = {"QUARTIER_JWT_SECRET": "j" * 32, "QUARTIER_OPERATOR_TOKEN": "operator-token"}
+SECRETS = {  # random, as production requires
+    "QUARTIER_JWT_SECRET": "Qm7vK2pX9tRz4LwN8sYc1HdF6gJb3VqE5uTa0oMiWkS",
+    "QUARTIER_OPERATOR_TOKEN": "op-7Hs2KxQ9mZ4vT1nR8pLw3yBc6Fd0GjUa",
+}
 
 
 def test_defaults() -> None:
@@ -207,8 +211,8 @@ def test_defaults() -> None:
     assert s.nats_url is None
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8000)
     assert s.public_url == "http://127.0.0.1:8000"
-    assert s.jwt_secret == "j" * 32
-    assert s.operator_token == "operator-token"
+    assert s.jwt_secret == SECRETS["QUARTIER_JWT_SECRET"]
+    assert s.operator_token == SECRETS["QUARTIER_OPERATOR_TOKEN"]
     assert s.access_token_ttl == 900
     assert s.refresh_token_ttl == 30 * 24 * 3600
     assert s.invitation_ttl == 7 * 24 * 3600
@@ -436,3 +440,38 @@ def test_scoped_queries_filter_on_the_tenant() -> None:
         rows = conn.execute(scoped(table, TENANT)).all()
     engine.dispose()
     assert [(r.tenant_id, r.x) for r in rows] == [(TENANT, 1)]
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "a" * 32,
+        "ab" * 20,
+        "abcd" * 10,
+        "test-secret-" + "x" * 40,
+        "0123456789" * 4,
+        "password" * 5,
+    ],
+)
+def test_production_refuses_weak_secrets(weak: str) -> None:
+    strong = secrets.token_urlsafe(32)
+    for jwt_secret, operator_token in ((weak, strong), (strong, weak)):
+        with pytest.raises(ConfigurationError, match="too weak"):
+            Settings.from_env(
+                {
+                    "QUARTIER_ENV": "prod",
+                    "QUARTIER_JWT_SECRET": jwt_secret,
+                    "QUARTIER_OPERATOR_TOKEN": operator_token,
+                }
+            )
+
+
+def test_production_takes_random_secrets_and_short_operator_tokens_are_refused() -> None:
+    env = {
+        "QUARTIER_ENV": "prod",
+        "QUARTIER_JWT_SECRET": secrets.token_urlsafe(32),
+        "QUARTIER_OPERATOR_TOKEN": secrets.token_hex(16),
+    }
+    assert Settings.from_env(env).is_prod
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({**env, "QUARTIER_OPERATOR_TOKEN": "x"})
