@@ -137,22 +137,52 @@ def global_id(type_name: str, raw_id: str) -> str:
 # -- set-up --------------------------------------------------------------------
 
 
-def wait_for_directory(store: Store, count: int, timeout: float = 60.0) -> None:
-    """Until the hubs service's directory (kept from identity's events) knows
-    every member: a nomination then finds its members' activities locally."""
+def wait_for_rows(store: Store, query: str, count: int, what: str, timeout: float = 120.0) -> None:
+    """Until `query` (a count on the hubs service's read models) reaches `count`."""
     engine = store.views_engine()
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             with contextlib.suppress(sa.exc.DBAPIError), engine.connect() as conn:
-                known = conn.execute(sa.text("SELECT count(*) FROM member_activities")).scalar()
-                if (known or 0) >= count:
+                if (conn.execute(sa.text(query)).scalar() or 0) >= count:
                     return
             time.sleep(0.2)
     finally:
         engine.dispose()
-    raise RuntimeError(
-        f"the hubs directory did not learn the {count} members within {timeout:.0f}s"
+    raise RuntimeError(f"the hubs service did not {what} within {timeout:.0f}s")
+
+
+def wait_for_directory(store: Store, count: int) -> None:
+    """Until the hubs service's directory (kept from identity's events) knows
+    every member: a nomination then finds its members' activities locally."""
+    wait_for_rows(
+        store, "SELECT count(*) FROM member_activities", count, f"learn the {count} members"
+    )
+
+
+def prefill(app: Hubs, store: Store, hubs: list[BenchHub], count: int) -> None:
+    """`count` pending nominations in each hub, saved at once: the state a hub
+    reaches after a long life (it keeps every nomination it has had); then
+    wait until the service has projected them."""
+    for h in hubs:
+        hub = app.repository.get(UUID(h.hub_id))
+        for i in range(count):
+            hub.nominate(
+                str(uuid.uuid4()),
+                h.sponsor_ids[0],
+                Candidate(member_id=str(uuid.uuid4()), activity_code=ACTIVITY, places=RAW_PLACES),
+                f"earlier nomination {i}",
+                {},
+                None,
+                datetime.now(UTC),
+            )
+        app.save(hub)
+    ids = ", ".join(f"'{h.hub_id}'" for h in hubs)
+    wait_for_rows(
+        store,
+        f"SELECT count(*) FROM nominations WHERE hub_id IN ({ids})",  # noqa: S608 (our uuids)
+        count * len(hubs),
+        "project the prefilled nominations",
     )
 
 
@@ -297,6 +327,7 @@ class NominationResult:
     hubs: int
     phases: dict[str, Phase]
     per_hub: dict[str, float]  # nominations per hub at the end of each phase (mean)
+    prefill: int = 0
 
     def ratio(self, key: str) -> float:
         raw = self.phases[RAW].rate
@@ -308,6 +339,7 @@ class NominationResult:
             "path": "nomination",
             "clients": self.clients,
             "hubs": self.hubs,
+            "prefill": self.prefill,
             "cpus": os.cpu_count(),
             "ratio_n_over_a": round(self.ratio(NATS), 3),
             "ratio_b_over_a": round(self.ratio(GRAPHQL), 3),
@@ -393,6 +425,8 @@ async def run_store(
                 for key in keys:
                     label, make, sample = plan[key]
                     hubs = await create_hubs(bus, admin, sponsors, hub_count, f"{key} {r}")
+                    if args.prefill:
+                        await asyncio.to_thread(prefill, raw_app, hubs_store, hubs, args.prefill)
                     await asyncio.sleep(args.settle)  # the set-up's relay and projection
                     run = make(hubs)
                     print(f"  {store}: round {r + 1}/{args.rounds}: {label}", flush=True)
@@ -408,7 +442,7 @@ async def run_store(
                     ):
                         phase = await run(label, args.seconds)
                     rounds[key].append(phase)
-                    per_hub[key].append((warm.writes + phase.writes) / len(hubs))
+                    per_hub[key].append(args.prefill + (warm.writes + phase.writes) / len(hubs))
                     await asyncio.sleep(args.settle)
         return NominationResult(
             store,
@@ -416,6 +450,7 @@ async def run_store(
             hub_count,
             {key: merge(p) for key, p in rounds.items()},
             {key: sum(v) / len(v) for key, v in per_hub.items()},
+            args.prefill,
         )
     finally:
         if args.keep:
@@ -457,6 +492,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=64,
         help="members who can be nominated (each at most once per hub and phase)",
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give every hub N pending nominations before its phase (a hub with a history)",
+    )
     parser.add_argument("--no-graphql", action="store_true", help="skip (b)")
     args = parser.parse_args(argv)
     if args.mode != "processes":
@@ -469,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging("console", "warning")
     stores = stores_to_run(args)
     print(
-        f"nomination path: {args.clients} clients, {args.hubs or args.clients} hubs per phase, "
+        f"nomination path: {args.clients} clients, {args.hubs or args.clients} hubs per phase "
+        f"({args.prefill} nominations each at its start), "
         f"{args.seconds:g}s per phase after a {args.warmup:g}s warm-up, {args.rounds} round(s), "
         f"{os.cpu_count()} CPUs, load average {load_average()}",
         flush=True,
