@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import itertools
 import json
 import os
@@ -60,7 +61,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from uuid import UUID
 
 import httpx
@@ -90,6 +91,7 @@ mutation($input: ProfileCardInput!) {
 }
 """
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 RAW, RAW_THREADS, NATS, GRAPHQL = "raw", "raw_threads", "nats", "graphql"
 RAW_DEFAULT = "raw_default"  # the library's defaults: no aggregate cache
@@ -248,16 +250,25 @@ class CpuMeter:
 
 
 class System:
-    """NATS, the identity service and the gateway, as processes or in-process.
+    """NATS, the services (identity alone by default) and the gateway, as
+    processes or in-process.
 
-    The identity service runs with QUARTIER_ENV=test, which only makes argon2
+    The services run with QUARTIER_ENV=test, which only makes identity's argon2
     cheap (the set-up signs the members up; no password is hashed on the
     measured path). The gateway runs as in production (`--gateway-env`, prod by
     default: the environment only selects the schema's extensions)."""
 
-    def __init__(self, workdir: Path, database_url: str | None, mode: str, gateway_env: str):
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str | None,
+        mode: str,
+        gateway_env: str,
+        services: tuple[str, ...] = ("identity",),
+    ):
         self.workdir = workdir
         self.mode = mode
+        self.services = services
         self.nats: NatsServer = start_nats_server(
             workdir / "nats", log_file=workdir / "nats-server.log"
         )
@@ -269,24 +280,24 @@ class System:
             "QUARTIER_ACCESS_TOKEN_TTL": "7200",
             # The per-tenant limit (1200/min by default) would be all we measured.
             "QUARTIER_RATE_LIMIT": "100000000",
-            # Only identity runs: the gateway is ready when identity answers.
-            "QUARTIER_SERVICES": "identity",
+            # Only these services run: the gateway is ready when they answer.
+            "QUARTIER_SERVICES": ",".join(services),
             "QUARTIER_LOG_LEVEL": "warning",
         }
         if database_url:
             env["QUARTIER_DATABASE_URL"] = database_url
             env["QUARTIER_DB_SCHEMA_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}_"
         self.port = free_port()
-        self.identity_env = {**env, "QUARTIER_ENV": "test"}
+        self.service_env = {**env, "QUARTIER_ENV": "test"}
         self.gateway_env = {
             **env,
             "QUARTIER_ENV": gateway_env,
             "QUARTIER_HTTP_PORT": str(self.port),
         }
-        self.settings = Settings.from_env(self.identity_env)
+        self.settings = Settings.from_env(self.service_env)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
-        self._host: Any = None
+        self._hosts: list[Any] = []
         self._server: Any = None
         self._server_task: asyncio.Task[None] | None = None
 
@@ -316,10 +327,12 @@ class System:
             import uvicorn
 
             from gateway.app import create_app
-            from services.identity.service import build
 
-            self._host = build(self.settings)
-            await self._host.start()
+            for name in self.services:
+                build = importlib.import_module(f"services.{name}.service").build
+                host = build(self.settings)
+                await host.start()
+                self._hosts.append(host)
             app = create_app(Settings.from_env(self.gateway_env))
             self._server = uvicorn.Server(
                 uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -329,7 +342,7 @@ class System:
 
     def _spawn(self) -> None:
         for name, module, env in (
-            ("identity", "services.identity", self.identity_env),
+            *((name, f"services.{name}", self.service_env) for name in self.services),
             ("gateway", "gateway", self.gateway_env),
         ):
             log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop)
@@ -355,7 +368,7 @@ class System:
         raise RuntimeError(f"the system was not ready within {timeout:.0f}s")
 
     async def stop(self) -> None:
-        for process in reversed(self.processes.values()):  # the gateway first
+        for process in reversed(self.processes.values()):  # the gateway first, then the services
             if process.poll() is None:
                 process.terminate()
                 try:
@@ -366,8 +379,8 @@ class System:
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await self._server_task
-        if self._host is not None:
-            await self._host.stop()
+        for host in reversed(self._hosts):
+            await host.stop()
         for log in self._logs:
             log.close()
         self.nats.stop()
@@ -409,8 +422,15 @@ class Seat:
         )
 
 
-async def create_members(nats_url: str, count: int) -> list[Seat]:
-    """One network and `count` members, through identity's own commands."""
+def plumber_card(i: int) -> idc.CardChanges:
+    return idc.CardChanges(display_name=f"Member {i}", activity_code="plumber", offers="repairs")
+
+
+async def create_members(
+    nats_url: str, count: int, card: Callable[[int], idc.CardChanges] = plumber_card
+) -> list[Seat]:
+    """One network and `count` members (the first is its tenant admin), through
+    identity's own commands; member i fills in `card(i)`."""
     bus = Bus(nats_url, "quartier-bench-setup", request_timeout=30)
     await bus.connect(wait=30)
     try:
@@ -430,13 +450,7 @@ async def create_members(nats_url: str, count: int) -> list[Seat]:
         sessions = await asyncio.gather(
             *(
                 bus.request(
-                    idc.AcceptInvitation(
-                        token=token,
-                        password=PASSWORD,
-                        card=idc.CardChanges(
-                            display_name=f"Member {i}", activity_code="plumber", offers="repairs"
-                        ),
-                    ),
+                    idc.AcceptInvitation(token=token, password=PASSWORD, card=card(i)),
                     RequestContext(),
                 )
                 for i, token in enumerate(tokens)
@@ -457,22 +471,27 @@ def raw_update(app: Identity, member_id: UUID, text: str) -> None:
 
 
 def raw_phase(
-    label: str, app: Identity, groups: list[list[UUID]], seconds: float, meter: CpuMeter
+    label: str,
+    write: Callable[[T, str], None],
+    groups: list[list[T]],
+    seconds: float,
+    meter: CpuMeter,
 ) -> Phase:
-    """One thread per group of members, each updating its members in turn until
-    the deadline; a single group is the single-writer baseline (run inline)."""
+    """One thread per group of aggregates, each writing to its aggregates in
+    turn (`write(item, new_text)`) until the deadline; a single group is the
+    single-writer baseline (run inline)."""
     results: list[list[float]] = [[] for _ in groups]
     meter.start()
     started = time.perf_counter()
     deadline = started + seconds
 
     def work(k: int) -> None:
-        member_ids = groups[k]
+        items = groups[k]
         latencies = results[k]
         i = 0
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            raw_update(app, member_ids[i % len(member_ids)], new_text("raw"))
+            write(items[i % len(items)], new_text("raw"))
             latencies.append((time.perf_counter() - t0) * 1000)
             i += 1
 
@@ -495,6 +514,10 @@ def raw_phase(
 Send = Callable[[int, Seat, str], Awaitable[str | None]]  # None on success, else why not
 
 
+class Exhausted(Exception):
+    """Raised by a sender that has nothing left to send (its worker stops)."""
+
+
 async def drive(
     label: str, seats: list[Seat], send: Send, seconds: float, meter: CpuMeter
 ) -> Phase:
@@ -509,7 +532,11 @@ async def drive(
     async def worker(k: int, seat: Seat) -> None:
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            failure = await send(k, seat, new_text(label[:3]))
+            try:
+                failure = await send(k, seat, new_text(label[:3]))
+            except Exhausted as e:
+                failures.append(f"exhausted: {e}")
+                return
             if failure is None:
                 latencies.append((time.perf_counter() - t0) * 1000)
             else:
@@ -671,8 +698,11 @@ async def run_store(store: str, database_url: str | None, args: argparse.Namespa
             def raw(
                 groups: list[list[UUID]], app: Identity = raw_app
             ) -> Callable[[str, float], Awaitable[Phase]]:
+                def write(member_id: UUID, text: str) -> None:
+                    raw_update(app, member_id, text)
+
                 async def run(label: str, seconds: float) -> Phase:
-                    return await asyncio.to_thread(raw_phase, label, app, groups, seconds, meter)
+                    return await asyncio.to_thread(raw_phase, label, write, groups, seconds, meter)
 
                 return run
 
@@ -739,11 +769,12 @@ async def run_store(store: str, database_url: str | None, args: argparse.Namespa
 # -- output --------------------------------------------------------------------
 
 
-def report(result: StoreResult) -> None:
+def print_phases(store: str, mode: str, phases: dict[str, Phase]) -> None:
+    """Each phase's writes, rate, p50 and p99 (and the rate of each round)."""
     print()
-    print(f"== {result.store}: mode {result.mode}, {os.cpu_count()} CPUs ==")
+    print(f"== {store}: mode {mode}, {os.cpu_count()} CPUs ==")
     print(f"{'phase':<42} {'writes':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for p in result.phases.values():
+    for p in phases.values():
         print(
             f"{p.label:<42} {p.writes:>7} {p.rate:>9.1f} {p.percentile(50):>8.2f} "
             f"{p.percentile(99):>8.2f}"
@@ -752,16 +783,12 @@ def report(result: StoreResult) -> None:
             print(f"    rounds: {', '.join(f'{r:.1f}' for r in p.round_rates)} /s")
         if p.failures:
             print(f"    {p.failures} failed; first: {p.first_failure}")
-    threads = result.phases[RAW_THREADS].rate
-    default = result.phases[RAW_DEFAULT].rate
-    graphql = result.phases[GRAPHQL].rate
-    print(
-        f"ratio (b)/(a) = {result.ratio:.3f}   "
-        f"[(b)/(a') = {graphql / threads if threads else 0:.3f}, "
-        f"(b)/(a0) = {graphql / default if default else 0:.3f}]"
-    )
-    for key in (RAW, NATS, GRAPHQL):
-        p = result.phases[key]
+
+
+def print_cpu(phases: list[Phase]) -> None:
+    """CPU time per write of each process during each phase, and how busy the
+    machine's cores were."""
+    for p in phases:
         if not (p.cpu_seconds and p.writes):
             continue
         busy = sum(p.cpu_seconds.values()) / p.seconds
@@ -779,6 +806,19 @@ def report(result: StoreResult) -> None:
             print(f"    warning: other processes kept {other:.2f} cores busy during this phase")
 
 
+def report(result: StoreResult) -> None:
+    print_phases(result.store, result.mode, result.phases)
+    threads = result.phases[RAW_THREADS].rate
+    default = result.phases[RAW_DEFAULT].rate
+    graphql = result.phases[GRAPHQL].rate
+    print(
+        f"ratio (b)/(a) = {result.ratio:.3f}   "
+        f"[(b)/(a') = {graphql / threads if threads else 0:.3f}, "
+        f"(b)/(a0) = {graphql / default if default else 0:.3f}]"
+    )
+    print_cpu([result.phases[key] for key in (RAW, NATS, GRAPHQL)])
+
+
 def postgres_answers(url: str) -> bool:
     import psycopg
 
@@ -789,10 +829,8 @@ def postgres_answers(url: str) -> bool:
         return False
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Profile-card updates: raw eventsourcing saves vs GraphQL via the gateway."
-    )
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every write-path benchmark takes (timing, stores, mode, output)."""
     parser.add_argument("--seconds", type=float, default=8.0, help="measured time per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up time per phase")
     parser.add_argument(
@@ -817,7 +855,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mode",
         choices=("processes", "in-process"),
         default="processes",
-        help="identity and gateway as their own processes (default, as deployed) or on this "
+        help="services and gateway as their own processes (default, as deployed) or on this "
         "process's event loop",
     )
     parser.add_argument(
@@ -829,7 +867,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="where the temporary SQLite files and logs go")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--py-spy", metavar="DIR", help="sample the processes during (a) and (b)")
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="sample the processes during (a), (n) and (b)"
+    )
     parser.add_argument(
         "--py-spy-format", choices=("raw", "flamegraph", "speedscope"), default="flamegraph"
     )
@@ -838,12 +878,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep only samples holding the GIL (CPU) rather than all active threads (wall)",
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Profile-card updates: raw eventsourcing saves vs GraphQL via the gateway."
+    )
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    configure_logging("console", "warning")
+def stores_to_run(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """SQLite unless --no-sqlite; PostgreSQL if given, or if the default URL answers."""
     stores: list[tuple[str, str | None]] = []
     if not args.no_sqlite:
         stores.append(("sqlite", None))
@@ -854,11 +900,21 @@ def main(argv: list[str] | None = None) -> None:
             stores.append(("postgres", DEFAULT_POSTGRES_URL))
         else:
             print(f"PostgreSQL does not answer at {DEFAULT_POSTGRES_URL}: SQLite only")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return stores
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging("console", "warning")
+    stores = stores_to_run(args)
     print(
         f"write path: {args.clients} clients, {args.seconds:g}s per phase after a "
         f"{args.warmup:g}s warm-up, mode {args.mode}, {os.cpu_count()} CPUs, "
-        f"load average {load}",
+        f"load average {load_average()}",
         flush=True,
     )
     results = []
