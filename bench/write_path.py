@@ -51,6 +51,7 @@ import importlib
 import itertools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,8 @@ from services.runtime.store import Store
 from services.runtime.tenancy import RequestContext
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-JWT_SECRET = "bench-secret-" + "x" * 40
-OPERATOR_TOKEN = "bench-operator-token-0123456789"  # noqa: S105 (a throw-away system)
+JWT_SECRET = secrets.token_urlsafe(32)  # production refuses guessable secrets
+OPERATOR_TOKEN = secrets.token_urlsafe(32)  # a throw-away system
 PASSWORD = "correct horse battery"  # noqa: S105
 MUTATION = """
 mutation($input: ProfileCardInput!) {
