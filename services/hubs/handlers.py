@@ -14,10 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
+import sqlalchemy as sa
 
 from services.hubs import contract as c
 from services.hubs.application import Hubs
 from services.hubs.domain import Area, Candidate, CandidatePlaces, Hub, Rules
+from services.hubs.domain.values import text
 from services.hubs.views import directory, hubs, nominations, rules
 from services.identity import contract as idc
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -65,8 +67,12 @@ class HubsHandlers(Handlers):
     def _now(self) -> datetime:
         return self.clock.now()
 
-    def _activities(self, hub: Hub) -> dict[str, str | None]:
-        """The hub's members' current activities, from the local directory."""
+    def _activities(self, hub: Hub, always: bool = False) -> dict[str, str | None]:
+        """The hub's members' current activities, from the local directory:
+        what the one-per-profession rule needs (nothing when it is not in
+        force, unless `always`: a rule change may bring it back)."""
+        if not always and not hub.non_competition_in_force():
+            return {}
         return self.read(lambda conn: directory.activities(conn, hub.tenant_id, hub.members))
 
     def _update(self, ctx: RequestContext, hub_id: str, change: Callable[[Hub], object]) -> Hub:
@@ -91,6 +97,13 @@ class HubsHandlers(Handlers):
         if not found:
             raise NotFound("nomination not found")
         return found[0]
+
+    def _area(self, tenant_id: str, hub_id: str) -> Area:
+        """The hub's area: from the views, else from the hub itself."""
+        view = self.read(lambda conn: hubs.get_hub(conn, tenant_id, hub_id))
+        return (
+            area_from(view.area) if view is not None else self.app.get(tenant_id, hub_id, Hub).area
+        )
 
     # -- gathering from identity (on the event loop) ------------------------------------
 
@@ -152,7 +165,9 @@ class HubsHandlers(Handlers):
 
         def change(hub: Hub) -> None:
             by = require_admin(hub, ctx)
-            hub.change_rules(changes, by, cmd.reason, self._now(), self._activities(hub))
+            hub.change_rules(
+                changes, by, cmd.reason, self._now(), self._activities(hub, always=True)
+            )
 
         self._update(ctx, cmd.hub_id, change)
         return self._hub_reply(ctx, cmd.hub_id)
@@ -161,13 +176,32 @@ class HubsHandlers(Handlers):
 
     def _may_nominate(self, cmd: c.NominateCandidate, ctx: RequestContext) -> Area:
         """What can be refused before identity is asked anything (it would
-        e-mail an e-mail candidate); returns the hub's area."""
+        e-mail an e-mail candidate); returns the hub's area. Read from the
+        views (loading the hub copies its whole state, and the command loads
+        it again); when they do not allow it (a hub or a membership this
+        replica has not projected yet), the hub itself decides."""
         sponsor = ctx.require_member()
-        hub = self.app.get(ctx.require_tenant(), cmd.hub_id, Hub)
-        hub.check_nomination(sponsor, cmd.note, cmd.exception_reason)
-        if cmd.exception_reason and not is_admin(hub, ctx):
+        tenant_id = ctx.require_tenant()
+        text(cmd.note, "note", 1000)
+        text(cmd.exception_reason, "exception_reason", 500)
+
+        def fast(conn: sa.Connection) -> c.Hub | None:
+            found = hubs.get_hub(conn, tenant_id, cmd.hub_id)
+            if found is None or hubs.hub_member(conn, tenant_id, cmd.hub_id, sponsor) is None:
+                return None
+            return found
+
+        view = self.read(fast)
+        if view is None:
+            hub = self.app.get(tenant_id, cmd.hub_id, Hub)
+            hub.check_nomination(sponsor, cmd.note, cmd.exception_reason)
+            admin, area = is_admin(hub, ctx), hub.area
+        else:
+            admin = sponsor in view.co_admin_ids or ctx.actor.is_tenant_admin
+            area = area_from(view.area)
+        if cmd.exception_reason and not admin:
             raise Forbidden("only the hub's co-admins may admit with an exception")
-        return hub.area
+        return area
 
     @handles(c.NominateCandidate)
     async def nominate(self, cmd: c.NominateCandidate, ctx: RequestContext) -> c.Nomination:
@@ -215,7 +249,7 @@ class HubsHandlers(Handlers):
     async def join(self, cmd: c.JoinHub, ctx: RequestContext) -> c.HubMember:
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
-        area = await self.unit(lambda: self.app.get(tenant_id, cmd.hub_id, Hub).area)
+        area = await self.unit(lambda: self._area(tenant_id, cmd.hub_id))
         candidate = await self._candidate(ctx, area, member_id)
         places = candidate.places or CandidatePlaces()
 

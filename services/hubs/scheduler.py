@@ -57,8 +57,10 @@ class WindowCloser:
 
     def _close(self, row: Any, now: datetime) -> bool:
         def change(hub: Hub) -> bool:
-            with self.engine.connect() as conn:
-                activities = directory.activities(conn, row.tenant_id, hub.members)
+            activities: dict[str, str | None] = {}
+            if hub.non_competition_in_force():
+                with self.engine.connect() as conn:
+                    activities = directory.activities(conn, row.tenant_id, hub.members)
             return hub.close_window(row.nomination_id, activities, now)
 
         return self.app.update(row.tenant_id, row.hub_id, Hub, change)[1]

@@ -75,7 +75,9 @@ def keyed_upsert(
     if values:
         if keyed_update(conn, table, keys, **values) == 0:
             conn.execute(table.insert().values(**keys, **values))
-    elif conn.execute(sa.select(*table.primary_key).where(*_where_keys(table, keys))).first() is None:
+    elif (
+        conn.execute(sa.select(*table.primary_key).where(*_where_keys(table, keys))).first() is None
+    ):
         conn.execute(table.insert().values(**keys))
 
 

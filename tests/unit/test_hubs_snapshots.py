@@ -93,3 +93,21 @@ def test_events_stored_under_the_first_topic_still_resolve() -> None:
     assert resolve_topic("services.hubs.domain:Hub.Created") is Hub.Created
     assert resolve_topic("services.hubs.domain:Hub.MemberAdmitted") is Hub.MemberAdmitted
     assert resolve_topic("services.hubs.domain:Hub") is Hub
+
+
+def test_a_copy_out_of_the_cache_is_independent_of_the_cached_hub() -> None:
+    """The cache hands out deep copies on every load; frozen values are
+    shared (cheaper), everything a command changes is copied."""
+    import copy
+
+    hub = _hub_with_history()
+    cached = copy.deepcopy(hub)
+    cached.admit("n1", "founder", {}, None, T0 + timedelta(days=9))
+    cached.raise_objection("n2", "m0", "not convinced", T0 + timedelta(hours=2))
+    cached.change_rules({"max_visits": 5}, "founder", None, T0 + timedelta(days=10))
+    assert hub.nominations["n1"].status == "open"
+    assert "m1" not in hub.members
+    assert len(hub.nominations["n2"].objections) == 1
+    assert hub.rules.max_visits == 3
+    assert cached.area is hub.area  # frozen: shared
+    assert cached.members["m0"] is not hub.members["m0"]

@@ -19,8 +19,17 @@ PENDING = ("invited", "open", "awaiting_decision")
 MAX_RADIUS_KM = 50.0
 
 
+class Immutable:
+    """Frozen values are shared, not copied, when the library deep-copies an
+    aggregate out of its cache (on every load: the copy would otherwise grow
+    with the hub's history)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self
+
+
 @dataclass(frozen=True)
-class Area:
+class Area(Immutable):
     lat: float | None = None
     lon: float | None = None
     radius_km: float | None = None
@@ -118,7 +127,7 @@ class AreaCheck:
 
 
 @dataclass(frozen=True)
-class Rules:
+class Rules(Immutable):
     admission_mode: str = "cooptation"
     non_competition: bool = True
     non_competition_lift_at: int | None = None
@@ -187,7 +196,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class RulesVersion:
+class RulesVersion(Immutable):
     """One version of a hub's rules, and who changed them (None: automatic)."""
 
     version: int
@@ -224,9 +233,12 @@ class Membership:
     def from_dict(cls, d: Mapping[str, Any]) -> Membership:
         return cls(**d)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Membership:
+        return replace(self)  # its fields are immutable
+
 
 @dataclass(frozen=True)
-class Objection:
+class Objection(Immutable):
     objector_id: str
     reason: str
     raised_at: datetime
@@ -257,6 +269,9 @@ class Nomination:
     @property
     def is_pending(self) -> bool:
         return self.status in PENDING
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Nomination:
+        return replace(self, objections=list(self.objections))  # objections are frozen
 
     def has_objected(self, member_id: str) -> bool:
         return any(o.objector_id == member_id for o in self.objections)
