@@ -15,6 +15,7 @@ so a redelivered event changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -24,6 +25,7 @@ from services.hubs.application import Hubs
 from services.hubs.domain import CandidatePlaces, Hub
 from services.hubs.views import directory, nominations
 from services.identity import contract as idc
+from services.runtime.errors import Unavailable
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor
@@ -37,6 +39,8 @@ log = get_logger("quartier.hubs.reactions")
 JOINED = idc.MemberJoined.type_name()
 CARD_UPDATED = idc.ProfileCardUpdated.type_name()
 MEETUP_CLOSED = ec.MeetupClosed.type_name()
+NEW_MEMBER_ATTEMPTS = 20
+NEW_MEMBER_DELAY = 0.1  # seconds
 
 
 def directory_reaction(host: ServiceHost) -> Reaction:
@@ -58,6 +62,22 @@ def directory_reaction(host: ServiceHost) -> Reaction:
         )
 
     return Reaction(name="directory", upstream="identity", handle=handle)
+
+
+async def places_of_new_member(
+    host: ServiceHost, query: idc.MemberPlaces, ask: RequestContext
+) -> idc.Places:
+    """Where a member who has just joined is. Identity publishes MemberJoined
+    once it is saved, and its read model (which answers MemberPlaces) may
+    follow a moment later: ask again for a while, then fail, so that the
+    reaction retries the event (it never skips one). Taking the empty answer
+    for a card without places would refuse the candidate as outside the area."""
+    for _ in range(NEW_MEMBER_ATTEMPTS):
+        places = await host.bus.request(query, ask)
+        if places.items:
+            return places.items[0]
+        await asyncio.sleep(NEW_MEMBER_DELAY)
+    raise Unavailable("identity does not know the member who joined yet")
 
 
 def admissions(host: ServiceHost, app: Hubs) -> Reaction:
@@ -88,15 +108,10 @@ def admissions(host: ServiceHost, app: Hubs) -> Reaction:
             else None
         )
         ask = RequestContext(tenant_id=tenant_id, actor=Actor(kind="service"))
-        places = await host.bus.request(
-            idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
+        p = await places_of_new_member(
+            host, idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
         )
-        p = places.items[0] if places.items else None
-        where = (
-            CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
-            if p is not None
-            else CandidatePlaces()
-        )
+        where = CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
 
         def unit() -> bool:
             with host.engine.connect() as conn:
