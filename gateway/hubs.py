@@ -84,6 +84,10 @@ class HubRules:
     objection_window_days: int
     max_visits: int = strawberry.field(description="Visits a visitor may make before applying.")
     facilitator_term_days: int
+    facilitator_term_meetups: int | None = strawberry.field(
+        description="A facilitator's term also ends after this many closed meetups of the hub "
+        "(whichever comes first: these or `facilitatorTermDays`); null: in days only."
+    )
 
     @classmethod
     def from_contract(cls, r: c.Rules) -> HubRules:
@@ -352,6 +356,7 @@ class HubRulesInput:
     objection_window_days: int = 7
     max_visits: int = 3
     facilitator_term_days: int = 28
+    facilitator_term_meetups: int | None = None
 
     def to_contract(self) -> c.Rules:
         return c.Rules(
@@ -361,7 +366,11 @@ class HubRulesInput:
             objection_window_days=self.objection_window_days,
             max_visits=self.max_visits,
             facilitator_term_days=self.facilitator_term_days,
+            facilitator_term_meetups=self.facilitator_term_meetups,
         )
+
+
+CLEARABLE_RULES = ("non_competition_lift_at", "facilitator_term_meetups")
 
 
 @strawberry.input(description="Changes to a hub's rules: fields left out are unchanged.")
@@ -373,6 +382,9 @@ class HubRulesChangesInput:
     objection_window_days: int | None = strawberry.UNSET
     max_visits: int | None = strawberry.UNSET
     facilitator_term_days: int | None = strawberry.UNSET
+    facilitator_term_meetups: int | None = strawberry.field(
+        default=strawberry.UNSET, description="null: terms count in days only."
+    )
 
     def to_contract(self) -> c.RulesChanges:
         values: dict[str, Any] = {}
@@ -380,8 +392,8 @@ class HubRulesChangesInput:
             value = getattr(self, name)
             if value is strawberry.UNSET:
                 continue
-            if value is None and name != "non_competition_lift_at":
-                continue  # only the lift threshold may be cleared
+            if value is None and name not in CLEARABLE_RULES:
+                continue  # only the lift threshold and the term in meetups may be cleared
             values[name] = value.value if isinstance(value, Enum) else value
         return c.RulesChanges(**values)
 

@@ -44,7 +44,8 @@ RULES_NOTE = """
 `Rules` (in `HubRulesChanged`): `admission_mode` (`cooptation`, `approval` or
 `open`), `non_competition`, `non_competition_lift_at` (members, or null),
 `non_competition_lifted`, `objection_window_days`, `max_visits`,
-`facilitator_term_days`.
+`facilitator_term_days`, `facilitator_term_meetups` (closed meetups, or null:
+terms count in days only).
 """
 
 

@@ -21,7 +21,7 @@ from services.hubs.domain import (
     Rules,
     RulesVersion,
 )
-from services.runtime.errors import Conflict
+from services.runtime.errors import Conflict, NotFound
 from services.runtime.eventstore import RETRIES, ServiceApplication
 
 
@@ -50,6 +50,30 @@ class Hubs(ServiceApplication):
                 return False
             hub = self.get(tenant_id, hub_id, Hub)
             hub.candidate_joined(nomination_id, member_id, activity, places, activities, at)
+            try:
+                self.save_tracked(hub, tracking=tracking)
+            except IntegrityError:
+                continue  # processed meanwhile, or the hub changed: look again
+            return True
+        raise Conflict("the hub kept changing; the reaction will be retried")
+
+    def meetup_closed(
+        self, tenant_id: str, hub_id: str, meetup_id: str, at: datetime, tracking: Tracking
+    ) -> bool:
+        """Count a closed meetup in the hub's current term (which may end, and
+        the next volunteer take over), recording the upstream position with
+        the hub's new events in one transaction. False if that upstream event
+        was handled before (a redelivery), if the hub is not one of the
+        tenant's, or if it has no facilitator (no term to count in)."""
+        for _ in range(RETRIES):
+            if self.has_processed(tracking):
+                return False
+            try:
+                hub = self.get(tenant_id, hub_id, Hub)
+            except NotFound:
+                return False  # another tenant's hub, or none: nothing of ours to count
+            if not hub.meetup_closed(meetup_id, at):
+                return False
             try:
                 self.save_tracked(hub, tracking=tracking)
             except IntegrityError:

@@ -67,6 +67,9 @@ class Rules(Message):
     objection_window_days: int = 7
     max_visits: int = 3  # visits a visitor may make before applying
     facilitator_term_days: int = 28
+    # None: a term counts in days only; N: it ends after N closed meetups of the
+    # hub, or at `facilitator_term_days`, whichever comes first
+    facilitator_term_meetups: int | None = None
 
 
 class RulesChanges(Message):
@@ -77,6 +80,7 @@ class RulesChanges(Message):
     objection_window_days: int | UnsetType = UNSET
     max_visits: int | UnsetType = UNSET
     facilitator_term_days: int | UnsetType = UNSET
+    facilitator_term_meetups: int | UnsetType | None = UNSET
 
 
 class RulesVersion(Message):
@@ -383,7 +387,17 @@ class FacilitatorRosterChanged(HubsEvent):
 
 
 class FacilitatorChanged(HubsEvent):
+    """A new facilitator's term: handed over on demand (`automatic` false), or
+    because the previous term ended (`term_ended_by`: its meetups were done,
+    or its days). When a term ends and nobody has volunteered, the same
+    facilitator begins a new term (`facilitator_id` equals `previous_id`).
+    The term ends at `term_ends_at`, or after `term_meetups` closed meetups of
+    the hub if that is set, whichever comes first."""
+
     hub_id: str
     facilitator_id: str | None
     previous_id: str | None
     term_ends_at: datetime | None
+    term_meetups: int | None = None
+    automatic: bool = False
+    term_ended_by: str | None = None  # "meetups" or "days"; None when handed over on demand

@@ -83,5 +83,9 @@ def to_public(e: Any) -> c.HubsEvent | None:
                 facilitator_id=e.facilitator_id,
                 previous_id=e.previous_id,
                 term_ends_at=e.term_ends_at,
+                # events stored before terms counted meetups have neither
+                term_meetups=getattr(e, "term_meetups", None),
+                automatic=getattr(e, "ended_by", None) is not None,
+                term_ended_by=getattr(e, "ended_by", None),
             )
     return None

@@ -1,28 +1,35 @@
-"""Hubs' policies for identity's published events.
+"""Hubs' policies for identity's and the meetups service's published events.
 
 * `directory`: keeps each member's activity code (MemberJoined,
   ProfileCardUpdated) in hubs' own database, for the one-per-profession rule.
 * `admissions`: when a candidate nominated by e-mail accepts identity's
   invitation (MemberJoined with that invitation), continues the admission:
   asks identity where they are, checks them, and opens the objection window.
+* `facilitator_terms`: each meetup closed (the meetups service's
+  MeetupClosed) counts in its hub's current facilitator term; when the
+  term's meetups are done, the next volunteer takes over.
 
-Both record the upstream position in the same transaction as their effects,
+Each records the upstream position in the same transaction as its effects,
 so a redelivered event changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from services.events import contract as ec
 from services.hubs.application import Hubs
 from services.hubs.domain import CandidatePlaces, Hub
 from services.hubs.views import directory, nominations
 from services.identity import contract as idc
+from services.runtime.errors import Unavailable
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor
+from services.runtime.projection import Projector
 from services.runtime.reactions import Reaction, decode_data
 from services.runtime.stream import CloudEvent
 from services.runtime.tenancy import RequestContext
@@ -31,6 +38,9 @@ log = get_logger("quartier.hubs.reactions")
 
 JOINED = idc.MemberJoined.type_name()
 CARD_UPDATED = idc.ProfileCardUpdated.type_name()
+MEETUP_CLOSED = ec.MeetupClosed.type_name()
+NEW_MEMBER_ATTEMPTS = 20
+NEW_MEMBER_DELAY = 0.1  # seconds
 
 
 def directory_reaction(host: ServiceHost) -> Reaction:
@@ -52,6 +62,22 @@ def directory_reaction(host: ServiceHost) -> Reaction:
         )
 
     return Reaction(name="directory", upstream="identity", handle=handle)
+
+
+async def places_of_new_member(
+    host: ServiceHost, query: idc.MemberPlaces, ask: RequestContext
+) -> idc.Places:
+    """Where a member who has just joined is. Identity publishes MemberJoined
+    once it is saved, and its read model (which answers MemberPlaces) may
+    follow a moment later: ask again for a while, then fail, so that the
+    reaction retries the event (it never skips one). Taking the empty answer
+    for a card without places would refuse the candidate as outside the area."""
+    for _ in range(NEW_MEMBER_ATTEMPTS):
+        places = await host.bus.request(query, ask)
+        if places.items:
+            return places.items[0]
+        await asyncio.sleep(NEW_MEMBER_DELAY)
+    raise Unavailable("identity does not know the member who joined yet")
 
 
 def admissions(host: ServiceHost, app: Hubs) -> Reaction:
@@ -82,15 +108,10 @@ def admissions(host: ServiceHost, app: Hubs) -> Reaction:
             else None
         )
         ask = RequestContext(tenant_id=tenant_id, actor=Actor(kind="service"))
-        places = await host.bus.request(
-            idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
+        p = await places_of_new_member(
+            host, idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
         )
-        p = places.items[0] if places.items else None
-        where = (
-            CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
-            if p is not None
-            else CandidatePlaces()
-        )
+        where = CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
 
         def unit() -> bool:
             with host.engine.connect() as conn:
@@ -111,3 +132,35 @@ def admissions(host: ServiceHost, app: Hubs) -> Reaction:
         log.info("admission.candidate_joined", nomination_id=row.nomination_id, applied=applied)
 
     return Reaction(name="admissions", upstream="identity", handle=handle)
+
+
+def facilitator_terms(host: ServiceHost, app: Hubs, projector: Projector) -> Reaction:
+    """Counts the meetups closed in each hub's current facilitator term. The
+    meetup's hub is looked up in the tenant the event belongs to: another
+    tenant's hub (or an unknown one) counts nothing."""
+
+    async def handle(event: CloudEvent, tracking: Tracking) -> None:
+        if event.type != MEETUP_CLOSED:
+            return
+        closed = decode_data(event, ec.MeetupClosed)
+        if closed.tenant_id != event.tenant:
+            log.warning("facilitator_terms.tenant_mismatch", meetup_id=closed.meetup_id)
+            return
+
+        def unit() -> bool:
+            applied = app.meetup_closed(
+                closed.tenant_id, closed.hub_id, closed.meetup_id, host.clock.now(), tracking
+            )
+            if applied:
+                projector.after_write()  # the scheduler reads the new term's end
+            return applied
+
+        applied = await host.offload(unit)
+        log.info(
+            "facilitator_terms.meetup_closed",
+            hub_id=closed.hub_id,
+            meetup_id=closed.meetup_id,
+            applied=applied,
+        )
+
+    return Reaction(name="facilitator-terms", upstream="events", handle=handle)

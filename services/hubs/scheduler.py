@@ -1,7 +1,12 @@
-"""Closes objection windows when their time comes: silence means consent.
+"""Hubs' deadlines, met when their time comes:
 
-A singleton job (leader only). It sleeps until the next deadline or a poll
-interval, and wakes at once when a movable clock (tests) is moved.
+* `WindowCloser` closes objection windows: silence means consent;
+* `TermEnder` ends facilitator terms whose days are over: the next volunteer
+  takes over (terms that end by their meetups end in the reaction to
+  MeetupClosed, not here).
+
+Each is a singleton job (leader only). It sleeps until its next deadline or a
+poll interval, and wakes at once when a movable clock (tests) is moved.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from services.hubs.application import Hubs
 from services.hubs.domain import Hub
-from services.hubs.views import directory, nominations
+from services.hubs.views import directory, hubs, nominations
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.projection import Projector
@@ -21,7 +26,11 @@ from services.runtime.wakeup import Wakeup
 log = get_logger("quartier.hubs.scheduler")
 
 
-class WindowCloser:
+class DeadlineJob:
+    """The loop: do what is due, then sleep until the next deadline."""
+
+    what = "deadlines"
+
     def __init__(
         self, host: ServiceHost, app: Hubs, projector: Projector, poll_interval: float = 30.0
     ):
@@ -31,7 +40,7 @@ class WindowCloser:
         self.clock = host.clock
         self.offload = host.offload
         self.poll_interval = poll_interval
-        self.closed = 0
+        self.done = 0
         self._wake = Wakeup()
         on_move = getattr(self.clock, "on_move", None)
         if on_move is not None:
@@ -42,20 +51,55 @@ class WindowCloser:
         while not stopping.is_set():
             self._wake.clear()
             try:
-                await self.offload(self.close_due)
+                await self.offload(self.run_due)
             except Exception:
-                log.exception("scheduler.failed")
-            next_at = await self.offload(self._next_deadline)
+                log.exception("scheduler.failed", job=self.what)
+            next_at = await self.offload(self.next_deadline)
             timeout = self.poll_interval
             if next_at is not None:
                 timeout = max(0.05, min(timeout, (next_at - self.clock.now()).total_seconds()))
             await self._wake.wait(stopping, timeout)
 
-    def _next_deadline(self) -> datetime | None:
+    def run_due(self) -> int:
+        """Do everything that is due; returns how many were done."""
+        self.projector.catch_up()
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            due = self.due(conn, now)
+        done = 0
+        for row in due:
+            try:
+                if self.do(row, now):
+                    done += 1
+            except Exception:  # one bad item must not hold back the others
+                log.exception("scheduler.item_failed", job=self.what, hub_id=row.hub_id)
+        if done:
+            self.projector.catch_up()
+            log.info("scheduler.done", job=self.what, count=done)
+        self.done += done
+        return done
+
+    def next_deadline(self) -> datetime | None:
+        raise NotImplementedError
+
+    def due(self, conn: Any, now: datetime) -> list[Any]:
+        raise NotImplementedError
+
+    def do(self, row: Any, now: datetime) -> bool:
+        raise NotImplementedError
+
+
+class WindowCloser(DeadlineJob):
+    what = "objection-windows"
+
+    def next_deadline(self) -> datetime | None:
         with self.engine.connect() as conn:
             return nominations.next_deadline(conn)
 
-    def _close(self, row: Any, now: datetime) -> bool:
+    def due(self, conn: Any, now: datetime) -> list[Any]:
+        return nominations.due_nominations(conn, now)
+
+    def do(self, row: Any, now: datetime) -> bool:
         def change(hub: Hub) -> bool:
             activities: dict[str, str | None] = {}
             if hub.non_competition_in_force():
@@ -67,19 +111,20 @@ class WindowCloser:
 
     def close_due(self) -> int:
         """Close every window that is due; returns how many were closed."""
-        self.projector.catch_up()
-        now = self.clock.now()
+        return self.run_due()
+
+
+class TermEnder(DeadlineJob):
+    what = "facilitator-terms"
+
+    def next_deadline(self) -> datetime | None:
         with self.engine.connect() as conn:
-            due = nominations.due_nominations(conn, now)
-        closed = 0
-        for row in due:
-            try:
-                if self._close(row, now):
-                    closed += 1
-            except Exception:  # one bad nomination must not hold back the others
-                log.exception("scheduler.close_failed", nomination_id=row.nomination_id)
-        if closed:
-            self.projector.catch_up()
-            log.info("scheduler.windows_closed", count=closed)
-        self.closed += closed
-        return closed
+            return hubs.next_term_end(conn)
+
+    def due(self, conn: Any, now: datetime) -> list[Any]:
+        return hubs.terms_over(conn, now)
+
+    def do(self, row: Any, now: datetime) -> bool:
+        return self.app.update(
+            row.tenant_id, row.hub_id, Hub, lambda hub: hub.end_term_if_due(now)
+        )[1]

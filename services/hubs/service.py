@@ -1,6 +1,7 @@
 """Assembly of the hubs service: application, read models, endpoints, outbox
-relay, reactions to identity's events and the objection-window scheduler.
-`python -m services.hubs` runs it."""
+relay, reactions to identity's and the meetups service's events, and the
+schedulers of objection windows and facilitator terms. `python -m
+services.hubs` runs it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from services.hubs.application import Hubs
 from services.hubs.contract import SERVICE
 from services.hubs.handlers import HubsHandlers
 from services.hubs.publication import to_public
-from services.hubs.scheduler import WindowCloser
+from services.hubs.scheduler import TermEnder, WindowCloser
 from services.hubs.views import HubViews
 from services.hubs.views.directory import DIRECTORY
 from services.runtime.clock import SYSTEM_CLOCK, Clock
@@ -25,9 +26,18 @@ def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
     host.add_endpoints(HubsHandlers(host, app).endpoints())
     host.add_reaction(reactions.directory_reaction(host))
     host.add_reaction(reactions.admissions(host, app))
+    host.add_reaction(reactions.facilitator_terms(host, app, projector))
     closer = WindowCloser(host, app, projector)
     host.add_job("objection-windows", closer.run)
-    host.context = {"app": app, "projector": projector, "engine": host.engine, "closer": closer}
+    terms = TermEnder(host, app, projector)
+    host.add_job("facilitator-terms", terms.run)
+    host.context = {
+        "app": app,
+        "projector": projector,
+        "engine": host.engine,
+        "closer": closer,
+        "terms": terms,
+    }
     return host
 
 

@@ -1009,7 +1009,8 @@ async def test_bad_input_to_every_hubs_mutation_changes_nothing(system: System) 
         refuse("createHub", admin, {**good_hub, "area": area}, "area")
     for name in ("", "   ", "n" * 121):
         refuse("createHub", admin, {**good_hub, "name": name}, "name")
-    # rules: windows of 0-60 days, a lift threshold of 2-10000, terms of 1-365 days
+    # rules: windows of 0-60 days, a lift threshold of 2-10000, terms of 1-365
+    # days and of 1-52 meetups
     for rules, field in (
         ({"objectionWindowDays": 99}, "objectionWindowDays"),
         ({"objectionWindowDays": -1}, "objectionWindowDays"),
@@ -1018,6 +1019,8 @@ async def test_bad_input_to_every_hubs_mutation_changes_nothing(system: System) 
         ({"nonCompetitionLiftAt": 10_001}, "nonCompetitionLiftAt"),
         ({"facilitatorTermDays": 0}, "facilitatorTermDays"),
         ({"facilitatorTermDays": 366}, "facilitatorTermDays"),
+        ({"facilitatorTermMeetups": 0}, "facilitatorTermMeetups"),
+        ({"facilitatorTermMeetups": 53}, "facilitatorTermMeetups"),
         ({"maxVisits": 21}, "maxVisits"),
     ):
         refuse("createHub", admin, {**good_hub, "rules": rules}, field)
@@ -1501,3 +1504,46 @@ async def test_a_rules_change_is_published_under_its_versioned_type(system: Syst
     changed = [e for e in events if e.source == "quartier/hubs"][-1]  # the last one
     assert msgspec.json.decode(changed.data)["version"] == 2
     assert changed.type == "quartier.hubs.HubRulesChanged.v1"
+
+
+TERM_RULES = """
+query($id: ID!) {
+  hub(id: $id) {
+    rulesVersion
+    rules { facilitatorTermDays facilitatorTermMeetups }
+    rulesHistory { version rules { facilitatorTermMeetups } }
+  }
+}
+"""
+
+
+async def test_a_term_in_meetups_is_a_rule_set_changed_and_cleared(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    hub = await create_hub(system, net, rules={"facilitatorTermMeetups": 4})
+
+    async def term_rules() -> dict[str, Any]:
+        answer = await system.gql(TERM_RULES, {"id": hub["id"]}, net.admin.access)
+        assert "errors" not in answer, answer
+        return answer["data"]["hub"]
+
+    assert (await term_rules())["rules"] == {
+        "facilitatorTermDays": 28,
+        "facilitatorTermMeetups": 4,
+    }
+    for change in (
+        {"facilitatorTermMeetups": 6},
+        {"maxVisits": 5},
+        {"facilitatorTermMeetups": None},
+    ):
+        await succeed(
+            system, "changeHubRules", {"hubId": hub["id"], "rules": change}, net.admin, "HubPayload"
+        )
+    found = await term_rules()
+    assert found["rulesVersion"] == 4 and found["rules"]["facilitatorTermMeetups"] is None
+    # a change that leaves the rule out keeps it; null clears it (days only)
+    history = [v["rules"]["facilitatorTermMeetups"] for v in found["rulesHistory"]]
+    assert history == [4, 6, 6, None]
+    # a hub created without it counts terms in days only
+    plain = await create_hub(system, net, name="Club des artisans", kind="TRADE_CLUB")
+    answer = await system.gql(TERM_RULES, {"id": plain["id"]}, net.admin.access)
+    assert answer["data"]["hub"]["rules"]["facilitatorTermMeetups"] is None

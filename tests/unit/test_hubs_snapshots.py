@@ -4,6 +4,7 @@ under the module's first topic still resolve."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,6 +88,39 @@ def test_a_snapshot_taken_before_the_state_was_typed_is_upcast() -> None:
     )
     restored = old.mutate(None)
     assert restored.__dict__ == hub.__dict__ | {"_pending_events": []}
+
+
+def test_a_snapshot_taken_before_terms_counted_meetups_is_upcast() -> None:
+    hub = _hub_with_history()
+    hub.volunteer("m0")
+    hub.hand_over(T0 + timedelta(days=10), by="founder", by_admin=True)
+    typed = Snapshot.take(hub)
+    v2_state = {
+        k: v for k, v in typed.state.items() if k not in ("term_meetup_limit", "meetups_this_term")
+    }
+    v2_state["class_version"] = 2
+    # the rules of that time had no term in meetups
+    v2_state["rules_history"] = [
+        replace(v, rules=Rules.from_dict(without_term_meetups(v.rules.to_dict())))
+        for v in hub.rules_history
+    ]
+    old = Snapshot(
+        originator_id=hub.id,
+        originator_version=hub.version,
+        timestamp=Snapshot.create_timestamp(),
+        topic=typed.topic,
+        state=v2_state,
+    )
+    restored = old.mutate(None)
+    assert restored.facilitator_id == "m0" and restored.term_ends_at == hub.term_ends_at
+    assert restored.term_meetup_limit is None and restored.meetups_this_term == 0
+    assert restored.rules.facilitator_term_meetups is None
+    assert restored.meetup_closed("meetup", T0 + timedelta(days=11))
+    assert restored.meetups_this_term == 1
+
+
+def without_term_meetups(rules: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in rules.items() if k != "facilitator_term_meetups"}
 
 
 def test_events_stored_under_the_first_topic_still_resolve() -> None:

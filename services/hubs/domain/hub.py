@@ -3,9 +3,10 @@ arguments (the handlers gather them from identity and the local directory).
 
 One aggregate per hub keeps its invariants in one place: the members, the
 pending nominations, the versioned rules, the co-admins, the facilitator
-roster. A hub's history is long-lived, so the application snapshots it (the
-typed state below is stored in snapshots; `upcast_v1_v2` reads the dicts of
-snapshots taken before it was typed).
+roster and its terms. A hub's history is long-lived, so the application
+snapshots it (the typed state below is stored in snapshots; `upcast_v1_v2`
+reads the dicts of snapshots taken before it was typed, `upcast_v2_v3` those
+taken before terms counted meetups).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from services.runtime.eventstore import TenantAggregate
 
 
 class Hub(TenantAggregate):
-    class_version: ClassVar[int] = 2  # 2: typed state (snapshots)
+    class_version: ClassVar[int] = 3  # 2: typed state (snapshots); 3: terms count meetups
     # its events: the classes @event defines, declared for type checkers
     Created: ClassVar[type[Any]]
     RulesChanged: ClassVar[type[Any]]
@@ -55,6 +56,7 @@ class Hub(TenantAggregate):
     CoAdminRemoved: ClassVar[type[Any]]
     FacilitatorRosterChanged: ClassVar[type[Any]]
     FacilitatorChanged: ClassVar[type[Any]]
+    MeetupCounted: ClassVar[type[Any]]
 
     @event("Created")
     def __init__(
@@ -89,6 +91,8 @@ class Hub(TenantAggregate):
         self.roster: list[str] = []
         self.facilitator_id: str | None = None
         self.term_ends_at: datetime | None = None
+        self.term_meetup_limit: int | None = None  # fixed when the term began
+        self.meetups_this_term: int = 0  # meetups of the hub closed during the current term
 
     @staticmethod
     def new(
@@ -121,6 +125,13 @@ class Hub(TenantAggregate):
         state["rules_history"] = [RulesVersion.from_dict(v) for v in state["rules_history"]]
         state["members"] = {m: Membership.from_dict(d) for m, d in state["members"].items()}
         state["nominations"] = {n: Nomination.from_dict(d) for n, d in state["nominations"].items()}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """Snapshots taken before terms counted meetups: the current term (if
+        any) counts in days only, as it did when it began."""
+        state["term_meetup_limit"] = None
+        state["meetups_this_term"] = 0
 
     # -- reading ---------------------------------------------------------------
 
@@ -638,6 +649,8 @@ class Hub(TenantAggregate):
         if self.facilitator_id == member_id:
             self.facilitator_id = None
             self.term_ends_at = None
+            self.term_meetup_limit = None
+            self.meetups_this_term = 0
 
     # -- co-admins -------------------------------------------------------------
 
@@ -718,14 +731,55 @@ class Hub(TenantAggregate):
             raise RuleViolation(
                 "nobody has volunteered: the roster is empty", rule="facilitator_roster"
             )
-        next_id, *rest = self.roster
+        self._next_term(at, ended_by=None)
+
+    def meetup_closed(self, meetup_id: str, at: datetime) -> bool:
+        """A meetup of this hub was closed: it counts in the current term, and
+        when the term's meetups are done, the term ends (`_next_term`). Without
+        a facilitator there is no term: nothing is counted (False)."""
+        if self.facilitator_id is None:
+            return False
+        self._meetup_counted(meetup_id=meetup_id, at=at)
+        limit = self.term_meetup_limit
+        if limit is not None and self.meetups_this_term >= limit:
+            self._next_term(at, ended_by="meetups")
+        return True
+
+    @event("MeetupCounted")
+    def _meetup_counted(self, meetup_id: str, at: datetime) -> None:
+        self.meetups_this_term += 1
+
+    def term_is_over(self, at: datetime) -> bool:
+        return self.term_ends_at is not None and at >= self.term_ends_at
+
+    def end_term_if_due(self, at: datetime) -> bool:
+        """The term's days are over (the scheduler asks): the term ends
+        (`_next_term`). False if it is not over (or there is no term)."""
+        if self.facilitator_id is None or not self.term_is_over(at):
+            return False
+        self._next_term(at, ended_by="days")
+        return True
+
+    def _next_term(self, at: datetime, ended_by: str | None) -> None:
+        """A new term, its length fixed now from the rules in force (days, and
+        meetups if the hub counts them): the next volunteer takes over and the
+        outgoing facilitator goes to the end of the roster. When a term ends by
+        itself (`ended_by`: "meetups" or "days") and nobody has volunteered,
+        the facilitator stays for a new term."""
         previous = self.facilitator_id
-        roster = [*rest, previous] if previous is not None else rest
+        if self.roster:
+            next_id, *rest = self.roster
+            roster = [*rest, previous] if previous is not None else rest
+        else:
+            assert ended_by is not None and previous is not None  # hand_over checks the roster
+            next_id, roster = previous, []
         self._facilitator_changed(
             facilitator_id=next_id,
             previous_id=previous,
             term_ends_at=at + timedelta(days=self.rules.facilitator_term_days),
             roster=roster,
+            term_meetups=self.rules.facilitator_term_meetups,
+            ended_by=ended_by,
         )
 
     @event("FacilitatorChanged")
@@ -735,7 +789,12 @@ class Hub(TenantAggregate):
         previous_id: str | None,
         term_ends_at: datetime | None,
         roster: list[str],
+        # added with the count of meetups: events stored before have neither
+        term_meetups: int | None = None,
+        ended_by: str | None = None,  # None: handed over on demand
     ) -> None:
         self.facilitator_id = facilitator_id
         self.term_ends_at = term_ends_at
         self.roster = list(roster)
+        self.term_meetup_limit = term_meetups
+        self.meetups_this_term = 0

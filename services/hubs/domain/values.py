@@ -17,6 +17,7 @@ MODES = ("cooptation", "approval", "open")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 PENDING = ("invited", "open", "awaiting_decision")
 MAX_RADIUS_KM = 50.0
+MAX_TERM_MEETUPS = 52  # a year of weekly meetups
 
 
 class Immutable:
@@ -135,6 +136,7 @@ class Rules(Immutable):
     objection_window_days: int = 7
     max_visits: int = 3
     facilitator_term_days: int = 28
+    facilitator_term_meetups: int | None = None  # None: terms count in days only
 
     def validate(self) -> Rules:
         if self.admission_mode not in MODES:
@@ -155,6 +157,13 @@ class Rules(Immutable):
         if not 1 <= self.facilitator_term_days <= 365:
             raise InvalidInput(
                 "a facilitator's term is 1 to 365 days", field="facilitator_term_days"
+            )
+        if self.facilitator_term_meetups is not None and not (
+            1 <= self.facilitator_term_meetups <= MAX_TERM_MEETUPS
+        ):
+            raise InvalidInput(
+                f"a facilitator's term is 1 to {MAX_TERM_MEETUPS} meetups, or none (days only)",
+                field="facilitator_term_meetups",
             )
         return self
 

@@ -1,8 +1,10 @@
 """The hubs read model: each hub with its settings, roles and roster, and its
-members (with their godparent and the rules they were admitted under)."""
+members (with their godparent and the rules they were admitted under); and
+the scheduler's work list of facilitator terms whose days are over."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -218,3 +220,27 @@ def hub_member(
         )
     ).first()
     return _to_member(row) if row is not None else None
+
+
+def terms_over(conn: sa.Connection, now: datetime, limit: int = 200) -> list[Any]:
+    """Hubs whose facilitator's term is over by its days, in every tenant (the
+    scheduler's work list)."""
+    return list(
+        conn.execute(
+            sa.select(hubs.c.tenant_id, hubs.c.hub_id)
+            .where(hubs.c.facilitator_id.is_not(None), hubs.c.facilitator_term_ends_at <= now)
+            .order_by(hubs.c.facilitator_term_ends_at)
+            .limit(limit)
+        ).all()
+    )
+
+
+def next_term_end(conn: sa.Connection) -> datetime | None:
+    end: datetime | None = conn.execute(
+        sa.select(sa.func.min(hubs.c.facilitator_term_ends_at)).where(
+            hubs.c.facilitator_id.is_not(None)
+        )
+    ).scalar()
+    if end is not None and end.tzinfo is None:  # an aggregate loses the column type
+        end = end.replace(tzinfo=UTC)
+    return end
