@@ -88,6 +88,10 @@ class HubRules:
         description="A facilitator's term also ends after this many closed meetups of the hub "
         "(whichever comes first: these or `facilitatorTermDays`); null: in days only."
     )
+    referrals_meeting_days: int | None = strawberry.field(
+        description="Referrals only between members who met: both present at one of the hub's "
+        "meetups, or a confirmed one-to-one, in this many days; null: off."
+    )
 
     @classmethod
     def from_contract(cls, r: c.Rules) -> HubRules:
@@ -357,6 +361,7 @@ class HubRulesInput:
     max_visits: int = 3
     facilitator_term_days: int = 28
     facilitator_term_meetups: int | None = None
+    referrals_meeting_days: int | None = None
 
     def to_contract(self) -> c.Rules:
         return c.Rules(
@@ -367,10 +372,11 @@ class HubRulesInput:
             max_visits=self.max_visits,
             facilitator_term_days=self.facilitator_term_days,
             facilitator_term_meetups=self.facilitator_term_meetups,
+            referrals_meeting_days=self.referrals_meeting_days,
         )
 
 
-CLEARABLE_RULES = ("non_competition_lift_at", "facilitator_term_meetups")
+CLEARABLE_RULES = ("non_competition_lift_at", "facilitator_term_meetups", "referrals_meeting_days")
 
 
 @strawberry.input(description="Changes to a hub's rules: fields left out are unchanged.")
@@ -384,6 +390,9 @@ class HubRulesChangesInput:
     facilitator_term_days: int | None = strawberry.UNSET
     facilitator_term_meetups: int | None = strawberry.field(
         default=strawberry.UNSET, description="null: terms count in days only."
+    )
+    referrals_meeting_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="null: referrals between any members."
     )
 
     def to_contract(self) -> c.RulesChanges:

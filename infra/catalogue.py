@@ -45,7 +45,8 @@ RULES_NOTE = """
 `open`), `non_competition`, `non_competition_lift_at` (members, or null),
 `non_competition_lifted`, `objection_window_days`, `max_visits`,
 `facilitator_term_days`, `facilitator_term_meetups` (closed meetups, or null:
-terms count in days only).
+terms count in days only), `referrals_meeting_days` (days, or null: referrals
+between any members).
 """
 
 

@@ -70,6 +70,9 @@ class Rules(Message):
     # None: a term counts in days only; N: it ends after N closed meetups of the
     # hub, or at `facilitator_term_days`, whichever comes first
     facilitator_term_meetups: int | None = None
+    # None: off; N: a referral between two members of the hub only if both were
+    # present at one of its meetups, or confirmed a one-to-one, in the last N days
+    referrals_meeting_days: int | None = None
 
 
 class RulesChanges(Message):
@@ -81,6 +84,7 @@ class RulesChanges(Message):
     max_visits: int | UnsetType = UNSET
     facilitator_term_days: int | UnsetType = UNSET
     facilitator_term_meetups: int | UnsetType | None = UNSET
+    referrals_meeting_days: int | UnsetType | None = UNSET
 
 
 class RulesVersion(Message):

@@ -15,7 +15,6 @@ so a redelivered event changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -39,8 +38,6 @@ log = get_logger("quartier.hubs.reactions")
 JOINED = idc.MemberJoined.type_name()
 CARD_UPDATED = idc.ProfileCardUpdated.type_name()
 MEETUP_CLOSED = ec.MeetupClosed.type_name()
-NEW_MEMBER_ATTEMPTS = 20
-NEW_MEMBER_DELAY = 0.1  # seconds
 
 
 def directory_reaction(host: ServiceHost) -> Reaction:
@@ -68,16 +65,15 @@ async def places_of_new_member(
     host: ServiceHost, query: idc.MemberPlaces, ask: RequestContext
 ) -> idc.Places:
     """Where a member who has just joined is. Identity publishes MemberJoined
-    once it is saved, and its read model (which answers MemberPlaces) may
-    follow a moment later: ask again for a while, then fail, so that the
-    reaction retries the event (it never skips one). Taking the empty answer
-    for a card without places would refuse the candidate as outside the area."""
-    for _ in range(NEW_MEMBER_ATTEMPTS):
-        places = await host.bus.request(query, ask)
-        if places.items:
-            return places.items[0]
-        await asyncio.sleep(NEW_MEMBER_DELAY)
-    raise Unavailable("identity does not know the member who joined yet")
+    only once its read models (which answer MemberPlaces) reflect it, so the
+    member is known; if not (a read model rebuilt meanwhile), the reaction
+    fails as for an unavailable service and retries the event — it never
+    takes the empty answer for a card without places, which would refuse the
+    candidate as outside the area."""
+    places = await host.bus.request(query, ask)
+    if not places.items:
+        raise Unavailable("identity does not know the member who joined yet")
+    return places.items[0]
 
 
 def admissions(host: ServiceHost, app: Hubs) -> Reaction:

@@ -137,6 +137,7 @@ class Rules(Immutable):
     max_visits: int = 3
     facilitator_term_days: int = 28
     facilitator_term_meetups: int | None = None  # None: terms count in days only
+    referrals_meeting_days: int | None = None  # None: off (see the contract)
 
     def validate(self) -> Rules:
         if self.admission_mode not in MODES:
@@ -164,6 +165,11 @@ class Rules(Immutable):
             raise InvalidInput(
                 f"a facilitator's term is 1 to {MAX_TERM_MEETUPS} meetups, or none (days only)",
                 field="facilitator_term_meetups",
+            )
+        if self.referrals_meeting_days is not None and not 1 <= self.referrals_meeting_days <= 365:
+            raise InvalidInput(
+                "members must have met within 1 to 365 days, or the rule is off (null)",
+                field="referrals_meeting_days",
             )
         return self
 
