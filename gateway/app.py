@@ -3,7 +3,9 @@ resolves the tenant, and turns GraphQL operations into NATS requests.
 
 Routes: `/graphql` (GraphQL over HTTP as `gateway.http` describes, and
 graphql-transport-ws; GraphiQL outside production), `/health/live`,
-`/health/ready` (NATS connected and every service answering)."""
+`/health/ready` (NATS connected and every service answering), and the pages
+e-mails link to, without login (`gateway.pages`: `/links/…`,
+`/unsubscribe/…`, `/calendar/<token>.ics`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from gateway.context import RateLimiter, context_getter
 from gateway.http import graphql_controller, method_not_allowed_handler
+from gateway.pages import routes as page_routes
 from gateway.schema import build_schema
 from services.runtime.bus import Bus
 from services.runtime.logging import configure_logging, get_logger
@@ -71,7 +74,7 @@ def create_app(settings: Settings) -> Litestar:
         context_getter=context_getter,
     )
     return Litestar(
-        route_handlers=[controller, live, ready],
+        route_handlers=[controller, live, ready, *page_routes],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],
         state=State(

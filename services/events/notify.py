@@ -99,13 +99,14 @@ outbox = sa.Table(
     sa.Column("recipient_id", sa.String(36), nullable=False),
     sa.Column("lead_hours", sa.Integer),  # reminders
     sa.Column("event_id", sa.String(80), nullable=False),  # the CloudEvent that called for it
+    sa.Column("event_seq", sa.BigInteger, nullable=False),  # its place in this service's log
     sa.Column("queued_at", UTCDateTime, nullable=False),  # the domain clock
     sa.Column("seq", sa.Integer, nullable=False),  # order among the event's mails
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),  # wall clock (retries)
     sa.Column("done_at", UTCDateTime),  # wall clock
     sa.Column("outcome", sa.String(40)),  # sent, skipped:<reason>, failed
-    sa.Index("ix_mail_outbox_pending", "done_at", "next_attempt_at"),
+    sa.Index("ix_mail_outbox_pending", "done_at", "next_attempt_at", "event_seq"),
     sa.Index("ix_mail_outbox_meetup", "tenant_id", "meetup_id", "kind"),
 )
 
@@ -227,7 +228,9 @@ def kind_of(e: c.EventsEvent) -> str:
     }[type(e)]
 
 
-def plan(conn: sa.Connection, e: c.EventsEvent, event_id: str, now: datetime) -> int:
+def plan(
+    conn: sa.Connection, e: c.EventsEvent, event_id: str, event_seq: int, now: datetime
+) -> int:
     """Write the outbox rows an event calls for; returns how many."""
     kind = kind_of(e)
     rows = [
@@ -242,6 +245,7 @@ def plan(conn: sa.Connection, e: c.EventsEvent, event_id: str, now: datetime) ->
             "recipient_id": recipient_id,
             "lead_hours": getattr(e, "lead_hours", None),
             "event_id": event_id,
+            "event_seq": event_seq,
             "queued_at": now,
             "seq": n,
             "attempts": 0,
@@ -262,7 +266,7 @@ def mail_reaction(host: ServiceHost, projector: Projector, wake: Callable[[], No
         planned = [0]
 
         def change(conn: sa.Connection) -> None:
-            planned[0] = plan(conn, e, event_id, host.clock.now())
+            planned[0] = plan(conn, e, event_id, tracking.notification_id, host.clock.now())
 
         OUTBOX.apply(host.engine, tracking, change)
         return planned[0]
@@ -335,7 +339,7 @@ class MailSender:
                 conn.execute(
                     sa.select(outbox)
                     .where(outbox.c.done_at.is_(None), outbox.c.next_attempt_at <= wall_now())
-                    .order_by(outbox.c.queued_at, outbox.c.event_id, outbox.c.seq)
+                    .order_by(outbox.c.event_seq, outbox.c.seq)
                     .limit(BATCH)
                 ).all()
             )
@@ -619,9 +623,5 @@ def outcomes(engine: sa.Engine, tenant_id: str) -> list[Any]:
     """The outbox of a network, in planning order (tests and operators)."""
     with engine.connect() as conn:
         return list(
-            conn.execute(
-                scoped(outbox, tenant_id).order_by(
-                    outbox.c.queued_at, outbox.c.event_id, outbox.c.seq
-                )
-            ).all()
+            conn.execute(scoped(outbox, tenant_id).order_by(outbox.c.event_seq, outbox.c.seq)).all()
         )
