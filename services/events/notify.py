@@ -78,8 +78,12 @@ MAX_ATTEMPTS = 8  # then the mail is given up (about 20 minutes of retries)
 BATCH = 200  # rows per round, per network at most one MemberContacts request
 
 
-def retry_delay(attempts: int) -> timedelta:
-    return timedelta(seconds=min(5 * 2 ** (attempts - 1), 600))
+KEEP_DONE = timedelta(days=30)  # then a sent (or dropped) mail's row is purged
+
+
+def retry_delay(attempts: int, base: float = 5.0) -> timedelta:
+    """5 s, 10 s, 20 s … at most 10 minutes between attempts."""
+    return timedelta(seconds=min(base * 2 ** (attempts - 1), 600))
 
 
 # -- the outbox -------------------------------------------------------------------------
@@ -292,7 +296,12 @@ class Skip(Exception):
 
 class MailSender:
     def __init__(
-        self, host: ServiceHost, app: Meetups, mailer: Mailer, poll_interval: float = 30.0
+        self,
+        host: ServiceHost,
+        app: Meetups,
+        mailer: Mailer,
+        poll_interval: float = 30.0,
+        retry_base: float = 5.0,
     ):
         self.host = host
         self.app = app
@@ -304,7 +313,9 @@ class MailSender:
         self.public_url = host.settings.public_url.rstrip("/")
         self.sender = host.settings.mail_from
         self.domain = sender_domain(self.sender)
+        self.retry_base = retry_base
         self.sent = 0
+        self._purged_at: datetime | None = None
         self._wake = Wakeup()
 
     def wake(self) -> None:
@@ -316,6 +327,7 @@ class MailSender:
             self._wake.clear()
             try:
                 await self.send_due()
+                await self.host.offload(self.purge)
             except Exception:
                 log.exception("mail.round_failed")
             next_at = await self.host.offload(self._next_attempt)
@@ -323,6 +335,18 @@ class MailSender:
             if next_at is not None:
                 timeout = max(0.05, min(timeout, (next_at - wall_now()).total_seconds()))
             await self._wake.wait(stopping, timeout)
+
+    def purge(self, force: bool = False) -> int:
+        """Forget mails done more than KEEP_DONE ago (at most once an hour)."""
+        now = wall_now()
+        if not force and self._purged_at is not None and now - self._purged_at < timedelta(hours=1):
+            return 0
+        self._purged_at = now
+        with self.engine.begin() as conn:
+            purged = conn.execute(
+                outbox.delete().where(outbox.c.done_at < now - KEEP_DONE)
+            ).rowcount
+        return int(purged)
 
     def _next_attempt(self) -> datetime | None:
         with self.engine.connect() as conn:
@@ -375,10 +399,11 @@ class MailSender:
     def _deliver(self, rows: list[Any], contacts: idc.Contacts) -> int:
         network = mail.Network(contacts.name, contacts.slug, contacts.locale)
         by_id = {x.member_id: x for x in contacts.items}
+        cache: dict[tuple[str, ...], Any] = {}  # what every mail of a batch shares
         sent = 0
         for row in rows:
             try:
-                message = mail.compose(self.letter(row, network, by_id))
+                message = mail.compose(self.letter(row, network, by_id, cache))
             except Skip as skip:
                 self._done(row, f"skipped:{skip}")
                 continue
@@ -421,7 +446,7 @@ class MailSender:
                     values.update(done_at=wall_now(), outcome="failed")
                     log.error("mail.given_up", mail_id=row.mail_id, kind=row.kind, error=why)
                 else:
-                    values["next_attempt_at"] = wall_now() + retry_delay(attempts)
+                    values["next_attempt_at"] = wall_now() + retry_delay(attempts, self.retry_base)
                 conn.execute(
                     outbox.update()
                     .where(outbox.c.tenant_id == row.tenant_id, outbox.c.mail_id == row.mail_id)
@@ -437,13 +462,29 @@ class MailSender:
         return self._url("links", slug, sign(self.key, link))
 
     def letter(
-        self, row: Any, network: mail.Network, contacts: dict[str, idc.Contact]
+        self,
+        row: Any,
+        network: mail.Network,
+        contacts: dict[str, idc.Contact],
+        cache: dict[tuple[str, ...], Any] | None = None,
     ) -> mail.Letter:
-        """What the outbox row's mail says now; Skip if it makes no sense any more."""
+        """What the outbox row's mail says now; Skip if it makes no sense any
+        more. `cache` keeps what the mails of one batch share (the meetup,
+        its .ics, the hub) so that a hub of 300 members costs one of each."""
         now = self.clock.now()
         tenant_id = row.tenant_id
+        shared = cache if cache is not None else {}
+
+        def once(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+            if key not in shared:
+                shared[key] = make()
+            return shared[key]
+
         with self.engine.connect() as conn:
-            hub = directory.hub_row(conn, tenant_id, row.hub_id)
+            hub = once(
+                ("hub", tenant_id, row.hub_id),
+                lambda: directory.hub_row(conn, tenant_id, row.hub_id),
+            )
             if hub is None:
                 raise Skip("hub_gone")
             if row.recipient_kind == "member":
@@ -469,8 +510,12 @@ class MailSender:
                 "date": now,
             }
             if row.kind == "poll":
-                return self._poll_letter(row, base, now)
-            meetup_row = meetups.meetup_row(conn, tenant_id, row.meetup_id)
+                poll = once(("poll", row.poll_id), lambda: self.app.find(row.poll_id, DatePoll))
+                return self._poll_letter(row, base, poll, now)
+            meetup_row = once(
+                ("meetup_row", tenant_id, row.meetup_id),
+                lambda: meetups.meetup_row(conn, tenant_id, row.meetup_id),
+            )
             if meetup_row is None:
                 raise Skip("meetup_gone")
             rsvp = (
@@ -479,13 +524,20 @@ class MailSender:
                 else None
             )
         meetup = meetups.to_meetup(meetup_row)
-        return self._meetup_letter(row, base, meetup, rsvp, now)
+        aggregate = once(("meetup", row.meetup_id), lambda: self.app.find(row.meetup_id, Meetup))
+        ics = once(
+            ("ics", row.meetup_id),
+            lambda: calendars.calendar([meetup], hub.name, now, {meetup.hub_id: hub.name}),
+        )
+        return self._meetup_letter(row, base, meetup, aggregate, ics, rsvp, now)
 
     def _meetup_letter(
         self,
         row: Any,
         base: dict[str, Any],
         meetup: c.Meetup,
+        aggregate: Meetup | None,
+        ics: str,
         rsvp: c.Rsvp | None,
         now: datetime,
     ) -> mail.Letter:
@@ -529,7 +581,6 @@ class MailSender:
             )
         answers: list[tuple[str, str]] = []
         if kind != "cancelled":
-            aggregate = self.app.find(meetup.meetup_id, Meetup)
             if aggregate is None:
                 raise Skip("meetup_gone")
             visitor_link = row.recipient_kind == "visitor"
@@ -555,7 +606,6 @@ class MailSender:
                 )
                 for choice in choices
             ]
-        ics = calendars.calendar([meetup], base["hub_name"], now, {meetup.hub_id: base["hub_name"]})
         return mail.Letter(
             **base,
             title=meetup.title,
@@ -572,8 +622,9 @@ class MailSender:
             unsubscribe_url=unsubscribe,
         )
 
-    def _poll_letter(self, row: Any, base: dict[str, Any], now: datetime) -> mail.Letter:
-        poll = self.app.find(row.poll_id, DatePoll)
+    def _poll_letter(
+        self, row: Any, base: dict[str, Any], poll: DatePoll | None, now: datetime
+    ) -> mail.Letter:
         if poll is None or poll.tenant_id != row.tenant_id:
             raise Skip("poll_gone")
         if poll.state != "open":

@@ -7,7 +7,9 @@ mail ever reaches another network's members."""
 
 from __future__ import annotations
 
+import smtplib
 from datetime import time, timedelta
+from email.message import EmailMessage
 
 import icalendar
 import pytest
@@ -20,6 +22,7 @@ from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
 from services.runtime.errors import Forbidden, InvalidToken
 from services.runtime.host import ServiceHost
+from services.runtime.mail import Mailer
 from services.runtime.settings import Settings
 from services.runtime.stream import STREAM
 from services.runtime.tenancy import RequestContext
@@ -412,3 +415,36 @@ async def test_no_mail_reaches_another_networks_members(
         await client_bus.request(
             idc.MemberContacts(member_ids=[b.admin.member_id]), as_member(a.admin)
         )
+
+
+class FlakyMailer:
+    """A mail server that refuses the first `failures` messages."""
+
+    def __init__(self, inner: Mailer, failures: int):
+        self.inner = inner
+        self.failures = failures
+        self.refused = 0
+
+    def send(self, message: EmailMessage) -> None:
+        if self.refused < self.failures:
+            self.refused += 1
+            raise smtplib.SMTPServerDisconnected("connection lost")
+        self.inner.send(message)
+
+
+async def test_a_mail_the_server_refused_is_retried_and_still_sent_once(
+    events: ServiceHost, client_bus: Bus, settings: Settings, clock: MovableClock
+) -> None:
+    sender = events.context["mail"]
+    flaky = FlakyMailer(sender.mailer, failures=3)
+    sender.mailer, sender.retry_base = flaky, 0.05
+    club = await open_club(client_bus, events, "pole-a", ["Marie"])
+    await schedule(client_bus, club, clock)
+    await settle(events)
+    assert flaky.refused == 3
+    mails = meetup_mails(settings.mail_dir, "scheduled")
+    assert sorted(to_address(m) for m in mails) == sorted(addresses("pole-a", "admin", "marie"))
+    rows = outcomes(events.context["engine"], club.tenant.tenant_id)
+    assert [r.outcome for r in rows] == ["sent", "sent"]
+    assert sum(r.attempts for r in rows) == 2 + 3  # each sent once, after 3 refusals in all
+    assert sender.purge(force=True) == 0  # sent just now: kept a while
