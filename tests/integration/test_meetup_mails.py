@@ -15,12 +15,12 @@ import icalendar
 import pytest
 
 from services.events import contract as ec
-from services.events.links import link_key, verify
+from services.events.links import Link, link_key, sign, verify
 from services.events.notify import outcomes
 from services.identity import contract as idc
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
-from services.runtime.errors import Forbidden, InvalidToken
+from services.runtime.errors import Forbidden, InvalidToken, Unauthenticated
 from services.runtime.host import ServiceHost
 from services.runtime.mail import Mailer
 from services.runtime.settings import Settings
@@ -260,8 +260,42 @@ async def test_an_unsubscribe_link_of_another_network_or_kind_is_refused(
     assert (described.valid, described.reason_code) == (False, "link_invalid")
     with pytest.raises(InvalidToken):
         await client_bus.request(ec.AnswerByLink(token=rsvp_token), theirs)
+    # a genuine unsubscribe link: without a network, or expired
+    marie = club.members[0].member_id
+    key = link_key(settings.jwt_secret)
+
+    def unsubscribe_token(expires_in: timedelta) -> str:
+        link = Link(
+            "unsubscribe",
+            club.tenant.tenant_id,
+            marie,
+            marie,
+            "off",
+            None,
+            0,
+            clock.now() + expires_in,
+        )
+        return sign(key, link)
+
+    with pytest.raises(Unauthenticated):
+        await client_bus.request(
+            ec.UnsubscribeByLink(token=unsubscribe_token(timedelta(days=1))), RequestContext()
+        )
+    expired = unsubscribe_token(-timedelta(seconds=1))
+    ours = RequestContext(tenant_id=club.tenant.tenant_id)
+    with pytest.raises(InvalidToken) as caught:
+        await client_bus.request(ec.UnsubscribeByLink(token=expired), ours)
+    assert caught.value.rule == "link_expired"
+    info = await client_bus.request(ec.DescribeUnsubscribeLink(token=expired), ours)
+    assert (info.valid, info.reason_code, info.reminders) == (False, "link_expired", None)
     assert events.context["app"].max_notification_id() == before
-    assert meetup.state == "scheduled"
+    assert (
+        await client_bus.request(ec.GetReminderSettings(), as_member(club.members[0]))
+    ).reminders
+    seen = await client_bus.request(
+        ec.GetMeetup(meetup_id=meetup.meetup_id), as_member(club.members[0])
+    )
+    assert seen.my_rsvp is None and seen.seated == 0
 
 
 async def test_the_waitlist_visitors_polls_changes_and_cancellations(

@@ -19,7 +19,6 @@ from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.runtime.bus import Bus
 from services.runtime.host import ServiceHost
-from services.runtime.tenancy import RequestContext
 from tests.support.identity import add_member, as_member, card, create_network
 from tests.support.services import Services
 from tests.support.waiting import eventually
@@ -143,10 +142,6 @@ def ics_of(message: EmailMessage) -> str | None:
 def links_of(message: EmailMessage) -> list[tuple[str, str]]:
     """(slug, token) of each answer link in the text, in order."""
     return LINK.findall(text_of(message))
-
-
-def as_ctx(session: idc.Session) -> RequestContext:
-    return as_member(session)
 
 
 async def mails_settled(events: ServiceHost) -> bool:
