@@ -3,7 +3,9 @@ resolves the tenant, and turns GraphQL operations into NATS requests.
 
 Routes: `/graphql` (GraphQL over HTTP as `gateway.http` describes, and
 graphql-transport-ws; GraphiQL outside production), `/health/live`,
-`/health/ready` (NATS connected and every service answering)."""
+`/health/ready` (NATS connected and every service answering), and the pages
+e-mails link to, without login (`gateway.pages`: `/links/…`,
+`/unsubscribe/…`, `/calendar/<token>.ics`)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from gateway.context import RateLimiter, context_getter
 from gateway.http import graphql_controller, method_not_allowed_handler
+from gateway.pages import routes as page_routes
 from gateway.schema import build_schema
 from services.runtime.bus import Bus
 from services.runtime.logging import configure_logging, get_logger
@@ -134,7 +137,7 @@ def create_app(settings: Settings) -> ASGIApp:
         context_getter=context_getter,
     )
     app = Litestar(
-        route_handlers=[controller, live, ready, metrics_endpoint],
+        route_handlers=[controller, live, ready, metrics_endpoint, *page_routes],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],
         state=State(

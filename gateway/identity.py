@@ -6,6 +6,7 @@ By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -141,12 +142,21 @@ class Member(Node):
         )
 
 
+@strawberry.enum(description="The language of a network's e-mails and link pages.")
+class Locale(Enum):
+    FR = "fr"
+    EN = "en"
+
+
 @strawberry.type(description="A network: an independent tenant of the installation.")
 class Tenant(Node):
     tenant_id: strawberry.ID
     slug: str
     name: str
     created_at: datetime
+    locale: Locale = strawberry.field(
+        description="The language of the network's e-mails and link pages (French by default)."
+    )
 
     @classmethod
     def from_contract(cls, t: c.Tenant) -> Tenant:
@@ -156,6 +166,7 @@ class Tenant(Node):
             slug=t.slug,
             name=t.name,
             created_at=t.created_at,
+            locale=Locale(t.locale),
         )
 
 
@@ -265,6 +276,11 @@ class TenantAdminSet:
     member: Member
 
 
+@strawberry.type
+class TenantLocaleSet:
+    tenant: Tenant
+
+
 # -- inputs --------------------------------------------------------------------
 
 
@@ -362,6 +378,11 @@ class SetTenantAdminInput:
     admin: bool
 
 
+@strawberry.input
+class SetTenantLocaleInput:
+    locale: Locale
+
+
 CreateTenantResult = result_union("CreateTenantResult", TenantCreated)
 InviteMemberResult = result_union("InviteMemberResult", InvitationSent)
 RevokeInvitationResult = result_union("RevokeInvitationResult", InvitationRevoked)
@@ -372,6 +393,7 @@ LogoutResult = result_union("LogoutResult", SignedOut, InvalidToken)
 ChangePasswordResult = result_union("ChangePasswordResult", PasswordChanged, InvalidCredentials)
 UpdateProfileCardResult = result_union("UpdateProfileCardResult", ProfileCardUpdated)
 SetTenantAdminResult = result_union("SetTenantAdminResult", TenantAdminSet)
+SetTenantLocaleResult = result_union("SetTenantLocaleResult", TenantLocaleSet)
 
 
 # -- queries -------------------------------------------------------------------
@@ -593,6 +615,18 @@ class Mutation:
                 admin=input.admin,
             ),
             lambda card: TenantAdminSet(member=Member.from_card(card)),
+        )
+
+    @strawberry.mutation(
+        description="Tenant admin: the language of the network's e-mails and link pages."
+    )
+    async def set_tenant_locale(
+        self, info: Info[Context, Any], input: SetTenantLocaleInput
+    ) -> SetTenantLocaleResult:
+        return await command(
+            info,
+            lambda: c.SetTenantLocale(locale=input.locale.value),
+            lambda t: TenantLocaleSet(tenant=Tenant.from_contract(t)),
         )
 
 

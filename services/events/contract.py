@@ -232,6 +232,9 @@ class LinkInfo(Message):
     current: str | None  # what was answered before, if anything
     valid: bool
     reason: str | None  # why not, when not valid
+    # why not, as a code (pages say it in the network's language): link_invalid,
+    # link_expired, link_revoked, link_not_member, closed
+    reason_code: str | None = None
 
 
 class LinkAnswered(Message):
@@ -254,6 +257,15 @@ class Calendar(Message):
 
 class ReminderSettings(Message):
     reminders: bool
+
+
+class UnsubscribeInfo(Message):
+    """What an unsubscribe link's page shows (GET changes nothing)."""
+
+    valid: bool
+    reason: str | None  # why not, when not valid
+    reason_code: str | None  # link_invalid, link_expired
+    reminders: bool | None  # the member's current choice, when valid
 
 
 class AttendanceRecordInput(Message):
@@ -434,6 +446,14 @@ class SetReminders(EventsCommand[ReminderSettings]):
     reminders: bool
 
 
+class UnsubscribeByLink(EventsCommand[ReminderSettings]):
+    """No login: the signed token of a reminder's unsubscribe link (RFC 8058
+    one-click, or its page's button) turns the member's reminders off.
+    Again: nothing more changes."""
+
+    token: str
+
+
 class GetCalendarFeed(EventsCommand[CalendarFeed]):
     """The secret URL token of a hub's (member of it) or one's own feed; made
     on first use."""
@@ -513,6 +533,12 @@ class MyAgenda(EventsQuery[MeetupPage]):
 
 class DescribeLink(EventsQuery[LinkInfo]):
     """For a link's page (GET): changes nothing, even for a valid token."""
+
+    token: str
+
+
+class DescribeUnsubscribeLink(EventsQuery[UnsubscribeInfo]):
+    """For an unsubscribe link's page (GET): changes nothing."""
 
     token: str
 
@@ -666,6 +692,15 @@ class VisitorInvited(EventsEvent):
     visitor_id: str
     invited_by: str
     visits: int
+
+
+class ReminderSent(EventsEvent):
+    """The reminders of a meetup for one lead time (hours before its start)
+    are due and recorded, once: the members are mailed from it."""
+
+    hub_id: str
+    meetup_id: str
+    lead_hours: int
 
 
 class WorkshopProposed(EventsEvent):

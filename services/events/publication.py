@@ -128,6 +128,13 @@ def to_public(e: Any) -> c.EventsEvent | None:
                 draw_id=e.draw_id,
                 member_id=e.member_id,
             )
+        case Meetup.ReminderSent():
+            return c.ReminderSent(
+                tenant_id=tenant_id,
+                hub_id=e.hub_id,
+                meetup_id=aggregate_id,
+                lead_hours=e.lead_hours,
+            )
         case Visitor.Invited():
             return c.VisitorInvited(
                 tenant_id=tenant_id,

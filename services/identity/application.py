@@ -75,6 +75,9 @@ class Identity(ServiceApplication):
             raise Conflict(f"the slug {slug!r} is taken", field="slug") from None
         return tenant, invitation, token
 
+    def set_locale(self, tenant_id: str, locale: str, by: str) -> Tenant:
+        return self.update(tenant_id, tenant_id, Tenant, lambda t: t.set_locale(locale, by))[0]
+
     # -- invitations -----------------------------------------------------------
 
     def issue_invitation(

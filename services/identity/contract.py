@@ -10,13 +10,15 @@ leave identity: other services ask questions (`MemberPlaces`) instead.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from msgspec import UNSET, UnsetType
 
 from services.runtime.messages import Command, Done, Message, PublicEvent, Query, R
 
 SERVICE = "identity"
+
+Locale = Literal["fr", "en"]  # the language of a network's mails and pages
 
 
 class IdentityCommand(Command[R]):
@@ -89,6 +91,7 @@ class Tenant(Message):
     slug: str
     name: str
     created_at: datetime
+    locale: Locale = "fr"  # mails and link pages are written in it
 
 
 class Profession(Message):
@@ -162,6 +165,25 @@ class Point(Message):
     lon: float
 
 
+class Contact(Message):
+    """Where to write to a member: for services that mail members (meetups),
+    never stored by them."""
+
+    member_id: str
+    email: str
+    display_name: str
+
+
+class Contacts(Message):
+    """Members' contacts and what a mail to them needs of their network."""
+
+    tenant_id: str
+    slug: str  # the network's address in links
+    name: str
+    locale: Locale
+    items: list[Contact]
+
+
 # -- commands ------------------------------------------------------------------
 
 
@@ -225,6 +247,12 @@ class SetTenantAdmin(IdentityCommand[MemberCard]):
     admin: bool
 
 
+class SetTenantLocale(IdentityCommand[Tenant]):
+    """Tenant admin: the language of the network's mails and link pages."""
+
+    locale: Locale
+
+
 # -- queries -------------------------------------------------------------------
 
 
@@ -270,12 +298,24 @@ class MemberPlaces(IdentityQuery[PlacesList]):
     centre: Point | None = None
 
 
+class MemberContacts(IdentityQuery[Contacts]):
+    """Services only (meetups' mails): e-mail address and display name of the
+    given members of the caller's tenant (other tenants' and unknown ids are
+    left out), and the network's slug, name and locale. At most 500 ids."""
+
+    member_ids: list[str]
+
+
 # -- public events -------------------------------------------------------------
 
 
 class TenantRegistered(IdentityEvent):
     slug: str
     name: str
+
+
+class TenantLocaleChanged(IdentityEvent):
+    locale: Locale
 
 
 class InvitationIssued(IdentityEvent):

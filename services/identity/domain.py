@@ -29,6 +29,7 @@ SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 ROLES = frozenset({"tenant_admin"})
+LOCALES = ("fr", "en")  # a network's language; French by default
 MAX_SPENT_TOKENS = 50
 
 
@@ -212,6 +213,7 @@ class Tenant(TenantAggregate):
     # its events: the classes @event defines, declared for type checkers
     Registered: ClassVar[type[Any]]
     AdminsChanged: ClassVar[type[Any]]
+    LocaleChanged: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(slug: str) -> UUID:
@@ -224,6 +226,7 @@ class Tenant(TenantAggregate):
         self.name = name
         # None: registered before admins were kept here (see record_admins)
         self.admin_ids: list[str] | None = admin_ids
+        self.locale = "fr"  # every network starts in French (LocaleChanged changes it)
 
     @property
     def admins_known(self) -> bool:
@@ -257,6 +260,19 @@ class Tenant(TenantAggregate):
     @event("AdminsChanged")
     def _admins_changed(self, admin_ids: list[str]) -> None:
         self.admin_ids = list(admin_ids)
+
+    def set_locale(self, locale: str, by: str) -> bool:
+        """The language of the network's mails and pages. False if unchanged."""
+        if locale not in LOCALES:
+            raise InvalidInput(f"a network's language is one of {LOCALES}", field="locale")
+        if locale == self.locale:
+            return False
+        self._locale_changed(locale=locale, by=by)
+        return True
+
+    @event("LocaleChanged")
+    def _locale_changed(self, locale: str, by: str) -> None:
+        self.locale = locale
 
 
 class EmailIndex(TenantAggregate):

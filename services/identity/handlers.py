@@ -14,13 +14,14 @@ from services.identity import contract as c
 from services.identity import views
 from services.identity.application import Identity
 from services.identity.domain import Invitation, Member, Tenant
-from services.identity.mailer import Mailer, invitation_message
+from services.identity.mails import invitation_message
 from services.identity.taxonomy import PROFESSIONS
 from services.runtime.auth import is_operator_token, issue_access_token
 from services.runtime.errors import Forbidden, InvalidInput, NotFound
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
+from services.runtime.mail import Mailer
 from services.runtime.messages import Done, given_fields
 from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
@@ -89,14 +90,15 @@ class IdentityHandlers(Handlers):
             )
         )
         return c.TenantCreated(
-            tenant=c.Tenant(
-                tenant_id=tenant.tenant_id,
-                slug=tenant.slug,
-                name=tenant.name,
-                created_at=tenant.created_on,
-            ),
+            tenant=_tenant_reply(tenant),
             admin_invitation=self._mail_invitation(tenant, invitation, token, reveal=True),
         )
+
+    @handles(c.SetTenantLocale)
+    def set_tenant_locale(self, cmd: c.SetTenantLocale, ctx: RequestContext) -> c.Tenant:
+        by = ctx.require_tenant_admin()
+        tenant = self.write(lambda: self.app.set_locale(ctx.require_tenant(), cmd.locale, by))
+        return _tenant_reply(tenant)
 
     @handles(c.InviteMember)
     def invite_member(self, cmd: c.InviteMember, ctx: RequestContext) -> c.InvitationSent:
@@ -143,7 +145,9 @@ class IdentityHandlers(Handlers):
                 to=invitation.email,
                 network=tenant.name,
                 accept_url=accept_url,
-                expires=invitation.expires_at.strftime("%d/%m/%Y %H:%M UTC"),
+                expires_at=invitation.expires_at,
+                locale=tenant.locale,
+                now=self.clock.now(),
             )
         )
         log.info("invitation.sent", invitation_id=str(invitation.id))
@@ -334,3 +338,41 @@ class IdentityHandlers(Handlers):
                 )
             )
         return c.PlacesList(items=items)
+
+    @handles(c.MemberContacts)
+    def member_contacts(self, q: c.MemberContacts, ctx: RequestContext) -> c.Contacts:
+        """Addresses leave identity only here, to a service that writes to
+        the members (and keeps no copy)."""
+        if ctx.actor.kind != "service":
+            raise Forbidden("only Quartier's services may ask for members' addresses")
+        tenant_id = ctx.require_tenant()
+        if len(q.member_ids) > 500:
+            raise InvalidInput("at most 500 ids at once", field="member_ids")
+        ids = list(dict.fromkeys(q.member_ids))
+
+        def query(conn: sa.Connection) -> tuple[c.Tenant | None, list[Any]]:
+            return views.tenant_by_id(conn, tenant_id), views.member_rows(conn, tenant_id, ids)
+
+        tenant, rows = self.read(query)
+        if tenant is None:
+            raise NotFound("network not found")
+        return c.Contacts(
+            tenant_id=tenant_id,
+            slug=tenant.slug,
+            name=tenant.name,
+            locale=tenant.locale,
+            items=[
+                c.Contact(member_id=r.member_id, email=r.email, display_name=r.display_name)
+                for r in rows
+            ],
+        )
+
+
+def _tenant_reply(tenant: Tenant) -> c.Tenant:
+    return c.Tenant(
+        tenant_id=tenant.tenant_id,
+        slug=tenant.slug,
+        name=tenant.name,
+        created_at=tenant.created_on,
+        locale="en" if tenant.locale == "en" else "fr",
+    )

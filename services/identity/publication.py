@@ -16,6 +16,8 @@ def to_public(event: Any) -> c.IdentityEvent | None:
     match event:
         case Tenant.Registered():
             return c.TenantRegistered(tenant_id=tenant_id, slug=event.slug, name=event.name)
+        case Tenant.LocaleChanged():
+            return c.TenantLocaleChanged(tenant_id=tenant_id, locale=event.locale)
         case Invitation.Issued():
             return c.InvitationIssued(
                 tenant_id=tenant_id,

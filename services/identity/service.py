@@ -6,12 +6,12 @@ from __future__ import annotations
 from services.identity.application import Identity
 from services.identity.contract import SERVICE
 from services.identity.handlers import IdentityHandlers
-from services.identity.mailer import FileMailer, Mailer, SmtpMailer
 from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
 from services.identity.views import IdentityViews
 from services.runtime.clock import SYSTEM_CLOCK, Clock
 from services.runtime.host import ServiceHost, run_service
+from services.runtime.mail import Mailer, mailer_for
 from services.runtime.settings import Settings
 
 
@@ -23,11 +23,7 @@ def build(
         Identity, translate=to_public, hasher=PasswordHasher(cheap=settings.env == "test")
     )
     projector = host.add_projection(app, IdentityViews())
-    if mailer is None:
-        mailer = (
-            SmtpMailer(settings.smtp_url) if settings.smtp_url else FileMailer(settings.mail_dir)
-        )
-    handlers = IdentityHandlers(host, app, mailer)
+    handlers = IdentityHandlers(host, app, mailer or mailer_for(settings))
     host.add_endpoints(handlers.endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
     return host

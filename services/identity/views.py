@@ -18,6 +18,7 @@ from services.identity import contract as c
 from services.identity.domain import EmailIndex, Invitation, Member, Tenant, fold
 from services.identity.taxonomy import BY_CODE
 from services.runtime.tenancy import scoped
+from services.runtime.views import keyed_upsert
 
 metadata = sa.MetaData()
 
@@ -67,6 +68,16 @@ tenants = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# A network's settings, in a table of their own (a network without a row has
+# the defaults), so that databases made before a setting existed need no
+# migration: the table is created on start, and filled as settings change.
+tenant_settings = sa.Table(
+    "tenant_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("locale", sa.String(5), nullable=False),
+)
+
 invitations = sa.Table(
     "invitations",
     metadata,
@@ -95,6 +106,10 @@ class IdentityViews:
                         name=event.name,
                         created_at=event.timestamp,
                     )
+                )
+            case Tenant.LocaleChanged():
+                keyed_upsert(
+                    conn, tenant_settings, {"tenant_id": event.tenant_id}, locale=event.locale
                 )
             case Invitation.Issued():
                 conn.execute(
@@ -246,13 +261,30 @@ def _place(lat: float | None, lon: float | None, postcode: str | None) -> c.Plac
     return c.Place(lat=lat, lon=lon, postcode=postcode)
 
 
-def tenant_by_slug(conn: sa.Connection, slug: str) -> c.Tenant | None:
-    row = conn.execute(sa.select(tenants).where(tenants.c.slug == slug)).first()
-    if row is None:
-        return None
-    return c.Tenant(
-        tenant_id=row.tenant_id, slug=row.slug, name=row.name, created_at=_utc(row.created_at)
+def _tenant_query() -> sa.Select[Any]:
+    return sa.select(tenants, tenant_settings.c.locale).outerjoin(
+        tenant_settings, tenant_settings.c.tenant_id == tenants.c.tenant_id
     )
+
+
+def _to_tenant(row: Any) -> c.Tenant:
+    return c.Tenant(
+        tenant_id=row.tenant_id,
+        slug=row.slug,
+        name=row.name,
+        created_at=_utc(row.created_at),
+        locale=row.locale or "fr",
+    )
+
+
+def tenant_by_slug(conn: sa.Connection, slug: str) -> c.Tenant | None:
+    row = conn.execute(_tenant_query().where(tenants.c.slug == slug)).first()
+    return _to_tenant(row) if row is not None else None
+
+
+def tenant_by_id(conn: sa.Connection, tenant_id: str) -> c.Tenant | None:
+    row = conn.execute(_tenant_query().where(tenants.c.tenant_id == tenant_id)).first()
+    return _to_tenant(row) if row is not None else None
 
 
 def member_rows(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> list[Any]:

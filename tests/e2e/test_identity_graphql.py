@@ -907,3 +907,39 @@ async def test_invitations_pagination(system: System) -> None:
     for variables in ({"first": 0}, {"first": 51}, {"after": "garbage"}):
         answer = await system.gql(INVITATIONS, variables, net.admin.access)
         assert top_level_error(answer)["extensions"]["code"] == "INVALID_INPUT"
+
+
+SET_LOCALE = (
+    "mutation($locale: Locale!) { setTenantLocale(input: {locale: $locale}) { __typename"
+    " ... on TenantLocaleSet { tenant { slug locale } } ... on Error { code message } } }"
+)
+TENANT_LOCALE = "query($slug: String!) { tenant(slug: $slug) { slug locale } }"
+
+
+async def test_a_tenant_admin_sets_the_network_language(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    other = await open_network(system, "other-net")
+    member = await join(system, net, "m@pole.example", "Member")
+    answer = await system.gql(TENANT_LOCALE, {"slug": "pole-11e"})
+    assert answer["data"]["tenant"] == {"slug": "pole-11e", "locale": "FR"}
+    before = await system.event_count()
+
+    refused = await system.gql(SET_LOCALE, {"locale": "EN"}, member.access)
+    assert refused["data"]["setTenantLocale"]["__typename"] == "Forbidden"
+    anonymous = await system.gql(SET_LOCALE, {"locale": "EN"})
+    assert anonymous["data"]["setTenantLocale"]["__typename"] == "Unauthenticated"
+    unknown = await system.gql(SET_LOCALE, {"locale": "DE"}, net.admin.access)
+    assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await system.event_count() == before
+
+    done = await system.gql(SET_LOCALE, {"locale": "EN"}, net.admin.access)
+    assert done["data"]["setTenantLocale"] == {
+        "__typename": "TenantLocaleSet",
+        "tenant": {"slug": "pole-11e", "locale": "EN"},
+    }
+    assert (await system.gql(TENANT_LOCALE, {"slug": "pole-11e"}))["data"]["tenant"][
+        "locale"
+    ] == "EN"
+    # one network's choice is its own
+    theirs = await system.gql(TENANT_LOCALE, {"slug": other.slug})
+    assert theirs["data"]["tenant"]["locale"] == "FR"

@@ -449,3 +449,79 @@ async def test_refresh_session_expires_with_the_domain_clock(
         await client_bus.request(
             idc.RefreshSession(refresh_token=admin.refresh_token), RequestContext()
         )
+
+
+async def test_a_tenant_admin_sets_the_network_language(
+    identity: ServiceHost, client_bus: Bus, settings
+) -> None:
+    tenant, admin = await create_network(client_bus, "pole-11e")
+    assert (
+        await client_bus.request(idc.GetTenant(slug="pole-11e"), RequestContext())
+    ).locale == "fr"
+    member = await add_member(client_bus, tenant.tenant_id, "m@pole.example", card("M"))
+    other, other_admin = await create_network(client_bus, "pole-12e")
+    before = await event_count(identity)
+    with pytest.raises(Forbidden):
+        await client_bus.request(idc.SetTenantLocale(locale="en"), as_member(member))
+    with pytest.raises(InvalidInput) as caught:
+        await client_bus.request(idc.SetTenantLocale(locale="de"), as_member(admin))  # type: ignore[arg-type]
+    assert caught.value.field == "locale"
+    with pytest.raises(Forbidden):  # a token of another network
+        await client_bus.request(
+            idc.SetTenantLocale(locale="en"),
+            RequestContext(tenant_id=tenant.tenant_id, actor=as_member(other_admin).actor),
+        )
+    with pytest.raises(Unauthenticated):
+        await client_bus.request(idc.SetTenantLocale(locale="en"), RequestContext())
+    assert await event_count(identity) == before  # refused: nothing recorded
+    changed = await client_bus.request(idc.SetTenantLocale(locale="en"), as_member(admin))
+    assert changed.locale == "en" and changed.slug == "pole-11e"
+    again = await event_count(identity)
+    await client_bus.request(idc.SetTenantLocale(locale="en"), as_member(admin))
+    assert await event_count(identity) == again  # the same language again: no event
+    assert (
+        await client_bus.request(idc.GetTenant(slug="pole-11e"), RequestContext())
+    ).locale == "en"
+    assert (
+        await client_bus.request(idc.GetTenant(slug="pole-12e"), RequestContext())
+    ).locale == "fr"
+    assert other.slug == "pole-12e"
+
+    # invitations go out in the network's language from now on
+    await client_bus.request(idc.InviteMember(email="new@pole.example"), as_member(admin))
+    latest = max(settings.mail_dir.glob("*.eml"))
+    text = latest.read_text()
+    assert "Subject: Invitation to join Network pole-11e" in text
+    assert "Content-Language: en" in text
+
+
+async def test_member_contacts_are_for_services_and_stay_in_their_network(
+    identity: ServiceHost, client_bus: Bus
+) -> None:
+    tenant, admin = await create_network(client_bus, "pole-11e", "admin@pole.example")
+    member = await add_member(client_bus, tenant.tenant_id, "M@Pole.Example", card("Marie"))
+    other, other_admin = await create_network(client_bus, "pole-12e", "admin@other.example")
+    ids = [admin.member_id, member.member_id, other_admin.member_id, str(uuid.uuid4())]
+
+    for ctx in (as_member(admin), RequestContext(tenant_id=tenant.tenant_id), operator()):
+        with pytest.raises((Forbidden, Unauthenticated)):
+            await client_bus.request(idc.MemberContacts(member_ids=ids), ctx)
+    with pytest.raises(InvalidInput):
+        await client_bus.request(
+            idc.MemberContacts(member_ids=["x"] * 501), as_service(tenant.tenant_id)
+        )
+
+    contacts = await client_bus.request(
+        idc.MemberContacts(member_ids=ids), as_service(tenant.tenant_id)
+    )
+    assert (contacts.slug, contacts.name, contacts.locale) == ("pole-11e", "Network pole-11e", "fr")
+    assert [(x.member_id, x.email, x.display_name) for x in contacts.items] == [
+        (admin.member_id, "admin@pole.example", "Admin"),
+        (member.member_id, "M@pole.example", "Marie"),
+    ]  # the other network's member and the unknown id are left out
+    theirs = await client_bus.request(
+        idc.MemberContacts(member_ids=ids), as_service(other.tenant_id)
+    )
+    assert [x.email for x in theirs.items] == ["admin@other.example"]
+    with pytest.raises(NotFound):
+        await client_bus.request(idc.MemberContacts(member_ids=[]), as_service(str(uuid.uuid4())))

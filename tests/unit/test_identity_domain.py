@@ -572,6 +572,7 @@ def test_a_family_remembers_a_bounded_number_of_spent_tokens() -> None:
 
 def test_every_event_of_every_aggregate_carries_the_tenant_id() -> None:
     tenant = Tenant(tenant_id=TENANT, slug="pole-test", name="Pôle test")
+    tenant.set_locale("en", by="someone")
     invitation = new_invitation()
     invitation.accept(uuid4())
     revoked = new_invitation()
@@ -601,6 +602,7 @@ def test_every_event_of_every_aggregate_carries_the_tenant_id() -> None:
     names = {type(e).__qualname__ for e in events}
     assert names == {
         "Tenant.Registered",
+        "Tenant.LocaleChanged",
         "Invitation.Issued",
         "Invitation.Accepted",
         "Invitation.Revoked",
@@ -835,6 +837,19 @@ def test_a_network_registered_before_admins_were_kept_learns_them_once(app: Iden
     lea = _join(app, legacy.tenant_id, "lea@example.org")
     app.set_tenant_admin(legacy.tenant_id, str(lea.id), True, lambda: [str(founder.id)])
     assert app.tenant(legacy.tenant_id).admin_ids == sorted([str(founder.id), str(lea.id)])
+
+
+def test_a_network_speaks_french_until_an_admin_chooses_english(app: Identity) -> None:
+    tenant = Tenant(tenant_id=str(tenant_id_for("langue")), slug="langue", name="Langue")
+    assert tenant.locale == "fr"  # also what a network registered before locales replays to
+    with pytest.raises(InvalidInput) as caught:
+        tenant.set_locale("de", by="admin")
+    assert caught.value.field == "locale"
+    assert tenant.set_locale("fr", by="admin") is False  # unchanged: no event
+    assert tenant.set_locale("en", by="admin") is True
+    app.save(tenant)
+    assert app.tenant(tenant.tenant_id).locale == "en"
+    assert app.set_locale(tenant.tenant_id, "fr", "admin").locale == "fr"
 
 
 def test_change_password(app: Identity, network: tuple[str, Member]) -> None:

@@ -102,6 +102,8 @@ def scenario() -> Scenario:
         tenant.tenant_id, "jamais.venu@example.net", str(admin.id), ["tenant_admin"], NOW, TTL
     )
     app.revoke_invitation(tenant.tenant_id, str(revoked.id))
+    app.set_locale(tenant.tenant_id, "en", str(admin.id))
+    app.set_locale(tenant.tenant_id, "en", str(admin.id))  # unchanged: no event
 
     # private events: sessions and passwords
     session = app.start_session(member, NOW, 3600)
@@ -171,6 +173,7 @@ def test_the_public_events_of_the_scenario_in_order(
         "MemberRolesChanged",
         "InvitationIssued",
         "InvitationRevoked",
+        "TenantLocaleChanged",
         "TenantRegistered",  # the other network
         "InvitationIssued",
     ]
@@ -201,6 +204,7 @@ def test_each_public_event_has_its_type_and_its_tenant(
         "Member.Joined": c.MemberJoined,
         "Member.CardUpdated": c.ProfileCardUpdated,
         "Member.RolesChanged": c.MemberRolesChanged,
+        "Tenant.LocaleChanged": c.TenantLocaleChanged,
     }
     tenants = {scenario.tenant_id, scenario.other_tenant_id}
     for event, public in translated:
@@ -248,13 +252,15 @@ def test_public_events_carry_the_non_personal_facts(
     assert {p.expires_at for p in issued} == {NOW + timedelta(seconds=TTL)}
     (revoked,) = [p for p in public if isinstance(p, c.InvitationRevoked)]
     assert revoked.invitation_id == scenario.revoked_invitation_id
+    locales = [(p.tenant_id, p.locale) for p in public if isinstance(p, c.TenantLocaleChanged)]
+    assert locales == [(scenario.tenant_id, "en")]  # who changed it stays private
 
 
 def test_no_personal_data_in_any_encoded_public_event(
     scenario: Scenario, translated: list[tuple[Any, c.IdentityEvent | None]]
 ) -> None:
     encoded = [msgspec.json.encode(p) for _, p in translated if p is not None]
-    assert len(encoded) == 12
+    assert len(encoded) == 13
     forbidden = [s for s in scenario.personal if s]
     assert len(forbidden) > 40
     # the check can see personal data where it is: in the private domain events

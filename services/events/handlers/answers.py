@@ -54,36 +54,45 @@ class AnswerHandlers(EventsHandlers):
 
     # -- links ------------------------------------------------------------------------------
 
-    def _link(self, token: str) -> tuple[Link, Meetup | DatePoll]:
+    def _link(self, token: str, tenant_id: str | None = None) -> tuple[Link, Meetup | DatePoll]:
         """A valid link and its target: signature, expiry, version, and the
-        holder still a member of the hub (a visitor: still invited)."""
+        holder still a member of the hub (a visitor: still invited). With
+        `tenant_id` (the network whose address the link was opened at), a
+        link of another network is not valid. The error's rule says why."""
         link = verify(self.link_key, token, self.now())
+        if tenant_id is not None and link.tenant_id != tenant_id:
+            raise InvalidToken("this link is not valid", rule="link_invalid")
         target: Meetup | DatePoll | None
         if link.kind in ("rsvp", "visitor"):
             target = self.app.find(link.target_id, Meetup)
         elif link.kind == "vote":
             target = self.app.find(link.target_id, DatePoll)
         else:
-            raise InvalidToken("this link is not valid here")
+            raise InvalidToken("this link is not valid here", rule="link_invalid")
         if target is None or target.tenant_id != link.tenant_id:
-            raise InvalidToken("this link is not valid")
+            raise InvalidToken("this link is not valid", rule="link_invalid")
         if link.version != target.link_version(link.holder_id):
-            raise InvalidToken("this link has been revoked: use the one in a newer e-mail")
+            raise InvalidToken(
+                "this link has been revoked: use the one in a newer e-mail", rule="link_revoked"
+            )
         if link.kind == "visitor":
             visitor = self.app.find(link.holder_id, Visitor)
             if visitor is None or str(target.id) not in visitor.visits:
-                raise InvalidToken("this link is not valid")
+                raise InvalidToken("this link is not valid", rule="link_invalid")
         elif not self.read(
             lambda conn: directory.is_member(conn, link.tenant_id, target.hub_id, link.holder_id)
         ):
-            raise InvalidToken("this link is no longer valid: you are not a member of this hub")
+            raise InvalidToken(
+                "this link is no longer valid: you are not a member of this hub",
+                rule="link_not_member",
+            )
         return link, target
 
     @handles(c.DescribeLink)
     def describe_link(self, q: c.DescribeLink, ctx: RequestContext) -> c.LinkInfo:
         """What the link's page shows; an invalid link is described, not refused."""
         try:
-            link, target = self._link(q.token)
+            link, target = self._link(q.token, ctx.tenant_id)
         except InvalidToken as e:
             return c.LinkInfo(
                 kind="rsvp",
@@ -97,6 +106,7 @@ class AnswerHandlers(EventsHandlers):
                 current=None,
                 valid=False,
                 reason=e.message,
+                reason_code=e.rule or "link_invalid",
             )
         hub = self.read(lambda conn: directory.hub_row(conn, link.tenant_id, target.hub_id))
         if isinstance(target, Meetup):
@@ -120,6 +130,7 @@ class AnswerHandlers(EventsHandlers):
                 current=current,
                 valid=target.is_open,
                 reason=None if target.is_open else "this meetup is over or cancelled",
+                reason_code=None if target.is_open else "closed",
             )
         slot_start = target.slots.get(link.slot_id or "")
         return c.LinkInfo(
@@ -134,11 +145,12 @@ class AnswerHandlers(EventsHandlers):
             current=target.votes.get(link.holder_id, {}).get(link.slot_id or ""),
             valid=target.state == "open",
             reason=None if target.state == "open" else "this poll is closed",
+            reason_code=None if target.state == "open" else "closed",
         )
 
     @handles(c.AnswerByLink)
     def answer_by_link(self, cmd: c.AnswerByLink, ctx: RequestContext) -> c.LinkAnswered:
-        link, _ = self._link(cmd.token)
+        link, _ = self._link(cmd.token, ctx.tenant_id)
         if link.kind == "rsvp":
             _, rsvp = self._answer(
                 link.tenant_id, link.target_id, link.holder_id, link.answer or "", by_link=True
