@@ -8,10 +8,17 @@ service keeps, per (tenant, actor, command, key), a fingerprint of the
 request and its reply, for `TTL`, in its views database (shared by its
 replicas). A second request with the same key:
 
-* while the first runs: waits for it (at most the request timeout), then
-  answers the same;
+* while the first runs: waits for it (at most half the request timeout, so
+  that its caller hears the answer), then answers the same, or `conflict`
+  ("still running": send it again);
 * after: answers the stored reply (a success or a typed refusal);
-* with a different body: `invalid_input` (a key names one request).
+* with a different body: `invalid_input` (a key names one request);
+* when the first was cut short — its process killed after it claimed the
+  key, before it kept the reply — and no reply came within `stale_after`
+  (three request timeouts): `conflict` on the field `idempotency_key`, at
+  once. The first may or may not have taken effect (its events and the reply
+  are not in one transaction); the client looks, and sends it again with a
+  new key if it did not. Running it again here could apply it twice.
 
 Transient failures (`unavailable`, `internal`) are not kept: the retry runs.
 Replies that carry a secret are not kept either (commands whose reply holds a
@@ -34,6 +41,12 @@ from services.runtime.views import UTCDateTime
 TTL = timedelta(hours=24)
 MAX_KEY = 200
 POLL = 0.05  # seconds between looks while a first request runs
+STALE = 3  # request timeouts after which a claim without its reply was cut short
+INTERRUPTED = (
+    "the first request with this idempotency key was cut short (its service stopped) before"
+    " its answer was kept: it may or may not have taken effect; look, and send it again with"
+    " a new key if it did not"
+)
 TRANSIENT = ("unavailable", "internal")
 
 metadata = sa.MetaData()
@@ -65,10 +78,23 @@ def check_key(idempotency_key: str) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, engine: sa.Engine, offload: Offload, wait: float = 10.0):
+    """`wait` is the callers' request timeout: a retry that finds the first
+    request still running waits for it at most half of that, so that the
+    retry's caller hears the answer (`conflict`, "still running") rather than
+    timing out itself. A claim still without its reply after `stale_after`
+    (default `STALE` request timeouts) is taken for cut short."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        offload: Offload,
+        wait: float = 10.0,
+        stale_after: float | None = None,
+    ):
         self.engine = engine
         self.offload = offload
         self.wait = wait
+        self.stale_after = STALE * wait if stale_after is None else stale_after
 
     def create(self) -> None:
         metadata.create_all(self.engine)
@@ -94,7 +120,7 @@ class IdempotencyStore:
         return reply
 
     async def _first_reply(self, key: str, fingerprint: str) -> bytes:
-        deadline = asyncio.get_running_loop().time() + self.wait
+        deadline = asyncio.get_running_loop().time() + self.wait / 2
         while True:
             row = await self.offload(self._row, key)
             if row is None:  # the first one failed transiently meanwhile: the caller retries
@@ -105,6 +131,8 @@ class IdempotencyStore:
                 )
             if row.reply is not None:
                 return bytes(row.reply)
+            if datetime.now(UTC) - row.created_at > timedelta(seconds=self.stale_after):
+                raise Conflict(INTERRUPTED, field="idempotency_key")
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("a request with this idempotency key is still running")
             await asyncio.sleep(POLL)

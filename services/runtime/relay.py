@@ -5,7 +5,9 @@ change, and the relay publishes it afterwards. Each public event goes out as a
 CloudEvents 1.0 JSON message with `Nats-Msg-Id: <service>:<notification_id>`,
 in batches of `publish_async`; the position is persisted (in the service's own
 tracking table) only after a whole batch is acknowledged, at most once a second
-(and when the relay stops). After a crash the
+(and when the relay stops). A batch whose acknowledgements do not come
+within the request timeout (NATS died with it in flight: nats-py would wait
+for ever) is published again. After a crash the
 relay re-publishes from the persisted position and JetStream drops what it has
 already stored (same Msg-Id inside the duplicate window), so each event is on
 the stream exactly once. A save wakes the relay at once; a poll interval covers
@@ -53,6 +55,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         persist_interval: float = 1.0,
         reflected: Callable[[], int | None] | None = None,
+        ack_timeout: float | None = None,
     ):
         self.service = service
         self.app = app
@@ -62,6 +65,10 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.reflected = reflected
+        # how long a batch's acknowledgements may take: NATS killed with a
+        # batch in flight never acknowledges it (nats-py's futures have no
+        # timeout of their own); then the batch is published again
+        self.ack_timeout = bus.request_timeout if ack_timeout is None else ack_timeout
         self.published = 0
         self._position: int | None = None  # known while this replica leads
         self._persisted = 0
@@ -138,11 +145,28 @@ class OutboxRelay:
                 for subject, payload, headers in messages
             ]
             if futures:
-                await asyncio.gather(*futures)
+                await self._acknowledged(futures)
             position = self._position = last
             await self._persist()
             sent += len(messages)
             self.published += len(messages)
+
+    async def _acknowledged(self, futures: list[asyncio.Future[Any]]) -> None:
+        """Every acknowledgement of a batch, within `ack_timeout`: else the
+        batch is given up (its futures cancelled) with a TimeoutError, and
+        `run` publishes again from the persisted position (JetStream drops
+        what it already has)."""
+        try:
+            async with asyncio.timeout(self.ack_timeout):
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            for future in futures:
+                future.cancel()
+            unacknowledged = sum(1 for f in futures if f.cancelled())
+            raise TimeoutError(
+                f"{unacknowledged} of {len(futures)} messages not acknowledged"
+                f" within {self.ack_timeout:g}s"
+            ) from None
 
     async def refill_gap(self) -> int | None:
         """If the stream lost the tail of what this relay had published (a NATS

@@ -5,13 +5,16 @@ first one finished, is still running, or was refused."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.hubs import contract as hc
+from services.runtime import idempotency
 from services.runtime.bus import Bus
-from services.runtime.errors import InvalidInput, NotFound
+from services.runtime.errors import Conflict, InvalidInput, NotFound
 from services.runtime.host import ServiceHost
 from tests.support.identity import add_member, as_member, card, create_network
 
@@ -82,3 +85,45 @@ async def test_a_refusal_is_the_first_outcome_too_and_a_bad_key_is_refused(
                 replace(ctx, idempotency_key=bad) if bad else replace(ctx, idempotency_key="\x7f"),
             )
         assert info.value.field == "idempotency_key"
+
+
+async def test_a_key_whose_first_request_was_cut_short_is_answered_not_left_hanging(
+    hubs: ServiceHost, client_bus: Bus
+) -> None:
+    """Found by tests/e2e/test_faults.py: hubs killed (SIGKILL) between claiming
+    a key and keeping its reply left the claim without a reply for 24 hours;
+    each retry waited the whole request timeout and its caller, timing out at
+    the same moment, answered UNAVAILABLE. Now a retry hears "still running"
+    within half the request timeout, and once the claim is stale, at once, a
+    conflict on the key: the first may have taken effect, so it is not run
+    again."""
+    _, admin = await create_network(client_bus, "pole-idem-3")
+    ctx = replace(as_member(admin), idempotency_key="create-cut-short")
+    create = hc.CreateHub(name="Coupé", kind="neighbourhood", area=VOLTAIRE)
+    await client_bus.request(create, ctx)
+    store = hubs.idempotency
+    store.wait = 1.0  # the callers' request timeout, short for the test
+    before = events(hubs)
+
+    def cut_short(age: timedelta) -> None:
+        """As the killed process left it: claimed `age` ago, no reply kept."""
+        with store.engine.begin() as conn:
+            conn.execute(
+                idempotency.replies.update().values(reply=None, created_at=datetime.now(UTC) - age)
+            )
+
+    cut_short(timedelta(seconds=0))
+    started = time.monotonic()
+    with pytest.raises(Conflict) as info:
+        await client_bus.request(create, ctx)
+    assert time.monotonic() - started < store.wait  # the caller hears it in time
+    assert "still running" in info.value.message and info.value.field is None
+
+    cut_short(timedelta(seconds=store.stale_after + 1))
+    started = time.monotonic()
+    with pytest.raises(Conflict) as info:
+        await client_bus.request(create, ctx)
+    assert time.monotonic() - started < store.wait / 2  # at once
+    assert info.value.field == "idempotency_key"
+    assert "may or may not have taken effect" in info.value.message
+    assert events(hubs) == before  # not run again: it might have been done

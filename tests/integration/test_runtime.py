@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, Tracking
+from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 
@@ -197,6 +198,39 @@ async def test_a_stream_that_lost_its_tail_is_refilled(
 
 async def count_is(bus: Bus, n: int) -> bool:
     return (await stream_info(bus)).state.messages == n
+
+
+async def test_a_batch_never_acknowledged_is_published_again(
+    settings: Settings, client_bus: Bus, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by tests/e2e/test_faults.py: NATS killed while a batch was in
+    flight never acknowledged it, and the relay waited for those
+    acknowledgements for ever (nats-py's futures have no timeout): nothing
+    more of the service reached the stream until the service restarted. Now
+    a batch not acknowledged in time is published again."""
+    real_publish_async = JetStreamContext.publish_async
+    lost: list[str] = []
+
+    async def publish_async(self: JetStreamContext, subject: str, *args: Any, **kwargs: Any) -> Any:
+        if len(lost) < 2:  # sent to a server that died: no acknowledgement, ever
+            lost.append(subject)
+            return asyncio.get_running_loop().create_future()
+        return await real_publish_async(self, subject, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext, "publish_async", publish_async)
+    host = build(settings, clock=clock)
+    relay = host.relays[0]
+    relay.ack_timeout = 0.5
+    await host.start()
+    try:
+        await create_network(client_bus, "pole-acks")
+        expected = public_event_count(host)
+        await eventually(lambda: count_is(client_bus, expected))
+        assert len(lost) == 2
+        ids = await stream_ids(client_bus)
+        assert len(ids) == len(set(ids)) == expected
+    finally:
+        await host.stop()
 
 
 # -- reactions -------------------------------------------------------------------
