@@ -9,6 +9,10 @@ its folder (`docs/new-service.md`) plus one line in `SERVICES`.
 
 `needs` names the services whose events it reacts to or whom it asks: they
 are started first in tests, and a service may import only their contracts.
+`reactions` names its reactions (each a durable consumer `<service>-<name>` on
+the stream): the bus's permissions let a service use those consumers only
+(infra/nats_auth.py; tests/unit/test_nats_auth.py checks the list against what
+the service builds).
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from typing import Any
 class ServiceSpec:
     name: str
     needs: tuple[str, ...] = ()
+    reactions: tuple[str, ...] = ()
+
+    @property
+    def durables(self) -> tuple[str, ...]:
+        """Its reactions' durable consumers on the stream."""
+        return tuple(f"{self.name}-{reaction}" for reaction in self.reactions)
 
     @property
     def module(self) -> str:
@@ -42,7 +52,7 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("identity"),
-    ServiceSpec("hubs", needs=("identity",)),
+    ServiceSpec("hubs", needs=("identity",), reactions=("directory", "admissions")),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}
