@@ -36,6 +36,7 @@ from services.identity import contract as idc
 from services.runtime import operations as ops
 from services.runtime.bus import Bus
 from services.runtime.errors import NotFound, QuartierError
+from services.runtime.logging import configure_logging
 from services.runtime.messages import Actor
 from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
 from services.runtime.stream import read_tenant_events
@@ -334,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         from infra.launcher import up
 
         return up(demo=args.demo)
+    # Log lines (a refused connection or permission, say) go to stderr:
+    # stdout is the commands' output (`stream` prints JSON lines there).
+    configure_logging(settings.log_format, settings.log_level, service="cli")
     try:
         if args.command == "tenant":
             return asyncio.run(tenant_create(settings, args.slug, args.name, args.admin_email))
