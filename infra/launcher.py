@@ -278,6 +278,11 @@ def _banner(launcher: Launcher) -> None:
         f"  GraphQL (GraphiQL in a browser): {launcher.base_url}/graphql",
         f"  Health:                          {launcher.base_url}/health/ready",
         f"  NATS:                            {launcher.nats_url}",
+        *(
+            []
+            if s.nats_url
+            else [f"  NATS users (one per process):    {nats_auth.auth_dir(s.data_dir).resolve()}"]
+        ),
         f"  Data:                            {s.data_dir.resolve()}",
         f"  Storage:                         {'PostgreSQL' if s.database_url else 'SQLite files'}",
         f"  Mail drop (invitation links):    {s.mail_dir.resolve()}",
