@@ -140,29 +140,31 @@ class Bus:
             )
         )
         refused = asyncio.ensure_future(self._refused.wait())
+        connected = False
         try:
             done, _ = await asyncio.wait(
                 {connecting, refused}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
-            if connecting in done:
-                connecting.result()
-            else:
-                connecting.cancel()
-                with suppress(BaseException):
-                    await connecting
-                with suppress(Exception):
-                    await nc.close()
-                if refused in done:
-                    who = f"user {self.credentials.user!r}" if self.credentials else "no user"
-                    raise Unavailable(
-                        f"NATS at {self.url} refused the connection ({who}): "
-                        "check QUARTIER_NATS_USER and its password"
-                    )
+            if refused in done and connecting not in done:
+                who = f"user {self.credentials.user!r}" if self.credentials else "no user"
+                raise Unavailable(
+                    f"NATS at {self.url} refused the connection ({who}): "
+                    "check QUARTIER_NATS_USER and its password"
+                )
+            if connecting not in done:
                 raise TimeoutError
+            connecting.result()
+            connected = True
         except (TimeoutError, OSError, nats.errors.NoServersError) as e:
             raise Unavailable(f"cannot reach NATS at {self.url}") from e
         finally:
             refused.cancel()
+            if not connected:  # given up, refused, or this task cancelled (a signal)
+                connecting.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await connecting
+                with suppress(Exception):
+                    await nc.close()
         self.nc = nc
         self.connected.set()
 
