@@ -118,7 +118,10 @@ def metrics_endpoint() -> Response[bytes]:
 
 def create_app(settings: Settings) -> ASGIApp:
     bus = Bus(
-        settings.nats_url or "nats://127.0.0.1:4222", "quartier-gateway", settings.request_timeout
+        settings.nats_url or "nats://127.0.0.1:4222",
+        "quartier-gateway",
+        settings.request_timeout,
+        credentials=settings.nats_credentials,
     )
 
     @asynccontextmanager

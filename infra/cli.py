@@ -8,8 +8,10 @@
   quartier parked skip --service S --consumer C --position N
   quartier clock [+8d | -2h | +30m]                    development: move the services' clock
 
-`tenant` and `stream` talk to NATS: `QUARTIER_NATS_URL`, or the URL that a
-running `quartier up` wrote into the data dir. Links printed start with
+`tenant`, `stream`, `parked` and `clock` talk to NATS: `QUARTIER_NATS_URL`
+(as `QUARTIER_NATS_USER`, if set), or the URL that a running `quartier up`
+wrote into the data dir, as the platform operator's NATS user (`operator`,
+its password kept in `<data dir>/nats-auth/`). Links printed start with
 `QUARTIER_PUBLIC_URL`, or the public URL of that running system, or the
 default `http://<QUARTIER_HTTP_HOST>:<QUARTIER_HTTP_PORT>`.
 """
@@ -27,26 +29,36 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+import nats.errors
 
 from services import registry
 from services.identity import contract as idc
 from services.runtime import operations as ops
 from services.runtime.bus import Bus
 from services.runtime.errors import NotFound, QuartierError
+from services.runtime.logging import configure_logging
 from services.runtime.messages import Actor
-from services.runtime.settings import ConfigurationError, Settings
+from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
 from services.runtime.stream import read_tenant_events
 from services.runtime.tenancy import RequestContext
 
 
-def _nats_url(settings: Settings) -> str:
+def _nats(settings: Settings) -> tuple[str, NatsCredentials | None]:
+    """Where NATS is, and who the CLI is there: `QUARTIER_NATS_URL` with
+    `QUARTIER_NATS_USER` (if set); else the running system's server, as the
+    operator's NATS user of the data dir (unless `QUARTIER_NATS_USER` says
+    otherwise). The data dir's credentials go to no other server."""
     if settings.nats_url:
-        return settings.nats_url
+        return settings.nats_url, settings.nats_credentials
+    from infra import nats_auth
     from infra.launcher import nats_url_file
 
     path = nats_url_file(settings)
     if path.exists():
-        return path.read_text().strip()
+        credentials = settings.nats_credentials or nats_auth.credentials(
+            settings.data_dir, nats_auth.OPERATOR
+        )
+        return path.read_text().strip(), credentials
     raise SystemExit(
         "No NATS server: set QUARTIER_NATS_URL, or start the system with `quartier up`."
     )
@@ -68,7 +80,10 @@ def public_url(settings: Settings, environ: Mapping[str, str] | None = None) -> 
 
 
 async def _connect(settings: Settings) -> Bus:
-    bus = Bus(_nats_url(settings), "quartier-cli", request_timeout=settings.request_timeout)
+    url, credentials = _nats(settings)
+    bus = Bus(
+        url, "quartier-cli", request_timeout=settings.request_timeout, credentials=credentials
+    )
     await bus.connect(wait=5)
     return bus
 
@@ -99,6 +114,7 @@ async def stream(
 ) -> int:
     bus = await _connect(settings)
     try:
+        await _check_operator(bus, settings)
         try:
             tenant = await bus.request(idc.GetTenant(slug=slug), RequestContext())
         except NotFound:
@@ -117,12 +133,35 @@ async def stream(
     except QuartierError as e:
         print(f"error ({e.code}): {e.message}", file=sys.stderr)
         return 2
+    except (TimeoutError, nats.errors.TimeoutError):
+        # NATS answers nothing to what a user may not do: a NATS user without
+        # the operator's permissions waits for the stream in vain.
+        print(
+            "error (unavailable): the stream did not answer "
+            "(is the NATS user allowed to read it? QUARTIER_NATS_USER)",
+            file=sys.stderr,
+        )
+        return 2
     finally:
         await bus.close()
 
 
 def _operator(settings: Settings) -> RequestContext:
     return RequestContext(actor=Actor(kind="operator"), credential=settings.operator_token)
+
+
+async def _check_operator(bus: Bus, settings: Settings) -> None:
+    """Raise Forbidden unless the system takes our operator token. The stream
+    is read from NATS, not from a service, so ask one an operator's question
+    that costs nothing (identity's parked events of no consumer): a service
+    answers it only with the platform operator's token."""
+    await bus.request(
+        ops.for_service(ops.ListParked, idc.SERVICE)(consumer=NO_CONSUMER, status=None),
+        _operator(settings),
+    )
+
+
+NO_CONSUMER = "-"  # no projection or reaction is named so
 
 
 async def parked(settings: Settings, args: argparse.Namespace) -> int:
@@ -296,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         from infra.launcher import up
 
         return up(demo=args.demo)
+    # Log lines (a refused connection or permission, say) go to stderr:
+    # stdout is the commands' output (`stream` prints JSON lines there).
+    configure_logging(settings.log_format, settings.log_level, service="cli")
     try:
         if args.command == "tenant":
             return asyncio.run(tenant_create(settings, args.slug, args.name, args.admin_email))

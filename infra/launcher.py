@@ -15,6 +15,13 @@ the launcher itself be killed, its children receive SIGTERM.
 
 While it runs, `<data dir>/nats.url` and `<data dir>/public.url` tell the CLI
 where the system is.
+
+The embedded NATS server authenticates every process: each has its own user
+and permissions (infra/nats_auth.py), its password kept in
+`<data dir>/nats-auth/`; the launcher passes each child its own
+(`QUARTIER_NATS_USER`, `QUARTIER_NATS_PASSWORD_FILE`) and connects as
+`launcher`. With `QUARTIER_NATS_URL`, the children get the launcher's own
+environment, credentials included.
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from infra import nats_auth
 from infra.nats_server import free_port, nats_server_args
 from infra.supervisor import Child, RestartPolicy, Supervisor
 from services import registry
 from services.runtime.bus import Bus
 from services.runtime.errors import QuartierError, Unavailable
 from services.runtime.logging import configure_logging, get_logger
-from services.runtime.settings import ConfigurationError, Settings
+from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
 
 log = get_logger("quartier.launcher")
 
@@ -112,10 +120,13 @@ class Launcher:
             self.nats_port = int(os.environ.get("QUARTIER_NATS_PORT") or 0) or free_port()
             store = s.data_dir / "nats"
             store.mkdir(parents=True, exist_ok=True)
+            # Written before each start of this run's server; a restart by the
+            # supervisor runs the same command line: same users, same passwords.
+            config = nats_auth.write_server_config(s.data_dir)
             self.supervisor.start(
                 Child(
                     "nats",
-                    nats_server_args(store, self.nats_port),
+                    nats_server_args(store, self.nats_port, config=config),
                     output=s.data_dir / "nats.log",
                     ready=partial(_listens, "127.0.0.1", self.nats_port),
                 )
@@ -124,21 +135,52 @@ class Launcher:
         nats_url_file(s).write_text(self.nats_url)
         public_url_file(s).write_text(s.public_url)
 
-        self.bus = Bus(self.nats_url, "quartier-launcher", request_timeout=30)
+        self.bus = Bus(
+            self.nats_url,
+            "quartier-launcher",
+            request_timeout=30,
+            credentials=self._credentials(nats_auth.LAUNCHER),
+        )
         await self.bus.connect(wait=START_TIMEOUT)
-        env = {**os.environ, "QUARTIER_NATS_URL": self.nats_url}
         for name in self.services:
             argv = [sys.executable, "-m", registry.spec(name).module]
-            self.supervisor.start(Child(name, argv, env=env, ready=partial(self._answers, name)))
+            self.supervisor.start(
+                Child(name, argv, env=self._env(name), ready=partial(self._answers, name))
+            )
         await self._services_ready(START_TIMEOUT)
 
         if self.demo:
             await self._load_demo()
 
         argv = [sys.executable, "-m", "gateway"]
-        self.supervisor.start(Child("gateway", argv, env=env, ready=self._gateway_ready))
+        self.supervisor.start(
+            Child("gateway", argv, env=self._env(nats_auth.GATEWAY), ready=self._gateway_ready)
+        )
         await self.supervisor.wait_ready("gateway", START_TIMEOUT)
         _banner(self)
+
+    def _credentials(self, user: str) -> NatsCredentials | None:
+        """The embedded server's credentials of `user`; on an external
+        server, the launcher's own (from its environment)."""
+        if self.settings.nats_url:
+            return self.settings.nats_credentials
+        found = nats_auth.credentials(self.settings.data_dir, user)
+        if found is None:
+            raise ConfigurationError(f"no NATS credentials for {user!r} in the data dir")
+        return found
+
+    def _env(self, user: str) -> dict[str, str]:
+        """A child's environment: the launcher's, the NATS URL, and on the
+        embedded server the child's own NATS user (its password in a file,
+        not in the environment)."""
+        env = {**os.environ, "QUARTIER_NATS_URL": self.nats_url}
+        if not self.settings.nats_url:
+            env.pop("QUARTIER_NATS_PASSWORD", None)
+            env["QUARTIER_NATS_USER"] = user
+            env["QUARTIER_NATS_PASSWORD_FILE"] = str(
+                nats_auth.password_file(self.settings.data_dir, user).resolve()
+            )
+        return env
 
     async def _stop(self) -> None:
         if self.bus is not None:
@@ -236,6 +278,11 @@ def _banner(launcher: Launcher) -> None:
         f"  GraphQL (GraphiQL in a browser): {launcher.base_url}/graphql",
         f"  Health:                          {launcher.base_url}/health/ready",
         f"  NATS:                            {launcher.nats_url}",
+        *(
+            []
+            if s.nats_url
+            else [f"  NATS users (one per process):    {nats_auth.auth_dir(s.data_dir).resolve()}"]
+        ),
         f"  Data:                            {s.data_dir.resolve()}",
         f"  Storage:                         {'PostgreSQL' if s.database_url else 'SQLite files'}",
         f"  Mail drop (invitation links):    {s.mail_dir.resolve()}",

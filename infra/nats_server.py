@@ -57,12 +57,19 @@ class NatsServer:
                 self.process.wait()
 
 
-def nats_server_args(store_dir: Path, port: int, extra_args: list[str] | None = None) -> list[str]:
-    """The command line of a server on 127.0.0.1:`port`, JetStream data in `store_dir`."""
+def nats_server_args(
+    store_dir: Path,
+    port: int,
+    extra_args: list[str] | None = None,
+    config: Path | None = None,
+) -> list[str]:
+    """The command line of a server on 127.0.0.1:`port`, JetStream data in
+    `store_dir`, on `config` (default: infra/nats-server.conf, no
+    authentication; `quartier up` gives the one infra/nats_auth.py writes)."""
     return [
         nats_server_binary(),
         "-c",
-        str(CONFIG),
+        str(config or CONFIG),
         "-a",
         "127.0.0.1",
         "-p",
@@ -80,6 +87,7 @@ def start_nats_server(
     log_file: Path | None = None,
     extra_args: list[str] | None = None,
     wait: float = 15.0,
+    config: Path | None = None,
 ) -> NatsServer:
     """Start a server and wait until it listens (the tests' way; the launcher
     runs the same command line under its supervisor)."""
@@ -88,7 +96,7 @@ def start_nats_server(
     with open(log_file or os.devnull, "ab") as out:  # the server keeps its own copy
         # Its own session: a Ctrl-C meant for the test run must not reach it.
         process = subprocess.Popen(
-            nats_server_args(store_dir, port, extra_args),
+            nats_server_args(store_dir, port, extra_args, config),
             stdout=out,
             stderr=out,
             start_new_session=True,

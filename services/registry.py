@@ -12,6 +12,10 @@ are started first (as far as they can be: services may need each other), and
 a service may import only their contracts. A need may name a service whose
 contract is published but which is not registered yet: nothing starts it, and
 its events simply never come.
+`reactions` names its reactions (each a durable consumer `<service>-<name>` on
+the stream): the bus's permissions let a service use those consumers only
+(infra/nats_auth.py; tests/unit/test_nats_auth.py checks the list against what
+the service builds).
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ from typing import Any
 class ServiceSpec:
     name: str
     needs: tuple[str, ...] = ()
+    reactions: tuple[str, ...] = ()
+
+    @property
+    def durables(self) -> tuple[str, ...]:
+        """Its reactions' durable consumers on the stream."""
+        return tuple(f"{self.name}-{reaction}" for reaction in self.reactions)
 
     @property
     def module(self) -> str:
@@ -47,7 +57,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("identity"),
     # hubs reacts to the meetups service's MeetupClosed (facilitator terms);
     # that service ("events") is registered by its own branch
-    ServiceSpec("hubs", needs=("identity", "events")),
+    ServiceSpec(
+        "hubs",
+        needs=("identity", "events"),
+        reactions=("directory", "admissions", "facilitator-terms"),
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}

@@ -45,6 +45,7 @@ from services.runtime.messages import (
     envelope_decoder,
     reply_decoder,
 )
+from services.runtime.settings import NatsCredentials
 from services.runtime.tenancy import RequestContext, request_scope
 from services.runtime.text import clean_request
 
@@ -79,9 +80,18 @@ class Offloader:
 
 class Bus:
     def __init__(
-        self, url: str, name: str, request_timeout: float = 10.0, max_in_flight: int = 512
+        self,
+        url: str,
+        name: str,
+        request_timeout: float = 10.0,
+        max_in_flight: int = 512,
+        credentials: NatsCredentials | None = None,
     ):
         self.url = url
+        # Who this process is on NATS (None: no authentication). With a user,
+        # replies come to `_INBOX.<user>.…`, the only inboxes its permissions
+        # may let it read (docs/security.md, "The bus").
+        self.credentials = credentials
         # A cluster is a comma-separated list of its servers' URLs: nats-py
         # connects to any that answers and learns the others from it.
         self.servers = [u.strip() for u in url.split(",") if u.strip()]
@@ -95,33 +105,84 @@ class Bus:
         self.reconnections = 0  # relays check the stream after each one
         self._idempotency: IdempotencyStore | None = None
         self._closing = False
+        self._refused = asyncio.Event()
 
     # -- connection ------------------------------------------------------------
 
     async def connect(self, wait: float | None = None) -> None:
         """Connect, giving up after `wait` seconds (never if None); once
         connected, reconnect forever. (With these options nats-py retries the
-        first connection too, reporting each failure to `_on_error`.)"""
-        connecting = nats.connect(
-            servers=self.servers,
-            name=self.name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
-            connect_timeout=2,
-            allow_reconnect=True,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-            closed_cb=self._on_closed,
+        first connection too, reporting each failure to `_on_error`.) A server
+        that refuses the credentials fails the first connection at once:
+        retrying would not change its mind."""
+        auth: dict[str, Any] = {}
+        if self.credentials is not None:
+            auth = {
+                "user": self.credentials.user,
+                "password": self.credentials.password,
+                "inbox_prefix": self.credentials.inbox_prefix,
+            }
+        nc = NATS()
+        self._refused.clear()
+        connecting = asyncio.ensure_future(
+            nc.connect(
+                servers=self.servers,
+                name=self.name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=2,
+                allow_reconnect=True,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+                closed_cb=self._on_closed,
+                **auth,
+            )
         )
+        refused = asyncio.ensure_future(self._refused.wait())
+        connected = False
         try:
-            self.nc = await asyncio.wait_for(connecting, timeout=wait)
+            done, _ = await asyncio.wait(
+                {connecting, refused}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
+            if refused in done and connecting not in done:
+                who = f"user {self.credentials.user!r}" if self.credentials else "no user"
+                raise Unavailable(
+                    f"NATS at {self.url} refused the connection ({who}): "
+                    "check QUARTIER_NATS_USER and its password"
+                )
+            if connecting not in done:
+                raise TimeoutError
+            connecting.result()
+            connected = True
         except (TimeoutError, OSError, nats.errors.NoServersError) as e:
             raise Unavailable(f"cannot reach NATS at {self.url}") from e
+        finally:
+            refused.cancel()
+            if not connected:  # given up, refused, or this task cancelled (a signal)
+                connecting.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await connecting
+                with suppress(Exception):
+                    await nc.close()
+        self.nc = nc
         self.connected.set()
 
     async def _on_error(self, e: Exception) -> None:
-        log.warning("nats.error", error=str(e) or type(e).__name__)
+        text = str(e) or type(e).__name__
+        if "authorization violation" in text.lower() or isinstance(
+            e, nats.errors.AuthorizationError
+        ):
+            if self.nc is None:  # the first connection: `connect` says so
+                self._refused.set()
+                return
+            log.error("nats.refused", error=text)
+        elif "permissions violation" in text.lower():
+            # What this process's NATS user may not do (a bug in the
+            # permissions, or a request to a service it has no business with).
+            log.error("nats.permission_denied", error=text)
+        else:
+            log.warning("nats.error", error=text)
 
     async def _on_disconnected(self) -> None:
         self.connected.clear()

@@ -66,6 +66,7 @@ class ServiceHost:
             settings.nats_url or "nats://127.0.0.1:4222",
             name=f"quartier-{service}",
             request_timeout=settings.request_timeout,
+            credentials=settings.nats_credentials,
         )
         self.endpoints: list[Endpoint] = []
         self.projectors: list[Projector] = []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from services import registry
 
@@ -21,12 +23,32 @@ class ConfigurationError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class NatsCredentials:
+    """Who a process is on NATS: a user and its password (docs/security.md,
+    "The bus"). Its replies come to its own inboxes, `_INBOX.<user>.…`, so that
+    a server may let each user read only its own."""
+
+    user: str
+    password: str = field(repr=False)
+
+    @property
+    def inbox_prefix(self) -> str:
+        return inbox_prefix(self.user)
+
+
+def inbox_prefix(user: str) -> str:
+    """Where replies to a NATS user come: `_INBOX.<user>.…`."""
+    return f"_INBOX.{user}"
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "dev"
     data_dir: Path = Path(".quartier")
     database_url: str | None = None
     db_schema_prefix: str = ""
     nats_url: str | None = None
+    nats_credentials: NatsCredentials | None = None  # None: connect without
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
@@ -86,6 +108,15 @@ class Settings:
         if env == "prod":
             _strong(jwt_secret, "QUARTIER_JWT_SECRET")
             _strong(operator_token, "QUARTIER_OPERATOR_TOKEN")
+        nats_url = get("NATS_URL")
+        nats_credentials = _nats_credentials(
+            get("NATS_USER"), get("NATS_PASSWORD"), get("NATS_PASSWORD_FILE")
+        )
+        if env == "prod" and nats_url and nats_credentials is None and not _has_userinfo(nats_url):
+            raise ConfigurationError(
+                "QUARTIER_NATS_USER and QUARTIER_NATS_PASSWORD (or QUARTIER_NATS_PASSWORD_FILE) "
+                "must be set when QUARTIER_ENV=prod and QUARTIER_NATS_URL names a server"
+            )
         services = tuple(
             s.strip()
             for s in (get("SERVICES") or ",".join(registry.names())).split(",")
@@ -102,7 +133,8 @@ class Settings:
             data_dir=data_dir,
             database_url=get("DATABASE_URL"),
             db_schema_prefix=get("DB_SCHEMA_PREFIX", "") or "",
-            nats_url=get("NATS_URL"),
+            nats_url=nats_url,
+            nats_credentials=nats_credentials,
             http_host=http_host,
             http_port=http_port,
             public_url=get("PUBLIC_URL", f"http://{http_host}:{http_port}") or "",
@@ -165,6 +197,49 @@ def _strong(value: str, name: str) -> None:
             f"{name} is too weak for production: use at least 32 random characters, "
             "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
+
+
+# A NATS user name becomes a subject token (its inbox prefix): no wildcard,
+# separator or space.
+_NATS_USER = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _nats_credentials(
+    user: str | None, password: str | None, password_file: str | None
+) -> NatsCredentials | None:
+    if password and password_file:
+        raise ConfigurationError(
+            "set QUARTIER_NATS_PASSWORD or QUARTIER_NATS_PASSWORD_FILE, not both"
+        )
+    if password_file:
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as e:
+            raise ConfigurationError(
+                f"QUARTIER_NATS_PASSWORD_FILE: cannot read {password_file}: {e.strerror}"
+            ) from None
+        if not password:
+            raise ConfigurationError(f"QUARTIER_NATS_PASSWORD_FILE: {password_file} is empty")
+    if user is None:
+        if password:
+            raise ConfigurationError("QUARTIER_NATS_USER must be set with a NATS password")
+        return None
+    if not _NATS_USER.match(user):
+        raise ConfigurationError(
+            "QUARTIER_NATS_USER may hold only letters, digits, '-' and '_' "
+            f"(it names the user's reply subjects), not {user!r}"
+        )
+    if not password:
+        raise ConfigurationError(
+            "QUARTIER_NATS_USER needs QUARTIER_NATS_PASSWORD or QUARTIER_NATS_PASSWORD_FILE"
+        )
+    return NatsCredentials(user, password)
+
+
+def _has_userinfo(url: str) -> bool:
+    """Whether every server of a NATS URL list carries `user:password@`."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    return bool(servers) and all(urlsplit(u).password for u in servers)
 
 
 def _int(value: str | None, name: str) -> int:

@@ -1,6 +1,8 @@
 """`quartier up --demo` as a user runs it: the real console script in its own
 process group, on a fresh data dir and a free port; then the GraphQL API, the
-`stream` and `tenant` commands against it; its supervision (kill -9 of a
+`stream` and `tenant` commands against it; its bus with authentication on
+(each process its own NATS user; none for a stranger, and `stream` needs the
+operator's); its supervision (kill -9 of a
 service, of the gateway, of NATS: each comes back); Ctrl-C; a second `up
 --demo` on the same data dir, killed with SIGKILL (its children follow it);
 and a system whose hubs service cannot open its database (the launcher gives
@@ -19,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,6 +175,7 @@ class Launcher:
     demo_events: int | None = None  # the demo's stream length, once read
     first_ready_login: dict[str, Any] | None = None  # logging in as soon as ready
     jwt_secret: str = ""  # the data dir's, once running
+    nats_passwords: dict[str, str] = field(default_factory=dict)  # idem, per NATS user
 
     @classmethod
     def start(cls, data_dir: Path, run: str, *args: str, **env: str) -> Launcher:
@@ -258,6 +262,9 @@ class Launcher:
             pytest.fail(f"{e}\n{self.output()}")
         self.children = descendants(self.process.pid, process_table())
         self.jwt_secret = (self.data_dir / "jwt-secret").read_text()
+        self.nats_passwords = {
+            p.stem: p.read_text() for p in (self.data_dir / "nats-auth").glob("*.password")
+        }
 
     def wait_ready(self) -> None:
         try:
@@ -343,9 +350,12 @@ class Launcher:
         return data["login"]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run_with({}, *args)
+
+    def run_with(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             quartier(*args),
-            env=self.env,
+            env={**self.env, **env},
             cwd=self.data_dir.parent,
             capture_output=True,
             text=True,
@@ -577,6 +587,93 @@ def test_tenant_create_prints_an_accept_url_on_the_systems_port(first_run: Launc
     assert "conflict" in again.stderr
 
 
+def test_the_bus_lets_in_only_the_systems_own_processes(first_run: Launcher) -> None:
+    """The embedded NATS authenticates every process, each as its own user
+    with its own password (infra/nats_auth.py), kept private in the data dir;
+    a connection without credentials is refused."""
+    folder = first_run.data_dir / "nats-auth"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    config = folder / "nats-server.conf"
+    assert f"-c {config}" in first_run.nats().args
+    users = {*registry.names(), "gateway", "launcher", "operator", "admin"}
+    assert set(first_run.nats_passwords) == users
+    for module, user in [*((f"services.{n}", n) for n in registry.names()), ("gateway", "gateway")]:
+        env = first_run.child(module).environ
+        assert f"QUARTIER_NATS_USER={user}".encode() in env
+        assert f"QUARTIER_NATS_PASSWORD_FILE={folder / user}.password".encode() in env
+        assert not [v for v in env if v.startswith(b"QUARTIER_NATS_PASSWORD=")]
+    nats_url = (first_run.data_dir / "nats.url").read_text().strip()
+    assert "@" not in nats_url  # no credentials in the URL the CLI reads
+    probe = (
+        "import asyncio, nats, sys\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await nats.connect(sys.argv[1], allow_reconnect=False, connect_timeout=5)\n"
+        "    except Exception as e:\n"
+        "        print(e)\n"
+        "asyncio.run(main())\n"
+    )
+    anonymous = subprocess.run(
+        [sys.executable, "-c", probe, nats_url],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_DEADLINE,
+        check=False,
+    )
+    assert "Authorization Violation" in anonymous.stdout, anonymous
+
+
+def test_stream_needs_the_operators_nats_credentials_and_token(first_run: Launcher) -> None:
+    nats_url = (first_run.data_dir / "nats.url").read_text().strip()
+    # QUARTIER_NATS_URL set by hand: the CLI does not send the data dir's
+    # credentials there, and has none of its own
+    anonymous = first_run.run_with({"QUARTIER_NATS_URL": nats_url}, "stream", "--tenant", SLUG)
+    assert anonymous.returncode == 2
+    assert "refused the connection (no user)" in anonymous.stderr
+    assert anonymous.stdout == ""
+    # the operator's NATS user, but not the operator's token
+    wrong = first_run.run_with(
+        {"QUARTIER_OPERATOR_TOKEN": "not-the-token"}, "stream", "--tenant", SLUG, "--from-start"
+    )
+    assert wrong.returncode == 2
+    assert "forbidden" in wrong.stderr
+    assert wrong.stdout == ""
+    # a service's NATS user, with the token: not its to read
+    folder = first_run.data_dir / "nats-auth"
+    as_hubs = first_run.run_with(
+        {
+            "QUARTIER_NATS_URL": nats_url,
+            "QUARTIER_NATS_USER": "hubs",
+            "QUARTIER_NATS_PASSWORD_FILE": str(folder / "hubs.password"),
+            "QUARTIER_REQUEST_TIMEOUT": "2",
+        },
+        "stream",
+        "--tenant",
+        SLUG,
+        "--from-start",
+    )
+    assert as_hubs.returncode == 2, as_hubs
+    assert as_hubs.stdout == ""
+    # the operator, by name and password, with the token
+    as_operator = first_run.run_with(
+        {
+            "QUARTIER_NATS_URL": nats_url,
+            "QUARTIER_NATS_USER": "operator",
+            "QUARTIER_NATS_PASSWORD": first_run.nats_passwords["operator"],
+        },
+        "stream",
+        "--tenant",
+        SLUG,
+        "--from-start",
+        "--limit",
+        "1",
+    )
+    assert as_operator.returncode == 0, as_operator.stderr
+    assert json.loads(as_operator.stdout)["type"] == "quartier.identity.TenantRegistered.v1"
+
+
 def test_stream_of_an_unknown_network_exits_2(first_run: Launcher) -> None:
     result = first_run.run("stream", "--tenant", "nope", "--from-start")
     assert result.returncode == 2
@@ -694,6 +791,7 @@ def test_up_demo_again_on_the_same_data_is_idempotent(
     assert len(second_run.history()) == expected
     # the secrets were kept: a token of the first run is still good
     assert (data_dir / "jwt-secret").read_text() == first_run.jwt_secret
+    assert second_run.nats_passwords == first_run.nats_passwords
     assert second_run.graphql(MEMBERS_QUERY, token=admin_token)["members"]["totalCount"]
 
 
