@@ -43,6 +43,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("identity"),
     ServiceSpec("hubs", needs=("identity",)),
+    ServiceSpec("events", needs=("hubs", "identity")),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}

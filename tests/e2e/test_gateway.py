@@ -49,7 +49,7 @@ async def test_liveness_and_readiness(system: System) -> None:
     assert ready.json() == {
         "status": "ready",
         "nats": True,
-        "services": {"identity": True, "hubs": True},
+        "services": {"identity": True, "hubs": True, "events": True},
     }
 
     # a configured service that is not running: not ready
@@ -67,7 +67,7 @@ async def test_liveness_and_readiness(system: System) -> None:
     await system.identity.stop()
     ready = await system.client.get("/health/ready")
     assert ready.status_code == 503
-    assert ready.json()["services"] == {"identity": False, "hubs": True}
+    assert ready.json()["services"] == {"identity": False, "hubs": True, "events": True}
     answer = await system.gql("{ professions { code } }")
     assert answer["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
     assert (await system.client.get("/health/live")).status_code == 200

@@ -447,12 +447,13 @@ def test_up_demo_prints_the_banner_and_runs_every_process(first_run: Launcher) -
     assert health == {
         "status": "ready",
         "nats": True,
-        "services": {"identity": True, "hubs": True},
+        "services": {"identity": True, "hubs": True, "events": True},
     }
     args = [p.args for p in first_run.children.values()]
     assert any("nats-server" in a and str(first_run.data_dir) in a for a in args), args
     assert first_run.child("services.identity")
     assert first_run.child("services.hubs")
+    assert first_run.child("services.events")
     assert first_run.child("gateway")
     running = system_processes(first_run.data_dir)
     assert set(first_run.children) | {first_run.process.pid} == set(running)  # what the end checks
@@ -473,8 +474,9 @@ def test_ready_means_the_demo_is_loaded(first_run: Launcher) -> None:
         if e["event"] in ("launcher.process_ready", "launcher.demo_loaded")
     ]
     assert order[0] == ("launcher.process_ready", "nats"), order
-    assert set(order[1:3]) == {("launcher.process_ready", s) for s in ("identity", "hubs")}
-    assert order[3:5] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
+    services = ("identity", "hubs", "events")
+    assert set(order[1:4]) == {("launcher.process_ready", s) for s in services}
+    assert order[4:6] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
     assert first_run.events("launcher.process_crashed") == []
 
 
