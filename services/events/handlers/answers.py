@@ -247,9 +247,8 @@ class AnswerHandlers(EventsHandlers):
         def unit() -> tuple[list[Any], None]:
             poll = self.app.get(tenant_id, cmd.poll_id, DatePoll)
             by = self.require_organiser(ctx, poll.hub_id)
-            start = poll.slots.get(cmd.slot_id)
-            if start is None:
-                raise NotFound(f"no slot {cmd.slot_id[:20]!r} in this poll")
+            # the poll's own rules first (closed, unknown or past slot), then the meetup's
+            start = poll.closable_slot(cmd.slot_id, self.now())
             meetup = self.new_meetup(
                 tenant_id,
                 poll.hub_id,
