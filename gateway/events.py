@@ -1174,6 +1174,13 @@ def _closed(reply: c.CloseResult) -> MeetupClosed:
     )
 
 
+# A change's field is named as hubs' rules changes are (`rules: {maxVisits}` →
+# `maxVisits`), whether the service's text policy or its own checks refuse it.
+CHANGES_FIELDS = {
+    f"changes.{name}": name for name in ("name", "rrule", "venue.name", "venue.address")
+}
+
+
 def _given(value: Any) -> Any:
     """A partial update's field: the service's UNSET when left out (or null
     where null means nothing)."""
@@ -1235,6 +1242,7 @@ class Mutation:
                 changes=input.changes.to_contract(),
             ),
             _series,
+            fields=CHANGES_FIELDS,
         )
 
     @strawberry.mutation(description="Hub admin or the facilitator: schedule a meetup.")
@@ -1429,6 +1437,7 @@ class Mutation:
                 ],
             ),
             _attendance,
+            fields={"entries.substitute": "substitute"},  # as the service's own checks name it
         )
 
     @strawberry.mutation(description="A member of the hub checks in while the meetup runs.")

@@ -357,3 +357,141 @@ async def max_visits_known(system: System, club: Club, max_visits: int) -> None:
 
 def utc_now(clock: MovableClock) -> datetime:
     return clock.now().astimezone(UTC)
+
+
+# -- given: a hub's agenda with one of everything ----------------------------------------
+
+
+@dataclass
+class Agenda:
+    """A lunch club's agenda, the clock on day D at 12:35 (Paris): `breakfast`
+    (D 12:00) closed, its cards drawn to Inès and Paul; `lunch` (D 12:30, in
+    the series) running, Inès marked present; `next_lunch` (D+7) with Inès and
+    Paul seated (two seats); `later` (D+14); an open date poll (D+8, D+9); a
+    workshop proposed by Inès."""
+
+    club: Club
+    day: datetime
+    series: dict[str, Any]
+    breakfast: dict[str, Any]
+    lunch: dict[str, Any]
+    next_lunch: dict[str, Any]
+    later: dict[str, Any]
+    poll: dict[str, Any]
+    proposal: dict[str, Any]
+    cards: dict[str, dict[str, Any]]  # member global id -> the card drawn at breakfast
+
+
+async def _plan(system: System, club: Club, day: datetime) -> dict[str, Any]:
+    karim = club.facilitator
+    ines, paul = club.members[:2]
+    series = (
+        await ok(
+            system,
+            "createSeries",
+            {
+                "hubId": club.hub_id,
+                "name": "Déjeuner du jeudi",
+                "rrule": "FREQ=WEEKLY;BYDAY=TH",
+                "startsOn": day.date().isoformat(),
+                "startTime": "12:30",
+                "venue": BISTROT,
+                "capacity": 2,
+            },
+            karim,
+            "MeetupSeriesPayload",
+        )
+    )["series"]
+
+    async def schedule(start: datetime, **extra: Any) -> dict[str, Any]:
+        done = await ok(
+            system,
+            "scheduleMeetup",
+            {"hubId": club.hub_id, "localStart": local(start), **extra},
+            karim,
+            "MeetupPayload",
+        )
+        return dict(done["meetup"])
+
+    planned: dict[str, Any] = {
+        "series": series,
+        "breakfast": await schedule(day.replace(hour=12, minute=0), title="Café", venue=CAFE),
+        "lunch": await schedule(day, seriesId=series["id"]),
+        "next_lunch": await schedule(day + timedelta(days=7), seriesId=series["id"]),
+        "later": await schedule(day + timedelta(days=14), seriesId=series["id"]),
+    }
+    for who in (ines, paul):
+        await ok(
+            system,
+            "giveRsvp",
+            {"meetupId": planned["next_lunch"]["id"], "answer": "YES"},
+            who,
+            "MeetupPayload",
+        )
+    evening = day.replace(hour=19, minute=0)
+    planned["poll"] = (
+        await ok(
+            system,
+            "openDatePoll",
+            {
+                "hubId": club.hub_id,
+                "title": "Afterwork",
+                "slots": [local(evening + timedelta(days=8)), local(evening + timedelta(days=9))],
+                "venue": CAFE,
+            },
+            karim,
+            "DatePollPayload",
+        )
+    )["poll"]
+    planned["proposal"] = (
+        await ok(
+            system,
+            "proposeWorkshop",
+            {"hubId": club.hub_id, "topic": "Facturer sans douleur"},
+            ines,
+            "WorkshopProposalPayload",
+        )
+    )["proposal"]
+    return planned
+
+
+async def _hold(system: System, club: Club, planned: dict[str, Any]) -> dict[str, Any]:
+    karim = club.facilitator
+    ines, paul = club.members[:2]
+    present = [{"memberId": m.id, "status": "PRESENT"} for m in (ines, paul)]
+    await ok(
+        system,
+        "recordAttendance",
+        {"meetupId": planned["breakfast"]["id"], "entries": present},
+        karim,
+        "AttendancePayload",
+    )
+    closed = await ok(
+        system,
+        "closeMeetup",
+        {"meetupId": planned["breakfast"]["id"], "nextMeetupId": planned["lunch"]["id"]},
+        karim,
+        "MeetupClosed",
+    )
+    await ok(
+        system,
+        "recordAttendance",
+        {"meetupId": planned["lunch"]["id"], "entries": present[:1]},
+        karim,
+        "AttendancePayload",
+    )
+    return {"cards": {c["member"]["id"]: c for c in closed["cards"]}}
+
+
+async def given_agendas(system: System, clock: MovableClock, *slugs: str) -> list[Agenda]:
+    """One `Agenda` per network (the clock is shared: all are planned, then
+    the clock moves to day D 12:35, then all are held)."""
+    clubs = [await lunch_club(system, slug, members=3) for slug in slugs]
+    day = thursday_lunch(clock)
+    plans = [await _plan(system, club, day) for club in clubs]
+    move_to(clock, plans[0]["lunch"]["startsAt"], timedelta(minutes=5))
+    agendas = []
+    for club, planned in zip(clubs, plans, strict=True):
+        held = await _hold(system, club, planned)
+        agendas.append(Agenda(club=club, day=day, **planned, **held))
+    return agendas
