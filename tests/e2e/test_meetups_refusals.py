@@ -39,6 +39,13 @@ from tests.support.env import OPERATOR_TOKEN
 pytestmark = pytest.mark.asyncio
 
 BAD_IDS = ["garbage", "", global_id("Meetup", "not-a-uuid")]
+NODE_FIELDS = {
+    "Meetup": "id meetupId title state",
+    "CardDraw": "id drawId cardId doneAt member { id }",
+    "DatePoll": "id pollId title state",
+    "MeetupSeries": "id seriesId name rrule",
+    "WorkshopProposal": "id proposalId topic host { id }",
+}
 
 
 def camel(name: str) -> str:
@@ -322,7 +329,8 @@ async def test_every_meetups_mutation_refuses_strangers_plain_members_and_other_
     # nothing changed, here or there
     assert await snapshot(system, ours) == before
     assert await snapshot(system, theirs) == their_before
-    # another network's meetups and polls are invisible, like missing ones
+    # node(id:) answers what each type's own field answers; another network's
+    # object is null, exactly like a missing one
     for type_name, key in (("Meetup", "meetup"), ("DatePoll", "datePoll")):
         query = f"query($id: ID!) {{ {key}(id: $id) {{ id }} node(id: $id) {{ id }} }}"
         theirs_id = theirs.next_lunch["id"] if type_name == "Meetup" else theirs.poll["id"]
@@ -330,6 +338,49 @@ async def test_every_meetups_mutation_refuses_strangers_plain_members_and_other_
             assert await system.gql(query, {"id": gid}, admin.access) == {
                 "data": {key: None, "node": None}
             }
+    own = (
+        await system.gql(
+            f"""query($meetup: ID!, $poll: ID!, $hub: ID!) {{
+              meetup(id: $meetup) {{ {NODE_FIELDS["Meetup"]} cards {{ {NODE_FIELDS["CardDraw"]} }} }}
+              datePoll(id: $poll) {{ {NODE_FIELDS["DatePoll"]} }}
+              hub(id: $hub) {{ series {{ {NODE_FIELDS["MeetupSeries"]} }}
+                              workshopProposals {{ {NODE_FIELDS["WorkshopProposal"]} }} }}
+            }}""",
+            {"meetup": ours.breakfast["id"], "poll": ours.poll["id"], "hub": H},
+            lea.access,
+        )
+    )["data"]
+    shown = {
+        "Meetup": {k: v for k, v in own["meetup"].items() if k != "cards"},
+        "CardDraw": own["meetup"]["cards"][0],
+        "DatePoll": own["datePoll"],
+        "MeetupSeries": own["hub"]["series"][0],
+        "WorkshopProposal": own["hub"]["workshopProposals"][0],
+    }
+    theirs_ids = {
+        "Meetup": theirs.breakfast["id"],
+        "CardDraw": next(iter(theirs.cards.values()))["id"],
+        "DatePoll": theirs.poll["id"],
+        "MeetupSeries": theirs.series["id"],
+        "WorkshopProposal": theirs.proposal["id"],
+    }
+    for type_name, expected in shown.items():
+        query = (
+            f"query($id: ID!) {{ node(id: $id) {{ __typename"
+            f" ... on {type_name} {{ {NODE_FIELDS[type_name]} }} }} }}"
+        )
+        found = await system.gql(query, {"id": expected["id"]}, lea.access)
+        assert found == {"data": {"node": {"__typename": type_name, **expected}}}, type_name
+        # theirs, and a random one (with and without what finds it again), are null
+        for gid in (
+            theirs_ids[type_name],
+            global_id(type_name, str(uuid.uuid4()), str(uuid.uuid4())),
+            global_id(type_name, str(uuid.uuid4())),
+        ):
+            answer = await system.gql(query, {"id": gid}, admin.access)
+            assert answer == {"data": {"node": None}}, (type_name, answer)
+        anonymous = await system.gql(query, {"id": expected["id"]})
+        assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["UNAUTHENTICATED"]
 
     # the same inputs, from the right people, go through
     for name, who, input, success in valid:
