@@ -414,3 +414,43 @@ async def test_workshops_visitors_settings_feeds_and_links(
     assert described["data"]["link"]["reason"]
     answered = await act(system, "answerByLink", {"token": "not-a-link"})
     assert_error(answered, "InvalidToken", "invalid_token")
+
+    # partial data: with identity down, the workshop's page stands without its host's
+    # profile; with the meetups service down, the hub's page stands without its agenda
+    await system.identity.stop()
+    page = await system.gql(
+        "query($id: ID!) { meetup(id: $id) { id topic host { id } } }",
+        {"id": workshop["id"]},
+        paul.access,
+    )
+    assert page["data"] == {
+        "meetup": {"id": workshop["id"], "topic": workshop["topic"], "host": None}
+    }
+    assert [(e["path"], e["extensions"]["code"]) for e in page["errors"]] == [
+        (["meetup", "host"], "UNAVAILABLE")
+    ]
+    await system.hosts["events"].stop()
+    hub = await system.gql(
+        "query($id: ID!) { hub(id: $id) { name series { id } meetups { totalCount }"
+        " datePolls { id } openCards { id } workshopProposals { id } agenda { timezone } } }",
+        {"id": club.hub_id},
+        paul.access,
+    )
+    assert hub["data"]["hub"] == {
+        "name": "Cercle Voltaire",
+        "series": None,
+        "meetups": None,
+        "datePolls": None,
+        "openCards": None,
+        "workshopProposals": None,
+        "agenda": None,
+    }
+    assert {e["extensions"]["code"] for e in hub["errors"]} == {"UNAVAILABLE"}
+    assert len(hub["errors"]) == 6
+    refused = await system.gql(
+        "mutation($input: SetRemindersInput!) { setReminders(input: $input) { __typename } }",
+        {"input": {"reminders": True}},
+        paul.access,
+    )
+    assert refused["data"] is None  # nothing was done: an operational error, not a result
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["UNAVAILABLE"]
