@@ -729,7 +729,7 @@ class HubMeetupFields:
             offset, limit = parse_page(first, after)
         page = await ask(
             info,
-            c.ListMeetups(hub_id=self.hub_id, when=when.value, offset=offset, limit=limit),  # type: ignore[arg-type]
+            c.ListMeetups(hub_id=self.hub_id, when=when.value, offset=offset, limit=limit),
             rctx,
         )
         return connection(page.items, offset, page.total, Meetup.from_contract)
@@ -740,7 +740,7 @@ class HubMeetupFields:
     ) -> list[DatePoll] | None:
         found = await ask(
             info,
-            c.ListDatePolls(hub_id=self.hub_id, state=state.value if state else None),  # type: ignore[arg-type]
+            c.ListDatePolls(hub_id=self.hub_id, state=state.value if state else None),
             require_member(info),
         )
         return [DatePoll.from_contract(p) for p in found]
@@ -1330,7 +1330,7 @@ class Mutation:
             info,
             lambda: c.GiveRsvp(
                 meetup_id=_id(input.meetup_id, "Meetup", "meetup_id"),
-                answer=input.answer.value,  # type: ignore[arg-type]
+                answer=input.answer.value,
             ),
             _meetup,
         )
@@ -1428,7 +1428,7 @@ class Mutation:
                 meetup_id=_id(input.meetup_id, "Meetup", "meetup_id"),
                 entries=[
                     c.AttendanceRecordInput(
-                        status=x.status.value,  # type: ignore[arg-type]
+                        status=x.status.value,
                         member_id=_opt_id(x.member_id, "Member", "member_id"),
                         visitor_id=_opt_id(x.visitor_id, "Visitor", "visitor_id"),
                         substitute=x.substitute,
@@ -1533,7 +1533,7 @@ class Mutation:
         return await command(
             info,
             lambda: c.GetCalendarFeed(
-                scope=input.scope.value,  # type: ignore[arg-type]
+                scope=input.scope.value,
                 hub_id=_opt_id(input.hub_id, "Hub", "hub_id"),
             ),
             _feed,
@@ -1548,7 +1548,7 @@ class Mutation:
         return await command(
             info,
             lambda: c.RevokeCalendarFeed(
-                scope=input.scope.value,  # type: ignore[arg-type]
+                scope=input.scope.value,
                 hub_id=_opt_id(input.hub_id, "Hub", "hub_id"),
             ),
             _feed,
