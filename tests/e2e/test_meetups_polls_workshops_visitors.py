@@ -358,6 +358,22 @@ async def test_workshops_visitors_settings_feeds_and_links(
     assert_error(third, "RuleViolation", "rule_violation", rule="max_visits")
     assert "apply" in third["message"]
     assert await system.event_count("events") == before
+    # Paul's agenda, a page at a time: the workshop and the two lunches, soonest first
+    agenda_page = (
+        "query($after: String) { myAgenda(first: 2, after: $after) { totalCount"
+        " pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { id } } } }"
+    )
+    first_page = (await query(system, agenda_page, {"after": None}, paul))["myAgenda"]
+    assert first_page["totalCount"] == 3 and first_page["pageInfo"]["hasNextPage"] is True
+    cursor = first_page["pageInfo"]["endCursor"]
+    second_page = (await query(system, agenda_page, {"after": cursor}, paul))["myAgenda"]
+    assert second_page["pageInfo"]["hasNextPage"] is False
+    assert second_page["pageInfo"]["hasPreviousPage"] is True
+    in_order = sorted([workshop, *lunches], key=lambda m: m["startsAt"])
+    assert [e["node"]["id"] for e in first_page["edges"] + second_page["edges"]] == [
+        m["id"] for m in in_order
+    ]
+
     # on the day, the visitor who came is on the attendance list (as a visitor)
     move_to(clock, workshop["startsAt"])
     taken = await ok(
