@@ -16,6 +16,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
+from gateway.events import HubMeetupFields
 from gateway.identity import GeoPointInput, Member, load_member, load_members
 from gateway.kit import (
     Connection,
@@ -215,7 +216,7 @@ class Nomination(Node):
 @strawberry.type(
     description="A club of the network: a neighbourhood circle, a trade club, a regional club."
 )
-class Hub(Node):
+class Hub(Node, HubMeetupFields):  # its meetups, polls, cards: gateway/events.py
     hub_id: strawberry.ID
     name: str
     kind: HubKind

@@ -130,10 +130,16 @@ COMMON_ERRORS = (ValidationError, NotFound, Unauthenticated, Forbidden, Conflict
 
 
 def _camel(name: str | None) -> str | None:
+    """A service's field name as the API spells it: `next_venue.name` →
+    `nextVenue.name` (each dotted part on its own)."""
     if not name:
         return name
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
+
+    def part(text: str) -> str:
+        head, *rest = text.split("_")
+        return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+    return ".".join(part(p) for p in name.split("."))
 
 
 def as_error_type(error: e.QuartierError) -> Any:

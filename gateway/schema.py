@@ -1,7 +1,8 @@
 """The GraphQL schema, assembled from `services/registry.py`: for each
 registered service, `gateway.<name>` gives `Query`, `Mutation`, optionally
-`Subscription`, `types` (registered with the schema) and `nodes` (Node type
-name → loader, for `node(id:)`); the gateway adds `node(id:)` and the tenant
+`Subscription`, `types` (registered with the schema), `nodes` (Node type
+name → loader, for `node(id:)`) and optionally `scalars` (its custom scalars,
+Python type → `strawberry.scalar(name=…)`); the gateway adds `node(id:)` and the tenant
 event stream, and the security extensions. `python -m gateway.schema` prints
 the SDL that `schema.graphql` keeps (a test fails when they drift)."""
 
@@ -17,6 +18,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLInterfaceType
 from strawberry.extensions import MaxTokensLimiter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
@@ -75,6 +77,7 @@ class SchemaParts:
     subscription: type | None
     types: tuple[type, ...]
     nodes: Mapping[str, NodeLoader]
+    scalars: Mapping[object, Any]
 
 
 def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
@@ -88,6 +91,13 @@ def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
                 raise TypeError(f"two modules load {type_name} nodes: one is {module.__name__}")
             loaders[type_name] = loader
 
+    scalars: dict[object, Any] = {}
+    for module in modules:
+        for python_type, definition in getattr(module, "scalars", {}).items():
+            if python_type in scalars:
+                raise TypeError(f"two modules define the scalar {definition.name}")
+            scalars[python_type] = definition
+
     def roots(name: str) -> list[type]:
         return [getattr(m, name) for m in modules if hasattr(m, name)]
 
@@ -99,6 +109,7 @@ def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
         subscription=_merge("Subscription", [StreamSubscription, *roots("Subscription")]),
         types=tuple(t for m in modules for t in getattr(m, "types", ())),
         nodes=loaders,
+        scalars=scalars,
     )
 
 
@@ -118,6 +129,7 @@ def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.S
         subscription=parts.subscription,
         types=list(parts.types),
         extensions=extensions,
+        config=StrawberryConfig(scalar_map=dict(parts.scalars)),
         prod=prod,
     )
     node = schema._schema.get_type("Node")

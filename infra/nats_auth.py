@@ -110,10 +110,11 @@ def service_permissions(spec: ServiceSpec) -> Permissions:
     for durable in spec.durables:
         # Created (or updated) only with the subject that names the consumer
         # and its filter: the server checks that the filter is that one, and
-        # the filter must be the events of a service it needs.
+        # the filter must be the events of a service it needs, or its own (a
+        # reaction to what it did itself, such as the mails it plans).
         publish += [
-            f"{JS_API}.CONSUMER.CREATE.{STREAM}.{durable}.{service_filter(need)}"
-            for need in spec.needs
+            f"{JS_API}.CONSUMER.CREATE.{STREAM}.{durable}.{service_filter(upstream)}"
+            for upstream in (*spec.needs, spec.name)
         ]
         publish += [
             f"{JS_API}.CONSUMER.MSG.NEXT.{STREAM}.{durable}",

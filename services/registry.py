@@ -55,13 +55,13 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("identity"),
-    # hubs reacts to the meetups service's MeetupClosed (facilitator terms);
-    # that service ("events") is registered by its own branch
     ServiceSpec(
         "hubs",
         needs=("identity", "events"),
         reactions=("directory", "admissions", "facilitator-terms"),
     ),
+    # the meetups service; its mails react to its own events
+    ServiceSpec("events", needs=("hubs", "identity"), reactions=("hub-directory", "mail")),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}

@@ -74,6 +74,7 @@ class Meetups(ServiceApplication):
             old_seat = rsvp.seat if rsvp is not None else "none"
             changed: list[Aggregate] = [meetup]
             promoted: str | None = None
+            first: Rsvp | None = None  # the first in line, promoted by this answer
             seat, ticket = old_seat, rsvp.ticket if rsvp is not None else None
             if answer == "yes":
                 seat = meetup.take_seat(member_id)
@@ -85,7 +86,6 @@ class Meetups(ServiceApplication):
                     if promoted is not None:
                         first = self.get(tenant_id, rsvp_id(meetup_id, promoted), Rsvp)
                         first.promote(now)
-                        changed.append(first)
                 elif old_seat == "waiting":
                     meetup.leave_waitlist(member_id)
                 seat, ticket = "none", None
@@ -104,7 +104,10 @@ class Meetups(ServiceApplication):
                 )
             else:
                 rsvp.change(answer, seat, ticket, by_link, now)
+            # the answer, then the promotion it caused: the stream tells them in that order
             changed.append(rsvp)
+            if first is not None:
+                changed.append(first)
             return changed, (meetup, rsvp, promoted)
 
         return self.transact(unit)
@@ -153,13 +156,16 @@ class Meetups(ServiceApplication):
         def unit() -> tuple[Sequence[Aggregate], tuple[Meetup, Meetup]]:
             meetup = self.get(tenant_id, meetup_id, Meetup)
             check(meetup)
-            changed: list[Aggregate] = [meetup]
+            # a new successor is saved first: the stream tells of the next meetup
+            # before the close that names it
+            changed: list[Aggregate] = []
             if next_meetup_id is not None:
                 successor: Meetup | None = self.get(tenant_id, next_meetup_id, Meetup)
             else:
                 successor = make_next(meetup)
                 if successor is not None:
                     changed.append(successor)
+            changed.append(meetup)
             seed = random.SystemRandom().randrange(2**53)
             deck = self.agenda(tenant_id, meetup.hub_id).cards
             draws = [

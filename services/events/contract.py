@@ -141,6 +141,7 @@ class Meetup(Message):
     previous_meetup_id: str | None
     next_meetup_id: str | None  # once closed
     sequence: int  # iCalendar SEQUENCE: bumped by every change
+    poll_id: str | None = None  # the date poll that chose it
     my_rsvp: Rsvp | None = None  # the asking member's own answer
 
 

@@ -486,8 +486,9 @@ def test_ready_means_the_demo_is_loaded(first_run: Launcher) -> None:
         if e["event"] in ("launcher.process_ready", "launcher.demo_loaded")
     ]
     assert order[0] == ("launcher.process_ready", "nats"), order
-    assert set(order[1:3]) == {("launcher.process_ready", s) for s in ("identity", "hubs")}
-    assert order[3:5] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
+    services = ("identity", "hubs", "events")
+    assert set(order[1:4]) == {("launcher.process_ready", s) for s in services}
+    assert order[4:6] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
     assert first_run.events("launcher.process_crashed") == []
 
 
@@ -746,14 +747,14 @@ def test_a_killed_nats_is_restarted_and_the_services_reconnect(
 
 def test_ctrl_c_stops_every_process_in_order_and_exits_0(first_run: Launcher) -> None:
     first_run.children = descendants(first_run.process.pid, process_table())
-    assert len(first_run.children) == 4
+    assert len(first_run.children) == 5  # nats, the three services, the gateway
     assert first_run.stop() == 0, first_run.output()
     assert first_run.leftovers == [], first_run.leftovers
     assert system_processes(first_run.data_dir) == {}
     err = first_run.stderr_path.read_text()
     assert "Stopped." in err
     stopped = [e["process"] for e in first_run.events("launcher.process_stopped")]
-    assert stopped == ["gateway", "hubs", "identity", "nats"]
+    assert stopped == ["gateway", "events", "hubs", "identity", "nats"]
     assert first_run.events("launcher.gave_up") == []
     assert not (first_run.data_dir / "nats.url").exists()
     assert not (first_run.data_dir / "public.url").exists()
@@ -797,7 +798,7 @@ def test_up_demo_again_on_the_same_data_is_idempotent(
 
 def test_killing_the_launcher_takes_its_children_with_it(second_run: Launcher) -> None:
     children = descendants(second_run.process.pid, process_table())
-    assert len(children) == 4
+    assert len(children) == 5
     nats_port = int((second_run.data_dir / "nats.url").read_text().rsplit(":", 1)[1])
     second_run.process.kill()  # SIGKILL: no chance to stop anything itself
     second_run.returncode = second_run.process.wait(timeout=STOP_DEADLINE)
@@ -831,7 +832,7 @@ def test_a_process_that_keeps_crashing_makes_the_launcher_give_up(tmp_path: Path
         assert len(launcher.events("launcher.process_restarted", process="hubs")) == 4
         # the others ran, and were stopped; the gateway never started (no demo, no banner)
         stopped = [e["process"] for e in launcher.events("launcher.process_stopped")]
-        assert stopped == ["identity", "nats"]
+        assert stopped == ["events", "identity", "nats"]
         assert launcher.events("launcher.process_ready", process="identity")
         assert not launcher.events(process="gateway")
         assert "Quartier is running" not in launcher.stdout()

@@ -152,5 +152,16 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         for line in sdl.splitlines()
         if line.startswith("type ") and "implements Node" in line
     }
-    assert implementing == {"Member", "Tenant", "Invitation", "Hub", "Nomination"}
+    assert implementing == {
+        "Member",
+        "Tenant",
+        "Invitation",
+        "Hub",
+        "Nomination",
+        "Meetup",
+        "DatePoll",
+        "MeetupSeries",
+        "WorkshopProposal",
+        "CardDraw",
+    }
     assert set(PARTS.nodes) == implementing

@@ -5,6 +5,7 @@ card draw, polls, visitors, attendance."""
 from __future__ import annotations
 
 import collections
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import uuid4
 
@@ -100,6 +101,78 @@ def test_bad_rhythms_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_rrule(bad)
     assert info.value.field == "rrule"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "FREQ=WEEKLY;INTERVAL=0",  # dateutil accepted it, then failed at each reading
+        "FREQ=WEEKLY;COUNT=0",
+        "FREQ=WEEKLY;COUNT=-1",
+        "FREQ=DAILY;BYHOUR=9,12,18",  # three meetups a day under a daily rule
+        "FREQ=DAILY;BYMINUTE=0,30",
+        "FREQ=YEARLY;BYYEARDAY=100",
+        "FREQ=WEEKLY;BYDAY=TH;INTERVAL=100",
+    ],
+)
+def test_rules_a_meetup_rhythm_does_not_use_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_rrule(bad)
+    assert info.value.field == "rrule"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=31",  # never: searched up to year 9999 for seconds
+        "FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=31",
+        "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6",
+        "FREQ=WEEKLY;UNTIL=20250101T000000",  # ends before it starts
+    ],
+)
+def test_a_rhythm_that_gives_no_date_is_refused_at_once(rule: str) -> None:
+    started = time_module.monotonic()
+    with pytest.raises(InvalidInput, match=r"no date|ends before") as info:
+        MeetupSeries.new(
+            TENANT, HUB, "x", rule, date(2026, 1, 1), time(12, 30), "Europe/Paris", VENUE, "f"
+        )
+    assert info.value.field == "rrule"
+    assert time_module.monotonic() - started < 2  # it was 5.6 s for the first one
+
+
+def test_a_series_starts_within_a_year_before_and_two_years_after_today() -> None:
+    today = date(2026, 1, 5)
+    for starts_on in (date(2024, 12, 31), date(1, 1, 1), date(2028, 3, 1)):
+        with pytest.raises(InvalidInput) as info:
+            MeetupSeries.new(
+                TENANT,
+                HUB,
+                "x",
+                "FREQ=WEEKLY",
+                starts_on,
+                time(12, 30),
+                "Europe/Paris",
+                VENUE,
+                "f",
+                today=today,
+            )
+        assert info.value.field == "starts_on"
+    series = MeetupSeries.new(
+        TENANT,
+        HUB,
+        "x",
+        "FREQ=WEEKLY;BYDAY=TH",
+        date(2025, 6, 1),
+        time(12, 30),
+        "Europe/Paris",
+        VENUE,
+        "f",
+        today=today,
+    )
+    assert series.next_local_start(datetime(2026, 1, 5)) == datetime(2026, 1, 8, 12, 30)
+    with pytest.raises(InvalidInput):  # a change is checked the same way
+        series.change({"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"})
+    assert series.rrule == "FREQ=WEEKLY;BYDAY=TH"
 
 
 @pytest.mark.parametrize(

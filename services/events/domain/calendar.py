@@ -18,9 +18,17 @@ from services.runtime.errors import InvalidInput
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# The parts of a rule a meetup's rhythm may use: the time of day is the
+# series' own (BYHOUR and the like would make hourly meetups of a daily rule).
+PARTS = ("FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "WKST")
 MAX_RRULE = 200  # characters
+MAX_INTERVAL = 99
+MAX_COUNT = 1000
 # How far ahead a rhythm is searched for its next date (bounds the cost).
 HORIZON = timedelta(days=2 * 366)
+# The Gregorian calendar repeats every 400 years (146,097 days, whole weeks).
+CYCLE_YEARS = 400
+CHECK_FROM_YEAR = 9600  # a rhythm is checked in its calendar-identical year from here on
 
 
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
@@ -68,7 +76,47 @@ def parse_rrule(text: str, field: str = "rrule") -> str:
     freq = re.search(r"(?:^|;)FREQ=([A-Z]+)", value)
     if not isinstance(rule, rrule) or freq is None or freq.group(1) not in FREQUENCIES:
         raise InvalidInput("a rhythm repeats daily at most", field=field)
+    parts = dict(part.partition("=")[::2] for part in value.split(";"))
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0][:20]} is not used in a meetup's rhythm (its time is the series' "
+            f"start time): use {', '.join(PARTS)}",
+            field=field,
+        )
+    for name, top in (("INTERVAL", MAX_INTERVAL), ("COUNT", MAX_COUNT)):
+        if name in parts and not (parts[name].isdigit() and 1 <= int(parts[name]) <= top):
+            raise InvalidInput(f"{name} is 1 to {top}", field=field)
     return value
+
+
+def check_rhythm(rule: str, starts_on: date, start_time: time, field: str = "rrule") -> None:
+    """A rhythm (a rule `parse_rrule` accepted) gives a first date within
+    HORIZON of its start, and ends after it starts; else InvalidInput.
+
+    A rule whose parts never meet (30 February) would make every reading of
+    the series search year after year up to 9999, for seconds: it is refused
+    here. The search runs in the calendar-identical year at least
+    CHECK_FROM_YEAR (a whole number of 400-year cycles later: same weekdays,
+    same leap years), so that even a rule that never matches stops soon; the
+    rule's UNTIL is checked apart."""
+    dtstart = datetime.combine(starts_on, start_time)
+    try:
+        recurrence = rrulestr(rule, dtstart=dtstart)
+        assert isinstance(recurrence, rrule)
+        until = getattr(recurrence, "_until", None)  # dateutil keeps the parsed UNTIL there
+        if until is not None and until.replace(tzinfo=None) < dtstart:
+            raise InvalidInput("this rhythm ends before it starts (UNTIL)", field=field)
+        cycles = max(0, -(-(CHECK_FROM_YEAR - starts_on.year) // CYCLE_YEARS))
+        shifted = dtstart.replace(year=starts_on.year + cycles * CYCLE_YEARS)
+        first = recurrence.replace(dtstart=shifted, until=None).after(shifted, inc=True)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInput("this rhythm gives no date", field=field) from None
+    limit = shifted + HORIZON if shifted.year < 9997 else datetime.max
+    if first is None or first > limit:
+        raise InvalidInput(
+            "this rhythm gives no date in the two years after it starts", field=field
+        )
 
 
 def occurrences_after(

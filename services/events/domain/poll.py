@@ -126,15 +126,21 @@ class DatePoll(TenantAggregate):
                 counts[slot_id][vote] += 1
         return counts
 
-    def close(self, slot_id: str, meetup_id: str, by: str, now: datetime) -> datetime:
-        """Choose a slot; the meetup on it is saved with this close. Returns
-        the slot's local start."""
+    def closable_slot(self, slot_id: str, now: datetime) -> datetime:
+        """The local start of a slot this poll may close on (open, the slot
+        its own, not past): checked before the meetup on it is made."""
         self._check_open()
         if slot_id not in self.slots:
             raise NotFound(f"no slot {slot_id[:20]!r} in this poll")
         start = self.slots[slot_id]
         if to_utc(start, self.timezone) <= now:
             raise RuleViolation("this slot is past: choose another one", rule="slot_past")
+        return start
+
+    def close(self, slot_id: str, meetup_id: str, by: str, now: datetime) -> datetime:
+        """Choose a slot; the meetup on it is saved with this close. Returns
+        the slot's local start."""
+        start = self.closable_slot(slot_id, now)
         self._closed(
             slot_id=slot_id,
             meetup_id=meetup_id,

@@ -5,12 +5,12 @@ week, afterwork once a month)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
-from services.events.domain.calendar import occurrences_after, parse_rrule, zone
+from services.events.domain.calendar import check_rhythm, occurrences_after, parse_rrule, zone
 from services.events.domain.values import (
     Venue,
     check_capacity,
@@ -21,6 +21,11 @@ from services.events.domain.values import (
 from services.runtime.errors import InvalidInput
 from services.runtime.eventstore import TenantAggregate
 from services.runtime.text import single_line
+
+# A rhythm starts at most this long ago (its next date is searched from its
+# start) and at most this far ahead.
+STARTS_AFTER = timedelta(days=366)
+STARTS_BEFORE = timedelta(days=2 * 366)
 
 FIELDS = (
     "name",
@@ -91,15 +96,26 @@ class MeetupSeries(TenantAggregate):
         capacity: int | None = None,
         rsvp_deadline_hours: int = 24,
         reminder_hours: list[int] | None = None,
+        today: date | None = None,
     ) -> MeetupSeries:
+        """A series, its values checked; with `today` (in its zone), its first
+        day is within a year before and two years after."""
         zone(timezone)
+        if today is not None and not (today - STARTS_AFTER <= starts_on <= today + STARTS_BEFORE):
+            raise InvalidInput(
+                "a rhythm starts within a year before today and two years after",
+                field="starts_on",
+            )
+        start_time = start_time.replace(second=0, microsecond=0, tzinfo=None)
+        rule = parse_rrule(rrule)
+        check_rhythm(rule, starts_on, start_time)
         return MeetupSeries(
             tenant_id=tenant_id,
             hub_id=hub_id,
             name=single_line(name, "name", 120, required=True),
-            rrule=parse_rrule(rrule),
+            rrule=rule,
             starts_on=starts_on,
-            start_time=start_time.replace(second=0, microsecond=0, tzinfo=None),
+            start_time=start_time,
             timezone=timezone,
             duration_minutes=check_duration(duration_minutes),
             venue=venue.to_dict(),
@@ -143,6 +159,12 @@ class MeetupSeries(TenantAggregate):
                 checked[name] = value
         if not checked:
             return False
+        if "rrule" in checked or "start_time" in checked:
+            check_rhythm(
+                checked.get("rrule", self.rrule),
+                self.starts_on,
+                checked.get("start_time", self.start_time),
+            )
         self._changed(changes=checked)
         return True
 

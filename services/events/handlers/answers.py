@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.events import contract as c
-from services.events.domain import DatePoll, Meetup, Visitor
+from services.events.domain import DatePoll, Meetup, MeetupSeries, Visitor
 from services.events.domain.poll import DatePoll as Poll
 from services.events.handlers.base import EventsHandlers
 from services.events.handlers.meetups import venue_from
@@ -226,12 +226,17 @@ class AnswerHandlers(EventsHandlers):
     def open_poll(self, cmd: c.OpenDatePoll, ctx: RequestContext) -> c.DatePoll:
         by = self.require_organiser(ctx, cmd.hub_id)
         tenant_id = ctx.require_tenant()
+        # the series the meetup will join: this hub's (checked now, not when the
+        # poll closes), whose zone the meetup will keep, so the slots are read in it
+        series = self.app.get(tenant_id, cmd.series_id, MeetupSeries) if cmd.series_id else None
+        if series is not None and series.hub_id != cmd.hub_id:
+            raise NotFound("series not found")
         poll = Poll.new(
             tenant_id,
             cmd.hub_id,
             cmd.title,
             cmd.slots,
-            self.timezone_of(tenant_id, cmd.hub_id),
+            series.timezone if series else self.timezone_of(tenant_id, cmd.hub_id),
             cmd.duration_minutes,
             venue_from(cmd.venue),
             cmd.series_id,
@@ -259,9 +264,8 @@ class AnswerHandlers(EventsHandlers):
         def unit() -> tuple[list[Any], None]:
             poll = self.app.get(tenant_id, cmd.poll_id, DatePoll)
             by = self.require_organiser(ctx, poll.hub_id)
-            start = poll.slots.get(cmd.slot_id)
-            if start is None:
-                raise NotFound(f"no slot {cmd.slot_id[:20]!r} in this poll")
+            # the poll's own rules first (closed, unknown or past slot), then the meetup's
+            start = poll.closable_slot(cmd.slot_id, self.now())
             meetup = self.new_meetup(
                 tenant_id,
                 poll.hub_id,

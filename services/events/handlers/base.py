@@ -117,7 +117,8 @@ class EventsHandlers(Handlers):
             topic=topic,
             host_id=host_id,
             duration_minutes=duration_minutes
-            or (
+            if duration_minutes is not None
+            else (
                 series.duration_minutes
                 if series
                 else previous.duration_minutes

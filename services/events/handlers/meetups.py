@@ -72,6 +72,7 @@ class MeetupHandlers(EventsHandlers):
     def create_series(self, cmd: c.CreateSeries, ctx: RequestContext) -> c.Series:
         by = self.require_organiser(ctx, cmd.hub_id)
         tenant_id = ctx.require_tenant()
+        timezone = self.timezone_of(tenant_id, cmd.hub_id)
         series = MeetupSeries.new(
             tenant_id,
             cmd.hub_id,
@@ -79,13 +80,14 @@ class MeetupHandlers(EventsHandlers):
             cmd.rrule,
             cmd.starts_on,
             cmd.start_time,
-            self.timezone_of(tenant_id, cmd.hub_id),
+            timezone,
             venue_from(cmd.venue),
             by,
             duration_minutes=cmd.duration_minutes,
             capacity=cmd.capacity,
             rsvp_deadline_hours=cmd.rsvp_deadline_hours,
             reminder_hours=cmd.reminder_hours,
+            today=to_local(self.now(), timezone).date(),
         )
         self.write(lambda: self.app.save(series))
         return self._series_reply(ctx, str(series.id))

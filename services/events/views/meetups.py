@@ -304,6 +304,7 @@ def to_meetup(row: Any, my_rsvp: c.Rsvp | None = None) -> c.Meetup:
         previous_meetup_id=row.previous_meetup_id,
         next_meetup_id=row.next_meetup_id,
         sequence=row.sequence,
+        poll_id=row.poll_id,
         my_rsvp=my_rsvp,
     )
 
