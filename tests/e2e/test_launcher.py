@@ -747,14 +747,15 @@ def test_a_killed_nats_is_restarted_and_the_services_reconnect(
 
 def test_ctrl_c_stops_every_process_in_order_and_exits_0(first_run: Launcher) -> None:
     first_run.children = descendants(first_run.process.pid, process_table())
-    assert len(first_run.children) == 5  # nats, the three services, the gateway
+    assert len(first_run.children) == 2 + len(registry.names())  # nats, the services, the gateway
     assert first_run.stop() == 0, first_run.output()
     assert first_run.leftovers == [], first_run.leftovers
     assert system_processes(first_run.data_dir) == {}
     err = first_run.stderr_path.read_text()
     assert "Stopped." in err
     stopped = [e["process"] for e in first_run.events("launcher.process_stopped")]
-    assert stopped == ["gateway", "events", "hubs", "identity", "nats"]
+    started = [spec.name for spec in registry.with_needs(registry.names())]
+    assert stopped == ["gateway", *reversed(started), "nats"]
     assert first_run.events("launcher.gave_up") == []
     assert not (first_run.data_dir / "nats.url").exists()
     assert not (first_run.data_dir / "public.url").exists()

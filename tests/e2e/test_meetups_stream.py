@@ -194,6 +194,10 @@ async def test_meetups_events_reach_the_tenant_stream_without_personal_data(
         karim,
         "MeetupPayload",
     )
+    # an hour before the lunch its reminders are due (the series': 48 h and 2 h)
+    reminders = system.hosts["events"].context["reminders"]
+    move_to(clock, lunch["startsAt"], -timedelta(hours=1))
+    await eventually(lambda: reminders.recorded >= 2)
     move_to(clock, lunch["startsAt"], timedelta(minutes=10))
     await ok(
         system,
