@@ -51,6 +51,7 @@ import nats
 import pytest
 from nats.js.api import DeliverPolicy
 
+from infra import nats_auth
 from infra.demo import ADMIN_EMAIL, MEMBERS, PASSWORD, SLUG
 from services import registry
 from services.runtime.settings import Settings
@@ -531,10 +532,20 @@ class OnStream:
     tenant: str
 
 
-async def read_stream(nats_url: str) -> list[OnStream]:
+async def read_stream(nats_url: str, data_dir: Path) -> list[OnStream]:
     """The whole stream, in order (an ordered consumer, as `quartier stream`
-    reads one network), with each message's Nats-Msg-Id."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    reads one network), with each message's Nats-Msg-Id; as the operator's
+    NATS user (the embedded server authenticates every client)."""
+    operator = nats_auth.credentials(data_dir, "operator")
+    assert operator is not None, "the launcher keeps the operator's NATS password"
+    nc = await nats.connect(
+        nats_url,
+        user=operator.user,
+        password=operator.password,
+        inbox_prefix=f"_INBOX.{operator.user}".encode(),
+        connect_timeout=5,
+        allow_reconnect=False,
+    )
     try:
         js = nc.jetstream()
         last = (await js.stream_info(STREAM)).state.last_seq
@@ -656,7 +667,7 @@ def caught_up(faulty_run: Outcome) -> tuple[dict[str, list[Stored]], list[OnStre
     deadline = time.monotonic() + CATCH_UP_DEADLINE
     while True:
         stores = read_stores(faulty_run.env)
-        stream = run_apart(read_stream(nats_url))
+        stream = run_apart(read_stream(nats_url, launcher.data_dir))
         missing = missing_from_stream(stores, stream)
         if not missing:
             return stores, stream
