@@ -11,6 +11,7 @@ rebuild of the stream) with an `EventReader` (docs/stream.md).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -325,6 +326,7 @@ class StreamedEvent:
         return raw[:-1] + b',"position":"' + self.position.encode() + b'"}'
 
 
+_CLEANUPS: set[asyncio.Task[None]] = set()
 HEARTBEAT = None  # what a reader yields when it has been quiet for `heartbeat` seconds
 
 
@@ -366,6 +368,7 @@ class EventReader:
 
     INACTIVE_THRESHOLD = 120.0  # JetStream deletes a consumer forgotten that long
     MAX_WAIT = 30.0  # longest fetch
+    CHECK_INTERVAL = 30.0  # how often a quiet reader checks that its consumer is still there
 
     def __init__(
         self,
@@ -401,6 +404,7 @@ class EventReader:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._consumer: str | None = None
         self._fetched_at = 0.0
+        self._checked_at = time.monotonic()
 
     @property
     def subject(self) -> str:
@@ -548,7 +552,14 @@ class EventReader:
                 await self.js.delete_consumer(STREAM, name)
 
     async def close(self) -> None:
-        await self._unsubscribe()
+        """Delete the consumer (in a task of its own, so that a caller being
+        cancelled — a client gone — still cleans up)."""
+        if self._sub is None and self._consumer is None:
+            return
+        task = asyncio.ensure_future(self._unsubscribe())
+        _CLEANUPS.add(task)
+        task.add_done_callback(_CLEANUPS.discard)
+        await asyncio.shield(task)
 
     def _matches(self, event_type: str) -> bool:
         return not self.types or any(event_type.startswith(p) for p in self.types)
@@ -598,7 +609,7 @@ class EventReader:
                     quiet_since = time.monotonic()
                     yield HEARTBEAT
         finally:
-            await self._unsubscribe()
+            await self.close()
 
     def _take(self, msg: Msg) -> StreamedEvent | None:
         tenant, service = subject_service(msg.subject)
@@ -638,6 +649,7 @@ class EventReader:
             try:
                 messages = await self._sub.fetch(want, timeout=wait)
             except (TimeoutError, nats.errors.TimeoutError):
+                await self._check_consumer()
                 return []
             except (nats.errors.Error, nats.js.errors.Error) as e:
                 if attempt == 2:
@@ -645,5 +657,21 @@ class EventReader:
                 await self._subscribe()
                 continue
             self.fetched += len(messages)
+            self._checked_at = time.monotonic()
             return messages
         return []
+
+    async def _check_consumer(self) -> None:
+        """Quiet for a while: is the consumer still there? (A NATS server
+        restarted, or a cluster that lost it, answers pulls with silence.)"""
+        if time.monotonic() - self._checked_at < self.CHECK_INTERVAL:
+            return
+        self._checked_at = time.monotonic()
+        assert self._sub is not None
+        try:
+            await self._sub.consumer_info()
+        except NotFoundError:
+            log.info("stream.consumer_recreated", tenant=self.tenant_id)
+            await self._subscribe()
+        except (TimeoutError, nats.errors.Error):
+            pass  # NATS itself is away: the next fetch tells

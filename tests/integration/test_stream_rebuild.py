@@ -8,12 +8,14 @@ at most one batch for a slow reader."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 from nats.js.errors import NotFoundError
 
 from infra import cli
+from infra.nats_server import NatsServer, start_nats_server
 from services.hubs import contract as hc
 from services.runtime.bus import Bus
 from services.runtime.host import ServiceHost
@@ -209,3 +211,44 @@ async def test_a_slow_reader_holds_one_batch_at_most(
         await asyncio.sleep(0.01)  # a slow client
     assert taken == expected
     assert reader.fetched == len(expected)
+
+
+async def test_a_follower_goes_on_after_the_nats_server_restarts(
+    settings: Settings, client_bus: Bus, services: Services, nats_server: NatsServer
+) -> None:
+    """The reader's consumer lives in the server's memory: after a restart the
+    reader notices it is gone and creates it again where it stood."""
+    identity = await services.start("identity")
+    tenant, _ = await create_network(client_bus, "pole-restart")
+    history = await published(client_bus, services.hosts, tenant.tenant_id)
+    reader = EventReader(
+        client_bus.jetstream(),
+        tenant.tenant_id,
+        after=Position.decode((await read(client_bus, tenant.tenant_id))[-1][1], tenant.tenant_id),
+        follow=True,
+        heartbeat=0.2,
+    )
+    reader.CHECK_INTERVAL = 0.3
+    got: list[str] = []
+
+    async def follow() -> None:
+        async for item in reader:
+            if item is not None:
+                got.append(item.event.id)
+
+    following = asyncio.create_task(follow())
+    try:
+        await asyncio.sleep(0.3)
+        nats_server.stop()
+        restarted = start_nats_server(nats_server.store_dir, port=nats_server.port)
+        nats_server.process = restarted.process
+        await eventually(lambda: client_bus.is_connected and identity.bus.is_connected)
+        await eventually(lambda: client_bus.ping("identity"))  # its subscriptions are back
+        await add_member(client_bus, tenant.tenant_id, "new@restart.example", card("New"))
+        await eventually(lambda: len(got) >= 2, timeout=15)
+        assert not set(got) & set(history)
+        assert all(i.startswith("identity:") for i in got)
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
