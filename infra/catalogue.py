@@ -39,7 +39,7 @@ message:
 | attribute | value |
 |---|---|
 | `specversion` | `1.0` |
-| `id` | `<service>:<notification id>`, also the `Nats-Msg-Id` header (stable across re-publications) |
+| `id` | `<service>:<notification id>`, also the `Nats-Msg-Id` header (stable across re-publications; an event published again by `quartier stream rebuild` has `<service>:r<rebuild>:<notification id>` in that header, the same `id`) |
 | `source` | `quartier/<service>` |
 | `type` | `quartier.<service>.<EventName>.v<version>` |
 | `subject` | the id of the aggregate that changed |
@@ -50,6 +50,13 @@ message:
 
 Events carry ids and non-personal facts only: no e-mail address, name,
 coordinates, free text or secret. A consumer that needs a name asks the API.
+
+Consumers read a network's events over HTTP (`GET /v1/events`, NDJSON or
+Server-Sent Events, resumable from any event's position) or the GraphQL
+subscription `tenantEvents`: see [stream.md](stream.md). Each type's `data`
+has a JSON Schema, `docs/schemas/<type>.json` (also served at
+`/v1/schemas/<type>`), and the stream is described as an AsyncAPI 3.0
+document, [asyncapi.json](asyncapi.json).
 """
 
 
