@@ -416,11 +416,16 @@ class EventReader:
         """Find where to start and create the consumer. Raises Unavailable
         when the stream cannot be read."""
         try:
-            info = await self.js.stream_info(STREAM, subjects_filter=self.subject)
+            await self._open()
+        except Unavailable:
+            raise
         except NotFoundError:
             raise Unavailable("the event stream does not exist (yet)") from None
         except (TimeoutError, nats.errors.Error) as e:
             raise Unavailable("the event stream cannot be read now: retry") from e
+
+    async def _open(self) -> None:
+        info = await self.js.stream_info(STREAM, subjects_filter=self.subject)
         self.epoch = stream_epoch(info.created)
         state = info.state
         services = sorted({subject_service(s)[1] for s in (state.subjects or {})} - {""})
