@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from infra.catalogue import envelope_schema, event_schemas
+from services.runtime.stream import STREAM as JETSTREAM_STREAM
 from services.runtime.stream import Position
 from tests.e2e.conftest import (
     Network,
@@ -320,6 +321,14 @@ async def test_resuming_across_forced_disconnects_loses_and_repeats_nothing(
     assert len(seen) == len(set(seen)), "an event came twice"
     assert set(seen) == set(expected), "an event was lost"
     assert per_service_order_holds(seen)
+    # every reading's consumer is gone, also those of the clients that hung up
+    js = system.hosts["identity"].bus.jetstream()
+
+    async def no_reader_left() -> bool:
+        consumers = await js.consumers_info(JETSTREAM_STREAM)
+        return not [c for c in consumers if not c.config.durable_name]
+
+    await eventually(no_reader_left)
 
 
 # -- another network's events never appear --------------------------------------------
