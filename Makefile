@@ -44,10 +44,12 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/write_path.py
 
-## regenerate gateway/schema.graphql and docs/events.md after a contract change
+## regenerate gateway/schema.graphql, docs/events.md and the published contracts
+## (docs/schemas/*.json, docs/asyncapi.json) after a contract change
 schema: $(STAMP)
 	$(BIN)/python -m gateway.schema > gateway/schema.graphql
 	$(BIN)/python -m infra.catalogue > docs/events.md
+	$(BIN)/python -m infra.catalogue --write docs
 
 ## after changing dependencies in pyproject.toml: update uv.lock
 lock: $(UV)

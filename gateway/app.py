@@ -2,7 +2,8 @@
 resolves the tenant, and turns GraphQL operations into NATS requests.
 
 Routes: `/graphql` (GraphQL over HTTP as `gateway.http` describes, and
-graphql-transport-ws; GraphiQL outside production), `/health/live`,
+graphql-transport-ws; GraphiQL outside production), `/v1/…` (the HTTP API:
+the event stream and its schemas, `gateway.v1`), `/health/live`,
 `/health/ready` (NATS connected and every service answering), and the pages
 e-mails link to, without login (`gateway.pages`: `/links/…`,
 `/unsubscribe/…`, `/calendar/<token>.ics`)."""
@@ -27,6 +28,7 @@ from gateway.context import RateLimiter, context_getter
 from gateway.http import graphql_controller, method_not_allowed_handler
 from gateway.pages import routes as page_routes
 from gateway.schema import build_schema
+from gateway.v1 import routes as v1_routes
 from services.runtime.bus import Bus
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.settings import Settings
@@ -80,7 +82,7 @@ GATEWAY_SECONDS = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-ROUTES = ("graphql", "health", "metrics", "rsvp", "vote", "visit", "unsubscribe", "calendar")
+ROUTES = ("graphql", "v1", "health", "metrics", "rsvp", "vote", "visit", "unsubscribe", "calendar")
 
 
 def measured(app: ASGIApp) -> ASGIApp:
@@ -140,7 +142,7 @@ def create_app(settings: Settings) -> ASGIApp:
         context_getter=context_getter,
     )
     app = Litestar(
-        route_handlers=[controller, live, ready, metrics_endpoint, *page_routes],
+        route_handlers=[controller, *v1_routes, live, ready, metrics_endpoint, *page_routes],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],
         state=State(

@@ -3,6 +3,7 @@
   quartier up [--demo]                                  run the whole system
   quartier tenant create SLUG NAME --admin-email E     platform operator
   quartier stream --tenant SLUG [--from-start] [--follow] [--limit N]
+  quartier stream rebuild [--service S] [--timeout SECONDS]   republish what the stream lacks
   quartier parked list [--service S] [--skipped]       events a service could not apply
   quartier parked retry [--service S] [--consumer C]   apply them again
   quartier parked skip --service S --consumer C --position N
@@ -35,7 +36,7 @@ from services import registry
 from services.identity import contract as idc
 from services.runtime import operations as ops
 from services.runtime.bus import Bus
-from services.runtime.errors import NotFound, QuartierError
+from services.runtime.errors import NotFound, QuartierError, Unavailable
 from services.runtime.logging import configure_logging
 from services.runtime.messages import Actor
 from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
@@ -144,6 +145,95 @@ async def stream(
         return 2
     finally:
         await bus.close()
+
+
+async def _ask_leader(bus: Bus, request: Any, ctx: RequestContext, deadline: float) -> Any:
+    """Operator requests that the replica leading a service's relay answers:
+    another replica says `unavailable`; ask again (a queue group picks a
+    replica at random) until the deadline."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await bus.request(request, ctx)
+        except Unavailable:
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def stream_rebuild(settings: Settings, services: list[str] | None, timeout: float) -> int:
+    """Platform operator: each service publishes again, from its notification
+    log, whatever the stream lacks of its events (same ids, so consumers'
+    positions hold); wait until every service's relay has caught up, and say
+    how many events each republished."""
+    wanted = services or list(settings.services)
+    unknown = [s for s in wanted if s not in registry.BY_NAME]
+    if unknown:
+        print(f"error: unknown service {unknown[0]!r}", file=sys.stderr)
+        return 2
+    ctx = _operator(settings)
+    bus = await _connect(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    code = 0
+    try:
+        running: dict[str, str] = {}
+        for service in wanted:
+            try:
+                started = await _ask_leader(
+                    bus, ops.for_service(ops.RebuildStream, service)(), ctx, deadline
+                )
+            except QuartierError as e:
+                print(f"error ({service}, {e.code}): {e.message}", file=sys.stderr)
+                code = 2
+                continue
+            running[service] = started.rebuild_id
+            print(f"{service}: rebuilding its events on the stream…", flush=True)
+        while running:
+            for service, rebuild_id in list(running.items()):
+                try:
+                    progress = await _ask_leader(
+                        bus,
+                        ops.for_service(ops.GetRebuildProgress, service)(rebuild_id=rebuild_id),
+                        ctx,
+                        deadline,
+                    )
+                except QuartierError as e:
+                    print(f"error ({service}, {e.code}): {e.message}", file=sys.stderr)
+                    del running[service]
+                    code = 2
+                    continue
+                if progress.state == "failed":
+                    print(
+                        f"error ({service}): the rebuild failed: {progress.error}", file=sys.stderr
+                    )
+                    del running[service]
+                    code = 1
+                elif progress.caught_up:
+                    purged = (
+                        f", {progress.purged_tenants} network(s) out of order purged and "
+                        "republished in full"
+                        if progress.purged_tenants
+                        else ""
+                    )
+                    print(
+                        f"{service}: {progress.republished} event(s) republished "
+                        f"({progress.checked} found on the stream{purged}); caught up",
+                        flush=True,
+                    )
+                    del running[service]
+            if running:
+                if loop.time() >= deadline:
+                    print(
+                        f"error: not caught up after {timeout:g}s: {', '.join(running)} "
+                        "(the rebuild goes on; run the command again to wait for it)",
+                        file=sys.stderr,
+                    )
+                    return 1
+                await asyncio.sleep(0.3)
+    finally:
+        await bus.close()
+    return code
 
 
 def _operator(settings: Settings) -> RequestContext:
@@ -295,10 +385,26 @@ def parser() -> argparse.ArgumentParser:
         description="Without --from-start, print new events as they come. With --from-start, "
         "print the history and stop at its end, unless --follow.",
     )
-    st.add_argument("--tenant", required=True, help="the network's slug")
+    st.add_argument("--tenant", help="the network's slug")
     st.add_argument("--from-start", action="store_true", help="replay from the first event")
     st.add_argument("--follow", action="store_true", help="keep waiting for new events")
     st.add_argument("--limit", type=int, help="stop after N events")
+    st_sub = st.add_subparsers(dest="stream_command")
+    rebuild = st_sub.add_parser(
+        "rebuild",
+        help="platform operator: republish what the stream lacks, from the services' logs",
+        description="Each service publishes again, from its notification log (the source of "
+        "truth), every event the stream QUARTIER_EVENTS lacks (a stream lost or deleted, a "
+        "network's subjects purged, a lost tail), in order and with the same ids, so consumers "
+        "resume from their positions without duplicates or gaps; the stream is created if it "
+        "is missing. Waits until every service's relay has caught up.",
+    )
+    rebuild.add_argument(
+        "--service", action="append", help="one service (repeatable; default: every service)"
+    )
+    rebuild.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait (default 600)"
+    )
 
     pk = sub.add_parser("parked", help="platform operator: events a service could not apply")
     pk_sub = pk.add_subparsers(dest="parked_command", required=True)
@@ -345,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(parked(settings, args))
         if args.command == "clock":
             return asyncio.run(clock(settings, args.shift))
+        if args.stream_command == "rebuild":
+            return asyncio.run(stream_rebuild(settings, args.service, args.timeout))
+        if not args.tenant:
+            print("error: quartier stream needs --tenant SLUG", file=sys.stderr)
+            return 2
         if args.limit is not None and args.limit < 1:
             print("error: --limit must be at least 1", file=sys.stderr)
             return 2

@@ -48,7 +48,7 @@ from services.identity import contract as idc
 from services.registry import ServiceSpec
 from services.runtime import operations as ops
 from services.runtime.settings import NatsCredentials, inbox_prefix
-from services.runtime.stream import STREAM, service_filter
+from services.runtime.stream import STREAM, rebuild_consumer, service_filter
 
 GATEWAY = "gateway"
 LAUNCHER = "launcher"
@@ -90,10 +90,19 @@ def own_inbox(user: str) -> str:
 # subject, reads its info (the size of a tenant's history), creates the
 # consumer (the API subject without a consumer name: an ephemeral one) and
 # answers the flow control of its deliveries.
+# The resumable reader (`GET /v1/events`, the `tenantEvents` subscription)
+# also reads single messages (the position's hint) and pulls from an
+# ephemeral consumer of its own, which it deletes when done. Its name is the
+# server's choice, so the subjects that name it end in a wildcard: this user
+# could delete or pull from another consumer too (docs/security.md, "The bus").
 STREAM_READER = (
     f"{JS_API}.STREAM.NAMES",
     f"{JS_API}.STREAM.INFO.{STREAM}",
+    f"{JS_API}.STREAM.MSG.GET.{STREAM}",
     f"{JS_API}.CONSUMER.CREATE.{STREAM}",
+    f"{JS_API}.CONSUMER.INFO.{STREAM}.*",
+    f"{JS_API}.CONSUMER.MSG.NEXT.{STREAM}.*",
+    f"{JS_API}.CONSUMER.DELETE.{STREAM}.*",
     f"$JS.FC.{STREAM}.>",
 )
 
@@ -120,6 +129,16 @@ def service_permissions(spec: ServiceSpec) -> Permissions:
             f"{JS_API}.CONSUMER.MSG.NEXT.{STREAM}.{durable}",
             f"$JS.ACK.{STREAM}.{durable}.>",
         ]
+    # the rebuild: its own events' headers through a consumer it names, and
+    # the purge of a network's events published out of order (the purge's
+    # filter is in the request's body: the bus cannot hold it to its own)
+    rebuild = rebuild_consumer(spec.name)
+    publish += [
+        f"{JS_API}.CONSUMER.CREATE.{STREAM}.{rebuild}.{service_filter(spec.name)}",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{STREAM}.{rebuild}",
+        f"{JS_API}.CONSUMER.DELETE.{STREAM}.{rebuild}",
+        f"{JS_API}.STREAM.PURGE.{STREAM}",
+    ]
     subscribe = [
         *requests_to(spec.name),
         ping(spec.name),
@@ -154,7 +173,13 @@ def operator_permissions(services: Iterable[ServiceSpec]) -> Permissions:
         *(
             ops.for_service(request, name).subject()
             for name in names
-            for request in (ops.ListParked, ops.RetryParked, ops.SkipParked)
+            for request in (
+                ops.ListParked,
+                ops.RetryParked,
+                ops.SkipParked,
+                ops.RebuildStream,
+                ops.GetRebuildProgress,
+            )
         ),
         ops.CLOCK_SUBJECT,
         *STREAM_READER,

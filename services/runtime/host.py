@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
 from datetime import timedelta
@@ -26,7 +27,7 @@ from services.runtime import metrics
 from services.runtime import operations as ops
 from services.runtime.bus import Bus, Endpoint, Offloader
 from services.runtime.clock import SYSTEM_CLOCK, Clock, ShiftedClock
-from services.runtime.errors import NotFound, QuartierError
+from services.runtime.errors import NotFound, QuartierError, Unavailable
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
@@ -203,10 +204,11 @@ class ServiceHost:
         return {"parked": await self.offload(self.parking.count)}
 
     def _operations(self) -> list[Endpoint]:
-        """Operators' requests (services/runtime/operations.py), if the service
-        has anything to park."""
+        """Operators' requests (services/runtime/operations.py): the stream's
+        rebuild, and parked events if the service has anything to park."""
+        rebuild = self._rebuild_operations()
         if not self.projectors and not self.reactions:
-            return []
+            return rebuild
         token = self.settings.operator_token
 
         async def list_parked(q: ops.ListParked, ctx: RequestContext) -> list[ops.ParkedInfo]:
@@ -235,9 +237,73 @@ class ServiceHost:
             return Done()
 
         return [
+            *rebuild,
             Endpoint(ops.for_service(ops.ListParked, self.service), list_parked),
             Endpoint(ops.for_service(ops.RetryParked, self.service), retry_parked),
             Endpoint(ops.for_service(ops.SkipParked, self.service), skip_parked),
+        ]
+
+    def _rebuild_operations(self) -> list[Endpoint]:
+        """`quartier stream rebuild`: the leader's relays publish again what
+        the stream lacks (services/runtime/relay.py)."""
+        token = self.settings.operator_token
+
+        def leading() -> None:
+            if self.relays and not self.is_leader:
+                raise Unavailable(
+                    f"this replica of {self.service} does not lead its relay now: ask again"
+                )
+
+        async def progress(rebuild_id: str) -> ops.RebuildProgress:
+            found = [r.rebuild for r in self.relays if r.rebuild and r.rebuild.id == rebuild_id]
+            if len(found) != len(self.relays):
+                raise NotFound(
+                    f"{self.service} runs no rebuild {rebuild_id}: it was interrupted "
+                    "(its leader changed?): run the rebuild again"
+                )
+            lag = 0
+            for relay in self.relays:
+                newest = await self.offload(relay.app.max_notification_id)
+                lag += max(0, newest - (relay.published_up_to or 0))
+            states = {r.state for r in found}
+            state = next((s for s in ("failed", "running", "queued") if s in states), "done")
+            return ops.RebuildProgress(
+                service=self.service,
+                rebuild_id=rebuild_id,
+                state=state,
+                checked=sum(r.checked for r in found),
+                republished=sum(r.republished for r in found),
+                purged_tenants=sum(r.purged_tenants for r in found),
+                lag=lag,
+                started_at=min((r.started_at for r in found if r.started_at), default=None),
+                finished_at=max((r.finished_at for r in found if r.finished_at), default=None)
+                if state in ("done", "failed")
+                else None,
+                error=next((r.error for r in found if r.error), None),
+            )
+
+        async def rebuild_stream(q: ops.RebuildStream, ctx: RequestContext) -> ops.RebuildProgress:
+            ops.require_operator(ctx, token)
+            leading()
+            await ensure_stream(self.bus.jetstream(), self.settings.stream_replicas)
+            rebuild_id = uuid.uuid4().hex
+            running = [r.rebuild for r in self.relays if r.rebuild and r.rebuild.active]
+            if running:
+                rebuild_id = running[0].id
+            for relay in self.relays:
+                relay.request_rebuild(rebuild_id)
+            return await progress(rebuild_id)
+
+        async def rebuild_progress(
+            q: ops.GetRebuildProgress, ctx: RequestContext
+        ) -> ops.RebuildProgress:
+            ops.require_operator(ctx, token)
+            leading()
+            return await progress(q.rebuild_id)
+
+        return [
+            Endpoint(ops.for_service(ops.RebuildStream, self.service), rebuild_stream),
+            Endpoint(ops.for_service(ops.GetRebuildProgress, self.service), rebuild_progress),
         ]
 
     def leader_lock(self) -> LeaderLock:

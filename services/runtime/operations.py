@@ -1,5 +1,6 @@
 """Operators' requests to every service, answered by the service host itself
-(no service declares them): parked events (list, retry, skip). Each request
+(no service declares them): parked events (list, retry, skip), and the
+rebuild of the event stream from the service's notification log. Each request
 class is bound to one service by `for_service`, so its subject is that
 service's (`quartier.cmd.<service>.RetryParked`). Only the platform operator
 may send them (its token travels in the envelope's credential)."""
@@ -54,6 +55,40 @@ class SkipParked(Command[Done]):
     position: int
 
 
+# -- rebuilding the event stream (`quartier stream rebuild`) ----------------------
+
+
+class RebuildProgress(Message):
+    """Where a service's rebuild of its part of the stream stands."""
+
+    service: str
+    rebuild_id: str
+    state: str  # "queued", "running", "done" or "failed"
+    checked: int = 0  # the service's messages found on the stream
+    republished: int = 0  # events it lacked, published again
+    purged_tenants: int = 0  # networks whose events were out of order: purged, published again
+    lag: int = 0  # events in the service's log not yet on the stream
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def caught_up(self) -> bool:
+        return self.state == "done" and self.lag == 0
+
+
+class RebuildStream(Command[RebuildProgress]):
+    """Publish again, from the service's notification log, every public event
+    that the stream lacks (keeping its id, `<service>:<notification id>`),
+    in order; then the relay goes on. Answered by the replica that leads the
+    relay (another answers `unavailable`: ask again). A rebuild already
+    running is answered instead of a new one."""
+
+
+class GetRebuildProgress(Query[RebuildProgress]):
+    rebuild_id: str
+
+
 # -- the clock of development and demo systems (`quartier clock`) ---------------
 
 CLOCK_SUBJECT = "quartier.clock"  # every replica of every service listens (no queue group)
@@ -88,9 +123,12 @@ __all__ = [
     "CLOCK_SUBJECT",
     "ClockState",
     "Done",
+    "GetRebuildProgress",
     "ListParked",
     "MoveClock",
     "ParkedInfo",
+    "RebuildProgress",
+    "RebuildStream",
     "RetryOutcome",
     "RetryParked",
     "SkipParked",

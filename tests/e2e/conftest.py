@@ -192,6 +192,7 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "changePassword": ("ChangePasswordInput", "... on PasswordChanged { ok }"),
     "updateProfileCard": ("ProfileCardInput", "... on ProfileCardUpdated { member { ...Card } }"),
     "setTenantAdmin": ("SetTenantAdminInput", "... on TenantAdminSet { member { ...Card } }"),
+    "setTenantLocale": ("SetTenantLocaleInput", "... on TenantLocaleSet { tenant { id locale } }"),
 }
 # hubs: what a client shows after each mutation (profiles through identity)
 HUB_SELECTION = (

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from infra.catalogue import event_schemas
 from services.events import contract as ec
 from services.events.publication import to_public
 from services.runtime.bus import Bus
@@ -19,6 +20,7 @@ from services.runtime.clock import MovableClock
 from services.runtime.stream import cloud_event_decoder, read_tenant_events
 from tests.e2e.conftest import System, subscription_results
 from tests.e2e.meetups import local, lunch_club, move_to, ok, thursday_lunch
+from tests.e2e.test_event_schemas import validate_published
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
@@ -228,6 +230,11 @@ async def test_meetups_events_reach_the_tenant_stream_without_personal_data(
         system, STREAM, {"limit": len(raw)}, admin.access, len(raw)
     )
     stream = [r["tenantEvents"] for r in results]
+    # every one validates against the JSON Schema published for its type
+    seen = await validate_published(system, [json.loads(e) for e in raw])
+    assert {t for t in seen if t.startswith("quartier.events.")} == {
+        t for t in event_schemas() if t.startswith("quartier.events.")
+    }
     assert [e["id"] for e in stream] == [cloud_event_decoder.decode(e).id for e in raw]
     events = [e for e in stream if e["source"] == "quartier/events"]
     names = [e["type"].split(".")[2] for e in events]

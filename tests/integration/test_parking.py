@@ -229,9 +229,15 @@ async def test_a_reaction_parks_a_poison_event_and_applies_it_once_on_retry(
     await host.start()
     try:
         tenant, admin = await create_network(client_bus, "net-react")
+
+        def counts() -> dict[str, int]:
+            with host.engine.connect() as conn:
+                return {r.member_id: r.count for r in conn.execute(sa.select(table))}
+
         bad = await add_member(client_bus, tenant.tenant_id, "bad@r.example", card("Bad"))
+        # its join is applied before it is marked poison: poisoned from its card updates on
+        await eventually(lambda: bad.member_id in counts(), timeout=30)
         poison.add(bad.member_id)
-        # (the member joined before being marked poison: mark from its card update on)
         await client_bus.request(
             idc.UpdateProfileCard(changes=idc.CardChanges(display_name="Bad 2")), as_member(bad)
         )
@@ -239,11 +245,6 @@ async def test_a_reaction_parks_a_poison_event_and_applies_it_once_on_retry(
             idc.UpdateProfileCard(changes=idc.CardChanges(display_name="Bad 3")), as_member(bad)
         )
         good = await add_member(client_bus, tenant.tenant_id, "good@r.example", card("Good"))
-
-        def counts() -> dict[str, int]:
-            with host.engine.connect() as conn:
-                return {r.member_id: r.count for r in conn.execute(sa.select(table))}
-
         await eventually(lambda: good.member_id in counts(), timeout=30)
         found = await parked(client_bus)
         assert [p.aggregate_id for p in found] == [bad.member_id, bad.member_id]

@@ -20,6 +20,7 @@ from services import registry
 from services.registry import ServiceSpec
 from services.runtime.clock import MovableClock
 from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
+from services.runtime.stream import rebuild_consumer
 from tests.support.env import make_settings
 
 # random: production refuses guessable secrets
@@ -135,7 +136,7 @@ def test_a_service_uses_only_the_stream_and_its_own_consumers() -> None:
             assert ">" not in subject.split("QUARTIER_EVENTS", 1)[0], subject
         consumers = [s for s in js if ".CONSUMER." in s or s.startswith("$JS.ACK.")]
         named = {s.split("QUARTIER_EVENTS.", 1)[1].split(".", 1)[0] for s in consumers}
-        assert named == set(spec.durables), subject
+        assert named == {*spec.durables, rebuild_consumer(spec.name)}, subject
         # no way to create a consumer without naming it (and its filter)
         assert "$JS.API.CONSUMER.CREATE.QUARTIER_EVENTS" not in js
     hubs = nats_auth.users()["hubs"].publish

@@ -1,0 +1,292 @@
+"""The HTTP API, version 1 (docs/stream.md): a network's event stream for
+analytics consumers, and the published contracts of its events.
+
+* `GET /v1/events`: the caller's network's events as CloudEvents 1.0, one
+  JSON object per line (`application/x-ndjson`) or as Server-Sent Events
+  (`text/event-stream`, chosen by `Accept`), each with its `position`;
+  `after=<position>` (or `Last-Event-ID`) resumes just after an event,
+  `types=` keeps the types starting with one of its comma-separated prefixes,
+  `follow=true` waits for new events (with a heartbeat), `limit=` stops after
+  so many. Who may read is decided by `gateway.stream.events_reader` (the
+  `events:read` scope), as for the GraphQL subscription.
+* `GET /v1/schemas`: the index of the JSON Schemas; `GET /v1/schemas/<type>`
+  one event type's `data` schema, `GET /v1/schemas/cloudevent` the envelope.
+  Public, as in docs/schemas/.
+
+Errors are JSON, `{"error": {"code", "message", "field"?}}`, with the status
+of their code (400, 401, 403, 404, 406, 429, 503); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.response import Response, Stream
+
+from gateway.context import resolve_principal
+from gateway.stream import EventsReader, events_reader
+from infra.catalogue import event_schema_copy, schema_index
+from services.runtime.errors import QuartierError
+from services.runtime.logging import get_logger
+from services.runtime.stream import (
+    HEARTBEAT,
+    EventReader,
+    Position,
+    StreamedEvent,
+    parse_type_prefixes,
+)
+
+log = get_logger("quartier.gateway.v1")
+
+NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+FORMATS = (NDJSON, SSE)  # the first is the default (no Accept, or */*)
+PARAMETERS = ("after", "types", "follow", "limit", "heartbeat")
+DEFAULT_HEARTBEAT = 15.0  # seconds
+MAX_HEARTBEAT = 300
+MAX_LIMIT = 1_000_000
+SSE_RETRY_MS = 3000
+STATUS = {
+    "invalid_input": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "not_acceptable": 406,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+def error_response(code: str, message: str, field: str | None = None) -> Response[Any]:
+    error: dict[str, str] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    headers = {"Cache-Control": "no-store"}
+    if code == "unauthenticated":
+        headers["WWW-Authenticate"] = 'Bearer realm="quartier"'
+    return Response(
+        {"error": error},
+        status_code=STATUS.get(code, 500),
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+# -- the request --------------------------------------------------------------------
+
+
+def query_parameters(query_string: bytes) -> dict[str, list[str]]:
+    """The query's parameters; an unknown one is refused (a misspelt filter
+    must not silently read everything)."""
+    found: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True):
+        if name not in PARAMETERS:
+            raise ApiError(
+                "invalid_input",
+                f"unknown parameter {name[:40]!r}: the parameters are {', '.join(PARAMETERS)}",
+                name[:40],
+            )
+        found.setdefault(name, []).append(value)
+    for name, values in found.items():
+        if name != "types" and len(values) > 1:
+            raise ApiError("invalid_input", f"{name} is given more than once", name)
+    return found
+
+
+def boolean(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise ApiError("invalid_input", f"{name} must be true or false", name)
+
+
+def bounded_int(value: str, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ApiError("invalid_input", f"{name} must be a whole number", name) from None
+    if not low <= number <= high:
+        raise ApiError("invalid_input", f"{name} must be between {low} and {high}", name)
+    return number
+
+
+def _quality(parameters: list[str]) -> float:
+    for parameter in parameters:
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return max(0.0, min(1.0, float(value)))
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def negotiate(accept: str | None) -> str:
+    """NDJSON or SSE, from `Accept` (no header, or a wildcard: NDJSON)."""
+    if not accept or not accept.strip():
+        return FORMATS[0]
+    best: dict[str, tuple[int, float]] = {}  # format: (specificity, quality)
+    for item in accept.split(","):
+        media, *parameters = (part.strip() for part in item.split(";"))
+        media = media.lower()
+        for candidate in FORMATS:
+            kind = candidate.split("/")[0]
+            if media == candidate:
+                specificity = 2
+            elif media == f"{kind}/*":
+                specificity = 1
+            elif media == "*/*":
+                specificity = 0
+            else:
+                continue
+            if specificity >= best.get(candidate, (-1, 0.0))[0]:
+                best[candidate] = (specificity, _quality(parameters))
+    ranked = sorted(
+        (candidate for candidate in FORMATS if best.get(candidate, (0, 0.0))[1] > 0),
+        key=lambda c: (-best[c][1], -best[c][0], FORMATS.index(c)),
+    )
+    if not ranked:
+        raise ApiError(
+            "not_acceptable",
+            f"the event stream is served as {NDJSON} or {SSE}: ask for one in Accept",
+        )
+    return ranked[0]
+
+
+# -- the response -------------------------------------------------------------------
+
+
+def ndjson_line(item: StreamedEvent | None) -> bytes:
+    """One CloudEvent per line; a heartbeat is an empty line."""
+    return b"\n" if item is HEARTBEAT else item.json_with_position() + b"\n"
+
+
+def sse_message(item: StreamedEvent | None) -> bytes:
+    """`id:` (the position, sent back by browsers as `Last-Event-ID`) and
+    `data:` (the CloudEvent); a heartbeat is a comment."""
+    if item is None:
+        return b": keep-alive\n\n"
+    return b"id: " + item.position.encode() + b"\ndata: " + item.json_with_position() + b"\n\n"
+
+
+async def body(reader: EventReader, media_type: str, caller: EventsReader) -> AsyncIterator[bytes]:
+    render = sse_message if media_type == SSE else ndjson_line
+    try:
+        if media_type == SSE:
+            yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+        async for item in reader:
+            yield render(item)
+        if reader.expired and media_type == SSE:
+            yield b": the credential expired: reconnect with a fresh one\n\n"
+    except QuartierError as e:  # the stream failed midway: the client resumes
+        log.warning("v1.events_failed", tenant=caller.tenant_id, code=e.code)
+    finally:
+        log.info(
+            "v1.events_closed",
+            tenant=caller.tenant_id,
+            who=caller.who,
+            delivered=reader.delivered,
+            expired=reader.expired,
+        )
+        await reader.close()
+
+
+@get("/v1/events")
+async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    reader: EventReader | None = None
+    try:
+        caller = events_reader(
+            resolve_principal(state.settings, request.headers.get("authorization"))
+        )
+        if not state.limiter.allow(caller.tenant_id):
+            raise ApiError("rate_limited", "too many requests for this network: slow down")
+        params = query_parameters(request.scope.get("query_string", b""))
+        media_type = negotiate(request.headers.get("accept"))
+        last_event_id = (request.headers.get("last-event-id") or "").strip()
+        if last_event_id:  # a browser reconnecting: it knows better than the URL
+            after = Position.decode(last_event_id, caller.tenant_id, "Last-Event-ID")
+        elif "after" in params:
+            after = Position.decode(params["after"][0].strip(), caller.tenant_id, "after")
+        else:
+            after = None
+        follow = boolean(params["follow"][0], "follow") if "follow" in params else False
+        limit = (
+            bounded_int(params["limit"][0], "limit", 1, MAX_LIMIT) if "limit" in params else None
+        )
+        heartbeat = (
+            float(bounded_int(params["heartbeat"][0], "heartbeat", 1, MAX_HEARTBEAT))
+            if "heartbeat" in params
+            else DEFAULT_HEARTBEAT
+        )
+        types = parse_type_prefixes(params.get("types", ()))
+        reader = EventReader(
+            state.bus.jetstream(),
+            caller.tenant_id,
+            after=after,
+            from_start=True,
+            types=types,
+            follow=follow,
+            limit=limit,
+            heartbeat=heartbeat,
+            deadline=caller.deadline(),
+        )
+        await reader.open()
+    except ApiError as e:
+        return error_response(e.code, e.message, e.field)
+    except QuartierError as e:
+        if reader is not None:
+            await reader.close()
+        return error_response(e.code, e.message, e.field)
+    log.info(
+        "v1.events_opened",
+        tenant=caller.tenant_id,
+        who=caller.who,
+        media_type=media_type,
+        resumed=after is not None,
+        follow=follow,
+    )
+    return Stream(
+        body(reader, media_type, caller),
+        media_type=media_type,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@get("/v1/schemas", sync_to_thread=False)
+def schemas() -> Response[Any]:
+    return Response(
+        schema_index(lambda name: f"/v1/schemas/{name}"),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@get("/v1/schemas/{name:str}", sync_to_thread=False)
+def schema(name: FromPath[str]) -> Response[Any]:
+    found = event_schema_copy(name)
+    if found is None:
+        return error_response(
+            "not_found", f"no event type {name[:80]!r}: /v1/schemas lists them", "type"
+        )
+    return Response(
+        json.dumps(found, ensure_ascii=False).encode(),
+        media_type="application/schema+json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+routes = [events, schemas, schema]
