@@ -294,6 +294,7 @@ class SetHubAgenda(EventsCommand[Deck]):
 class CreateSeries(EventsCommand[Series]):
     """Hub admin or the facilitator: a rhythm of meetups."""
 
+    idempotent: ClassVar[bool] = True
     hub_id: str
     name: str
     rrule: str
@@ -316,6 +317,7 @@ class ScheduleMeetup(EventsCommand[Meetup]):
     the series (venue, duration, capacity); `local_start` is in the hub's time
     zone."""
 
+    idempotent: ClassVar[bool] = True
     hub_id: str
     local_start: datetime
     series_id: str | None = None
@@ -345,6 +347,7 @@ class CloseMeetup(EventsCommand[CloseResult]):
     series' or this meetup's venue by default). Present members then draw
     their mission cards."""
 
+    idempotent: ClassVar[bool] = True
     meetup_id: str
     next_meetup_id: str | None = None
     next_local_start: datetime | None = None
@@ -375,6 +378,7 @@ class RevokeLinks(EventsCommand[Done]):
 
 
 class OpenDatePoll(EventsCommand[DatePoll]):
+    idempotent: ClassVar[bool] = True
     hub_id: str
     title: str
     slots: list[datetime]  # local starts, in the hub's time zone
@@ -415,6 +419,7 @@ class InviteVisitor(EventsCommand[VisitorInvitation]):
     """A member invites a non-member (name and e-mail kept only here); past
     the hub's `max_visits` the visitor must now apply (be nominated)."""
 
+    idempotent: ClassVar[bool] = True
     meetup_id: str
     name: str
     email: str
@@ -427,6 +432,7 @@ class CompleteCard(EventsCommand[OpenCard]):
 
 
 class ProposeWorkshop(EventsCommand[WorkshopProposal]):
+    idempotent: ClassVar[bool] = True
     hub_id: str
     topic: str
     description: str = ""
@@ -436,6 +442,7 @@ class ScheduleWorkshop(EventsCommand[Meetup]):
     """The facilitator or a hub admin: the proposal becomes a meetup of kind
     workshop, led by its proposer."""
 
+    idempotent: ClassVar[bool] = True
     proposal_id: str
     local_start: datetime
     venue: Venue

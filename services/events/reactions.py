@@ -33,6 +33,8 @@ def apply(conn: sa.Connection, e: object) -> None:
     match e:
         case hc.HubCreated():
             directory.hub_created(conn, e.tenant_id, e.hub_id, e.name, e.founder_id)
+            if e.rules is not None:  # the rules it was created with
+                directory.update_hub(conn, e.tenant_id, e.hub_id, max_visits=e.rules.max_visits)
         case hc.MemberAdmitted():
             directory.add_member(conn, e.tenant_id, e.hub_id, e.member_id)
         case hc.MemberLeft() | hc.MemberRemoved():

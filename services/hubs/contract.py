@@ -301,6 +301,10 @@ class HubCreated(HubsEvent):
     name: str
     kind: str
     founder_id: str
+    # the rules it starts with (version 1); absent from events published
+    # before the field was added: those hubs started on the default rules
+    # unless a HubRulesChanged follows
+    rules: Rules | None = None
 
 
 class HubRulesChanged(HubsEvent):

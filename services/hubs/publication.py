@@ -14,7 +14,13 @@ def to_public(e: Any) -> c.HubsEvent | None:
     base = {"tenant_id": e.tenant_id, "hub_id": str(e.originator_id)}
     match e:
         case Hub.Created():
-            return c.HubCreated(**base, name=e.name, kind=e.kind, founder_id=e.founder_id)
+            return c.HubCreated(
+                **base,
+                name=e.name,
+                kind=e.kind,
+                founder_id=e.founder_id,
+                rules=c.Rules(**e.rules),
+            )
         case Hub.RulesChanged():
             return c.HubRulesChanged(
                 **base,

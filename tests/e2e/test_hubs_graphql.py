@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
@@ -1375,13 +1376,16 @@ async def test_hub_events_reach_the_tenant_stream_without_personal_data(
     def data(name: str) -> list[dict[str, Any]]:
         return [e["data"] for e, n in zip(hubs, names, strict=True) if n == name]
 
-    assert data("HubCreated")[0] == {
+    created = data("HubCreated")[0]
+    rules = created.pop("rules")  # the rules it started with (version 1)
+    assert created == {
         "tenant_id": net.tenant_id,
         "hub_id": hub["hubId"],
         "name": "Cercle Voltaire",
         "kind": "neighbourhood",
         "founder_id": admin.member_id,
     }
+    assert set(rules) == set(hc.Rules.__struct_fields__) and rules["max_visits"] == 3
     admitted = {d["member_id"]: d for d in data("MemberAdmitted")}
     assert admitted[karim.member_id]["sponsor_id"] == admin.member_id
     assert admitted[karim.member_id]["nomination_id"] == n_karim["nominationId"]

@@ -9,11 +9,14 @@ from datetime import datetime, time, timedelta
 import pytest
 
 from services.events import contract as ec
+from services.hubs import contract as hc
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.host import ServiceHost
-from tests.support.meetups import given_hub
+from tests.support.identity import as_member, create_network
+from tests.support.meetups import VOLTAIRE, given_hub
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -129,3 +132,30 @@ async def test_the_weekly_lunch(events: ServiceHost, client_bus: Bus, clock: Mov
             ),
             admin,
         )
+
+
+async def test_a_hub_created_with_its_own_rules_is_known_with_them(
+    events: ServiceHost, client_bus: Bus
+) -> None:
+    """HubCreated carries the rules a hub starts with: a hub created with a
+    `max_visits` of its own is counted against it from the start, with no
+    HubRulesChanged needed."""
+    from services.events.views import directory
+
+    tenant, admin = await create_network(client_bus, "pole-rules")
+    hub = await client_bus.request(
+        hc.CreateHub(
+            name="Club des artisans",
+            kind="trade_club",
+            area=VOLTAIRE,
+            rules=hc.Rules(admission_mode="open", non_competition=False, max_visits=1),
+        ),
+        as_member(admin),
+    )
+
+    def known() -> int | None:
+        with events.engine.connect() as conn:
+            row = directory.hub_row(conn, tenant.tenant_id, hub.hub_id)
+        return None if row is None else row.max_visits
+
+    assert await eventually(known) == 1

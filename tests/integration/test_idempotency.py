@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.events import contract as ec
 from services.hubs import contract as hc
 from services.runtime import idempotency
 from services.runtime.bus import Bus
-from services.runtime.errors import Conflict, InvalidInput, NotFound
+from services.runtime.clock import MovableClock
+from services.runtime.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from services.runtime.host import ServiceHost
 from tests.support.identity import add_member, as_member, card, create_network
 
@@ -24,7 +26,8 @@ VOLTAIRE = hc.Area(centre=hc.Point(lat=48.8575, lon=2.3795), radius_km=1.5)
 IN_11E = {"lat": 48.8560, "lon": 2.3750, "postcode": "75011"}
 
 
-def events(host: ServiceHost) -> int:
+def count(host: ServiceHost) -> int:
+    """The events the service has stored."""
     return host.context["app"].max_notification_id()
 
 
@@ -35,9 +38,9 @@ async def test_a_retry_with_the_same_key_gets_the_first_outcome(
     ctx = replace(as_member(admin), idempotency_key="create-voltaire-1")
     create = hc.CreateHub(name="Voltaire", kind="neighbourhood", area=VOLTAIRE)
     first = await client_bus.request(create, ctx)
-    before = events(hubs)
+    before = count(hubs)
     again = await client_bus.request(create, ctx)
-    assert again == first and events(hubs) == before
+    assert again == first and count(hubs) == before
     # another key: another hub
     other = await client_bus.request(create, replace(ctx, idempotency_key="create-voltaire-2"))
     assert other.hub_id != first.hub_id
@@ -103,7 +106,7 @@ async def test_a_key_whose_first_request_was_cut_short_is_answered_not_left_hang
     await client_bus.request(create, ctx)
     store = hubs.idempotency
     store.wait = 1.0  # the callers' request timeout, short for the test
-    before = events(hubs)
+    before = count(hubs)
 
     def cut_short(age: timedelta) -> None:
         """As the killed process left it: claimed `age` ago, no reply kept."""
@@ -126,4 +129,42 @@ async def test_a_key_whose_first_request_was_cut_short_is_answered_not_left_hang
     assert time.monotonic() - started < store.wait / 2  # at once
     assert info.value.field == "idempotency_key"
     assert "may or may not have taken effect" in info.value.message
-    assert events(hubs) == before  # not run again: it might have been done
+    assert count(hubs) == before  # not run again: it might have been done
+
+
+async def test_the_meetups_create_commands_are_safe_to_retry(
+    events: ServiceHost, client_bus: Bus, clock: MovableClock
+) -> None:
+    """Every create-like command of the meetups service opts in: sent again
+    with its key (concurrently too), it answers the first outcome and records
+    nothing more; the close fixes one next meetup, not one per retry."""
+    from tests.support.meetups import VENUE, given_hub
+
+    given = await given_hub(client_bus, events, slug="pole-idem-meet", members=2)
+    admin = as_member(given.admin)
+    start = datetime.combine(clock.now().date() + timedelta(days=7), datetime.min.time())
+    start = start.replace(hour=12, minute=30)
+    schedule = ec.ScheduleMeetup(
+        hub_id=given.hub.hub_id, local_start=start, title="Déjeuner", venue=VENUE
+    )
+    keyed = replace(admin, idempotency_key="schedule-lunch-1")
+    first = await client_bus.request(schedule, keyed)
+    before = count(events)
+    concurrent = await asyncio.gather(*(client_bus.request(schedule, keyed) for _ in range(4)))
+    assert all(again.meetup_id == first.meetup_id for again in concurrent)
+    assert count(events) == before
+    proposal = ec.ProposeWorkshop(hub_id=given.hub.hub_id, topic="Devis", description="")
+    ines = replace(as_member(given.members[0]), idempotency_key="propose-1")
+    proposed = [await client_bus.request(proposal, ines) for _ in range(3)]
+    assert len({p.proposal_id for p in proposed}) == 1
+    # the close and its next meetup, retried after the meetup began
+    clock.advance(first.starts_at - clock.now() + timedelta(minutes=5))
+    close = ec.CloseMeetup(meetup_id=first.meetup_id, next_local_start=start + timedelta(days=7))
+    closing = replace(admin, idempotency_key="close-lunch-1")
+    closed = await client_bus.request(close, closing)
+    before = count(events)
+    assert await client_bus.request(close, closing) == closed
+    assert count(events) == before
+    # without a key the repeat is refused: the meetup is closed already
+    with pytest.raises(RuleViolation):
+        await client_bus.request(close, admin)
