@@ -62,6 +62,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     # the meetups service; its mails react to its own events
     ServiceSpec("events", needs=("hubs", "identity"), reactions=("hub-directory", "mail")),
+    ServiceSpec(
+        "referrals", needs=("identity", "hubs", "events"), reactions=("members", "hubs", "meetups")
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}
