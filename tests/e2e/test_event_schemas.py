@@ -153,7 +153,7 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
     )
 
     sofia = await login(system, "sofia@pole.example")
-    await word_of_mouth(system, clock, net, karim, ines, paul, sofia)
+    await word_of_mouth(system, clock, net, ines, sofia)
 
     await succeed(system, "setTenantLocale", {"locale": "EN"}, admin, "TenantLocaleSet")
 
@@ -188,23 +188,21 @@ async def login(system: System, email: str) -> Session:
 
 
 async def word_of_mouth(
-    system: System,
-    clock: MovableClock,
-    net: Network,
-    karim: Session,
-    ines: Session,
-    paul: Session,
-    sofia: Session,
+    system: System, clock: MovableClock, net: Network, ines: Session, sofia: Session
 ) -> None:
     """Every referrals event: slips won, declined and lost, a thanks without a
-    slip, a confirmed one-to-one, a need answered and met, another released."""
+    slip, a confirmed one-to-one, a need answered and met, another released.
+    Between the admin (still in the hub), Inès (never admitted) and Sofia:
+    Karim and Paul left the hub, which may make them former members."""
     from services.referrals.views import directory
+
+    admin = net.admin
 
     def known() -> bool:
         with system.hosts["referrals"].engine.connect() as conn:
             return all(
                 directory.is_active_member(conn, net.tenant_id, m.member_id)
-                for m in (karim, ines, paul, sofia)
+                for m in (admin, ines, sofia)
             )
 
     await eventually(known)
@@ -220,40 +218,40 @@ async def word_of_mouth(
         )
         return {"referralId": given["slip"]["id"]}
 
-    won, declined, lost = await give(ines, paul), await give(ines, paul), await give(karim, paul)
+    won, declined, lost = await give(ines, admin), await give(ines, admin), await give(sofia, admin)
     for slip in (won, lost):
-        await done(system, "acceptReferral", slip, paul, "SlipPayload")
-        await done(system, "markReferralContacted", slip, paul, "SlipPayload")
+        await done(system, "acceptReferral", slip, admin, "SlipPayload")
+        await done(system, "markReferralContacted", slip, admin, "SlipPayload")
     await done(
-        system, "markReferralWon", {**won, "value": {"amount": "1200.50"}}, paul, "SlipPayload"
+        system, "markReferralWon", {**won, "value": {"amount": "1200.50"}}, admin, "SlipPayload"
     )
-    await done(system, "markReferralLost", {**lost, "reason": "Trop cher"}, paul, "SlipPayload")
-    await done(system, "declineReferral", {**declined, "reason": "Hors zone"}, paul, "SlipPayload")
+    await done(system, "markReferralLost", {**lost, "reason": "Trop cher"}, admin, "SlipPayload")
+    await done(system, "declineReferral", {**declined, "reason": "Hors zone"}, admin, "SlipPayload")
     await done(
         system,
         "recordThanks",
-        {"giverId": karim.id, "value": {"amount": "300", "currency": "CHF"}, "about": "Merci"},
-        paul,
+        {"giverId": sofia.id, "value": {"amount": "300", "currency": "CHF"}, "about": "Merci"},
+        admin,
         "ThanksPayload",
     )
     today = clock.now().date().isoformat()
     met = await done(
-        system, "logOneToOne", {"otherId": karim.id, "metOn": today}, ines, "OneToOnePayload"
+        system, "logOneToOne", {"otherId": sofia.id, "metOn": today}, ines, "OneToOnePayload"
     )
     await done(
         system,
         "confirmOneToOne",
         {"oneToOneId": met["oneToOne"]["id"]},
-        karim,
+        sofia,
         "OneToOnePayload",
     )
-    need = (await done(system, "postNeed", {"activityCodes": ["baker"]}, paul, "NeedPayload"))[
+    need = (await done(system, "postNeed", {"activityCodes": ["baker"]}, ines, "NeedPayload"))[
         "need"
     ]
     await done(system, "answerNeed", {"needId": need["id"], "message": "Oui"}, sofia, "NeedPayload")
     await done(
-        system, "markNeedMet", {"needId": need["id"], "memberId": sofia.id}, paul, "NeedPayload"
+        system, "markNeedMet", {"needId": need["id"], "memberId": sofia.id}, ines, "NeedPayload"
     )
-    other = (await done(system, "postNeed", {"words": "traiteur"}, paul, "NeedPayload"))["need"]
+    other = (await done(system, "postNeed", {"words": "traiteur"}, ines, "NeedPayload"))["need"]
     clock.advance(days=8)
-    await done(system, "releaseNeed", {"needId": other["id"]}, paul, "NeedPayload")
+    await done(system, "releaseNeed", {"needId": other["id"]}, ines, "NeedPayload")

@@ -1,7 +1,7 @@
 """What the referrals API refuses, through GraphQL over HTTP (one system per
 store): another pair's values and slips, another network's slips and members,
 negative, absurd and malformed values, unknown currencies, self-referrals, a
-referral to a former member, over-long texts, bad ids, commands by the wrong
+referral to a former member (its own test), over-long texts, bad ids, commands by the wrong
 member or nobody, and repeated commands. Each is a typed error (or, for a
 read, `null` / a field error) and changes nothing: the service records no
 event."""
@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.runtime.clock import MovableClock
-from tests.e2e.conftest import Session, System, assert_error, open_network
+from tests.e2e.conftest import Session, System, assert_error, mutate, open_network
 from tests.e2e.meetups import global_id, lunch_club
 from tests.e2e.referrals import (
     NODE_QUERY,
@@ -265,26 +265,35 @@ async def test_refusals_change_nothing(system: System, clock: MovableClock) -> N
         refused = await refer(system, "answerNeed", answer, other.admin)
         assert_error(refused, "NotFound", "not_found")
 
-    # -- a former member: no referral to them ---------------------------------------------
-    # Identity has no command for leaving the network yet: the state its event would
-    # leave in referrals' directory (the member inactive) is set here.
-    from services.referrals.views import directory
 
-    def former(conn: sa.Connection) -> None:
-        conn.execute(
-            directory.members.update()
-            .where(
-                directory.members.c.tenant_id == club.net.tenant_id,
-                directory.members.c.member_id == lea.member_id,
-            )
-            .values(active=False)
+@pytest.mark.xfail(
+    strict=True,
+    reason="referrals on main never makes a member former (identity publishes no departure "
+    "from the network, and leaving hubs changes nothing): a referral to a member who left "
+    "every hub is accepted. Fixed on the branch referrals-service (a member who left every "
+    "hub of theirs is a former member): remove this mark when it is merged.",
+)
+async def test_no_referral_to_a_former_member(system: System) -> None:
+    club = await lunch_club(system, members=2)
+    ines, paul = club.members
+    await members_known(system, club)
+    left = await mutate(system, "leaveHub", {"hubId": club.hub_id}, paul.access)
+    assert left["__typename"] == "LeftHub", left
+
+    def gone(conn: sa.Connection) -> bool:
+        from services.referrals.views import directory
+
+        return paul.member_id not in directory.members_of(
+            conn, club.net.tenant_id, club.hub["hubId"]
         )
 
-    with system.hosts["referrals"].engine.begin() as conn:
-        former(conn)
+    await eventually(lambda: _read(system, gone))
     async with unchanged(system):
         refused = await refer(
-            system, "giveReferral", {**base, "receiverId": lea.id, "prospect": prospect()}, ines
+            system,
+            "giveReferral",
+            {"receiverId": paul.id, "about": "Un client", "warmth": 3, "prospect": prospect()},
+            ines,
         )
         assert_error(refused, "RuleViolation", "rule_violation", rule="former_member")
 
