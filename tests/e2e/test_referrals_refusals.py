@@ -171,6 +171,15 @@ async def test_refusals_change_nothing(system: System, clock: MovableClock) -> N
             "query($s: ID) { results(scope: MEMBER, subjectId: $s) { valueReceived { amount } } }"
         )
         assert await field_error(system, report, {"s": paul.id}, lea) == "NOT_FOUND"
+        # a report's subject of the wrong type, a page out of bounds: bad input
+        for scope, subject in (("HUB", paul.id), ("MEMBER", club.hub_id), ("TENANT", paul.id)):
+            document = f"query($s: ID) {{ results(scope: {scope}, subjectId: $s) {{ scope }} }}"
+            assert await field_error(system, document, {"s": subject}, lea) == "INVALID_INPUT"
+        for bad_page in (
+            "{ slips(first: 0) { totalCount } }",
+            "{ needs(first: 51) { totalCount } }",
+        ):
+            assert await field_error(system, bad_page, {}, lea) == "INVALID_INPUT"
         # the tenant admin sees them all
         everything = await ask(system, slips_all, {}, club.admin)
         assert everything["slips"]["totalCount"] == 1
