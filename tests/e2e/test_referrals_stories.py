@@ -178,14 +178,21 @@ async def test_word_of_mouth_in_a_lunch_club(system: System, clock: MovableClock
     assert (by_phone["giver"], by_phone["referral"]) == ({"id": karim.id}, None)
     assert moneys((await results(system, karim, "MEMBER"))["valueGiven"]) == [(Decimal(300), "EUR")]
 
-    # -- ask the network first: Bruno needs a baker; Léa is one ------------------------
+    # -- ask the network first: Bruno needs pastries; Léa offers them -------------------
+    card = await mutate(
+        system,
+        "updateProfileCard",
+        {"offers": "Viennoiseries et pièces montées pour vos événements"},
+        lea.access,
+    )
+    assert card["__typename"] == "ProfileCardUpdated", card
     need = (
         await done(
             system,
             "postNeed",
             {
-                "activityCodes": ["baker"],
-                "description": "Des viennoiseries pour un salon de 80 personnes",
+                "words": "viennoiseries",
+                "description": "Pour un salon de 80 personnes",
             },
             bruno,
             "NeedPayload",
