@@ -176,6 +176,20 @@ def is_active_member(conn: sa.Connection, tenant_id: str, member_id: str) -> boo
     return bool(row is not None and row.active)
 
 
+def active_among(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> list[str]:
+    """Those of `member_ids` who are active members of the network."""
+    if not member_ids:
+        return []
+    rows = conn.execute(
+        sa.select(members.c.member_id).where(
+            members.c.tenant_id == tenant_id,
+            members.c.member_id.in_(member_ids),
+            members.c.active.is_(True),
+        )
+    )
+    return [r.member_id for r in rows]
+
+
 def is_tenant_admin(conn: sa.Connection, tenant_id: str, member_id: str) -> bool:
     row = conn.execute(scoped(members, tenant_id).where(members.c.member_id == member_id)).first()
     return bool(row is not None and row.is_tenant_admin)
@@ -232,6 +246,13 @@ def co_attended(conn: sa.Connection, tenant_id: str, hub_id: str, a: str, b: str
         )
     )
     return [r.starts_at for r in rows]
+
+
+def meetup_attendance(conn: sa.Connection, tenant_id: str, meetup_id: str) -> list[Any]:
+    """Who was recorded at a meetup of the network (present or not)."""
+    return list(
+        conn.execute(scoped(attendance, tenant_id).where(attendance.c.meetup_id == meetup_id))
+    )
 
 
 def attendances(conn: sa.Connection, tenant_id: str, hub_id: str) -> dict[str, list[datetime]]:

@@ -91,6 +91,16 @@ needs = sa.Table(
     sa.Index("ix_needs_poster", "tenant_id", "poster_id", "posted_at"),
 )
 
+need_matches = sa.Table(
+    "need_matches",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("need_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(36), primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),  # 0: the best match
+    sa.Index("ix_need_matches_member", "tenant_id", "member_id"),
+)
+
 
 def apply(conn: sa.Connection, e: Any) -> None:
     tenant_id, aggregate_id = e.tenant_id, str(e.originator_id)
@@ -187,6 +197,19 @@ def apply(conn: sa.Connection, e: Any) -> None:
                     posted_at=e.at,
                 )
             )
+            if e.matches:
+                conn.execute(
+                    need_matches.insert(),
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "need_id": aggregate_id,
+                            "member_id": member_id,
+                            "rank": rank,
+                        }
+                        for rank, member_id in enumerate(e.matches)
+                    ],
+                )
         case Need.Answered():
             key = {"tenant_id": tenant_id, "need_id": aggregate_id}
             row = conn.execute(
@@ -306,7 +329,8 @@ def page(
     total_count = conn.execute(
         sa.select(sa.func.count()).select_from(query.subquery())
     ).scalar_one()
-    rows = conn.execute(query.order_by(order).offset(offset).limit(limit)).all()
+    ordering = order if isinstance(order, tuple) else (order,)
+    rows = conn.execute(query.order_by(*ordering).offset(offset).limit(limit)).all()
     return list(rows), int(total_count)
 
 
@@ -330,6 +354,16 @@ def confirmed_one_to_ones(conn: sa.Connection, tenant_id: str, a: str, b: str) -
         )
     )
     return [r.met_on for r in rows]
+
+
+def matched_needs(tenant_id: str, member_id: str) -> sa.Select[Any]:
+    """The needs `member_id` was matched to (told of)."""
+    m = need_matches
+    return (
+        scoped(needs, tenant_id)
+        .join(m, sa.and_(m.c.tenant_id == needs.c.tenant_id, m.c.need_id == needs.c.need_id))
+        .where(m.c.member_id == member_id)
+    )
 
 
 def need_row(conn: sa.Connection, tenant_id: str, need_id: str) -> Any:
