@@ -137,29 +137,31 @@ class ReferralsHandlers(Handlers):
                 "you were not both present at this meetup", rule="not_met_at_meetup"
             )
 
-    def _check_member(self, tenant_id: str, member_id: str, field: str) -> None:
+    def _check_member(self, tenant_id: str, member_id: str, field: str, current: bool) -> None:
         """A member of the network: unknown (or another network's) is not
-        found; a former member is refused by the rule."""
-        row = self.read(
-            lambda conn: conn.execute(
-                scoped(directory.members, tenant_id).where(
-                    directory.members.c.member_id == member_id
-                )
-            ).first()
-        )
-        if row is None:
+        found; with `current`, a former member (`directory.formers_among`)
+        is refused with the rule `former_member`."""
+
+        def query(conn: sa.Connection) -> tuple[bool, bool]:
+            known = directory.is_active_member(conn, tenant_id, member_id)
+            return known, known and directory.is_former(conn, tenant_id, member_id)
+
+        known, former = self.read(query)
+        if not known:
             raise NotFound("member not found", field=field)
-        if not row.active:
-            raise RuleViolation("no referral to a former member", rule="former_member")
+        if current and former:
+            raise RuleViolation(
+                "this member has left the network's hubs: a former member", rule="former_member"
+            )
 
     @handles(c.GiveReferral)
     def give(self, cmd: c.GiveReferral, ctx: RequestContext) -> c.Slip:
         tenant_id, giver = self._member(ctx)
         now = self.now()
         if cmd.receiver_id != giver:
-            self._check_member(tenant_id, cmd.receiver_id, "receiver_id")
+            self._check_member(tenant_id, cmd.receiver_id, "receiver_id", current=True)
         if cmd.prospect_member_id is not None:
-            self._check_member(tenant_id, cmd.prospect_member_id, "prospect_member_id")
+            self._check_member(tenant_id, cmd.prospect_member_id, "prospect_member_id", False)
         if cmd.hub_id is not None and cmd.hub_id not in self.read(
             lambda conn: directory.hubs_of(conn, tenant_id, giver)
         ):
@@ -309,8 +311,8 @@ class ReferralsHandlers(Handlers):
     def log_one_to_one(self, cmd: c.LogOneToOne, ctx: RequestContext) -> c.OneToOne:
         """Logged by one; the other logging the same day confirms it."""
         tenant_id, member_id = self._member(ctx)
-        if not self.read(lambda conn: directory.is_active_member(conn, tenant_id, cmd.other_id)):
-            raise NotFound("member not found", field="other_id")
+        if cmd.other_id != member_id:
+            self._check_member(tenant_id, cmd.other_id, "other_id", current=True)
         now = self.now()
 
         def unit() -> tuple[list[Any], str]:

@@ -361,7 +361,7 @@ class NeedMailSender:
         if contact is None:
             raise Skip("no_contact")
         with self.engine.connect() as conn:
-            if not directory.is_active_member(conn, row.tenant_id, row.recipient_id):
+            if not directory.active_among(conn, row.tenant_id, [row.recipient_id]):
                 raise Skip("not_member")
         poster = by_id.get(need.poster_id)
         return NeedLetter(

@@ -511,6 +511,36 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
     ):
         await refused(bus, referrals, request, outsider, NotFound)
 
+    # Chloe leaves her only hub: a former member, no referral nor one-to-one
+    # with her; but a member who never joined a hub is a member still
+    await bus.request(hc.LeaveHub(hub_id=net.hub.hub_id), net.ctx("chloe"))
+
+    def chloe_former() -> bool:
+        with referrals.engine.connect() as conn:
+            return directory.is_former(conn, net.tenant.tenant_id, net.id("chloe"))
+
+    await eventually(chloe_former)
+    v = await refused(bus, referrals, refer(net, "chloe"), net.ctx("alice"), RuleViolation)
+    assert v.rule == "former_member"
+    v = await refused(
+        bus,
+        referrals,
+        c.LogOneToOne(other_id=net.id("chloe"), met_on=clock.now().date()),
+        net.ctx("alice"),
+        RuleViolation,
+    )
+    assert v.rule == "former_member"
+    newcomer = await add_member(
+        bus, net.tenant.tenant_id, "eve@pole-core.example", card("Eve", "florist", work=IN_11E)
+    )
+    await eventually(lambda: _active(referrals, net.tenant.tenant_id, newcomer.member_id))
+    await bus.request(
+        c.GiveReferral(
+            receiver_id=newcomer.member_id, about="flowers", warmth=2, prospect=PROSPECT
+        ),
+        net.ctx("alice"),
+    )
+
     # invalid: each a typed error, nothing stored
     alice = net.ctx("alice")
     for bad, kind in (
@@ -575,8 +605,8 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
     assert await bus.request(thanks, keyed) == first
     assert count(referrals) == before
     for request in (
-        refer(net, "chloe"),
-        c.LogOneToOne(other_id=net.id("chloe"), met_on=clock.now().date()),
+        refer(net, "bruno", about="another one"),
+        c.LogOneToOne(other_id=net.id("bruno"), met_on=clock.now().date()),
         c.PostNeed(words="bread"),
     ):
         keyed = replace(alice, idempotency_key=f"again-{type(request).__name__}")
