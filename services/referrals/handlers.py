@@ -28,6 +28,7 @@ from services.referrals.domain import (
     engagement,
     met_recently,
     one_to_one_id,
+    rank_matches,
 )
 from services.referrals.views import directory, ledger
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
@@ -377,13 +378,11 @@ class ReferralsHandlers(Handlers):
         searches = [(2, idc.SearchMembers(activity_code=code, limit=SEARCH_PAGE)) for code in codes]
         for word in list(dict.fromkeys(w for w in words.split() if len(w) >= 3))[:MAX_WORDS]:
             searches.append((1, idc.SearchMembers(text=word, limit=SEARCH_PAGE)))
-        score: dict[str, int] = {}
+        hits = []
         for weight, search in searches:
             page = await self.bus.request(search, as_service(ctx))
-            for m in page.items:
-                score[m.member_id] = score.get(m.member_id, 0) + weight
-        ranked = sorted(score, key=lambda member: -score[member])  # stable: ties keep order
-        return ranked[:MAX_MATCHES]
+            hits.append((weight, [m.member_id for m in page.items]))
+        return rank_matches(hits, MAX_MATCHES)
 
     @staticmethod
     def _visible_need(need: c.Need, member_id: str | None) -> c.Need:

@@ -9,6 +9,7 @@ network first", "Concrete results and engagement".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -456,6 +457,18 @@ class Need(TenantAggregate):
     @event("Released")
     def _released(self, at: datetime) -> None:
         self.status = "released"
+
+
+def rank_matches(hits: Sequence[tuple[int, Sequence[str]]], limit: int) -> list[str]:
+    """The members a need matched, best first, at most `limit`: `hits` are
+    (weight, members found) per search (an activity code weighs 2, a word
+    1); a member's score is the sum of the weights of the searches that found
+    them; ties keep the order in which they were first found."""
+    score: dict[str, int] = {}
+    for weight, found in hits:
+        for member_id in found:
+            score[member_id] = score.get(member_id, 0) + weight
+    return sorted(score, key=lambda member_id: -score[member_id])[:limit]
 
 
 def settings_id(tenant_id: str) -> UUID:
