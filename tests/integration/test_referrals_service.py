@@ -29,10 +29,12 @@ from services.runtime.errors import (
     NotFound,
     QuartierError,
     RuleViolation,
+    Unauthenticated,
 )
 from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
 from services.runtime.stream import STREAM
+from services.runtime.tenancy import RequestContext
 from tests.support.identity import add_member, as_member, card, create_network
 from tests.support.meetups import IN_11E, VENUE, VOLTAIRE, local, read_mails, text_of
 from tests.support.waiting import eventually
@@ -240,6 +242,29 @@ async def test_attendance_and_rules_from_upstream_decide_who_may_refer(
     assert confirmed.status == "confirmed"
     await bus.request(refer(net, "chloe"), net.ctx("alice"))
     await bus.request(refer(net, "alice"), net.ctx("chloe"))  # either way
+    # confirming again changes nothing; nobody else, of this network or another, may
+    again = await bus.request(
+        c.ConfirmOneToOne(one_to_one_id=logged.one_to_one_id), net.ctx("alice")
+    )
+    assert again == confirmed
+    await refused(
+        bus,
+        referrals,
+        c.DeclineOneToOne(one_to_one_id=logged.one_to_one_id),
+        net.ctx("bruno"),
+        Forbidden,
+    )
+    _, stranger = await create_network(bus, "pole-stranger", "s@stranger.example", "S")
+    await eventually(lambda: _active(referrals, stranger.tenant_id, stranger.member_id))
+    await refused(
+        bus,
+        referrals,
+        c.ConfirmOneToOne(one_to_one_id=logged.one_to_one_id),
+        as_member(stranger),
+        NotFound,
+    )
+    anonymous = RequestContext(tenant_id=net.tenant.tenant_id)
+    await refused(bus, referrals, refer(net, "bruno"), anonymous, Unauthenticated)
     clock.advance(timedelta(days=1))  # the one-to-one's day is out of the window
     await refused(bus, referrals, refer(net, "chloe"), net.ctx("alice"), RuleViolation)
 
@@ -413,6 +438,18 @@ async def test_a_need_goes_first_to_the_members_whose_offer_matches(
         "sent",
         "skipped:need_closed",
     )
+
+    # another network's member: its needs are not found
+    _, stranger = await create_network(bus, "pole-else", "x@else.example", "X")
+    await eventually(lambda: _active(referrals, stranger.tenant_id, stranger.member_id))
+    for request in (
+        c.GetNeed(need_id=lease.need_id),
+        c.AnswerNeed(need_id=lease.need_id, message="me"),
+        c.ReleaseNeed(need_id=lease.need_id),
+        c.MarkNeedMet(need_id=lease.need_id, member_id=net.id("chloe")),
+    ):
+        await refused(bus, referrals, request, as_member(stranger), NotFound)
+    assert (await bus.request(c.ListNeeds(), as_member(stranger))).total == 0
 
     # bad needs: nothing asked, nothing stored
     for bad in (
