@@ -1,11 +1,21 @@
 """Referrals' endpoints: who may do what, and the calls. Membership, roles,
 hubs, the meeting rule and attendance are read from the local directory
-(current state, learnt from the other services' events); identity is asked
-which members' offers match a need.
+(current state, learnt from the other services' events: reactions.py);
+identity is asked which members match a need (`SearchMembers`, ranked here)
+and which activity codes exist (`ListProfessions`).
 
 Who sees what: a slip, its prospect and its value — the giver, the receiver,
 the admins of its hub, tenant admins; anyone else gets `not_found`, as for a
 missing slip or another network's. Values in reports are totals only.
+
+Errors: `NotFound` (missing, another network's, or not visible),
+`Forbidden` (not the receiver, not an admin), `Unauthenticated` (no
+member), `RuleViolation` with its rule (`self_referral`, `former_member`,
+`referral_lifecycle`, `referrals_between_members_who_met`,
+`not_met_at_meetup`, `ask_the_network_first`, `need_closed`),
+`InvalidInput` naming the field. A refused command stores nothing. The
+create-like commands take an idempotency key (contract: `idempotent`).
+The rules and the decisions behind them: docs/referrals-rules.md.
 """
 
 from __future__ import annotations
@@ -610,8 +620,8 @@ class ReferralsHandlers(Handlers):
 
         def unit() -> tuple[list[Any], None]:
             settings = self.app.settings_aggregate(tenant_id)
-            settings.change(values, DEFAULTS)
-            return [settings], None
+            changed = settings.change(values, DEFAULTS)
+            return ([settings] if changed else []), None  # the same values: nothing stored
 
         self.write(lambda: self.app.transact(unit))
         return c.EngagementSettings(**self.app.settings(tenant_id))

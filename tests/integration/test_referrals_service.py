@@ -491,12 +491,14 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
     light = {m.measure: m for m in by_member[net.id("alice")].measures}
     assert light["meetups"].value == 3 and light["meetups"].light == "red"  # below amber (6)
     # a tenant admin lowers the thresholds: the light says which measure set it
-    await bus.request(
-        c.SetEngagementSettings(
-            settings=c.EngagementSettings(core_meetups=4, amber_meetups=3, green_meetups=3)
-        ),
-        net.ctx("admin"),
+    lowered = c.SetEngagementSettings(
+        settings=c.EngagementSettings(core_meetups=4, amber_meetups=3, green_meetups=3)
     )
+    assert (await bus.request(lowered, net.ctx("admin"))).core_meetups == 4
+    before = count(referrals)
+    assert await bus.request(lowered, net.ctx("admin")) == lowered.settings  # again: nothing
+    assert count(referrals) == before
+    assert await bus.request(c.GetEngagementSettings(), net.ctx("bruno")) == lowered.settings
     hub = await bus.request(c.GetHubEngagement(hub_id=net.hub.hub_id), net.ctx("admin"))
     assert hub.core == []  # now 4 are needed
     alice = {e.member_id: e for e in hub.members}[net.id("alice")]
