@@ -50,6 +50,7 @@ from services.runtime.views import check_page
 MAX_MATCHES = 20  # members told of a need
 MAX_WORDS = 8  # words of a need searched one by one
 SEARCH_PAGE = 50  # members per identity search (its page limit)
+MAX_ONE_TO_ONES = 200  # listed at once, the latest first
 
 
 class ReferralsHandlers(Handlers):
@@ -364,8 +365,12 @@ class ReferralsHandlers(Handlers):
 
     @handles(c.ListOneToOnes)
     def list_one_to_ones(self, q: c.ListOneToOnes, ctx: RequestContext) -> list[c.OneToOne]:
+        """The asker's one-to-ones, the latest first: at most MAX_ONE_TO_ONES
+        (the reply is a list, not a page; older ones count in reports)."""
         tenant_id, member_id = self._member(ctx)
-        return self.read(lambda conn: ledger.one_to_ones_of(conn, tenant_id, member_id))
+        return self.read(
+            lambda conn: ledger.one_to_ones_of(conn, tenant_id, member_id, MAX_ONE_TO_ONES)
+        )
 
     # -- needs ---------------------------------------------------------------------------
 

@@ -240,6 +240,8 @@ async def test_attendance_and_rules_from_upstream_decide_who_may_refer(
         c.ConfirmOneToOne(one_to_one_id=logged.one_to_one_id), net.ctx("alice")
     )
     assert confirmed.status == "confirmed"
+    assert await bus.request(c.ListOneToOnes(), net.ctx("alice")) == [confirmed]
+    assert await bus.request(c.ListOneToOnes(), net.ctx("bruno")) == []
     await bus.request(refer(net, "chloe"), net.ctx("alice"))
     await bus.request(refer(net, "alice"), net.ctx("chloe"))  # either way
     # confirming again changes nothing; nobody else, of this network or another, may
@@ -481,7 +483,21 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
     await lunch(bus, referrals, clock, net, ["alice", "bruno"], ["chloe"])
     for _ in range(2):
         clock.advance(timedelta(days=6))
-        await lunch(bus, referrals, clock, net, ["alice"], ["bruno"])
+        last = await lunch(bus, referrals, clock, net, ["alice"], ["bruno"])
+    # the last one closes; Alice draws a mission card and does it
+    closed = await bus.request(
+        ec.CloseMeetup(meetup_id=last.meetup_id, next_local_start=local(clock.now(), 30)),
+        net.ctx("admin"),
+    )
+    (draw,) = closed.draws
+    assert draw.member_id == net.id("alice")
+    await bus.request(ec.CompleteCard(draw_id=draw.draw_id), net.ctx("alice"))
+
+    async def missions() -> int:
+        r = await bus.request(c.GetResults(scope="member"), net.ctx("alice"))
+        return r.missions_done
+
+    assert await eventually(missions) == 1
     hub = await bus.request(c.GetHubEngagement(hub_id=net.hub.hub_id), net.ctx("bruno"))
     assert hub.core == [net.id("alice")]  # 3 meetups in 90 days
     by_member = {e.member_id: e for e in hub.members}

@@ -334,11 +334,16 @@ def page(
     return list(rows), int(total_count)
 
 
-def one_to_ones_of(conn: sa.Connection, tenant_id: str, member_id: str) -> list[c.OneToOne]:
+def one_to_ones_of(
+    conn: sa.Connection, tenant_id: str, member_id: str, limit: int
+) -> list[c.OneToOne]:
+    """A member's one-to-ones (logged by them or with them), the latest
+    first, at most `limit`."""
     rows = conn.execute(
         scoped(one_to_ones, tenant_id)
         .where(sa.or_(one_to_ones.c.logged_by == member_id, one_to_ones.c.other_id == member_id))
         .order_by(one_to_ones.c.met_on.desc(), one_to_ones.c.one_to_one_id)
+        .limit(limit)
     )
     return [to_one_to_one(r) for r in rows]
 
