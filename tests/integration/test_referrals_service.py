@@ -364,8 +364,12 @@ async def test_a_need_goes_first_to_the_members_whose_offer_matches(
     assert "Our boiler broke down" in text_of(message)
     mail_reaction = consumer(referrals, "referrals-mail")
     await republish(bus, f"quartier.evt.{net.tenant.tenant_id}.referrals.NeedPosted", mail_reaction)
-    rows = outcomes(referrals.engine, net.tenant.tenant_id)
-    assert [r.outcome for r in rows] == ["sent", "sent"]
+    await eventually(
+        lambda: (
+            [r.outcome for r in outcomes(referrals.engine, net.tenant.tenant_id)]
+            == ["sent", "sent"]
+        )
+    )
     assert len(need_mails()) == 2
 
     # and listed for them, not for the others
