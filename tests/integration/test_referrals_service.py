@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import nats.js.errors
 import pytest
 
 from services.events import contract as ec
@@ -546,6 +547,15 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
         c.GetResults(scope="tenant", since=clock.now() - timedelta(days=120)), net.ctx("chloe")
     )
     assert whole.meetups_attended == 4 and whole.referrals_won == 1
+    # the hub's admin sees the slip whole; the stream carries no prospect nor text
+    seen = await bus.request(c.GetSlip(referral_id=slip.referral_id), net.ctx("admin"))
+    assert seen.prospect == PROSPECT and seen.value == won.value
+    js = bus.jetstream()
+    for kind in ("ReferralGiven", "ReferralWon", "ThanksRecorded"):
+        subject = f"quartier.evt.{net.tenant.tenant_id}.referrals.{kind}"
+        msg = await eventually(lambda s=subject: _last(js, s))
+        raw = msg.data.decode()
+        assert "Martin" not in raw and "oven" not in raw and "contact@" not in raw
     # Chloe cannot read the pair's slip nor its value, nor Alice's results
     await refused(
         bus, referrals, c.GetSlip(referral_id=slip.referral_id), net.ctx("chloe"), NotFound
@@ -673,6 +683,13 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
         before = count(referrals)
         assert await bus.request(request, keyed) == first_reply
         assert count(referrals) == before
+
+
+async def _last(js: Any, subject: str) -> Any:
+    try:
+        return await js.get_last_msg(STREAM, subject)
+    except nats.js.errors.NotFoundError:  # not relayed yet
+        return None
 
 
 def _active(referrals: ServiceHost, tenant_id: str, member_id: str) -> bool:
