@@ -538,10 +538,12 @@ async def test_results_and_engagement_follow_attendance_and_bad_inputs_change_no
         c.MarkWon(referral_id=slip.referral_id, value=c.Money(amount=Decimal("1200.5"))), bruno
     )
     assert won.status == "won" and won.value == c.Money(amount=Decimal("1200.50"))
+    assert str(won.value.amount) == "1200.50"  # the currency's decimals, not the store's
     mine = await bus.request(c.GetResults(scope="member"), net.ctx("alice"))
     assert mine.referrals_given == 1 and mine.value_given.items == [
         c.Money(amount=Decimal("1200.50"))
     ]
+    assert str(mine.value_given.items[0].amount) == "1200.50"
     assert mine.meetups_attended == 3  # the last 90 days
     whole = await bus.request(
         c.GetResults(scope="tenant", since=clock.now() - timedelta(days=120)), net.ctx("chloe")

@@ -83,6 +83,20 @@ def test_matches_are_ranked_by_what_matched() -> None:
     assert need.matches == ["m"]
 
 
+# -- amounts as their currency writes them ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "currency", "answered"),
+    [("1200.5000", "EUR", "1200.50"), ("5000.0000", "JPY", "5000"), ("1.2340", "TND", "1.234")],
+)
+def test_amounts_are_answered_with_their_currencys_decimals(
+    stored: str, currency: str, answered: str
+) -> None:
+    money = ledger.money(Decimal(stored), currency)
+    assert money is not None and str(money.amount) == answered
+
+
 # -- the need mail --------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.referrals import contract as c
-from services.referrals.domain import Need, OneToOne, Referral, Thanks, total
+from services.referrals.domain import CURRENCIES, Need, OneToOne, Referral, Thanks, total
 from services.runtime.tenancy import scoped
 from services.runtime.views import UTCDateTime, keyed_update
 
@@ -234,10 +234,17 @@ def apply(conn: sa.Connection, e: Any) -> None:
 # -- replies -------------------------------------------------------------------------
 
 
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """An amount with its currency's decimals (ISO 4217 minor units): the
+    store keeps four (`Numeric(18, 4)`), so 1200.5 EUR is read back 1200.5000
+    and answered 1200.50; 5000 JPY is answered 5000."""
+    return Decimal(amount).quantize(Decimal(1).scaleb(-CURRENCIES.get(currency, 2)))
+
+
 def money(amount: Decimal | None, currency: str | None) -> c.Money | None:
     if amount is None or currency is None:
         return None
-    return c.Money(amount=Decimal(amount), currency=currency)
+    return c.Money(amount=in_minor_units(amount, currency), currency=currency)
 
 
 def to_slip(row: Any, private: bool) -> c.Slip:
@@ -377,7 +384,9 @@ def need_row(conn: sa.Connection, tenant_id: str, need_id: str) -> Any:
 
 def amounts(rows: list[Any]) -> c.Amounts:
     sums = total([(Decimal(r.amount), r.currency) for r in rows])
-    return c.Amounts(items=[c.Money(amount=v, currency=k) for k, v in sorted(sums.items())])
+    return c.Amounts(
+        items=[c.Money(amount=in_minor_units(v, k), currency=k) for k, v in sorted(sums.items())]
+    )
 
 
 def results(
