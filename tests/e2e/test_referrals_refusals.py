@@ -275,13 +275,6 @@ async def test_refusals_change_nothing(system: System, clock: MovableClock) -> N
         assert_error(refused, "NotFound", "not_found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="referrals on main never makes a member former (identity publishes no departure "
-    "from the network, and leaving hubs changes nothing): a referral to a member who left "
-    "every hub is accepted. Fixed on the branch referrals-service (a member who left every "
-    "hub of theirs is a former member): remove this mark when it is merged.",
-)
 async def test_no_referral_to_a_former_member(system: System) -> None:
     club = await lunch_club(system, members=2)
     ines, paul = club.members
