@@ -57,6 +57,7 @@ LUNCH_TIME = time(12, 30)
 LUNCH_MINUTES = 90
 LUNCH_CAPACITY = 8
 LUNCH_DEADLINE_HOURS = 2  # answers until 10:30 the same day
+LUNCH_REMINDER_HOURS = 24
 LUNCH_VENUE = ec.Venue(name="Le Bistrot Voltaire", address="12 boulevard Voltaire, 75011 Paris")
 THURSDAY = 3  # date.weekday()
 
@@ -170,14 +171,14 @@ def utc(local: datetime) -> datetime:
 
 def lunches_from(first: date, now: datetime) -> Lunches:
     """The past lunches, weekly from the series' first day, as many as
-    ATTENDANCE; and the next one: a week after the last, or two when the
-    week after has too little time left to answer (the lunch is today or
-    tomorrow morning)."""
+    ATTENDANCE; and the next one: a week after the last, or two when that one
+    is due for its reminder already (within a day: its answers, its reminder
+    and the demo's second load would race)."""
     past = tuple(
         datetime.combine(first + timedelta(weeks=i), LUNCH_TIME) for i in range(len(ATTENDANCE))
     )
     following = past[-1] + timedelta(weeks=1)
-    if utc(following) - timedelta(hours=LUNCH_DEADLINE_HOURS + 1) <= now:
+    if utc(following) - timedelta(hours=LUNCH_REMINDER_HOURS + 1) <= now:
         following += timedelta(weeks=1)
     return Lunches(past, following)
 
@@ -320,7 +321,7 @@ class MeetupsDemo:
                         duration_minutes=LUNCH_MINUTES,
                         capacity=LUNCH_CAPACITY,
                         rsvp_deadline_hours=LUNCH_DEADLINE_HOURS,
-                        reminder_hours=[24],
+                        reminder_hours=[LUNCH_REMINDER_HOURS],
                     )
                 )
             )
