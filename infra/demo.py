@@ -308,8 +308,12 @@ async def load_demo(
     for member in MEMBERS:
         sessions[member.key] = await ensure_member(bus, operator_token, tenant.tenant_id, member)
     hubs = await load_hubs(bus, sessions)
-    lunches = await load_meetups(bus, settings, sessions, hubs)
-    await load_referrals(bus, settings, sessions, hubs, lunches)
+    # each part only where its service runs (QUARTIER_SERVICES may leave it out)
+    lunches: list[str] = []
+    if "events" in settings.services:
+        lunches = await load_meetups(bus, settings, sessions, hubs)
+    if "referrals" in settings.services:
+        await load_referrals(bus, settings, sessions, hubs, lunches)
     return sessions
 
 
