@@ -210,6 +210,23 @@ async def until_known(call: Callable[[], Awaitable[T]], timeout: float = KNOWN_T
             await asyncio.sleep(0.2)
 
 
+async def restore_clock(bus: Bus, settings: Settings, offset_seconds: float) -> None:
+    """Put the services' clock back to the offset the demo found. If it
+    cannot (a service down meanwhile), say so loudly: the clock stays where
+    the demo left it until `quartier clock` moves it."""
+    try:
+        back = await clock.set_offset(bus, settings, timedelta(seconds=offset_seconds))
+    except clock.ClockError as e:
+        log.error(
+            "demo.clock_not_restored",
+            wanted_offset_seconds=offset_seconds,
+            error=str(e),
+            fix="quartier clock (tells the offset), then quartier clock <the difference>",
+        )
+        return
+    log.info("demo.clock_restored", offset_seconds=back.offset_seconds)
+
+
 class MeetupsDemo:
     def __init__(
         self,
@@ -296,10 +313,7 @@ class MeetupsDemo:
         try:
             await self._history(lunch, start.now)
         finally:
-            back = await clock.set_offset(
-                self.bus, self.settings, timedelta(seconds=start.offset_seconds)
-            )
-            log.info("demo.clock_restored", offset_seconds=back.offset_seconds)
+            await restore_clock(self.bus, self.settings, start.offset_seconds)
 
     async def at(self, local: datetime) -> None:
         await clock.move_to(self.bus, self.settings, utc(local))

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import structlog
 
 from infra import clock
+from infra.demo_meetups import restore_clock
 from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.referrals import contract as rc
@@ -281,9 +282,7 @@ class ReferralsDemo:
             await self.story(snap, lunches, start)
         finally:
             if start is not None:
-                await clock.set_offset(
-                    self.bus, self.settings, timedelta(seconds=start.offset_seconds)
-                )
+                await restore_clock(self.bus, self.settings, start.offset_seconds)
         await self.release(movable=start is not None)
         if self.failed:
             log.error("demo.referrals_incomplete", failed_steps=self.failed)
