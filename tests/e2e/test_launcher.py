@@ -535,6 +535,51 @@ def test_the_demo_has_a_dozen_members(first_run: Launcher, admin_token: str) -> 
     )
 
 
+LUNCHES_QUERY = """
+{ hubs { id name
+         meetups(when: PAST, first: 10) { edges { node {
+           localStart state seated waiting
+           attendance { status substitute visitorId member { displayName } }
+           cards { title doneAt } nextMeetup { localStart } } } }
+         datePolls { title slots { localStart yes ifNeedBe no } } } }
+"""
+
+REFERRALS_QUERY = """
+query($hub: ID!) {
+  slips(direction: ALL, first: 10) { edges { node { about status value { amount currency } } } }
+  hubEngagement(hubId: $hub) { core { displayName } drifting { displayName } } }
+"""
+
+
+def test_the_demo_has_its_history_through_graphql(first_run: Launcher, admin_token: str) -> None:
+    """The README's queries: the Cercle Voltaire's past lunches (closed, the
+    next one fixed, attendance, cards), the artisans' poll, the referrals in
+    every state with a won value, the hub's core and drifting members."""
+    hubs = {h["name"]: h for h in first_run.graphql(LUNCHES_QUERY, token=admin_token)["hubs"]}
+    voltaire, artisans = hubs["Cercle Voltaire"], hubs["Club des artisans du 11e"]
+    lunches = [e["node"] for e in voltaire["meetups"]["edges"]]
+    assert [m["state"] for m in lunches] == ["CLOSED"] * len(ATTENDANCE)
+    assert all(m["nextMeetup"] and m["attendance"] and m["cards"] for m in lunches)
+    statuses = {a["status"] for m in lunches for a in m["attendance"]}
+    assert {"PRESENT", "LATE", "ABSENT", "EXCUSED", "REPLACED", "VISITOR"} <= statuses
+    (poll,) = artisans["datePolls"]
+    assert sum(s["yes"] + s["ifNeedBe"] + s["no"] for s in poll["slots"]) == 3 * len(poll["slots"])
+    data = first_run.graphql(REFERRALS_QUERY, token=admin_token, hub=voltaire["id"])
+    slips = [e["node"] for e in data["slips"]["edges"]]
+    assert {s["status"] for s in slips} == {
+        "GIVEN",
+        "ACCEPTED",
+        "DECLINED",
+        "CONTACTED",
+        "WON",
+        "LOST",
+    }
+    assert {"amount": "2450.00", "currency": "EUR"} in [s["value"] for s in slips]
+    engagement = data["hubEngagement"]
+    assert "Claire Martin" in [m["displayName"] for m in engagement["core"]]
+    assert "Émilie Roux" in [m["displayName"] for m in engagement["drifting"]]
+
+
 def test_stream_prints_cloudevents_json_lines(first_run: Launcher) -> None:
     tenant_id = first_run.graphql(TENANT_QUERY, slug=SLUG)["tenant"]["tenantId"]
     first_run.wait_history(3)
