@@ -24,12 +24,10 @@ import asyncio
 import os
 import re
 import sys
-import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import msgspec
 import nats.errors
 
 from services import registry
@@ -315,7 +313,10 @@ def parse_duration(text: str) -> float:
 
 async def clock(settings: Settings, shift: str | None) -> int:
     """Development and demos: move every service's clock (each replica), or
-    tell the time they live in. Production services have no movable clock."""
+    tell the time they live in (infra/clock.py). Production services have no
+    movable clock."""
+    from infra import clock as movable
+
     if settings.is_prod:
         print("error: the clock cannot be moved in production", file=sys.stderr)
         return 2
@@ -326,26 +327,7 @@ async def clock(settings: Settings, shift: str | None) -> int:
         return 2
     bus = await _connect(settings)
     try:
-        nc = bus.client
-        inbox = nc.new_inbox()
-        answers: list[ops.ClockState] = []
-
-        async def collect(msg: Any) -> None:
-            answers.append(msgspec.json.decode(msg.data, type=ops.ClockState))
-
-        sub = await nc.subscribe(inbox, cb=collect)
-        await nc.publish(
-            ops.CLOCK_SUBJECT,
-            msgspec.json.encode(
-                ops.MoveClock(
-                    credential=settings.operator_token, seconds=seconds, move_id=uuid.uuid4().hex
-                )
-            ),
-            reply=inbox,
-        )
-        await nc.flush()
-        await asyncio.sleep(1.0)  # replies of every replica of every service
-        await sub.unsubscribe()
+        answers = await movable.ask_clocks(bus, settings, seconds)
     finally:
         await bus.close()
     if not answers:

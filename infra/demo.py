@@ -15,6 +15,7 @@ from services.identity import contract as idc
 from services.runtime.bus import Bus
 from services.runtime.errors import InvalidCredentials, NotFound
 from services.runtime.messages import Actor
+from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
 
 SLUG = "pole-11e"
@@ -275,8 +276,18 @@ def _card(card: dict[str, Any]) -> idc.CardChanges:
     return idc.CardChanges(**values)
 
 
-async def load_demo(bus: Bus, operator_token: str) -> dict[str, idc.Session]:
-    """Create what is missing of the demo network; return a session per member."""
+async def load_demo(
+    bus: Bus, operator_token: str, settings: Settings | None = None
+) -> dict[str, idc.Session]:
+    """Create what is missing of the demo network; return a session per member.
+    After the members and hubs come the meetups (infra/demo_meetups.py: a
+    history written on the services' movable clock, never in production) and
+    the referrals (infra/demo_referrals.py). `settings`: the system's (the
+    environment's by default)."""
+    from infra.demo_meetups import load_meetups
+    from infra.demo_referrals import load_referrals
+
+    settings = settings or Settings.from_env()
     try:
         tenant = await bus.request(idc.GetTenant(slug=SLUG), RequestContext())
     except NotFound:
@@ -296,7 +307,13 @@ async def load_demo(bus: Bus, operator_token: str) -> dict[str, idc.Session]:
     sessions = {}
     for member in MEMBERS:
         sessions[member.key] = await ensure_member(bus, operator_token, tenant.tenant_id, member)
-    await load_hubs(bus, sessions)
+    hubs = await load_hubs(bus, sessions)
+    # each part only where its service runs (QUARTIER_SERVICES may leave it out)
+    lunches: list[str] = []
+    if "events" in settings.services:
+        lunches = await load_meetups(bus, settings, sessions, hubs)
+    if "referrals" in settings.services:
+        await load_referrals(bus, settings, sessions, hubs, lunches)
     return sessions
 
 
@@ -363,9 +380,10 @@ async def load_hubs(bus: Bus, sessions: dict[str, idc.Session]) -> dict[str, hc.
     """Create what is missing of the demo hubs (idempotent: each step looks first)."""
     admin = as_member(sessions["claire"])
     existing = {h.name: h for h in await bus.request(hc.ListHubs(), admin)}
-    hubs = {}
+    hubs: dict[str, hc.Hub] = {}
     for name, spec in hub_specs().items():
-        hubs[name] = existing.get(name) or await bus.request(spec, admin)
+        found = existing.get(name)
+        hubs[name] = found if found is not None else await bus.request(spec, admin)
     for hub_name, sponsor, candidate in ADMISSIONS:
         await _admit(bus, hubs[hub_name], sessions, sponsor, candidate, admin)
     artisans = await bus.request(hc.GetHub(hub_id=hubs[ARTISANS].hub_id), admin)

@@ -13,7 +13,8 @@ subject (docs/security.md, "The bus").
   through ephemeral (ordered) consumers for the `tenantEvents` subscription;
   it publishes no event and answers nothing;
 * the **launcher** (`quartier up`) pings the services and loads the demo
-  network through them, as the gateway would;
+  network through them, as the gateway would, moving the development clock
+  to write the demo's history (infra/demo_meetups.py);
 * the **operator** (the `quartier` CLI) sends the platform operator's
   requests — create a network, look one up, parked events — moves the
   development clock, and reads the stream (`quartier stream`);
@@ -160,7 +161,11 @@ def gateway_permissions(services: Iterable[ServiceSpec]) -> Permissions:
 
 def launcher_permissions(services: Iterable[ServiceSpec]) -> Permissions:
     names = [spec.name for spec in services]
-    publish = [*(subject for name in names for subject in requests_to(name)), ping("*")]
+    publish = [
+        *(subject for name in names for subject in requests_to(name)),
+        ping("*"),
+        ops.CLOCK_SUBJECT,  # the demo's history (infra/clock.py; services refuse it in prod)
+    ]
     return Permissions(tuple(publish), (own_inbox(LAUNCHER),))
 
 

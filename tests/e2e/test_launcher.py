@@ -24,8 +24,10 @@ import socket
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import httpx
 import pytest
 
 from infra.demo import ADMIN_EMAIL, ADMISSIONS, MEMBERS, PASSWORD, SLUG
+from infra.demo_meetups import ATTENDANCE, POLL_VOTES
 from infra.nats_server import free_port
 from services import registry
 from tests.support.waiting import wait_until
@@ -50,6 +53,13 @@ RESTART_DEADLINE = 60.0  # a crash noticed, the back-off, the new process ready
 # hand-over last.
 DEMO_IDENTITY_EVENTS = 1 + 2 * len(MEMBERS)
 DEMO_LAST_HUBS_EVENT = "quartier.hubs.FacilitatorChanged.v1"
+# the demo's last steps of meetups (the artisans' votes on the date poll) and
+# of referrals (a need released): once they are on the stream, so is the rest
+# of those services' history (each relay publishes in order)
+DEMO_LAST_EVENTS = {
+    "quartier.events.DatePollVoted.v1": len(POLL_VOTES),
+    "quartier.referrals.NeedReleased.v1": 1,
+}
 
 
 def quartier(*args: str) -> list[str]:
@@ -370,12 +380,17 @@ class Launcher:
 
     def wait_history(self, size: int = 0) -> list[dict[str, Any]]:
         """The stream is a derived copy, filled by the relays: wait until it
-        has at least `size` events of the demo network, and the demo hubs'
-        last one."""
+        has at least `size` events of the demo network, and the demo's last
+        ones of hubs, meetups and referrals."""
 
         def complete() -> list[dict[str, Any]] | None:
             events = self.history()
-            done = len(events) >= size and any(e["type"] == DEMO_LAST_HUBS_EVENT for e in events)
+            types = Counter(e["type"] for e in events)
+            done = (
+                len(events) >= size
+                and types[DEMO_LAST_HUBS_EVENT] > 0
+                and all(types[t] >= n for t, n in DEMO_LAST_EVENTS.items())
+            )
             return events if done else None
 
         events: list[dict[str, Any]] = wait_until(
@@ -486,9 +501,13 @@ def test_ready_means_the_demo_is_loaded(first_run: Launcher) -> None:
         if e["event"] in ("launcher.process_ready", "launcher.demo_loaded")
     ]
     assert order[0] == ("launcher.process_ready", "nats"), order
-    services = ("identity", "hubs", "events")
-    assert set(order[1:4]) == {("launcher.process_ready", s) for s in services}
-    assert order[4:6] == [("launcher.demo_loaded", None), ("launcher.process_ready", "gateway")]
+    services = registry.names()
+    n = len(services)
+    assert set(order[1 : 1 + n]) == {("launcher.process_ready", s) for s in services}
+    assert order[1 + n : 3 + n] == [
+        ("launcher.demo_loaded", None),
+        ("launcher.process_ready", "gateway"),
+    ]
     assert first_run.events("launcher.process_crashed") == []
 
 
@@ -515,6 +534,54 @@ def test_the_demo_has_a_dozen_members(first_run: Launcher, admin_token: str) -> 
     assert (
         first_run.login(email=member.email)["member"]["displayName"] == member.card["display_name"]
     )
+
+
+LUNCHES_QUERY = """
+{ hubs { id name
+         meetups(when: PAST, first: 10) { edges { node {
+           localStart state seated waiting
+           attendance { status substitute visitorId member { displayName } }
+           cards { title doneAt } nextMeetup { localStart } } } }
+         datePolls { title slots { localStart yes ifNeedBe no } } } }
+"""
+
+REFERRALS_QUERY = """
+query($hub: ID!) {
+  slips(direction: ALL, first: 10) { edges { node { about status value { amount currency } } } }
+  hubEngagement(hubId: $hub) { core { displayName } drifting { displayName } } }
+"""
+
+
+def test_the_demo_has_its_history_through_graphql(first_run: Launcher, admin_token: str) -> None:
+    """The README's queries: the Cercle Voltaire's past lunches (closed, the
+    next one fixed, attendance, cards), the artisans' poll, the referrals in
+    every state with a won value, the hub's core and drifting members."""
+    hubs = {h["name"]: h for h in first_run.graphql(LUNCHES_QUERY, token=admin_token)["hubs"]}
+    voltaire, artisans = hubs["Cercle Voltaire"], hubs["Club des artisans du 11e"]
+    lunches = [e["node"] for e in voltaire["meetups"]["edges"]]
+    assert [m["state"] for m in lunches] == ["CLOSED"] * len(ATTENDANCE)
+    assert all(m["nextMeetup"] and m["attendance"] and m["cards"] for m in lunches)
+    statuses = {a["status"] for m in lunches for a in m["attendance"]}
+    assert {"PRESENT", "LATE", "ABSENT", "EXCUSED", "REPLACED", "VISITOR"} <= statuses
+    (poll,) = artisans["datePolls"]
+    assert sum(s["yes"] + s["ifNeedBe"] + s["no"] for s in poll["slots"]) == 3 * len(poll["slots"])
+    data = first_run.graphql(REFERRALS_QUERY, token=admin_token, hub=voltaire["id"])
+    slips = [e["node"] for e in data["slips"]["edges"]]
+    assert {s["status"] for s in slips} == {
+        "GIVEN",
+        "ACCEPTED",
+        "DECLINED",
+        "CONTACTED",
+        "WON",
+        "LOST",
+    }
+    # compared as decimals: the API writes "2450.0000" today, not the currency's
+    # two decimals its schema promises (reported to the referrals service's owner)
+    values = [(Decimal(s["value"]["amount"]), s["value"]["currency"]) for s in slips if s["value"]]
+    assert (Decimal("2450"), "EUR") in values
+    engagement = data["hubEngagement"]
+    assert "Claire Martin" in [m["displayName"] for m in engagement["core"]]
+    assert "Émilie Roux" in [m["displayName"] for m in engagement["drifting"]]
 
 
 def test_stream_prints_cloudevents_json_lines(first_run: Launcher) -> None:
@@ -550,6 +617,15 @@ def test_the_stream_holds_the_demo_history_without_personal_data(first_run: Laun
     assert hubs.count("HubCreated") == 2
     assert hubs.count("MemberAdmitted") == len(ADMISSIONS)
     assert hubs.count("ObjectionRaised") == 1
+    # the history written on the movable clock: past lunches, closed with
+    # their attendance, and a referral won with its value
+    by_type = Counter(e["type"].split(".")[2] for e in events)
+    assert by_type["MeetupClosed"] == len(ATTENDANCE)
+    assert by_type["AttendanceRecorded"] >= sum(len(a) for a in ATTENDANCE)
+    closed = [e for e in events if e["type"].endswith(".MeetupClosed.v1")]
+    assert closed[0]["time"] < closed[-1]["time"] < events[-1]["time"]
+    won = [e["data"]["value"] for e in events if e["type"].endswith(".ReferralWon.v1")]
+    assert {"amount": "2450.00", "currency": "EUR"} in won
     first_run.demo_events = len(events)
     assert len({e["id"] for e in events}) == len(events)
     text = json.dumps(events, ensure_ascii=False)
@@ -799,7 +875,7 @@ def test_up_demo_again_on_the_same_data_is_idempotent(
 
 def test_killing_the_launcher_takes_its_children_with_it(second_run: Launcher) -> None:
     children = descendants(second_run.process.pid, process_table())
-    assert len(children) == 5
+    assert len(children) == 2 + len(registry.SERVICES)  # NATS, the services, the gateway
     nats_port = int((second_run.data_dir / "nats.url").read_text().rsplit(":", 1)[1])
     second_run.process.kill()  # SIGKILL: no chance to stop anything itself
     second_run.returncode = second_run.process.wait(timeout=STOP_DEADLINE)
@@ -833,7 +909,8 @@ def test_a_process_that_keeps_crashing_makes_the_launcher_give_up(tmp_path: Path
         assert len(launcher.events("launcher.process_restarted", process="hubs")) == 4
         # the others ran, and were stopped; the gateway never started (no demo, no banner)
         stopped = [e["process"] for e in launcher.events("launcher.process_stopped")]
-        assert stopped == ["events", "identity", "nats"]
+        started = [spec.name for spec in registry.with_needs(registry.names())]
+        assert stopped == [*(s for s in reversed(started) if s != "hubs"), "nats"]
         assert launcher.events("launcher.process_ready", process="identity")
         assert not launcher.events(process="gateway")
         assert "Quartier is running" not in launcher.stdout()
