@@ -83,7 +83,7 @@ SLIPS: tuple[DemoSlip, ...] = (
         ("accepted", "contacted", "won"),
         prospect=rc.Prospect(name="Mme Lambert", email="lambert@example.com"),
         value=Decimal("2450.00"),
-        lunch=1,
+        lunch=4,  # both there (Thomas late): a slip names a meetup where both were present
     ),
     DemoSlip(
         "sophie",
