@@ -65,6 +65,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "referrals", needs=("identity", "hubs", "events"), reactions=("members", "hubs", "meetups")
     ),
+    ServiceSpec(
+        "webhooks",
+        needs=("identity", "hubs", "events", "referrals"),
+        reactions=("identity", "hubs", "meetups", "referrals", "webhooks"),
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}
