@@ -203,7 +203,7 @@ class ReplayWebhookDeliveryInput:
 
 
 @strawberry.input(
-    description="The endpoint's deliveries created in [since, until): failed and skipped "
+    description="The endpoint's deliveries created in [since, until]: failed and skipped "
     "ones, or all with `all`."
 )
 class ReplayWebhookDeliveriesInput:

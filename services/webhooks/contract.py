@@ -172,7 +172,7 @@ class ReplayDelivery(WebhooksCommand[Replayed]):
 
 
 class ReplayDeliveries(WebhooksCommand[Replayed]):
-    """Queue again the endpoint's deliveries created in [since, until)
+    """Queue again the endpoint's deliveries created in [since, until]
     (until: now if None) — failed and skipped ones only unless `all`. At most
     MAX_REPLAY deliveries per request (the oldest first)."""
 

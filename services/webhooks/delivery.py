@@ -4,8 +4,8 @@
 (identity, hubs, meetups, referrals, and webhooks' own events) reads its
 events on QUARTIER_EVENTS; for each event, in one transaction with the
 reaction's position (`TrackedTables`), it adds one delivery per endpoint of
-the event's network that wants its type (domain.wants) and was created at or
-before the event's time: "pending" if the endpoint is enabled, "skipped" if
+the event's network that wants its type (domain.wants) and was created
+before the event (both wall-clock times, as the event store stamps them): "pending" if the endpoint is enabled, "skipped" if
 it is disabled (a range replay can send those later). A redelivered event
 changes nothing: exactly-once bookkeeping. The body is the CloudEvent JSON
 as on the stream.
@@ -88,7 +88,7 @@ def enqueue(conn: sa.Connection, event: CloudEvent, body: str, now: datetime) ->
     ).all()
     added = 0
     for row in rows:
-        if not wants(row.event_types, event.type) or event.time < row.created_at:
+        if not wants(row.event_types, event.type) or event.time < row.since:
             continue
         conn.execute(
             deliveries.insert().values(

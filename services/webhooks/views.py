@@ -37,6 +37,8 @@ endpoints = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("secret_rotated_at", UTCDateTime),
+    # the wall-clock time of its Created event, as events' `time` is: it gets the events after
+    sa.Column("since", UTCDateTime, nullable=False),
 )
 
 delivery_metadata = sa.MetaData()
@@ -114,6 +116,7 @@ def apply(conn: sa.Connection, e: Any) -> None:
                     created_at=e.at,
                     updated_at=e.at,
                     secret_rotated_at=None,
+                    since=e.timestamp,
                 )
             )
         case Endpoint.Updated():
@@ -277,7 +280,7 @@ def replay_sources(
     query = scoped(deliveries, tenant_id).where(
         (deliveries.c.endpoint_id == endpoint_id)
         & (deliveries.c.created_at >= since)
-        & (deliveries.c.created_at < until)
+        & (deliveries.c.created_at <= until)
         & deliveries.c.replay_of.is_(None)
     )
     if not everything:
