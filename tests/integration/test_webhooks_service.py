@@ -148,7 +148,7 @@ async def test_a_rotated_secret_signs_beside_the_previous_one(
 async def test_a_failing_endpoint_is_retried_for_three_days_then_disabled_and_replayed(
     dev: ServiceHost, client_bus: Bus, clock: MovableClock, receiver: Receiver
 ) -> None:
-    admin, ctx = await network(client_bus, "wh-fail")
+    _, ctx = await network(client_bus, "wh-fail")
     receiver.default = 503
     made = await client_bus.request(
         c.CreateEndpoint(url=receiver.url, event_types=[CARD_TYPE]), ctx
