@@ -148,7 +148,7 @@ def apply(conn: sa.Connection, e: Any) -> None:
 
 class EndpointViews:
     name = "webhooks-views"
-    metadata: tuple[sa.MetaData, ...] = (metadata, delivery_metadata)
+    metadata: tuple[sa.MetaData, ...] = (metadata,)  # deliveries: DELIVERIES (reactions)
 
     def apply(self, conn: sa.Connection, event: Any) -> None:
         apply(conn, event)

@@ -201,25 +201,25 @@ async def test_a_failing_endpoint_is_retried_for_three_days_then_disabled_and_re
     assert ids[0] == ids[1] == head.event_id and ids[2] != head.event_id
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8080/hook",
-        "http://[::1]/hook",
-        "https://10.1.2.3/hook",
-        "http://169.254.169.254/latest/meta-data",
-        "http://[::ffff:127.0.0.1]/hook",
-        "http://loopback.example/hook",  # a name resolving to loopback
-        "http://mixed.example/hook",  # one public and one private address
-        "http://unknown.example/hook",  # resolves to nothing
-    ],
-)
+PRIVATE_URLS = [
+    "http://127.0.0.1:8080/hook",
+    "http://[::1]/hook",
+    "https://10.1.2.3/hook",
+    "http://169.254.169.254/latest/meta-data",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://loopback.example/hook",  # a name resolving to loopback
+    "http://mixed.example/hook",  # one public and one private address
+    "http://unknown.example/hook",  # resolves to nothing
+]
+
+
 async def test_private_destinations_are_refused_outside_development(
-    services: Services, client_bus: Bus, url: str
+    services: Services, client_bus: Bus, receiver: Receiver
 ) -> None:
     names = {
         "loopback.example": ["127.0.0.1"],
         "mixed.example": ["93.184.216.34", "192.168.1.1"],
+        "public.example": ["93.184.216.34"],
     }
 
     async def resolve(host: str, port: int) -> list[str]:
@@ -227,11 +227,16 @@ async def test_private_destinations_are_refused_outside_development(
 
     await start_webhooks(services, Options(allow_private=False, resolve=resolve))
     _, ctx = await network(client_bus, "wh-ssrf")
-    with pytest.raises(InvalidInput) as refused:
-        await client_bus.request(c.CreateEndpoint(url=url), ctx)
-    assert refused.value.field == "url"
+    made = await client_bus.request(c.CreateEndpoint(url="https://public.example/hook"), ctx)
+    endpoint_id = made.endpoint.endpoint_id
+    for url in [*PRIVATE_URLS, receiver.url]:
+        with pytest.raises(InvalidInput) as refused:
+            await client_bus.request(c.CreateEndpoint(url=url), ctx)
+        assert refused.value.field == "url", url
+        with pytest.raises(InvalidInput):  # nor may an endpoint be moved there
+            await client_bus.request(c.UpdateEndpoint(endpoint_id=endpoint_id, url=url), ctx)
     page = await client_bus.request(c.ListEndpoints(), ctx)
-    assert page.total == 0
+    assert [e.url for e in page.items] == ["https://public.example/hook"]
 
 
 async def test_a_name_that_turns_private_after_registration_is_refused_at_delivery(
@@ -263,27 +268,30 @@ async def test_a_name_that_turns_private_after_registration_is_refused_at_delive
     assert receiver.received == []
 
 
-@pytest.mark.parametrize(
-    ("url", "types"),
-    [
-        ("ftp://example.org/hook", []),
-        ("not a url", []),
-        ("https://user:pw@example.org/hook", []),
-        ("https://example.org/hook#frag", []),
-        ("", []),
-        ("https://example.org/" + "x" * 2100, []),
-        ("http://127.0.0.1/hook", ["hubs.*"]),
-        ("http://127.0.0.1/hook", ["quartier.hubs.>"]),
-        ("http://127.0.0.1/hook", [f"quartier.t{i}." for i in range(21)]),
-    ],
-)
-async def test_invalid_endpoints_are_refused(
-    dev: ServiceHost, client_bus: Bus, url: str, types: list[str]
-) -> None:
+INVALID = [
+    ("ftp://example.org/hook", []),
+    ("not a url", []),
+    ("https://user:pw@example.org/hook", []),
+    ("https://example.org/hook#frag", []),
+    ("", []),
+    ("https://example.org/" + "x" * 2100, []),
+    ("http://127.0.0.1/hook", ["hubs.*"]),
+    ("http://127.0.0.1/hook", ["quartier.hubs.>"]),
+    ("http://127.0.0.1/hook", [f"quartier.t{i}." for i in range(21)]),
+]
+
+
+async def test_invalid_endpoints_are_refused(dev: ServiceHost, client_bus: Bus) -> None:
     _, ctx = await network(client_bus, "wh-invalid")
+    for url, types in INVALID:
+        with pytest.raises(InvalidInput):
+            await client_bus.request(c.CreateEndpoint(url=url, event_types=types), ctx)
     with pytest.raises(InvalidInput):
-        await client_bus.request(c.CreateEndpoint(url=url, event_types=types), ctx)
+        await client_bus.request(
+            c.CreateEndpoint(url="http://127.0.0.1/hook", description="x" * 201), ctx
+        )
     assert (await client_bus.request(c.ListEndpoints(), ctx)).total == 0
+    assert dev.context["app"].max_notification_id() == 0
 
 
 async def test_only_the_networks_admins_manage_its_endpoints(

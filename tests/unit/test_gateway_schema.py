@@ -163,5 +163,7 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "MeetupSeries",
         "WorkshopProposal",
         "CardDraw",
+        "WebhookEndpoint",
+        "WebhookDelivery",
     }
     assert set(PARTS.nodes) == implementing

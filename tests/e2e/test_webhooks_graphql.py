@@ -1,0 +1,93 @@
+"""Webhooks through the GraphQL gateway, over real HTTP, as an admin console
+would: register an endpoint (its secret shown once), receive the network's
+events signed (verified with the `standardwebhooks` library) at a real
+receiver, read deliveries and attempts, replay; a member who is no admin,
+and an invalid URL, get their typed errors and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from standardwebhooks import Webhook
+
+from tests.e2e.conftest import System, join, open_network
+from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.asyncio
+
+ERRORS = "... on ValidationError { code message field } ... on Forbidden { code message }"
+CREATE = (
+    "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) {"
+    " __typename ... on WebhookEndpointSecret { secret endpoint { id endpointId url enabled } }"
+    f" {ERRORS} }} }}"
+)
+ENDPOINTS = (
+    "{ webhookEndpoints { totalCount edges { node { id url pending"
+    " deliveries { totalCount edges { node { id eventId eventType status attemptCount"
+    " attempts { number statusCode ok durationMs error } } } } } } } }"
+)
+REPLAY = (
+    "mutation($input: ReplayWebhookDeliveryInput!) { replayWebhookDelivery(input: $input) {"
+    f" __typename ... on WebhookReplayed {{ queued deliveryIds }} {ERRORS} }} }}"
+)
+NODE = "query($id: ID!) { node(id: $id) { __typename ... on WebhookEndpoint { url } } }"
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def deliveries(system: System, token: str) -> list[dict[str, Any]]:
+    answer = await system.gql(ENDPOINTS, None, token)
+    assert "errors" not in answer, answer
+    (endpoint,) = answer["data"]["webhookEndpoints"]["edges"]
+    return [e["node"] for e in endpoint["node"]["deliveries"]["edges"]]
+
+
+async def test_an_admin_registers_an_endpoint_and_reads_its_signed_deliveries(
+    system: System, receiver: Receiver
+) -> None:
+    net = await open_network(system, "wh-gql")
+    token = net.admin.access
+    made = await system.gql(CREATE, {"input": {"url": receiver.url, "description": "crm"}}, token)
+    result = made["data"]["createWebhookEndpoint"]
+    assert result["__typename"] == "WebhookEndpointSecret", made
+    secret = result["secret"]
+    # the endpoint's own creation is an event of the network: it is delivered to it
+    await eventually(lambda: receiver.delivered, timeout=20)
+    event = Webhook(secret).verify(receiver.delivered[0].body, receiver.delivered[0].headers)
+    assert event["type"] == "quartier.webhooks.EndpointCreated.v1"
+    assert (
+        "secret" not in receiver.delivered[0].body and "token=t" not in receiver.delivered[0].body
+    )
+
+    async def delivered() -> list[dict[str, Any]] | None:
+        found = await deliveries(system, token)
+        return found if found and found[-1]["status"] == "DELIVERED" else None
+
+    (first, *_) = reversed(await eventually(delivered, timeout=20))
+    assert first["eventId"] == event["id"]
+    assert first["attempts"][0]["statusCode"] == 200 and first["attempts"][0]["ok"]
+    replayed = await system.gql(REPLAY, {"input": {"deliveryId": first["id"]}}, token)
+    assert replayed["data"]["replayWebhookDelivery"]["queued"] == 1, replayed
+    await eventually(
+        lambda: [r.headers["webhook-id"] for r in receiver.delivered].count(event["id"]) == 2,
+        timeout=20,
+    )
+    node = await system.gql(NODE, {"id": result["endpoint"]["id"]}, token)
+    assert node["data"]["node"] == {"__typename": "WebhookEndpoint", "url": receiver.url}
+
+    member = await join(system, net, "m@wh-gql.example", "Member")
+    refused = await system.gql(CREATE, {"input": {"url": receiver.url}}, member.access)
+    assert refused["data"]["createWebhookEndpoint"]["code"] == "forbidden", refused
+    invalid = await system.gql(CREATE, {"input": {"url": "ftp://example.org"}}, token)
+    assert invalid["data"]["createWebhookEndpoint"]["field"] == "url", invalid
+    listed = await system.gql(ENDPOINTS, None, token)
+    assert listed["data"]["webhookEndpoints"]["totalCount"] == 1
