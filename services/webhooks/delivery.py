@@ -195,8 +195,11 @@ class Dispatcher:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 await self._sleep(stopping)
+            # an attempt cut short is attempted again by the next leader (at least once)
+            for task in list(tasks):
+                task.cancel()
             if tasks:
-                await asyncio.wait(tasks, timeout=self.options.timeout + 5)
+                await asyncio.wait(tasks)
 
     async def _sleep(self, stopping: asyncio.Event) -> None:
         assert self._wakeup is not None

@@ -344,3 +344,27 @@ async def test_only_the_networks_admins_manage_its_endpoints(
     assert (await client_bus.request(c.ListEndpoints(), ctx)).total == 0
     events = [type(e).__name__ for e in dev.context["app"].notifications_after(0, 100)]
     assert len(events) == 2  # created and deleted: the refusals recorded nothing
+
+
+async def test_a_hanging_receiver_holds_only_its_own_queue(
+    services: Services, client_bus: Bus, receiver: Receiver
+) -> None:
+    await start_webhooks(services, Options(allow_private=True, timeout=30.0))
+    stuck = await Receiver(default="hang").start()
+    try:
+        _, ctx_a = await network(client_bus, "wh-stuck")
+        _, ctx_b = await network(client_bus, "wh-fine")
+        slow = await client_bus.request(
+            c.CreateEndpoint(url=stuck.url, event_types=[CARD_TYPE]), ctx_a
+        )
+        await client_bus.request(c.CreateEndpoint(url=receiver.url, event_types=[CARD_TYPE]), ctx_b)
+        await touch_card(client_bus, ctx_a, 1)
+        await eventually(lambda: stuck.received, timeout=20)  # a's attempt hangs…
+        for n in range(3):
+            await touch_card(client_bus, ctx_b, n)
+        await eventually(lambda: len(receiver.delivered) == 3, timeout=20)  # …b's go through
+        (head,) = await deliveries(client_bus, ctx_a, slow.endpoint.endpoint_id)
+        assert head.status == "pending" and head.attempts == 0  # still in its first attempt
+    finally:
+        await services.stop()  # the hanging attempt is cut short
+        await stuck.stop()
