@@ -6,6 +6,7 @@ and an invalid URL, get their typed errors and change nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 import pytest_asyncio
 from standardwebhooks import Webhook
 
+from infra.catalogue import event_schemas
 from tests.e2e.conftest import System, join, open_network
+from tests.e2e.test_event_schemas import validate_published
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -33,6 +36,14 @@ ENDPOINTS = (
 REPLAY = (
     "mutation($input: ReplayWebhookDeliveryInput!) { replayWebhookDelivery(input: $input) {"
     f" __typename ... on WebhookReplayed {{ queued deliveryIds }} {ERRORS} }} }}"
+)
+UPDATE = (
+    "mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $input) {"
+    f" __typename ... on WebhookEndpointPayload {{ endpoint {{ enabled disabledReason }} }} {ERRORS} }} }}"
+)
+DELETE = (
+    "mutation($input: WebhookEndpointInput!) { deleteWebhookEndpoint(input: $input) {"
+    f" __typename ... on WebhookEndpointDeleted {{ endpointId }} {ERRORS} }} }}"
 )
 NODE = "query($id: ID!) { node(id: $id) { __typename ... on WebhookEndpoint { url } } }"
 
@@ -91,3 +102,33 @@ async def test_an_admin_registers_an_endpoint_and_reads_its_signed_deliveries(
     assert invalid["data"]["createWebhookEndpoint"]["field"] == "url", invalid
     listed = await system.gql(ENDPOINTS, None, token)
     assert listed["data"]["webhookEndpoints"]["totalCount"] == 1
+
+
+async def test_endpoints_events_are_on_the_stream_without_secrets_and_match_their_schemas(
+    system: System, receiver: Receiver
+) -> None:
+    net = await open_network(system, "wh-events")
+    token = net.admin.access
+    made = await system.gql(CREATE, {"input": {"url": receiver.url}}, token)
+    result = made["data"]["createWebhookEndpoint"]
+    secret, endpoint_id = result["secret"], result["endpoint"]["id"]
+    for change in ({"description": "warehouse"}, {"enabled": False}):
+        answer = await system.gql(UPDATE, {"input": {"endpointId": endpoint_id, **change}}, token)
+        assert answer["data"]["updateWebhookEndpoint"]["__typename"] == "WebhookEndpointPayload"
+    gone = await system.gql(DELETE, {"input": {"endpointId": endpoint_id}}, token)
+    assert gone["data"]["deleteWebhookEndpoint"]["endpointId"] == endpoint_id
+
+    async def history() -> list[dict[str, Any]] | None:
+        response = await system.client.get(
+            "/v1/events?types=quartier.webhooks.", headers={"Authorization": f"Bearer {token}"}
+        )
+        lines = [line for line in response.text.splitlines() if line]
+        return [json.loads(line) for line in lines] if len(lines) == 4 else None
+
+    events = await eventually(history, timeout=20)
+    seen = await validate_published(system, events)
+    assert seen == {t for t in event_schemas() if t.startswith("quartier.webhooks.")}
+    raw = json.dumps(events)
+    assert secret not in raw and secret.removeprefix("whsec_") not in raw
+    assert "token=t" not in raw and "/hook" not in raw  # the URL's host only
+    assert events[2]["data"]["reason"] == "admin"
