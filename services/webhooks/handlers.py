@@ -233,10 +233,10 @@ class WebhooksHandlers(Handlers):
 
         def unit() -> c.Replayed:
             now = self._now()
-            until = cmd.until or now
-            if until <= cmd.since:
-                raise InvalidInput("`until` comes after `since`", field="until")
             self._endpoint(ctx, cmd.endpoint_id)
+            until = cmd.until or now
+            if until < cmd.since:
+                raise InvalidInput("`until` comes after `since`", field="until")
             sources = self.read(
                 lambda conn: views.replay_sources(
                     conn, tenant_id, cmd.endpoint_id, cmd.since, until, cmd.all, c.MAX_REPLAY

@@ -333,8 +333,35 @@ async def test_only_the_networks_admins_manage_its_endpoints(
     ):
         with pytest.raises(NotFound):
             await client_bus.request(request, other_ctx)
+    # its deliveries (its own creation is an event it receives) likewise
+    (delivery,) = await eventually(
+        lambda: _len_at_least(deliveries(client_bus, ctx, endpoint_id), 1), timeout=20
+    )
+    for request in (
+        c.GetDelivery(delivery_id=delivery.delivery_id),
+        c.ListAttempts(delivery_id=delivery.delivery_id),
+        c.ReplayDelivery(delivery_id=delivery.delivery_id),
+        c.ReplayDeliveries(endpoint_id=endpoint_id, since=delivery.created_at),
+    ):
+        with pytest.raises(NotFound):
+            await client_bus.request(request, other_ctx)
+        with pytest.raises(Forbidden):
+            await client_bus.request(request, member_ctx)
+    for bad in (
+        c.ReplayDeliveries(
+            endpoint_id=endpoint_id,
+            since=delivery.created_at,
+            until=delivery.created_at - timedelta(seconds=1),
+        ),
+        c.ReplayDeliveries(endpoint_id=endpoint_id, since=delivery.created_at.replace(tzinfo=None)),
+        c.ListDeliveries(endpoint_id=endpoint_id, limit=51),
+        c.ListEndpoints(offset=-1),
+    ):
+        with pytest.raises(InvalidInput):
+            await client_bus.request(bad, ctx)
     unchanged = await client_bus.request(c.GetEndpoint(endpoint_id=endpoint_id), ctx)
     assert unchanged.enabled and unchanged.description == ""
+    assert len(await deliveries(client_bus, ctx, endpoint_id)) == 1  # nothing replayed
     # repeated: a second delete finds nothing
     await client_bus.request(c.DeleteEndpoint(endpoint_id=endpoint_id), ctx)
     with pytest.raises(NotFound):

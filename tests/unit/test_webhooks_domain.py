@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.runtime.errors import InvalidInput
+from services.runtime.settings import ConfigurationError, Settings
 from services.webhooks.domain import (
     RETRY_DELAYS,
     RETRY_FOR,
@@ -23,7 +25,8 @@ from services.webhooks.domain import (
     wants,
 )
 from services.webhooks.outbound import signature_headers
-from services.webhooks.secrets import SecretBox, metadata, new_secret
+from services.webhooks.secrets import SecretBox, key_material, metadata, new_secret
+from services.webhooks.service import options_from_env
 
 
 def test_the_schedule_doubles_from_ten_seconds_to_twelve_hours_over_three_days() -> None:
@@ -127,3 +130,31 @@ def test_secrets_are_sealed_bound_to_their_endpoint_and_rotated() -> None:
         assert [k.secret for k in keys] == ["whsec_two", "whsec_one"]
         later = box.signing_keys(conn, tenant, endpoint, now + timedelta(hours=25))
         assert [k.secret for k in later] == ["whsec_two"]
+
+
+def test_private_addresses_are_allowed_only_outside_production(tmp_path: Path) -> None:
+    dev, prod = Settings(env="dev", data_dir=tmp_path), Settings(env="prod", data_dir=tmp_path)
+    assert options_from_env(dev, {}).allow_private
+    assert not options_from_env(prod, {}).allow_private
+    assert not options_from_env(dev, {"QUARTIER_WEBHOOKS_ALLOW_PRIVATE": "false"}).allow_private
+    for env in (
+        {"QUARTIER_WEBHOOKS_ALLOW_PRIVATE": "yes"},
+        {"QUARTIER_WEBHOOKS_TIMEOUT": "0"},
+        {"QUARTIER_WEBHOOKS_TIMEOUT": "31"},
+        {"QUARTIER_WEBHOOKS_TIMEOUT": "soon"},
+    ):
+        with pytest.raises(ConfigurationError):
+            options_from_env(dev, env)
+    with pytest.raises(ConfigurationError):
+        options_from_env(prod, {"QUARTIER_WEBHOOKS_ALLOW_PRIVATE": "true"})
+
+
+def test_the_sealing_key_is_required_in_production(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        key_material(Settings(env="prod", data_dir=tmp_path), {})
+    with pytest.raises(ConfigurationError):
+        key_material(Settings(env="prod", data_dir=tmp_path), {"QUARTIER_WEBHOOKS_KEY": "short"})
+    dev = Settings(env="dev", data_dir=tmp_path)
+    generated = key_material(dev, {})
+    assert key_material(dev, {}) == generated  # kept in the data dir
+    assert (tmp_path / "webhooks-key").stat().st_mode & 0o077 == 0
