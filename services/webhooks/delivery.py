@@ -180,37 +180,41 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
         async with outbound.new_client() as client:
-            while not stopping.is_set():
-                self._wakeup.clear()
-                try:
-                    due = await self.host.offload(self._due, self.clock.now())
-                except Exception:
-                    log.exception("webhooks.queue_unreadable")
-                    due = []
-                for tenant_id, endpoint_id in due:
-                    if endpoint_id in self._busy:
-                        continue
-                    self._busy.add(endpoint_id)
-                    task = asyncio.create_task(self._drain(client, tenant_id, endpoint_id))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                await self._sleep(stopping)
-            # an attempt cut short is attempted again by the next leader (at least once)
-            for task in list(tasks):
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            try:
+                while not stopping.is_set():
+                    self._wakeup.clear()
+                    try:
+                        due = await self.host.offload(self._due, self.clock.now())
+                    except Exception:
+                        log.exception("webhooks.queue_unreadable")
+                        due = []
+                    for tenant_id, endpoint_id in due:
+                        if endpoint_id in self._busy:
+                            continue
+                        self._busy.add(endpoint_id)
+                        task = asyncio.create_task(self._drain(client, tenant_id, endpoint_id))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    await self._sleep(stopping)
+            finally:
+                # stopping, or leadership lost: an attempt cut short is made
+                # again by the next leader (at least once)
+                for task in list(tasks):
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks)
 
     async def _sleep(self, stopping: asyncio.Event) -> None:
         assert self._wakeup is not None
-        waker = asyncio.ensure_future(self._wakeup.wait())
+        waiting = {
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(sleep_unless(stopping, POLL)),
+        }
         try:
-            await asyncio.wait(
-                {waker, asyncio.ensure_future(sleep_unless(stopping, POLL))},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            waker.cancel()
+            for future in waiting:
+                future.cancel()
 
     def _due(self, now: datetime) -> list[tuple[str, str]]:
         """(tenant, endpoint) of enabled endpoints whose head is due."""
