@@ -78,6 +78,12 @@ async def test_an_admin_registers_an_endpoint_and_reads_its_signed_deliveries(
     assert (
         "secret" not in receiver.delivered[0].body and "token=t" not in receiver.delivered[0].body
     )
+    # the body is the CloudEvent as the stream has it (which adds only its position)
+    response = await system.client.get(
+        "/v1/events?types=quartier.webhooks.", headers={"Authorization": f"Bearer {token}"}
+    )
+    (line,) = [json.loads(x) for x in response.text.splitlines() if x]
+    assert {k: v for k, v in line.items() if k != "position"} == event
 
     async def delivered() -> list[dict[str, Any]] | None:
         found = await deliveries(system, token)
