@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
+from eventsourcing.persistence import Tracking
 from standardwebhooks import Webhook
 
 from services.identity import contract as idc
@@ -21,6 +23,7 @@ from services.runtime.clock import MovableClock
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from services.runtime.host import ServiceHost
 from services.runtime.messages import Actor
+from services.runtime.stream import CloudEvent
 from services.runtime.tenancy import RequestContext
 from services.webhooks import contract as c
 from services.webhooks.delivery import Options
@@ -395,3 +398,32 @@ async def test_a_hanging_receiver_holds_only_its_own_queue(
     finally:
         await services.stop()  # the hanging attempt is cut short
         await stuck.stop()
+
+
+async def test_a_redelivered_event_is_queued_once(
+    dev: ServiceHost, client_bus: Bus, receiver: Receiver
+) -> None:
+    """Exactly-once bookkeeping: the reaction records its position with the
+    deliveries it queues, so the same upstream event handled again (a lost
+    acknowledgement, a restart, a re-publication) queues nothing more."""
+    _, ctx = await network(client_bus, "wh-once")
+    made = await client_bus.request(
+        c.CreateEndpoint(url=receiver.url, event_types=["quartier.identity.Made"]), ctx
+    )
+    (identity,) = [r for r in dev.reactions if r.reaction.upstream == "identity"]
+    event = CloudEvent(
+        id="identity:100000",
+        source="quartier/identity",
+        type="quartier.identity.Made.v1",
+        subject=made.endpoint.endpoint_id,
+        time=datetime.now(UTC),
+        tenant=made.endpoint.tenant_id,
+        sequence=100_000,
+        data=msgspec.Raw(b"{}"),
+    )
+    for _ in range(2):
+        await identity.reaction.handle(event, Tracking("identity", event.sequence))
+    await eventually(lambda: receiver.delivered, timeout=20)
+    found = await deliveries(client_bus, ctx, made.endpoint.endpoint_id)
+    assert [d.event_id for d in found] == ["identity:100000"]
+    assert len(receiver.received) == 1
