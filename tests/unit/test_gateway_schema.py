@@ -163,6 +163,9 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "MeetupSeries",
         "WorkshopProposal",
         "CardDraw",
+        "Slip",
+        "OneToOne",
+        "Need",
         "WebhookEndpoint",
         "WebhookDelivery",
     }
