@@ -68,6 +68,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         needs=("identity", "hubs", "events"),
         reactions=("members", "hubs", "meetups", "mail"),
     ),
+    ServiceSpec(
+        "webhooks",
+        needs=("identity", "hubs", "events", "referrals"),
+        reactions=("identity", "hubs", "meetups", "referrals", "webhooks"),
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}

@@ -222,7 +222,7 @@ def test_defaults() -> None:
     assert s.relay_poll_interval == 1.0
     assert s.mail_dir == Path(".quartier/mail")
     assert s.smtp_url is None
-    assert s.services == ("identity", "hubs", "events", "referrals")
+    assert s.services == ("identity", "hubs", "events", "referrals", "webhooks")
 
 
 def test_values_from_the_environment() -> None:

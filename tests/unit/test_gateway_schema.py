@@ -166,5 +166,7 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "Slip",
         "OneToOne",
         "Need",
+        "WebhookEndpoint",
+        "WebhookDelivery",
     }
     assert set(PARTS.nodes) == implementing

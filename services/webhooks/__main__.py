@@ -1,0 +1,3 @@
+from services.webhooks.service import main
+
+main()

@@ -1,0 +1,404 @@
+"""Delivery: from the tenant streams to the receivers.
+
+**Queueing** (the reactions). One durable reaction per upstream service
+(identity, hubs, meetups, referrals, and webhooks' own events) reads its
+events on QUARTIER_EVENTS; for each event, in one transaction with the
+reaction's position (`TrackedTables`), it adds one delivery per endpoint of
+the event's network that wants its type (domain.wants) and was created
+before the event (both wall-clock times, as the event store stamps them): "pending" if the endpoint is enabled, "skipped" if
+it is disabled (a range replay can send those later). A redelivered event
+changes nothing: exactly-once bookkeeping. The body is the CloudEvent JSON
+as on the stream.
+
+**Sending** (the dispatcher, a leader-only job). Each endpoint is a queue,
+sent in order: only the oldest pending delivery of an endpoint (its head) is
+attempted, and the next only once it succeeded — so order per endpoint is
+kept, and the receiver may get a delivery twice (at-least-once: a crash
+between its answer and the bookkeeping), never out of order. Endpoints are
+served concurrently (at most MAX_PARALLEL at once), each attempt bounded by
+the timeout, so a slow or failing receiver or network holds only its own
+queue. A failed attempt schedules the next on the host's clock
+(domain.RETRY_DELAYS: 10 s doubling to 12 h, three days in all); when the
+schedule is spent the delivery is "failed", the endpoint disabled (reason
+"failing", an `EndpointDisabled` event) and its network's admins mailed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from eventsourcing.persistence import Tracking
+
+from services.identity import contract as idc
+from services.runtime.host import ServiceHost
+from services.runtime.logging import get_logger
+from services.runtime.mail import Mailer
+from services.runtime.reactions import Reaction, decode_data
+from services.runtime.stream import CloudEvent, json_encoder
+from services.runtime.tenancy import RequestContext, as_service
+from services.runtime.wakeup import sleep_unless
+from services.webhooks import outbound
+from services.webhooks.application import Webhooks
+from services.webhooks.domain import Endpoint, next_attempt_after, url_host, wants
+from services.webhooks.secrets import SecretBox
+from services.webhooks.views import DELIVERIES, admins, attempts, deliveries, endpoints
+
+log = get_logger("quartier.webhooks")
+
+MAX_PARALLEL = 16  # endpoints attempted at once
+POLL = 1.0  # seconds between looks at the queues when nothing wakes the dispatcher
+
+UPSTREAMS = (  # (reaction name, upstream service)
+    ("identity", "identity"),
+    ("hubs", "hubs"),
+    ("meetups", "events"),
+    ("referrals", "referrals"),
+    ("webhooks", "webhooks"),
+)
+
+
+@dataclass
+class Options:
+    """How the service reaches out. `allow_private`: whether URLs may reach
+    private, loopback and link-local addresses (development and tests
+    only; QUARTIER_WEBHOOKS_ALLOW_PRIVATE); `timeout`: seconds per attempt in
+    all; `resolve`: the name resolver (the system's)."""
+
+    allow_private: bool = False
+    timeout: float = 10.0
+    resolve: outbound.Resolver = field(default=outbound.system_resolver)
+
+
+def enqueue(conn: sa.Connection, event: CloudEvent, body: str, now: datetime) -> int:
+    """Queue `event` for every endpoint of its network that wants it.
+    Returns how many deliveries were added."""
+    rows = conn.execute(
+        sa.select(endpoints).where(
+            (endpoints.c.tenant_id == event.tenant) & endpoints.c.deleted.is_(False)
+        )
+    ).all()
+    added = 0
+    for row in rows:
+        if not wants(row.event_types, event.type) or event.time < row.since:
+            continue
+        conn.execute(
+            deliveries.insert().values(
+                delivery_id=str(uuid.uuid4()),
+                tenant_id=event.tenant,
+                endpoint_id=row.endpoint_id,
+                event_id=event.id,
+                event_type=event.type,
+                body=body,
+                status="pending" if row.enabled else "skipped",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now if row.enabled else None,
+            )
+        )
+        added += 1
+    return added
+
+
+def _admins(conn: sa.Connection, e: Any) -> None:
+    match e:
+        case idc.MemberJoined() | idc.MemberRolesChanged():
+            key = (admins.c.tenant_id == e.tenant_id) & (admins.c.member_id == e.member_id)
+            conn.execute(admins.delete().where(key))
+            if "tenant_admin" in e.roles:
+                conn.execute(admins.insert().values(tenant_id=e.tenant_id, member_id=e.member_id))
+
+
+def reactions(host: ServiceHost, wake: Callable[[], None]) -> list[Reaction]:
+    admin_kinds = {k.type_name(): k for k in (idc.MemberJoined, idc.MemberRolesChanged)}
+
+    def reaction(name: str, upstream: str) -> Reaction:
+        async def handle(event: CloudEvent, tracking: Tracking) -> None:
+            body = json_encoder.encode(event).decode()
+            kind = admin_kinds.get(event.type) if upstream == "identity" else None
+            data = decode_data(event, kind) if kind is not None else None
+            now = host.clock.now()
+
+            def change(conn: sa.Connection) -> None:
+                if data is not None:
+                    _admins(conn, data)
+                enqueue(conn, event, body, now)
+
+            await host.offload(DELIVERIES.apply, host.engine, tracking, change)
+            wake()
+
+        return Reaction(name=name, upstream=upstream, handle=handle)
+
+    return [reaction(name, upstream) for name, upstream in UPSTREAMS]
+
+
+class Dispatcher:
+    """Sends each endpoint's queue in order (see the module's docstring)."""
+
+    def __init__(
+        self,
+        host: ServiceHost,
+        app: Webhooks,
+        box: SecretBox,
+        options: Options,
+        mailer: Mailer,
+        project: Callable[[], None],
+    ):
+        self.host = host
+        self.app = app
+        self.box = box
+        self.options = options
+        self.mailer = mailer
+        self.project = project
+        self.clock = host.clock
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy: set[str] = set()
+        self._limit = asyncio.Semaphore(MAX_PARALLEL)
+        on_move = getattr(self.clock, "on_move", None)
+        if on_move is not None:
+            on_move(lambda _now: self.wake())
+
+    def wake(self) -> None:
+        """Look at the queues now (thread-safe)."""
+        loop, event = self._loop, self._wakeup
+        if loop is None or event is None:
+            return
+        with suppress(RuntimeError):  # the loop is closed: the service stopped
+            loop.call_soon_threadsafe(event.set)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        async with outbound.new_client() as client:
+            try:
+                while not stopping.is_set():
+                    self._wakeup.clear()
+                    try:
+                        due = await self.host.offload(self._due, self.clock.now())
+                    except Exception:
+                        log.exception("webhooks.queue_unreadable")
+                        due = []
+                    for tenant_id, endpoint_id in due:
+                        if endpoint_id in self._busy:
+                            continue
+                        self._busy.add(endpoint_id)
+                        task = asyncio.create_task(self._drain(client, tenant_id, endpoint_id))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    await self._sleep(stopping)
+            finally:
+                # stopping, or leadership lost: an attempt cut short is made
+                # again by the next leader (at least once)
+                for task in list(tasks):
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks)
+
+    async def _sleep(self, stopping: asyncio.Event) -> None:
+        assert self._wakeup is not None
+        waiting = {
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(sleep_unless(stopping, POLL)),
+        }
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in waiting:
+                future.cancel()
+
+    def _due(self, now: datetime) -> list[tuple[str, str]]:
+        """(tenant, endpoint) of enabled endpoints whose head is due."""
+        with self.host.engine.connect() as conn:
+            heads = (
+                sa.select(deliveries.c.endpoint_id, sa.func.min(deliveries.c.n).label("n"))
+                .where(deliveries.c.status == "pending")
+                .group_by(deliveries.c.endpoint_id)
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(
+                    deliveries.c.tenant_id, deliveries.c.endpoint_id, deliveries.c.next_attempt_at
+                )
+                .join(heads, deliveries.c.n == heads.c.n)
+                .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id)
+                .where(endpoints.c.enabled.is_(True))
+            ).all()
+        return [(r.tenant_id, r.endpoint_id) for r in rows if r.next_attempt_at <= now]
+
+    async def _drain(self, client: httpx.AsyncClient, tenant_id: str, endpoint_id: str) -> None:
+        try:
+            async with self._limit:
+                while not self.host.stopping.is_set():
+                    if not await self._attempt_head(client, tenant_id, endpoint_id):
+                        return
+        except Exception:
+            log.exception("webhooks.dispatch_failed", tenant=tenant_id, endpoint=endpoint_id)
+        finally:
+            self._busy.discard(endpoint_id)
+
+    def _head(
+        self, tenant_id: str, endpoint_id: str, now: datetime
+    ) -> tuple[Any, Any, list[str]] | None:
+        with self.host.engine.connect() as conn:
+            endpoint = conn.execute(
+                sa.select(endpoints).where(
+                    (endpoints.c.tenant_id == tenant_id)
+                    & (endpoints.c.endpoint_id == endpoint_id)
+                    & endpoints.c.enabled.is_(True)
+                )
+            ).first()
+            if endpoint is None:
+                return None
+            head = conn.execute(
+                sa.select(deliveries)
+                .where(
+                    (deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == "pending")
+                )
+                .order_by(deliveries.c.n)
+                .limit(1)
+            ).first()
+            if head is None or head.next_attempt_at > now:
+                return None
+            keys = self.box.signing_keys(conn, tenant_id, endpoint_id, now)
+        return endpoint, head, [k.secret for k in keys]
+
+    async def _attempt_head(
+        self, client: httpx.AsyncClient, tenant_id: str, endpoint_id: str
+    ) -> bool:
+        """Attempt the endpoint's head if it is due; True when it was
+        delivered (the next may go at once)."""
+        found = await self.host.offload(self._head, tenant_id, endpoint_id, self.clock.now())
+        if found is None:
+            return False
+        endpoint, head, secrets = found
+        if not secrets:
+            log.error("webhooks.no_secret", tenant=tenant_id, endpoint=endpoint_id)
+            return False
+        at = self.clock.now()
+        headers = outbound.signature_headers(head.event_id, head.body, secrets)
+        outcome = await outbound.post(
+            client,
+            endpoint.url,
+            head.body,
+            headers,
+            allow_private=self.options.allow_private,
+            resolve=self.options.resolve,
+            timeout=self.options.timeout,
+        )
+        client.cookies.clear()
+        spent = await self.host.offload(self._record, head, at, outcome)
+        if spent:
+            await self._give_up(tenant_id, endpoint_id)
+        return outcome.ok
+
+    def _record(self, head: Any, at: datetime, outcome: outbound.Outcome) -> bool:
+        """Log the attempt and move the delivery on, in one transaction.
+        Returns True when the schedule is spent (the delivery failed)."""
+        number = head.attempts + 1
+        values: dict[str, Any] = {"attempts": number, "last_error": outcome.error}
+        spent = False
+        if outcome.ok:
+            values.update(status="delivered", delivered_at=at, next_attempt_at=None)
+        else:
+            delay = next_attempt_after(number)
+            values["first_failed_at"] = head.first_failed_at or at
+            if delay is None:
+                values.update(status="failed", next_attempt_at=None)
+                spent = True
+            else:
+                values["next_attempt_at"] = at + delay
+        with self.host.engine.begin() as conn:
+            conn.execute(
+                attempts.insert().values(
+                    attempt_id=str(uuid.uuid4()),
+                    delivery_id=head.delivery_id,
+                    tenant_id=head.tenant_id,
+                    endpoint_id=head.endpoint_id,
+                    number=number,
+                    at=at,
+                    status_code=outcome.status_code,
+                    duration_ms=outcome.duration_ms,
+                    error=outcome.error,
+                    ok=outcome.ok,
+                )
+            )
+            conn.execute(
+                deliveries.update()
+                .where(
+                    (deliveries.c.delivery_id == head.delivery_id)
+                    & (deliveries.c.status == "pending")
+                )
+                .values(**values)
+            )
+        log.info(
+            "webhooks.attempt",
+            tenant=head.tenant_id,
+            endpoint=head.endpoint_id,
+            delivery=head.delivery_id,
+            number=number,
+            status_code=outcome.status_code,
+            ok=outcome.ok,
+        )
+        return spent
+
+    async def _give_up(self, tenant_id: str, endpoint_id: str) -> None:
+        """The head failed for three days: disable the endpoint, mail the admins."""
+        now = self.clock.now()
+
+        def disable() -> bool:
+            _, changed = self.app.update(
+                tenant_id, endpoint_id, Endpoint, lambda e: e.disable("failing", None, now)
+            )
+            self.project()
+            return changed
+
+        if not await self.host.offload(disable):
+            return
+        log.warning("webhooks.endpoint_disabled", tenant=tenant_id, endpoint=endpoint_id)
+        try:
+            await self._mail_admins(tenant_id, endpoint_id)
+        except Exception:  # the mail is a courtesy: the event and the state are what count
+            log.exception("webhooks.mail_failed", tenant=tenant_id, endpoint=endpoint_id)
+
+    async def _mail_admins(self, tenant_id: str, endpoint_id: str) -> None:
+        def who() -> tuple[list[str], str]:
+            with self.host.engine.connect() as conn:
+                ids = list(
+                    conn.execute(
+                        sa.select(admins.c.member_id).where(admins.c.tenant_id == tenant_id)
+                    ).scalars()
+                )
+                url = conn.execute(
+                    sa.select(endpoints.c.url).where(endpoints.c.endpoint_id == endpoint_id)
+                ).scalar_one()
+            return ids, url
+
+        ids, url = await self.host.offload(who)
+        if not ids:
+            return
+        ctx: RequestContext = as_service(RequestContext(tenant_id=tenant_id))
+        contacts = await self.host.bus.request(idc.MemberContacts(member_ids=ids[:500]), ctx)
+        host = url_host(url) or url
+        for person in contacts.items:
+            message = EmailMessage()
+            message["From"] = self.host.settings.mail_from
+            message["To"] = person.email
+            message["Subject"] = f"Webhook endpoint disabled: {host}"
+            message.set_content(
+                f"Hello {person.display_name},\n\n"
+                f"The webhook endpoint {endpoint_id} ({host}) of your network has failed "
+                "every delivery attempt for three days, so it has been disabled.\n"
+                "Its failed delivery and the events since can be replayed once the "
+                "receiver works again: enable the endpoint, then replay (docs/webhooks.md).\n"
+            )
+            await self.host.offload(self.mailer.send, message)
