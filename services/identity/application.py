@@ -232,12 +232,16 @@ class Identity(ServiceApplication):
         again more than `grace` seconds after its first use revokes the
         session (InvalidToken); within it, it gets a token of its own."""
         family_id, secret = split_token(token)
-        family = self.find(family_id, RefreshFamily)
-        if family is None:
-            raise InvalidToken("this refresh token is not valid")
         new = new_secret()
-        family.rotate(secret, hash_secret(new), now, grace)
-        self.save(family)
+
+        def unit() -> tuple[list[Aggregate], RefreshFamily]:
+            family = self.find(family_id, RefreshFamily)
+            if family is None:
+                raise InvalidToken("this refresh token is not valid")
+            family.rotate(secret, hash_secret(new), now, grace)
+            return [family], family
+
+        family = self.transact(unit)  # concurrent refreshes: each on the fresh state
         if family.revoked:
             raise InvalidToken(
                 "this refresh token was already used: the session has been revoked, sign in again"

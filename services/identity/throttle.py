@@ -4,7 +4,8 @@ address, password-reset mails per account and per address.
 Exponential backoff, never a lockout: each key (hashed, so no address or
 e-mail is stored here) allows `free` attempts; each attempt past them makes
 the next wait twice as long as the last, from `base` seconds up to `cap`
-seconds, and a key forgets its attempts after `forget` seconds without one.
+seconds (so at most `free` attempts in a row, then one per wait), and a
+key forgets its attempts after `forget` seconds without one.
 An attempt is counted *before* the password is checked (so that concurrent
 attempts cannot all slip in before the first failure is written) and the
 account's counts are cleared by a success. Waiting is answered with
@@ -49,10 +50,11 @@ class Policy:
     forget: float  # seconds without an attempt after which the count restarts
 
     def wait(self, count: int) -> float:
-        """Seconds to wait after the `count`-th attempt."""
-        if count <= self.free:
+        """Seconds to wait after the `count`-th attempt: none before the
+        `free`-th, then `base`, doubling each attempt, at most `cap`."""
+        if count < self.free:
             return 0.0
-        return float(min(self.cap, self.base * 2 ** (count - self.free - 1)))
+        return float(min(self.cap, self.base * 2 ** min(40, count - self.free)))
 
 
 # Sign-in. The pair (account, address) is the legitimate user's own typos and

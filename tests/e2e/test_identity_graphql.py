@@ -294,11 +294,18 @@ async def test_invite_accept_login_update_card_search(system: System) -> None:
     assert out == {"__typename": "SignedOut", "ok": True}
     again = await mutate(system, "refreshSession", {"refreshToken": refreshed["refreshToken"]})
     assert_error(again, "InvalidToken", "invalid_token")
+    # the logout ended the session, its access tokens too
+    assert (await system.gql(ME, token=karim.access))["errors"][0]["extensions"]["code"] == (
+        "UNAUTHENTICATED"
+    )
+    signed_in = await mutate(
+        system, "login", {"tenant": "pole-11e", "email": "karim@pole.example", "password": PASSWORD}
+    )
     changed = await mutate(
         system,
         "changePassword",
         {"currentPassword": PASSWORD, "newPassword": "a brand new password"},
-        karim.access,
+        signed_in["accessToken"],
     )
     assert changed == {"__typename": "PasswordChanged", "ok": True}
     relogin = await mutate(
