@@ -23,7 +23,13 @@ from strawberry.litestar import BaseContext
 from services.identity import contract as idc
 from services.runtime.auth import AccessClaims, is_operator_token, verify_access_token
 from services.runtime.bus import Bus
-from services.runtime.errors import Forbidden, InvalidInput, Unauthenticated, Unavailable
+from services.runtime.errors import (
+    Forbidden,
+    InternalError,
+    InvalidInput,
+    Unauthenticated,
+    Unavailable,
+)
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -82,7 +88,7 @@ async def current_principal(bus: Bus, principal: Principal, correlation_id: str)
     admin right; a signed-out, password-changed or demoted member's token
     stops working). One indexed read in identity per request.
 
-    While identity is unreachable the member keeps no role (least privilege:
+    While identity is unreachable (or failing) the member keeps no role (least privilege:
     admin operations are refused, a member's own go on) and a revocation is
     not seen until identity is back (at most the access token's lifetime)."""
     actor = principal.actor
@@ -93,7 +99,7 @@ async def current_principal(bus: Bus, principal: Principal, correlation_id: str)
         state = await bus.request(idc.CurrentSession(), ctx)
     except Unauthenticated as refused:
         return Principal(refused=refused)
-    except Unavailable:
+    except (Unavailable, InternalError):  # identity cannot say: no role
         roles: tuple[str, ...] = ()
     else:
         roles = tuple(state.roles)
