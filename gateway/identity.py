@@ -16,7 +16,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import InvalidCredentials, InvalidToken
+from gateway.errors import Error, InvalidCredentials, InvalidToken
 from gateway.kit import (
     Connection,
     NodeLoader,
@@ -251,9 +251,7 @@ def _member_actor(s: c.Session) -> Actor:
 @strawberry.type(
     description="Too many attempts (sign-in, password reset): try again after `retryAfterSeconds`."
 )
-class TooManyAttempts:
-    message: str
-    code: str
+class TooManyAttempts(Error):
     retry_after_seconds: int
 
 
