@@ -229,9 +229,10 @@ class IdentityHandlers(Handlers):
         address = cmd.client_address or ""
         pair_key = t.key(t.LOGIN_PAIR, *account, address)
         account_key = t.key(t.LOGIN_ACCOUNT, *account)
+        address_key = t.key(t.LOGIN_ADDRESS, address)
         keys = [(t.LOGIN_PAIR, pair_key), (t.LOGIN_ACCOUNT, account_key)]
         if address:
-            keys.append((t.LOGIN_ADDRESS, t.key(t.LOGIN_ADDRESS, address)))
+            keys.append((t.LOGIN_ADDRESS, address_key))
         self.throttle.attempt(keys, now, "sign-in")
         try:
             tenant = self.app.tenant_by_slug(cmd.tenant_slug)
@@ -240,6 +241,8 @@ class IdentityHandlers(Handlers):
             raise
         member = self.app.authenticate(tenant.tenant_id, cmd.email, cmd.password)
         self.throttle.clear([pair_key, account_key])
+        if address:
+            self.throttle.forgive(t.LOGIN_ADDRESS, address_key)
         return self._session(member, self._start(member))
 
     @handles(c.RefreshSession)

@@ -8,7 +8,8 @@ seconds (so at most `free` attempts in a row, then one per wait), and a
 key forgets its attempts after `forget` seconds without one.
 An attempt is counted *before* the password is checked (so that concurrent
 attempts cannot all slip in before the first failure is written) and the
-account's counts are cleared by a success. Waiting is answered with
+account's counts are cleared by a success (the address's count loses that
+one attempt: it counts failures). Waiting is answered with
 `RateLimited` and `retry_after` (seconds); an attempt refused for waiting is
 not counted, so retrying early does not lengthen the wait.
 
@@ -128,6 +129,25 @@ class Throttle:
                 return
             except IntegrityError:  # a concurrent first attempt inserted the row
                 continue
+
+    def forgive(self, policy: Policy, k: str) -> None:
+        """Take back one counted attempt (a success), so that a key counts
+        failures only: many members signing in from one address (an office,
+        a proxy) are not slowed down by their own successes."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(attempts).where(attempts.c.key == k)).first()
+            if row is None:
+                return
+            count = max(0, row.tally - 1)
+            wait = policy.wait(count) if count else 0
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.key == k)
+                .values(
+                    tally=count,
+                    wait_until=_utc(row.last_at) + timedelta(seconds=wait) if wait else None,
+                )
+            )
 
     def clear(self, keys: list[str]) -> None:
         with self.engine.begin() as conn:

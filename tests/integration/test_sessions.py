@@ -532,3 +532,16 @@ async def test_concurrent_invitations_of_one_address_make_one(
     assert len(ids) == 1, sent
     assert all(isinstance(s, idc.InvitationSent | Conflict) for s in sent), sent
     assert len(mails_to(settings.mail_dir, "kim@race.example", "invitation")) == 1
+
+
+async def test_many_members_signing_in_from_one_address_are_not_slowed_down(
+    identity: ServiceHost, client_bus: Bus
+) -> None:
+    """An office or a proxy: the address counts failures, not sign-ins."""
+    await create_network(client_bus, "pole-office", "admin@office.example")
+    for _ in range(40):
+        await login(client_bus, "pole-office", "admin@office.example", client="192.0.2.77")
+    kinds = await attempt_kinds(
+        client_bus, "pole-office", ["someone@office.example"], ["192.0.2.77"], "guess-0000"
+    )
+    assert kinds == ["wrong"]
