@@ -214,7 +214,9 @@ class CreateTenant(IdentityCommand[TenantCreated]):
 
 class InviteMember(IdentityCommand[InvitationSent]):
     """Tenant admin, or a service on behalf of a member (hubs' co-optation):
-    e-mails a single-use invitation link."""
+    e-mails a single-use invitation link. While an invitation to the same
+    address (compared ignoring case) is pending, answers that one (no token,
+    no mail); with other roles, Conflict. A member's address: Conflict."""
 
     email: str
     as_admin: bool = False
