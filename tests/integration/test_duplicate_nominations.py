@@ -18,7 +18,17 @@ from services.runtime.bus import Bus
 from services.runtime.errors import Conflict
 from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
-from tests.support.identity import add_member, as_member, card, create_network, operator
+from services.runtime.tenancy import RequestContext
+from tests.support.identity import (
+    PASSWORD,
+    add_member,
+    as_member,
+    card,
+    create_network,
+    mailed_tokens,
+    operator,
+)
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -118,3 +128,26 @@ async def test_the_same_address_may_be_nominated_to_two_hubs_with_one_invitation
     )
     assert sent.token is None
     assert invitations_to(settings.mail_dir, "noa@dup3.example") == 1
+    # when she joins, both hubs' nominations go on (none is left behind)
+    await client_bus.request(
+        idc.AcceptInvitation(
+            token=mailed_tokens(settings.mail_dir)["noa@dup3.example"],
+            password=PASSWORD,
+            card=card("Noa", "baker", work=IN_11E),
+        ),
+        RequestContext(),
+    )
+
+    async def both_open() -> bool:
+        statuses = [
+            (
+                await client_bus.request(
+                    hc.GetNomination(hub_id=hub_id, nomination_id=n.nomination_id),
+                    as_member(admin),
+                )
+            ).status
+            for hub_id, n in ((first_hub.hub_id, one), (second_hub.hub_id, two))
+        ]
+        return statuses == ["open", "open"]
+
+    await eventually(both_open)
