@@ -306,7 +306,7 @@ class IdentityHandlers(Handlers):
         tenant_id, session_id = ctx.require_tenant(), ctx.actor.session_id
         if not session_id:
             raise Unauthenticated("this access token names no session: sign in again")
-        now = datetime.now(UTC)  # the wall clock, as access tokens' expiry
+        now = self.clock.now()  # the clock the session's expiry was set on
         roles = self.read(
             lambda conn: views.current_session(conn, tenant_id, member_id, session_id, now)
         )
