@@ -1,26 +1,35 @@
 """Per-request context: who is calling (from the Bearer token, never from
-input), for which tenant, the request's correlation id, the bus, and the
-request's DataLoaders."""
+input, and with the roles identity says the member has *now*: see
+`current_principal`), for which tenant, the request's correlation id, the
+bus, and the request's DataLoaders."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 from litestar.datastructures import Headers, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import Scope
 from strawberry.dataloader import DataLoader
 from strawberry.litestar import BaseContext
 
+from services.identity import contract as idc
 from services.runtime.auth import AccessClaims, is_operator_token, verify_access_token
 from services.runtime.bus import Bus
-from services.runtime.errors import Forbidden, InvalidInput, Unauthenticated
+from services.runtime.errors import (
+    Forbidden,
+    InternalError,
+    InvalidInput,
+    Unauthenticated,
+    Unavailable,
+)
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -72,6 +81,31 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
     )
 
 
+async def current_principal(bus: Bus, principal: Principal, correlation_id: str) -> Principal:
+    """A member's token is only as good as its session now: identity answers
+    whether the session (`sid`) is still on and the member's current roles,
+    which replace the token's (a demoted admin's earlier token carries no
+    admin right; a signed-out, password-changed or demoted member's token
+    stops working). One indexed read in identity per request.
+
+    While identity is unreachable (or failing) the member keeps no role (least privilege:
+    admin operations are refused, a member's own go on) and a revocation is
+    not seen until identity is back (at most the access token's lifetime)."""
+    actor = principal.actor
+    if actor.kind != "member" or principal.refused is not None:
+        return principal
+    ctx = RequestContext(tenant_id=principal.tenant_id, actor=actor, correlation_id=correlation_id)
+    try:
+        state = await bus.request(idc.CurrentSession(), ctx)
+    except Unauthenticated as refused:
+        return Principal(refused=refused)
+    except (Unavailable, InternalError):  # identity cannot say: no role
+        roles: tuple[str, ...] = ()
+    else:
+        roles = tuple(state.roles)
+    return replace(principal, actor=msgspec.structs.replace(actor, roles=roles))
+
+
 class RateLimiter:
     """A token bucket per key (tenant, or client address when anonymous), per
     gateway replica."""
@@ -103,12 +137,14 @@ class Context(BaseContext, kw_only=True):
     connection_params: dict[str, Any] | None = None
     loaders: dict[str, DataLoader[Any, Any]] = {}
 
-    def refresh_principal_from_params(self) -> None:
+    async def refresh_principal_from_params(self) -> None:
         """graphql-transport-ws: browsers send the token in connection_init."""
         params = self.connection_params or {}
         auth = params.get("Authorization") or params.get("authorization")
         if isinstance(auth, str):
-            self.principal = resolve_principal(self.settings, auth)
+            self.principal = await current_principal(
+                self.bus, resolve_principal(self.settings, auth), self.correlation_id
+            )
 
     def request_context(
         self, actor: Actor | None = None, tenant_id: str | None = None
@@ -161,15 +197,17 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
     settings: Settings = state.settings
     principal = resolve_principal(settings, headers.get("authorization"))
     correlation = headers.get("x-correlation-id") or ""
+    correlation = correlation if CORRELATION.match(correlation) else new_correlation_id()
     client = scope.get("client") or ("local", 0)
     key = principal.tenant_id or f"anonymous:{client[0]}"
     if not state.limiter.allow(key):
         raise TooManyRequestsException("too many requests for this network: slow down")
+    principal = await current_principal(state.bus, principal, correlation)
     return Context(
         bus=state.bus,
         settings=settings,
         principal=principal,
-        correlation_id=correlation if CORRELATION.match(correlation) else new_correlation_id(),
+        correlation_id=correlation,
         idempotency_key=headers.get("idempotency-key") or None,
         loaders={},
     )

@@ -1,5 +1,6 @@
-"""GraphQL for the identity service: networks (tenants), sign-in, invitations,
-members and their profile cards, the profession taxonomy.
+"""GraphQL for the identity service: networks (tenants), sign-in, sessions,
+password reset, invitations, members and their profile cards, the profession
+taxonomy.
 
 By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
 
@@ -15,10 +16,11 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.errors import InvalidCredentials, InvalidToken
+from gateway.errors import Error, InvalidCredentials, InvalidToken
 from gateway.kit import (
     Connection,
     NodeLoader,
+    as_error_type,
     ask,
     command,
     connection,
@@ -29,6 +31,7 @@ from gateway.kit import (
 )
 from gateway.nodes import Node, from_global_id, parse_page, split_raw_id, to_global_id
 from services.identity import contract as c
+from services.runtime import errors as e
 from services.runtime.messages import Actor
 
 
@@ -245,6 +248,47 @@ def _member_actor(s: c.Session) -> Actor:
     return Actor(kind="member", member_id=s.member_id, tenant_id=s.tenant_id, roles=tuple(s.roles))
 
 
+@strawberry.type(
+    description="Too many attempts (sign-in, password reset): try again after `retryAfterSeconds`."
+)
+class TooManyAttempts(Error):
+    retry_after_seconds: int
+
+
+@strawberry.type(description="One of your sign-in sessions (a device or browser).")
+class SessionInfo:
+    id: strawberry.ID = strawberry.field(description="Give it to `revokeSession`.")
+    started_at: datetime
+    last_used_at: datetime = strawberry.field(description="The last sign-in or refresh.")
+    expires_at: datetime = strawberry.field(description="When its refresh token stops working.")
+    current: bool = strawberry.field(description="The session of this request's access token.")
+
+    @classmethod
+    def from_contract(cls, s: c.SessionInfo) -> SessionInfo:
+        return cls(
+            id=to_global_id("Session", s.session_id),
+            started_at=s.started_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            current=s.current,
+        )
+
+
+@strawberry.type
+class SessionRevoked:
+    session_id: strawberry.ID
+
+
+@strawberry.type(description="Answered alike whether or not the address has an account.")
+class PasswordResetRequested:
+    ok: bool
+
+
+@strawberry.type(description="The password is changed; every session has ended: sign in.")
+class PasswordReset:
+    ok: bool
+
+
 @strawberry.type
 class TenantCreated:
     tenant: Tenant
@@ -373,6 +417,24 @@ class ChangePasswordInput:
 
 
 @strawberry.input
+class RevokeSessionInput:
+    session_id: strawberry.ID
+
+
+@strawberry.input
+class RequestPasswordResetInput:
+    tenant: str = strawberry.field(description="The network's slug, e.g. pole-11e")
+    email: str
+
+
+@strawberry.input
+class ResetPasswordInput:
+    tenant: str = strawberry.field(description="The network's slug, e.g. pole-11e")
+    token: str = strawberry.field(description="The token of the reset link's `token=`")
+    new_password: str
+
+
+@strawberry.input
 class SetTenantAdminInput:
     member_id: strawberry.ID
     admin: bool
@@ -387,13 +449,48 @@ CreateTenantResult = result_union("CreateTenantResult", TenantCreated)
 InviteMemberResult = result_union("InviteMemberResult", InvitationSent)
 RevokeInvitationResult = result_union("RevokeInvitationResult", InvitationRevoked)
 AcceptInvitationResult = result_union("AcceptInvitationResult", AuthPayload, InvalidToken)
-LoginResult = result_union("LoginResult", AuthPayload, InvalidCredentials)
+LoginResult = result_union("LoginResult", AuthPayload, InvalidCredentials, TooManyAttempts)
 RefreshSessionResult = result_union("RefreshSessionResult", AuthPayload, InvalidToken)
 LogoutResult = result_union("LogoutResult", SignedOut, InvalidToken)
-ChangePasswordResult = result_union("ChangePasswordResult", PasswordChanged, InvalidCredentials)
+ChangePasswordResult = result_union(
+    "ChangePasswordResult", PasswordChanged, InvalidCredentials, TooManyAttempts
+)
+RevokeSessionResult = result_union("RevokeSessionResult", SessionRevoked)
+RequestPasswordResetResult = result_union(
+    "RequestPasswordResetResult", PasswordResetRequested, TooManyAttempts
+)
+ResetPasswordResult = result_union("ResetPasswordResult", PasswordReset, InvalidToken)
 UpdateProfileCardResult = result_union("UpdateProfileCardResult", ProfileCardUpdated)
 SetTenantAdminResult = result_union("SetTenantAdminResult", TenantAdminSet)
 SetTenantLocaleResult = result_union("SetTenantLocaleResult", TenantLocaleSet)
+
+
+def client_address(info: Info[Context, Any]) -> str | None:
+    """The address sign-in attempts are throttled by (the connection's peer)."""
+    request = getattr(info.context, "request", None)
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
+async def attempt(
+    info: Info[Context, Any],
+    message: Any,
+    wrap: Any,
+    rctx: Any = None,
+    fields: dict[str, str] | None = None,
+) -> Any:
+    """A credential command: like `command`, and a throttled attempt is a
+    `TooManyAttempts` with the seconds to wait."""
+    try:
+        return wrap(await info.context.ask(message, rctx or info.context.anonymous()))
+    except e.RateLimited as error:
+        return TooManyAttempts(
+            message=error.message, code=error.code, retry_after_seconds=error.retry_after or 1
+        )
+    except e.QuartierError as error:
+        if fields and error.field in fields:
+            error.field = fields[error.field]
+        return as_error_type(error)
 
 
 # -- queries -------------------------------------------------------------------
@@ -446,6 +543,14 @@ class Query:
             rctx,
         )
         return connection(page.items, offset, page.total, Member.from_card)
+
+    @strawberry.field(
+        description="Your sign-in sessions that are still on, most recently used first (at most 50)."
+    )
+    async def sessions(self, info: Info[Context, Any]) -> list[SessionInfo]:
+        rctx = require_member(info)
+        found = await ask(info, c.ListSessions(), rctx)
+        return [SessionInfo.from_contract(s) for s in found]
 
     @strawberry.field(description="The profession taxonomy.")
     async def professions(self, info: Info[Context, Any]) -> list[Profession]:
@@ -542,13 +647,20 @@ class Mutation:
             caller="anonymous",
         )
 
-    @strawberry.mutation(description="Sign in to a network with e-mail and password.")
+    @strawberry.mutation(
+        description="Sign in to a network with e-mail and password. Attempts are throttled "
+        "per account and per address: after a few failures, each waits longer (TooManyAttempts)."
+    )
     async def login(self, info: Info[Context, Any], input: LoginInput) -> LoginResult:
-        return await command(
+        return await attempt(
             info,
-            lambda: c.Login(tenant_slug=input.tenant, email=input.email, password=input.password),
+            c.Login(
+                tenant_slug=input.tenant,
+                email=input.email,
+                password=input.password,
+                client_address=client_address(info),
+            ),
             AuthPayload.from_session,
-            caller="anonymous",
         )
 
     @strawberry.mutation(
@@ -575,18 +687,68 @@ class Mutation:
             caller="anonymous",
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="Change your password: your other sessions end, this one goes on."
+    )
     async def change_password(
         self,
         info: Info[Context, Any],
         input: ChangePasswordInput,
     ) -> ChangePasswordResult:
-        return await command(
+        try:
+            rctx = info.context.require_member()
+        except e.QuartierError as error:
+            return as_error_type(error)
+        return await attempt(
             info,
-            lambda: c.ChangePassword(
+            c.ChangePassword(
                 current_password=input.current_password, new_password=input.new_password
             ),
             lambda _: PasswordChanged(ok=True),
+            rctx,
+            fields={"password": "new_password"},
+        )
+
+    @strawberry.mutation(description="End one of your sessions (see `sessions`).")
+    async def revoke_session(
+        self, info: Info[Context, Any], input: RevokeSessionInput
+    ) -> RevokeSessionResult:
+        return await command(
+            info,
+            lambda: c.RevokeSession(
+                session_id=from_global_id(input.session_id, "Session", field="session_id")
+            ),
+            lambda _: SessionRevoked(session_id=input.session_id),
+        )
+
+    @strawberry.mutation(
+        description="Forgot your password: a single-use reset link is mailed to the address if "
+        "it has an account in the network. The answer is the same either way."
+    )
+    async def request_password_reset(
+        self, info: Info[Context, Any], input: RequestPasswordResetInput
+    ) -> RequestPasswordResetResult:
+        return await attempt(
+            info,
+            c.RequestPasswordReset(
+                tenant_slug=input.tenant, email=input.email, client_address=client_address(info)
+            ),
+            lambda _: PasswordResetRequested(ok=True),
+        )
+
+    @strawberry.mutation(
+        description="With the token of a reset link: set a new password. Every session ends."
+    )
+    async def reset_password(
+        self, info: Info[Context, Any], input: ResetPasswordInput
+    ) -> ResetPasswordResult:
+        return await command(
+            info,
+            lambda: c.ResetPassword(
+                tenant_slug=input.tenant, token=input.token, new_password=input.new_password
+            ),
+            lambda _: PasswordReset(ok=True),
+            caller="anonymous",
             fields={"password": "new_password"},
         )
 

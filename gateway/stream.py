@@ -110,7 +110,7 @@ class StreamSubscription:
         types: list[str] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         ctx = info.context
-        ctx.refresh_principal_from_params()
+        await ctx.refresh_principal_from_params()
         with public_errors():
             reader = events_reader(ctx.principal)
             if limit is not None and limit < 1:

@@ -29,11 +29,12 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response, Stream
 
-from gateway.context import resolve_principal
+from gateway.context import current_principal, resolve_principal
 from gateway.stream import EventsReader, events_reader
 from infra.catalogue import event_schema_copy, schema_index
 from services.runtime.errors import QuartierError
 from services.runtime.logging import get_logger
+from services.runtime.messages import new_correlation_id
 from services.runtime.stream import (
     HEARTBEAT,
     EventReader,
@@ -210,7 +211,11 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
     reader: EventReader | None = None
     try:
         caller = events_reader(
-            resolve_principal(state.settings, request.headers.get("authorization"))
+            await current_principal(
+                state.bus,
+                resolve_principal(state.settings, request.headers.get("authorization")),
+                new_correlation_id(),
+            )
         )
         if not state.limiter.allow(caller.tenant_id):
             raise ApiError("rate_limited", "too many requests for this network: slow down")

@@ -40,19 +40,24 @@ class Hubs(ServiceApplication):
         places: CandidatePlaces,
         activities: Mapping[str, str | None],
         at: datetime,
-        tracking: Tracking,
+        tracking: Tracking | None,
     ) -> bool:
         """Continue an e-mail nomination, recording the upstream position with
         the hub's new events in one transaction. False if that upstream event
-        was handled before (a redelivery)."""
+        was handled before (a redelivery). Without `tracking` (one invitation
+        for several hubs: all but the last), the hub is saved alone; the
+        change is idempotent (a nomination no longer invited is left as is)."""
         for _ in range(RETRIES):
-            if self.has_processed(tracking):
+            if tracking is not None and self.has_processed(tracking):
                 return False
             hub = self.get(tenant_id, hub_id, Hub)
             hub.candidate_joined(nomination_id, member_id, activity, places, activities, at)
             try:
-                self.save_tracked(hub, tracking=tracking)
-            except IntegrityError:
+                if tracking is None:
+                    self.save(hub)
+                else:
+                    self.save_tracked(hub, tracking=tracking)
+            except (IntegrityError, Conflict):
                 continue  # processed meanwhile, or the hub changed: look again
             return True
         raise Conflict("the hub kept changing; the reaction will be retried")

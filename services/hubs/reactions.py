@@ -86,48 +86,59 @@ def admissions(host: ServiceHost, app: Hubs) -> Reaction:
             return
         tenant_id = joined.tenant_id
 
-        def lookup() -> tuple[Any, Hub] | None:
+        def lookup() -> list[tuple[Any, Hub]]:
             with host.engine.connect() as conn:
-                row = nominations.nomination_for_invitation(conn, tenant_id, invitation_id)
-            if row is None or row.status != "invited":
-                return None
-            return row, app.get(tenant_id, row.hub_id, Hub)
+                rows = nominations.invited_by_invitation(conn, tenant_id, invitation_id)
+            return [(row, app.get(tenant_id, row.hub_id, Hub)) for row in rows]
 
         found = await host.offload(lookup)
-        if found is None:
-            return
-        row, hub = found
-        area = hub.area
-        centre = (
-            idc.Point(lat=area.lat, lon=area.lon)
-            if area.lat is not None and area.lon is not None
-            else None
-        )
-        ask = RequestContext(tenant_id=tenant_id, actor=Actor(kind="service"))
-        p = await places_of_new_member(
-            host, idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
-        )
-        where = CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
-
-        def unit() -> bool:
-            with host.engine.connect() as conn:
-                activities = directory.activities(conn, tenant_id, hub.members)
-            return app.candidate_joined(
-                tenant_id,
-                row.hub_id,
-                row.nomination_id,
-                joined.member_id,
-                joined.activity_code,
-                where,
-                activities,
-                host.clock.now(),
-                tracking,
-            )
-
-        applied = await host.offload(unit)
-        log.info("admission.candidate_joined", nomination_id=row.nomination_id, applied=applied)
+        # the same address nominated to several hubs has one invitation: each
+        # hub's nomination goes on; the upstream position is recorded with the last
+        for index, (row, hub) in enumerate(found):
+            last = index == len(found) - 1
+            await _candidate_joined(host, app, joined, row, hub, tracking if last else None)
 
     return Reaction(name="admissions", upstream="identity", handle=handle)
+
+
+async def _candidate_joined(
+    host: ServiceHost,
+    app: Hubs,
+    joined: idc.MemberJoined,
+    row: Any,
+    hub: Hub,
+    tracking: Tracking | None,
+) -> None:
+    tenant_id = joined.tenant_id
+    area = hub.area
+    centre = (
+        idc.Point(lat=area.lat, lon=area.lon)
+        if area.lat is not None and area.lon is not None
+        else None
+    )
+    ask = RequestContext(tenant_id=tenant_id, actor=Actor(kind="service"))
+    p = await places_of_new_member(
+        host, idc.MemberPlaces(member_ids=[joined.member_id], centre=centre), ask
+    )
+    where = CandidatePlaces(p.work_km, p.home_km, p.work_postcode, p.home_postcode)
+
+    def unit() -> bool:
+        with host.engine.connect() as conn:
+            activities = directory.activities(conn, tenant_id, hub.members)
+        return app.candidate_joined(
+            tenant_id,
+            row.hub_id,
+            row.nomination_id,
+            joined.member_id,
+            joined.activity_code,
+            where,
+            activities,
+            host.clock.now(),
+            tracking,
+        )
+
+    applied = await host.offload(unit)
+    log.info("admission.candidate_joined", nomination_id=row.nomination_id, applied=applied)
 
 
 def facilitator_terms(host: ServiceHost, app: Hubs, projector: Projector) -> Reaction:

@@ -12,11 +12,14 @@ from eventsourcing.domain import Aggregate
 from services.identity.domain import (
     EmailIndex,
     Invitation,
+    InvitationSlot,
     Member,
+    PasswordReset,
     ProfileCard,
     RefreshFamily,
     Tenant,
     email_key,
+    fingerprint,
     hash_secret,
     join_token,
     new_secret,
@@ -27,13 +30,19 @@ from services.identity.domain import (
     validate_slug,
 )
 from services.identity.security import PasswordHasher
-from services.runtime.errors import Conflict, InvalidCredentials, InvalidToken, NotFound
+from services.runtime.errors import (
+    Conflict,
+    InvalidCredentials,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+)
 from services.runtime.eventstore import ServiceApplication
 
 
 class Identity(ServiceApplication):
     name = "identity"
-    snapshotting_intervals: ClassVar = {RefreshFamily: 20, Member: 50}
+    snapshotting_intervals: ClassVar = {RefreshFamily: 20, Member: 50, InvitationSlot: 50}
 
     def __init__(self, env: dict[str, str] | None = None, hasher: PasswordHasher | None = None):
         super().__init__(env)
@@ -69,8 +78,11 @@ class Identity(ServiceApplication):
         invitation, token = self._new_invitation(
             tenant.tenant_id, admin_email, None, ["tenant_admin"], now, ttl
         )
+        slot = InvitationSlot(
+            tenant_id=tenant.tenant_id, email=invitation.email, invitation_id=invitation.id
+        )
         try:
-            self.save(tenant, invitation)
+            self.save(tenant, invitation, slot)
         except Conflict:
             raise Conflict(f"the slug {slug!r} is taken", field="slug") from None
         return tenant, invitation, token
@@ -88,13 +100,41 @@ class Identity(ServiceApplication):
         roles: list[str],
         now: datetime,
         ttl: int,
-    ) -> tuple[Invitation, str]:
+    ) -> tuple[Invitation, str | None]:
+        """A new invitation and its token; or, when an invitation to the same
+        address (compared ignoring case) is pending and unexpired, that one
+        and no token: inviting twice mails once (a retry, a second sponsor,
+        the address typed in other letter cases). An invitation pending with
+        other roles (admin, or not) is a Conflict: withdraw it first."""
         self.tenant(tenant_id)
-        invitation, token = self._new_invitation(tenant_id, email, invited_by, roles, now, ttl)
-        if self.member_by_email(tenant_id, invitation.email) is not None:
+        address = normalise_email(email)
+        if self.member_by_email(tenant_id, address) is not None:
             raise Conflict("this address already belongs to a member", field="email")
-        self.save(invitation)
-        return invitation, token
+
+        def unit() -> tuple[list[Aggregate], tuple[Invitation, str | None]]:
+            slot = self.find(InvitationSlot.create_id(tenant_id, address), InvitationSlot)
+            if slot is not None and slot.tenant_id == tenant_id:
+                pending = self.find(slot.invitation_id, Invitation)
+                if pending is not None and pending.status == "pending" and now < pending.expires_at:
+                    if sorted(pending.roles) != sorted(roles):
+                        raise Conflict(
+                            "an invitation to this address with other roles is pending: "
+                            "withdraw it first",
+                            field="email",
+                        )
+                    return [], (pending, None)
+            invitation, token = self._new_invitation(
+                tenant_id, address, invited_by, roles, now, ttl
+            )
+            if slot is None:
+                slot = InvitationSlot(
+                    tenant_id=tenant_id, email=address, invitation_id=invitation.id
+                )
+            else:
+                slot.point_to(invitation.id)
+            return [invitation, slot], (invitation, token)
+
+        return self.transact(unit)
 
     @staticmethod
     def _new_invitation(
@@ -176,6 +216,7 @@ class Identity(ServiceApplication):
         return member
 
     def start_session(self, member: Member, now: datetime, ttl: int) -> str:
+        """A new session; its first refresh token (`<session id hex>.<secret>`)."""
         secret = new_secret()
         family = RefreshFamily(
             tenant_id=member.tenant_id,
@@ -186,14 +227,21 @@ class Identity(ServiceApplication):
         self.save(family)
         return join_token(family.id, secret)
 
-    def refresh_session(self, token: str, now: datetime) -> tuple[Member, str]:
+    def refresh_session(self, token: str, now: datetime, grace: float = 0) -> tuple[Member, str]:
+        """A new refresh token of the same session. A spent token presented
+        again more than `grace` seconds after its first use revokes the
+        session (InvalidToken); within it, it gets a token of its own."""
         family_id, secret = split_token(token)
-        family = self.find(family_id, RefreshFamily)
-        if family is None:
-            raise InvalidToken("this refresh token is not valid")
         new = new_secret()
-        family.rotate(secret, hash_secret(new), now)
-        self.save(family)
+
+        def unit() -> tuple[list[Aggregate], RefreshFamily]:
+            family = self.find(family_id, RefreshFamily)
+            if family is None:
+                raise InvalidToken("this refresh token is not valid")
+            family.rotate(secret, hash_secret(new), now, grace)
+            return [family], family
+
+        family = self.transact(unit)  # concurrent refreshes: each on the fresh state
         if family.revoked:
             raise InvalidToken(
                 "this refresh token was already used: the session has been revoked, sign in again"
@@ -204,17 +252,110 @@ class Identity(ServiceApplication):
     def end_session(self, token: str) -> None:
         family_id, secret = split_token(token)
         family = self.find(family_id, RefreshFamily)
-        if family is None or family.current_hash != hash_secret(secret):
+        if family is None or not family.is_live(secret):
             raise InvalidToken("this refresh token is not valid")
         family.revoke(reason="signed out")
         self.save(family)
 
-    def change_password(self, tenant_id: str, member_id: str, current: str, new: str) -> None:
+    def revoke_session(self, tenant_id: str, member_id: str, session_id: str) -> None:
+        """A member ends one of their own sessions; another's is NotFound."""
+        family = self.find(session_id, RefreshFamily)
+        if (
+            family is None
+            or family.tenant_id != tenant_id
+            or str(family.member_id) != member_id
+            or family.revoked
+        ):
+            raise NotFound("session not found")
+        family.revoke(reason="revoked by its owner")
+        self.save(family)
+
+    def _ending(self, session_ids: list[str], reason: str, keep: str | None) -> list[Aggregate]:
+        """The given sessions, revoked (but `keep`): to save with the change
+        that ends them."""
+        ended: list[Aggregate] = []
+        for session_id in session_ids:
+            if session_id == keep:
+                continue
+            family = self.find(session_id, RefreshFamily)
+            if family is not None and family.revoke(reason=reason):
+                ended.append(family)
+        return ended
+
+    def change_password(
+        self,
+        tenant_id: str,
+        member_id: str,
+        current: str,
+        new: str,
+        sessions: Callable[[], list[str]] = list,
+        keep: str | None = None,
+    ) -> None:
+        """Change the password and end the member's other sessions (`sessions`
+        says which are active; `keep` is the caller's own), saved together."""
         member = self.get(tenant_id, member_id, Member)
         if not self.hasher.verify(member.password_hash, current):
             raise InvalidCredentials("the current password is wrong")
-        member.change_password(self.hasher.hash(new))
-        self.save(member)
+        new_hash = self.hasher.hash(new)
+
+        def unit() -> tuple[list[Aggregate], None]:
+            fresh = self.get(tenant_id, member_id, Member)
+            fresh.change_password(new_hash)
+            return [fresh, *self._ending(sessions(), "password changed", keep)], None
+
+        self.transact(unit)
+
+    # -- password reset ----------------------------------------------------------
+
+    def request_password_reset(
+        self, tenant_id: str, email: str, now: datetime, ttl: int
+    ) -> tuple[Member, PasswordReset, str] | None:
+        """A reset link for the member with this address, or None (no such
+        member: the caller answers alike)."""
+        try:
+            address = normalise_email(email)
+        except InvalidInput:
+            return None
+        member = self.member_by_email(tenant_id, address)
+        if member is None:
+            return None
+        secret = new_secret()
+        reset = PasswordReset(
+            tenant_id=tenant_id,
+            member_id=member.id,
+            token_hash=hash_secret(secret),
+            password_fingerprint=fingerprint(member.password_hash),
+            expires_at=now + timedelta(seconds=ttl),
+        )
+        self.save(reset)
+        return member, reset, join_token(reset.id, secret)
+
+    def reset_password(
+        self,
+        tenant_id: str,
+        token: str,
+        new: str,
+        now: datetime,
+        sessions: Callable[[str], list[str]],
+    ) -> Member:
+        """Set a new password with a reset link of this network (another
+        network's link is InvalidToken, like an unknown one); the link is
+        spent and every session of the member ends, all saved together."""
+        reset_id, secret = split_token(token)
+        new_hash = self.hasher.hash(new)
+
+        def unit() -> tuple[list[Aggregate], Member]:
+            reset = self.find(reset_id, PasswordReset)
+            if reset is None or reset.tenant_id != tenant_id:
+                raise InvalidToken("this password-reset link is not valid")
+            member = self.get(tenant_id, reset.member_id, Member)
+            reset.check(secret, member.password_hash, now)
+            reset.use()
+            member.change_password(new_hash)
+            ended = self._ending(sessions(str(member.id)), "password reset", None)
+            return [reset, member, *ended], member
+
+        return self.transact(unit)
 
     # -- members ---------------------------------------------------------------
 
@@ -222,11 +363,18 @@ class Identity(ServiceApplication):
         return self.update(tenant_id, member_id, Member, lambda m: m.update_card(changes))[0]
 
     def set_tenant_admin(
-        self, tenant_id: str, member_id: str, admin: bool, known_admins: Callable[[], list[str]]
+        self,
+        tenant_id: str,
+        member_id: str,
+        admin: bool,
+        known_admins: Callable[[], list[str]],
+        sessions: Callable[[], list[str]] = list,
     ) -> Member:
         """Grant or revoke the tenant admin role: the member's roles and the
         network's list of admins change together (a network keeps at least
-        one). `known_admins` says who the admins are, for a network registered
+        one), and when the roles change the member's sessions end (`sessions`
+        says which are active): they sign in again with their new roles.
+        `known_admins` says who the admins are, for a network registered
         before its admins were kept on it."""
 
         def unit() -> tuple[list[Aggregate], Member]:
@@ -240,7 +388,15 @@ class Identity(ServiceApplication):
             else:
                 tenant.revoke_admin(str(member.id))
                 roles.discard("tenant_admin")
-            member.set_roles(sorted(roles))
-            return [tenant, member], member
+            changed = member.set_roles(sorted(roles))
+            ended = self._ending(sessions(), "roles changed", None) if changed else []
+            return [tenant, member, *ended], member
 
         return self.transact(unit)
+
+    def is_tenant_admin(self, tenant_id: str, member_id: str) -> bool:
+        """From the member's current state, not from a token."""
+        member = self.find(member_id, Member)
+        return (
+            member is not None and member.tenant_id == tenant_id and "tenant_admin" in member.roles
+        )

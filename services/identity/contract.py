@@ -111,6 +111,23 @@ class Session(Message):
     roles: list[str]
 
 
+class SessionInfo(Message):
+    """One of the caller's own sign-in sessions (ids and times, UTC)."""
+
+    session_id: str
+    started_at: datetime
+    last_used_at: datetime  # the last sign-in or refresh
+    expires_at: datetime  # when its refresh tokens stop working
+    current: bool = False  # the session of the caller's access token
+
+
+class SessionState(Message):
+    """A session's current state, for the gateway: the member's roles now."""
+
+    member_id: str
+    roles: list[str]
+
+
 class InvitationInfo(Message):
     invitation_id: str
     tenant_id: str
@@ -197,7 +214,9 @@ class CreateTenant(IdentityCommand[TenantCreated]):
 
 class InviteMember(IdentityCommand[InvitationSent]):
     """Tenant admin, or a service on behalf of a member (hubs' co-optation):
-    e-mails a single-use invitation link."""
+    e-mails a single-use invitation link. While an invitation to the same
+    address (compared ignoring case) is pending, answers that one (no token,
+    no mail); with other roles, Conflict. A member's address: Conflict."""
 
     email: str
     as_admin: bool = False
@@ -218,9 +237,15 @@ class AcceptInvitation(IdentityCommand[Session]):
 
 
 class Login(IdentityCommand[Session]):
+    """Sign in. Attempts are throttled per account and per client address
+    (`client_address`, set by the gateway, never by the client): after a few
+    failures each further attempt waits longer (RateLimited, with
+    `retry_after` seconds), up to a bound; no lockout lasts longer."""
+
     tenant_slug: str
     email: str
     password: str
+    client_address: str | None = None
 
 
 class RefreshSession(IdentityCommand[Session]):
@@ -232,7 +257,36 @@ class Logout(IdentityCommand[Done]):
 
 
 class ChangePassword(IdentityCommand[Done]):
+    """Ends the member's other sessions; the caller's own goes on."""
+
     current_password: str
+    new_password: str
+
+
+class RevokeSession(IdentityCommand[Done]):
+    """End one of the caller's own sessions (another's is NotFound)."""
+
+    session_id: str
+
+
+class RequestPasswordReset(IdentityCommand[Done]):
+    """Anonymous: mail a single-use, expiring reset link to the member with
+    this address in this network. Answers Done alike whether or not there is
+    such a member (and mails nothing then); at most a few mails per account
+    per hour (more requests are answered alike and mail nothing)."""
+
+    tenant_slug: str
+    email: str
+    client_address: str | None = None
+
+
+class ResetPassword(IdentityCommand[Done]):
+    """With the token of a reset mail of this network: set a new password;
+    every session of the member ends. Unknown, used, expired, superseded
+    or another network's token: InvalidToken."""
+
+    tenant_slug: str
+    token: str
     new_password: str
 
 
@@ -280,6 +334,17 @@ class SearchMembers(IdentityQuery[MemberPage]):
 
 class ListProfessions(IdentityQuery[list[Profession]]):
     pass
+
+
+class CurrentSession(IdentityQuery[SessionState]):
+    """The gateway, on each request with an access token: is the token's
+    session (the envelope actor's `session_id`) still on, and what are the
+    member's roles now? Unauthenticated if it has ended or expired."""
+
+
+class ListSessions(IdentityQuery[list[SessionInfo]]):
+    """The caller's own sessions that are still on, most recently used
+    first, at most 50."""
 
 
 class ListInvitations(IdentityQuery[InvitationPage]):

@@ -31,6 +31,7 @@ POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 ROLES = frozenset({"tenant_admin"})
 LOCALES = ("fr", "en")  # a network's language; French by default
 MAX_SPENT_TOKENS = 50
+MAX_LIVE = 4  # live refresh tokens of one session (concurrent refreshes within the grace)
 
 
 # -- identifiers ---------------------------------------------------------------
@@ -51,6 +52,11 @@ def normalise_email(email: str) -> str:
 
 def email_key(tenant_id: str, email: str) -> UUID:
     return uuid5(NAMESPACE, f"email:{tenant_id}:{email.lower()}")
+
+
+def slot_key(tenant_id: str, email: str) -> UUID:
+    """The invitation slot of an address: compared like sign-in, ignoring case."""
+    return uuid5(NAMESPACE, f"invitation-slot:{tenant_id}:{email.lower()}")
 
 
 def validate_slug(slug: str) -> str:
@@ -414,9 +420,13 @@ class Member(TenantAggregate):
 
 
 class RefreshFamily(TenantAggregate):
-    """One sign-in session: a chain of single-use refresh tokens. Presenting a
-    token that was already spent means it was stolen and replayed: the whole
-    family is revoked, so the thief and the victim must both sign in again."""
+    """One sign-in session (its id is the access tokens' `sid`): a chain of
+    single-use refresh tokens. Presenting a token that was already spent means
+    it was stolen and replayed: the whole family is revoked, so the thief and
+    the victim must both sign in again -- except within `grace` seconds of the
+    token's first use, which is a client refreshing twice at once (two tabs,
+    a retry after a lost reply): that answers another token of the same
+    session instead (at most MAX_LIVE tokens of a session are live at once)."""
 
     # its events: the classes @event defines, declared for type checkers
     Started: ClassVar[type[Any]]
@@ -428,32 +438,143 @@ class RefreshFamily(TenantAggregate):
         self.tenant_id = tenant_id
         self.member_id = member_id
         self.current_hash = token_hash
+        self.live: list[str] = [token_hash]
         self.spent: list[str] = []
+        self.spent_at: dict[str, datetime] = {}
         self.expires_at = expires_at
         self.revoked = False
+        self.revoked_reason: str | None = None
 
-    def rotate(self, secret: str, new_hash: str, now: datetime) -> None:
+    def _live(self) -> list[str]:
+        # sessions started before several live tokens were kept had one
+        return list(getattr(self, "live", None) or [self.current_hash])
+
+    def is_live(self, secret: str) -> bool:
+        return not self.revoked and hash_secret(secret) in self._live()
+
+    def rotate(self, secret: str, new_hash: str, now: datetime, grace: float = 0) -> None:
+        """Spend the presented token for `new_hash`. A spent token presented
+        again within `grace` seconds of its first use gets a token of its own
+        (the concurrent refresh); later, it revokes the session."""
         presented = hash_secret(secret)
         if self.revoked:
             raise InvalidToken("this session has been signed out")
-        if presented in self.spent:
-            self._revoked(reason="reuse")
-            return
-        if not hmac.compare_digest(presented, self.current_hash):
-            raise InvalidToken("this refresh token is not valid")
         if now >= self.expires_at:
             raise InvalidToken("this session has expired: sign in again")
-        self._rotated(new_hash=new_hash)
+        if presented in self._live():
+            self._rotated(new_hash=new_hash, presented=presented, at=now, concurrent=False)
+            return
+        if presented in self.spent:
+            first_use = getattr(self, "spent_at", {}).get(presented)
+            if first_use is not None and (now - first_use).total_seconds() < grace:
+                self._rotated(new_hash=new_hash, presented=presented, at=now, concurrent=True)
+                return
+            self._revoked(reason="reuse")
+            return
+        raise InvalidToken("this refresh token is not valid")
 
     @event("Rotated")
-    def _rotated(self, new_hash: str) -> None:
-        self.spent = [*self.spent, self.current_hash][-MAX_SPENT_TOKENS:]
+    def _rotated(
+        self,
+        new_hash: str,
+        presented: str | None = None,
+        at: datetime | None = None,
+        concurrent: bool = False,
+    ) -> None:
+        old = presented or self.current_hash
+        live = self._live()
+        spent_at = dict(getattr(self, "spent_at", None) or {})
+        if not concurrent:
+            if old in live:
+                live.remove(old)
+            self.spent = [*self.spent, old][-MAX_SPENT_TOKENS:]
+            if at is not None:
+                spent_at[old] = at
+        self.live = [*live, new_hash][-MAX_LIVE:]
+        self.spent_at = {h: t for h, t in spent_at.items() if h in self.spent}
         self.current_hash = new_hash
 
-    def revoke(self, reason: str) -> None:
-        if not self.revoked:
-            self._revoked(reason=reason)
+    def revoke(self, reason: str) -> bool:
+        """End the session (signed out, password changed, roles changed…).
+        False if it had already ended."""
+        if self.revoked:
+            return False
+        self._revoked(reason=reason)
+        return True
 
     @event("Revoked")
     def _revoked(self, reason: str) -> None:
         self.revoked = True
+        self.revoked_reason = reason
+
+
+class InvitationSlot(TenantAggregate):
+    """One per (tenant, address): which invitation to it is the latest, so
+    that inviting an address twice while an invitation to it is pending
+    answers that invitation (and mails nothing) instead of a second one.
+    Its deterministic id makes two concurrent first invitations conflict."""
+
+    Pointed: ClassVar[type[Any]]
+
+    @staticmethod
+    def create_id(tenant_id: str, email: str) -> UUID:
+        return slot_key(tenant_id, email)
+
+    @event("Pointed")
+    def __init__(self, tenant_id: str, email: str, invitation_id: UUID):
+        self.tenant_id = tenant_id
+        self.invitation_id = invitation_id
+
+    def point_to(self, invitation_id: UUID) -> None:
+        self._pointed_to(invitation_id=invitation_id)
+
+    @event("Repointed")
+    def _pointed_to(self, invitation_id: UUID) -> None:
+        self.invitation_id = invitation_id
+
+
+class PasswordReset(TenantAggregate):
+    """A password-reset link: single use, expiring, and only good while the
+    member's password is the one it was issued for (any password change,
+    another reset included, makes older links useless)."""
+
+    Requested: ClassVar[type[Any]]
+    Used: ClassVar[type[Any]]
+
+    @event("Requested")
+    def __init__(
+        self,
+        tenant_id: str,
+        member_id: UUID,
+        token_hash: str,
+        password_fingerprint: str,
+        expires_at: datetime,
+    ):
+        self.tenant_id = tenant_id
+        self.member_id = member_id
+        self.token_hash = token_hash
+        self.password_fingerprint = password_fingerprint
+        self.expires_at = expires_at
+        self.used = False
+
+    def check(self, secret: str, password_hash: str, now: datetime) -> None:
+        if not hmac.compare_digest(self.token_hash, hash_secret(secret)):
+            raise InvalidToken("this password-reset link is not valid")
+        if self.used:
+            raise InvalidToken("this password-reset link has already been used")
+        if now >= self.expires_at:
+            raise InvalidToken("this password-reset link has expired: ask for a new one")
+        if not hmac.compare_digest(self.password_fingerprint, fingerprint(password_hash)):
+            raise InvalidToken("the password has changed since this link was sent: ask again")
+
+    def use(self) -> None:
+        self._used()
+
+    @event("Used")
+    def _used(self) -> None:
+        self.used = True
+
+
+def fingerprint(password_hash: str) -> str:
+    """Which password a reset link was issued for, without keeping the hash."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]

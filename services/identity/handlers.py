@@ -11,13 +11,22 @@ import msgspec
 import sqlalchemy as sa
 
 from services.identity import contract as c
+from services.identity import throttle as t
 from services.identity import views
 from services.identity.application import Identity
-from services.identity.domain import Invitation, Member, Tenant
-from services.identity.mails import invitation_message
+from services.identity.domain import Invitation, Member, Tenant, split_token
+from services.identity.mails import invitation_message, password_reset_message
 from services.identity.taxonomy import PROFESSIONS
+from services.identity.throttle import Throttle
 from services.runtime.auth import is_operator_token, issue_access_token
-from services.runtime.errors import Forbidden, InvalidInput, NotFound
+from services.runtime.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
@@ -27,6 +36,13 @@ from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
 
 log = get_logger("quartier.identity")
+
+# Seconds after a refresh token's first use during which presenting it again
+# is a concurrent refresh of the same client (answered a token of its own),
+# not a replay (which ends the session).
+REFRESH_GRACE = 10
+RESET_TTL = 3600  # seconds a password-reset link works
+MAX_SESSIONS_LISTED = 50
 
 
 def card_changes(changes: c.CardChanges) -> dict[str, Any]:
@@ -41,12 +57,25 @@ class IdentityHandlers(Handlers):
         super().__init__(host)
         self.app = app
         self.mailer = mailer
+        self.throttle = Throttle(self.engine)
 
     def _require_operator(self, ctx: RequestContext) -> None:
         if ctx.actor.kind != "operator" or not is_operator_token(
             self.settings.operator_token, ctx.credential
         ):
             raise Forbidden("only the platform operator may do this")
+
+    def _require_admin_now(self, ctx: RequestContext) -> str:
+        """A tenant admin by the member's current state (identity's own
+        aggregate), whatever roles the request says: for what changes roles,
+        membership or the network's settings."""
+        member_id = ctx.require_tenant_admin()
+        if not self.app.is_tenant_admin(ctx.require_tenant(), member_id):
+            raise Forbidden("only a tenant admin may do this")
+        return member_id
+
+    def _active_sessions(self, tenant_id: str, member_id: str) -> list[str]:
+        return self.read(lambda conn: views.active_session_ids(conn, tenant_id, member_id))
 
     def _session(self, member: Member, refresh_token: str) -> c.Session:
         tenant = self.app.tenant(member.tenant_id)
@@ -56,6 +85,7 @@ class IdentityHandlers(Handlers):
             tenant_id=member.tenant_id,
             tenant_slug=tenant.slug,
             roles=tuple(member.roles),
+            session_id=str(split_token(refresh_token)[0]),
             # Wall-clock time, not the domain clock: verifiers compare `exp`
             # with their own wall clock.
             now=datetime.now(UTC),
@@ -96,7 +126,7 @@ class IdentityHandlers(Handlers):
 
     @handles(c.SetTenantLocale)
     def set_tenant_locale(self, cmd: c.SetTenantLocale, ctx: RequestContext) -> c.Tenant:
-        by = ctx.require_tenant_admin()
+        by = self._require_admin_now(ctx)
         tenant = self.write(lambda: self.app.set_locale(ctx.require_tenant(), cmd.locale, by))
         return _tenant_reply(tenant)
 
@@ -114,13 +144,15 @@ class IdentityHandlers(Handlers):
                 raise InvalidInput("say on behalf of which member", field="on_behalf_of")
             inviter = str(self.app.get(tenant_id, cmd.on_behalf_of, Member).id)
         else:
-            inviter = ctx.require_tenant_admin()
+            inviter = self._require_admin_now(ctx)
         tenant = self.app.tenant(tenant_id)
         return self._invite(tenant, cmd.email, inviter, roles, reveal=ctx.actor.kind == "operator")
 
     def _invite(
         self, tenant: Tenant, email: str, inviter: str | None, roles: list[str], reveal: bool
     ) -> c.InvitationSent:
+        """A pending invitation to the same address answers instead, and no
+        second mail is sent (Identity.issue_invitation)."""
         invitation, token = self.write(
             lambda: self.app.issue_invitation(
                 tenant.tenant_id,
@@ -131,6 +163,11 @@ class IdentityHandlers(Handlers):
                 self.settings.invitation_ttl,
             )
         )
+        if token is None:
+            log.info("invitation.already_pending", invitation_id=str(invitation.id))
+            return c.InvitationSent(
+                invitation_id=str(invitation.id), expires_at=invitation.expires_at, token=None
+            )
         return self._mail_invitation(tenant, invitation, token, reveal)
 
     def _mail_invitation(
@@ -159,7 +196,7 @@ class IdentityHandlers(Handlers):
 
     @handles(c.RevokeInvitation)
     def revoke_invitation(self, cmd: c.RevokeInvitation, ctx: RequestContext) -> Done:
-        ctx.require_tenant_admin()
+        self._require_admin_now(ctx)
         self.write(lambda: self.app.revoke_invitation(ctx.require_tenant(), cmd.invitation_id))
         return Done()
 
@@ -170,37 +207,172 @@ class IdentityHandlers(Handlers):
                 cmd.token, cmd.password, card_changes(cmd.card), self.clock.now()
             )
         )
-        refresh = self.app.start_session(member, self.clock.now(), self.settings.refresh_token_ttl)
+        refresh = self._start(member)
         return self._session(member, refresh)
 
     # -- sessions --------------------------------------------------------------
 
+    def _start(self, member: Member) -> str:
+        return self.write(
+            lambda: self.app.start_session(
+                member, self.clock.now(), self.settings.refresh_token_ttl
+            )
+        )
+
     @handles(c.Login)
     def login(self, cmd: c.Login, ctx: RequestContext) -> c.Session:
+        """Throttled per account, per client address, and per both
+        (services/identity/throttle.py); the password is checked only when
+        none of them has to wait."""
+        now = self.clock.now()
+        account = (cmd.tenant_slug.strip().lower(), cmd.email.strip().lower())
+        address = cmd.client_address or ""
+        pair_key = t.key(t.LOGIN_PAIR, *account, address)
+        account_key = t.key(t.LOGIN_ACCOUNT, *account)
+        address_key = t.key(t.LOGIN_ADDRESS, address)
+        keys = [(t.LOGIN_PAIR, pair_key), (t.LOGIN_ACCOUNT, account_key)]
+        if address:
+            keys.append((t.LOGIN_ADDRESS, address_key))
+        self.throttle.attempt(keys, now, "sign-in")
         try:
             tenant = self.app.tenant_by_slug(cmd.tenant_slug)
         except NotFound:
             self.app.hasher.waste_time(cmd.password)
             raise
         member = self.app.authenticate(tenant.tenant_id, cmd.email, cmd.password)
-        refresh = self.app.start_session(member, self.clock.now(), self.settings.refresh_token_ttl)
-        return self._session(member, refresh)
+        self.throttle.clear([pair_key, account_key])
+        if address:
+            self.throttle.forgive(t.LOGIN_ADDRESS, address_key)
+        return self._session(member, self._start(member))
 
     @handles(c.RefreshSession)
     def refresh_session(self, cmd: c.RefreshSession, ctx: RequestContext) -> c.Session:
-        member, refresh = self.app.refresh_session(cmd.refresh_token, self.clock.now())
+        try:
+            member, refresh = self.write(
+                lambda: self.app.refresh_session(cmd.refresh_token, self.clock.now(), REFRESH_GRACE)
+            )
+        except InvalidToken:
+            self.project()  # a replay has just revoked the session: the views say so
+            raise
         return self._session(member, refresh)
 
     @handles(c.Logout)
     def logout(self, cmd: c.Logout, ctx: RequestContext) -> Done:
-        self.app.end_session(cmd.refresh_token)
+        self.write(lambda: self.app.end_session(cmd.refresh_token))
         return Done()
 
     @handles(c.ChangePassword)
     def change_password(self, cmd: c.ChangePassword, ctx: RequestContext) -> Done:
+        """The member's other sessions end; the caller's own goes on."""
         member_id = ctx.require_member()
-        self.app.change_password(
-            ctx.require_tenant(), member_id, cmd.current_password, cmd.new_password
+        tenant_id = ctx.require_tenant()
+        now = self.clock.now()
+        key = t.key(t.LOGIN_PAIR, "change-password", tenant_id, member_id)
+        self.throttle.attempt([(t.LOGIN_PAIR, key)], now, "password")
+        self.write(
+            lambda: self.app.change_password(
+                tenant_id,
+                member_id,
+                cmd.current_password,
+                cmd.new_password,
+                lambda: self._active_sessions(tenant_id, member_id),
+                keep=ctx.actor.session_id,
+            )
+        )
+        self.throttle.clear([key])
+        return Done()
+
+    @handles(c.RevokeSession)
+    def revoke_session(self, cmd: c.RevokeSession, ctx: RequestContext) -> Done:
+        member_id = ctx.require_member()
+        tenant_id = ctx.require_tenant()
+        self.write(lambda: self.app.revoke_session(tenant_id, member_id, cmd.session_id))
+        return Done()
+
+    @handles(c.ListSessions)
+    def list_sessions(self, q: c.ListSessions, ctx: RequestContext) -> list[c.SessionInfo]:
+        member_id = ctx.require_member()
+        tenant_id, now = ctx.require_tenant(), self.clock.now()
+        found = self.read(
+            lambda conn: views.list_sessions(conn, tenant_id, member_id, now, MAX_SESSIONS_LISTED)
+        )
+        mine = ctx.actor.session_id
+        return [msgspec.structs.replace(s, current=s.session_id == mine) for s in found]
+
+    @handles(c.CurrentSession)
+    def current_session(self, q: c.CurrentSession, ctx: RequestContext) -> c.SessionState:
+        """One indexed read: the gateway asks it on every request."""
+        member_id = ctx.require_member()
+        tenant_id, session_id = ctx.require_tenant(), ctx.actor.session_id
+        if not session_id:
+            raise Unauthenticated("this access token names no session: sign in again")
+        now = self.clock.now()  # the clock the session's expiry was set on
+        roles = self.read(
+            lambda conn: views.current_session(conn, tenant_id, member_id, session_id, now)
+        )
+        if roles is None:
+            raise Unauthenticated("this session has ended: sign in again")
+        return c.SessionState(member_id=member_id, roles=roles)
+
+    # -- password reset ----------------------------------------------------------
+
+    @handles(c.RequestPasswordReset)
+    def request_password_reset(self, cmd: c.RequestPasswordReset, ctx: RequestContext) -> Done:
+        """Done, whether or not the address has an account here; a mail only
+        if it has, and at most RESET_ACCOUNT.free per account and hour."""
+        now = self.clock.now()
+        if cmd.client_address:
+            self.throttle.attempt(
+                [(t.RESET_ADDRESS, t.key(t.RESET_ADDRESS, cmd.client_address))],
+                now,
+                "password-reset",
+            )
+        try:
+            tenant = self.app.tenant_by_slug(cmd.tenant_slug)
+        except NotFound:
+            return Done()
+        account = (tenant.tenant_id, cmd.email.strip().lower())
+        try:
+            self.throttle.attempt(
+                [(t.RESET_ACCOUNT, t.key(t.RESET_ACCOUNT, *account))], now, "password-reset"
+            )
+        except RateLimited:
+            return Done()  # answered alike: the answer tells nothing about the account
+        found = self.write(
+            lambda: self.app.request_password_reset(tenant.tenant_id, cmd.email, now, RESET_TTL)
+        )
+        if found is None:
+            return Done()
+        member, reset, token = found
+        self.mailer.send(
+            password_reset_message(
+                sender=self.settings.mail_from,
+                to=member.email,
+                network=tenant.name,
+                reset_url=f"{self.settings.public_url}/reset-password?token={token}",
+                expires_at=reset.expires_at,
+                locale=tenant.locale,
+                now=now,
+            )
+        )
+        log.info("password_reset.sent", reset_id=str(reset.id))
+        return Done()
+
+    @handles(c.ResetPassword)
+    def reset_password(self, cmd: c.ResetPassword, ctx: RequestContext) -> Done:
+        try:
+            tenant = self.app.tenant_by_slug(cmd.tenant_slug)
+        except NotFound:
+            raise InvalidToken("this password-reset link is not valid") from None
+        tenant_id = tenant.tenant_id
+        self.write(
+            lambda: self.app.reset_password(
+                tenant_id,
+                cmd.token,
+                cmd.new_password,
+                self.clock.now(),
+                lambda member_id: self._active_sessions(tenant_id, member_id),
+            )
         )
         return Done()
 
@@ -220,11 +392,17 @@ class IdentityHandlers(Handlers):
 
     @handles(c.SetTenantAdmin)
     def set_tenant_admin(self, cmd: c.SetTenantAdmin, ctx: RequestContext) -> c.MemberCard:
-        ctx.require_tenant_admin()
+        """By a tenant admin as the current state says (not as a token says);
+        the member whose roles change is signed out of every session."""
+        self._require_admin_now(ctx)
         tenant_id = ctx.require_tenant()
         member = self.write(
             lambda: self.app.set_tenant_admin(
-                tenant_id, cmd.member_id, cmd.admin, lambda: self._admins_in_views(tenant_id)
+                tenant_id,
+                cmd.member_id,
+                cmd.admin,
+                lambda: self._admins_in_views(tenant_id),
+                lambda: self._active_sessions(tenant_id, cmd.member_id),
             )
         )
         return self._card(ctx, str(member.id))

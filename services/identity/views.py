@@ -15,7 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.identity import contract as c
-from services.identity.domain import EmailIndex, Invitation, Member, Tenant, fold
+from services.identity.domain import (
+    EmailIndex,
+    Invitation,
+    Member,
+    RefreshFamily,
+    Tenant,
+    fold,
+)
 from services.identity.taxonomy import BY_CODE
 from services.runtime.tenancy import scoped
 from services.runtime.views import keyed_upsert
@@ -91,6 +98,23 @@ invitations = sa.Table(
     sa.Index("ix_invitations_created", "tenant_id", "created_at"),
 )
 
+# Sign-in sessions (refresh-token families): listed to their owner, checked by
+# the gateway on every request (`CurrentSession`), ended with a change of
+# password or roles. No token or hash here: ids and times only.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(36), nullable=False),
+    sa.Column("member_id", sa.String(36), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_reason", sa.String(40)),
+    sa.Index("ix_sessions_member", "tenant_id", "member_id", "ended_at"),
+)
+
 
 class IdentityViews:
     name = "identity-views"
@@ -146,6 +170,29 @@ class IdentityViews:
                 _update_member(conn, event, **_card_columns(event.card, event.timestamp))
             case Member.RolesChanged():
                 _update_member(conn, event, roles=sorted(event.roles), updated_at=event.timestamp)
+            case RefreshFamily.Started():
+                conn.execute(
+                    sessions.insert().values(
+                        session_id=str(event.originator_id),
+                        tenant_id=event.tenant_id,
+                        member_id=str(event.member_id),
+                        started_at=event.timestamp,
+                        last_used_at=event.timestamp,
+                        expires_at=event.expires_at,
+                    )
+                )
+            case RefreshFamily.Rotated():
+                conn.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id == str(event.originator_id))
+                    .values(last_used_at=event.timestamp)
+                )
+            case RefreshFamily.Revoked():
+                conn.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id == str(event.originator_id))
+                    .values(ended_at=event.timestamp, ended_reason=event.reason[:40])
+                )
             case EmailIndex.Registered() | Member.PasswordChanged():
                 pass
 
@@ -388,3 +435,69 @@ def list_invitations(
         for r in rows
     ]
     return c.InvitationPage(items=items, total=total)
+
+
+# -- sessions --------------------------------------------------------------------
+
+
+def active_session_ids(conn: sa.Connection, tenant_id: str, member_id: str) -> list[str]:
+    rows = conn.execute(
+        sa.select(sessions.c.session_id).where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.member_id == member_id,
+            sessions.c.ended_at.is_(None),
+        )
+    )
+    return [r.session_id for r in rows]
+
+
+def current_session(
+    conn: sa.Connection, tenant_id: str, member_id: str, session_id: str, now: datetime
+) -> list[str] | None:
+    """The member's current roles if the session is theirs, in this network,
+    not ended and not expired; else None. One primary-key read and a join."""
+    row = conn.execute(
+        sa.select(sessions.c.expires_at, members.c.roles)
+        .join(
+            members,
+            sa.and_(
+                members.c.tenant_id == sessions.c.tenant_id,
+                members.c.member_id == sessions.c.member_id,
+            ),
+        )
+        .where(
+            sessions.c.session_id == session_id,
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.member_id == member_id,
+            sessions.c.ended_at.is_(None),
+        )
+    ).first()
+    if row is None or _utc(row.expires_at) <= now:
+        return None
+    return sorted(row.roles or ())
+
+
+def list_sessions(
+    conn: sa.Connection, tenant_id: str, member_id: str, now: datetime, limit: int
+) -> list[c.SessionInfo]:
+    """The member's sessions that have not ended or expired, most recently used first."""
+    rows = conn.execute(
+        sa.select(sessions)
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.member_id == member_id,
+            sessions.c.ended_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+        .order_by(sessions.c.last_used_at.desc(), sessions.c.session_id)
+        .limit(limit)
+    )
+    return [
+        c.SessionInfo(
+            session_id=r.session_id,
+            started_at=_utc(r.started_at),
+            last_used_at=_utc(r.last_used_at),
+            expires_at=_utc(r.expires_at),
+        )
+        for r in rows
+    ]

@@ -2,7 +2,12 @@
 
 HS256 with a shared secret (`QUARTIER_JWT_SECRET`), the algorithm list pinned,
 issuer and audience checked, `exp` required. The token names the member, the
-tenant and the tenant-wide roles; hub roles are the hubs service's business.
+tenant, the session (`sid`: the refresh-token family it was issued for) and
+the tenant-wide roles *at issue time*. Those roles are informative only: the
+gateway asks identity for the session's current state on every request
+(`identity.CurrentSession`), which refuses an ended session and answers the
+member's current roles; authorisation uses those (docs/security.md,
+"Accounts and sessions"). A token without `sid` is refused.
 """
 
 from __future__ import annotations
@@ -29,10 +34,17 @@ class AccessClaims:
     tenant_slug: str
     roles: tuple[str, ...]
     expires_at: datetime
+    session_id: str = ""
 
     def actor(self) -> Actor:
+        """The actor as the token says: its roles must be replaced with the
+        current ones before anything is authorised (gateway/context.py)."""
         return Actor(
-            kind="member", member_id=self.member_id, tenant_id=self.tenant_id, roles=self.roles
+            kind="member",
+            member_id=self.member_id,
+            tenant_id=self.tenant_id,
+            roles=self.roles,
+            session_id=self.session_id or None,
         )
 
 
@@ -43,6 +55,7 @@ def issue_access_token(
     tenant_id: str,
     tenant_slug: str,
     roles: tuple[str, ...],
+    session_id: str,
     now: datetime,
     ttl: int,
 ) -> tuple[str, datetime]:
@@ -53,6 +66,7 @@ def issue_access_token(
         "sub": member_id,
         "tid": tenant_id,
         "ten": tenant_slug,
+        "sid": session_id,
         "roles": list(roles),
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
@@ -69,7 +83,7 @@ def verify_access_token(secret: str, token: str) -> AccessClaims:
             algorithms=ALGORITHMS,
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            options={"require": ["exp", "iat", "sub", "aud", "iss", "sid"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("the access token has expired: refresh it") from None
@@ -82,6 +96,7 @@ def verify_access_token(secret: str, token: str) -> AccessClaims:
             tenant_slug=str(claims["ten"]),
             roles=tuple(str(r) for r in claims.get("roles", ())),
             expires_at=datetime.fromtimestamp(claims["exp"]).astimezone(),
+            session_id=str(claims["sid"]),
         )
     except (KeyError, TypeError):
         raise Unauthenticated("the access token is invalid") from None

@@ -264,7 +264,7 @@ class Bus:
         reply = reply_decoder.decode(msg.data)
         if reply.error is not None:
             e = reply.error
-            raise error_from_code(e.code, e.message, e.field, e.rule)
+            raise error_from_code(e.code, e.message, e.field, e.rule, e.retry_after)
         decoded: R = msgspec.msgpack.decode(reply.ok, type=cls.reply_type())
         return decoded
 
@@ -405,9 +405,7 @@ class Bus:
 
             return reply_decoder.decode(await store.run(key, fingerprint, produce))
         except QuartierError as e:
-            return Reply(
-                error=ErrorInfo(code=e.code, message=e.message, field=e.field, rule=e.rule)
-            )
+            return Reply(error=_error_info(e))
 
     async def _answer(
         self,
@@ -429,9 +427,7 @@ class Bus:
                 log.error(
                     "request.internal_error", request=endpoint.request.__name__, error=e.message
                 )
-            return Reply(
-                error=ErrorInfo(code=e.code, message=e.message, field=e.field, rule=e.rule)
-            )
+            return Reply(error=_error_info(e))
         except Exception:
             log.exception("request.failed", request=endpoint.request.__name__)
             return Reply(
@@ -456,3 +452,9 @@ def _field_of(e: msgspec.ValidationError) -> str | None:
     if marker in text:
         return text.split(marker, 1)[1].split("`", 1)[0].split("[", 1)[0]
     return None
+
+
+def _error_info(e: QuartierError) -> ErrorInfo:
+    return ErrorInfo(
+        code=e.code, message=e.message, field=e.field, rule=e.rule, retry_after=e.retry_after
+    )

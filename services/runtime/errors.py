@@ -14,11 +14,19 @@ from typing import ClassVar
 class QuartierError(Exception):
     code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        rule: str | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         self.rule = rule
+        self.retry_after = retry_after  # seconds, for RateLimited
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, field={self.field!r}, rule={self.rule!r})"
@@ -77,6 +85,8 @@ class Unavailable(QuartierError):
 
 
 class RateLimited(QuartierError):
+    """Too many requests or attempts: try again in `retry_after` seconds."""
+
     code = "rate_limited"
 
 
@@ -103,6 +113,12 @@ ERRORS_BY_CODE: dict[str, type[QuartierError]] = {
 
 
 def error_from_code(
-    code: str, message: str, field: str | None = None, rule: str | None = None
+    code: str,
+    message: str,
+    field: str | None = None,
+    rule: str | None = None,
+    retry_after: int | None = None,
 ) -> QuartierError:
-    return ERRORS_BY_CODE.get(code, InternalError)(message, field=field, rule=rule)
+    return ERRORS_BY_CODE.get(code, InternalError)(
+        message, field=field, rule=rule, retry_after=retry_after
+    )

@@ -87,6 +87,9 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     member_id: str | None = None
     tenant_id: str | None = None
     roles: tuple[str, ...] = ()
+    # a member's session (the access token's `sid`); the gateway resolves
+    # `roles` from the session's current state, never from the token
+    session_id: str | None = None
 
     @property
     def is_tenant_admin(self) -> bool:
@@ -110,6 +113,7 @@ class ErrorInfo(msgspec.Struct, kw_only=True):
     message: str
     field: str | None = None
     rule: str | None = None
+    retry_after: int | None = None  # seconds (RateLimited)
 
 
 NIL = msgspec.Raw(b"\xc0")  # msgpack's nil

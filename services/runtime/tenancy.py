@@ -44,6 +44,11 @@ class RequestContext:
         return actor.member_id
 
     def require_tenant_admin(self) -> str:
+        """The acting member's id if they are a tenant admin. The actor's
+        roles are the member's current ones: the gateway replaces the access
+        token's with identity's answer for the token's session on every
+        request (gateway/context.py, `current_principal`), so a demoted
+        admin's earlier token carries no admin right. Forbidden otherwise."""
         member_id = self.require_member()
         if "tenant_admin" not in self.actor.roles:
             raise Forbidden("only a tenant admin may do this")

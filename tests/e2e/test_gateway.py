@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 import sqlalchemy as sa
 import structlog
@@ -445,6 +446,7 @@ async def test_the_stream_ends_when_the_token_expires(system: System) -> None:
         tenant_id=net.tenant_id,
         tenant_slug=net.slug,
         roles=("tenant_admin",),
+        session_id=jwt.decode(net.admin.access, options={"verify_signature": False})["sid"],
         now=now,
         ttl=2,
     )

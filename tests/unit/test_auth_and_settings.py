@@ -38,6 +38,7 @@ OTHER_SECRET = "o" * 64
 TENANT = "7d0b8c1e-0000-4000-8000-000000000001"
 OTHER_TENANT = "7d0b8c1e-0000-4000-8000-000000000002"
 MEMBER = "7d0b8c1e-0000-4000-8000-0000000000aa"
+SESSION = "5e551011-0000-4000-8000-0000000000aa"
 
 
 # -- access tokens ---------------------------------------------------------------
@@ -50,6 +51,7 @@ def issue(now: datetime | None = None, ttl: int = 900, secret: str = SECRET) -> 
         tenant_id=TENANT,
         tenant_slug="pole-11e",
         roles=("tenant_admin",),
+        session_id=SESSION,
         now=now or datetime.now(UTC),
         ttl=ttl,
     )
@@ -65,6 +67,7 @@ def valid_claims(**overrides: Any) -> dict[str, Any]:
         "tid": TENANT,
         "ten": "pole-11e",
         "roles": ["tenant_admin"],
+        "sid": SESSION,
         "iat": now,
         "exp": now + 900,
     }
@@ -90,6 +93,7 @@ def test_issue_then_verify_round_trip() -> None:
         tenant_id=TENANT,
         tenant_slug="pole-11e",
         roles=("tenant_admin",),
+        session_id=SESSION,
         now=now,
         ttl=900,
     )
@@ -105,7 +109,11 @@ def test_issue_then_verify_round_trip() -> None:
     assert claims.expires_at.tzinfo is not None
     actor = claims.actor()
     assert actor == Actor(
-        kind="member", member_id=MEMBER, tenant_id=TENANT, roles=("tenant_admin",)
+        kind="member",
+        member_id=MEMBER,
+        tenant_id=TENANT,
+        roles=("tenant_admin",),
+        session_id=SESSION,
     )
     assert actor.is_tenant_admin
     header = jwt.get_unverified_header(token)
@@ -165,7 +173,7 @@ def test_audience_and_issuer_are_checked(overrides: dict[str, Any]) -> None:
     assert_refused(jwt.encode(valid_claims(**overrides), SECRET, algorithm="HS256"))
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "tid", "ten"])
+@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "tid", "ten", "sid"])
 def test_a_token_missing_a_claim_is_refused(missing: str) -> None:
     claims = valid_claims()
     del claims[missing]

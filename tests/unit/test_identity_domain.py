@@ -671,9 +671,13 @@ def test_accept_saves_member_index_and_invitation_atomically(
     first, first_token = app.issue_invitation(
         tenant_id, "Bob@example.org", str(admin.id), [], NOW, 3600
     )
-    second, second_token = app.issue_invitation(
+    assert first_token is not None
+    # two pending invitations to one address, as stores made before inviting
+    # an address twice answered the pending one may hold
+    second, second_token = app._new_invitation(
         tenant_id, "bob@EXAMPLE.ORG", str(admin.id), [], NOW, 3600
     )
+    app.save(second)
     bob = app.accept_invitation(first_token, PASSWORD, full_card(display_name="Bob"), NOW)
     before = app.max_notification_id()
     with pytest.raises(Conflict) as info:

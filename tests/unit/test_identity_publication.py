@@ -186,6 +186,7 @@ def test_private_events_are_not_published(
     assert private == {
         "Tenant.AdminsChanged",  # MemberRolesChanged says it publicly
         "EmailIndex.Registered",
+        "InvitationSlot.Pointed",  # which invitation of an address is pending: private
         "Invitation.Accepted",
         "RefreshFamily.Started",
         "RefreshFamily.Rotated",

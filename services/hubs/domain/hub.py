@@ -168,6 +168,13 @@ class Hub(TenantAggregate):
                 return nid
         return None
 
+    def pending_invitation(self, invitation_id: str) -> str | None:
+        """The pending nomination of an e-mail candidate, by their invitation."""
+        for nid, n in self.nominations.items():
+            if n.invitation_id == invitation_id and n.is_pending:
+                return nid
+        return None
+
     def non_competition_in_force(self) -> bool:
         return self.rules.non_competition_in_force(len(self.members))
 
@@ -287,6 +294,10 @@ class Hub(TenantAggregate):
             raise InvalidInput(
                 "name a member of the network or an e-mail address", field="candidate_id"
             )
+        if candidate.invitation_id is not None and self.pending_invitation(candidate.invitation_id):
+            # the same address again, in any letter case: identity answered
+            # its pending invitation (and mailed nothing)
+            raise Conflict("this candidate is already nominated", field="email")
         recorded_exception = None
         window = None
         if candidate.member_id is not None:

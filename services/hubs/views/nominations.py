@@ -166,10 +166,17 @@ def list_nominations(
     ]
 
 
-def nomination_for_invitation(conn: sa.Connection, tenant_id: str, invitation_id: str) -> Any:
-    return conn.execute(
-        scoped(nominations, tenant_id).where(nominations.c.invitation_id == invitation_id)
-    ).first()
+def invited_by_invitation(conn: sa.Connection, tenant_id: str, invitation_id: str) -> list[Any]:
+    """The nominations still waiting for this invitation to be accepted: one
+    invitation may stand for the same address nominated to several hubs."""
+    return list(
+        conn.execute(
+            scoped(nominations, tenant_id)
+            .where(nominations.c.invitation_id == invitation_id)
+            .where(nominations.c.status == "invited")
+            .order_by(nominations.c.hub_id, nominations.c.nomination_id)
+        )
+    )
 
 
 def due_nominations(conn: sa.Connection, now: datetime, limit: int = 200) -> list[Any]:
