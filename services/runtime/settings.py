@@ -53,8 +53,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
-    jwt_secret: str = ""
-    operator_token: str = ""
+    jwt_secret: str = field(default="", repr=False)
+    operator_token: str = field(default="", repr=False)
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     invitation_ttl: int = 7 * 24 * 3600
