@@ -216,8 +216,13 @@ def server_options() -> dict[str, Any]:
     """uvicorn's options for the gateway: the h11 parser, which refuses a
     request line and headers larger than `MAX_HEADER_BYTES` while reading
     them (httptools, uvicorn's other parser, reads headers of any size), and
-    WebSocket messages of at most `MAX_WS_MESSAGE` bytes."""
+    WebSocket messages of at most `MAX_WS_MESSAGE` bytes. uvicorn's own
+    handling of `X-Forwarded-For` is off: by default it believes the header
+    from 127.0.0.1 and rewrites the client's address before the app sees
+    it; the gateway decides from `QUARTIER_TRUSTED_PROXIES` instead
+    (`gateway.budgets.client_address`)."""
     return {
+        "proxy_headers": False,
         "http": "h11",
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "ws": "websockets-sansio",
