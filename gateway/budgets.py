@@ -15,8 +15,9 @@ admin among them, keep being served. Each bucket holds a request count
 (`QUARTIER_RATE_LIMIT` a minute for a network, `QUARTIER_MEMBER_RATE_LIMIT`
 for a member or address) and a cost (`gateway.costs`: fields times page sizes;
 `QUARTIER_COST_LIMIT` a minute for a network, `QUARTIER_MEMBER_COST_LIMIT`
-for a member or address), each refilled continuously; a bucket's capacity is
-one minute's refill, so a burst of up to a minute's worth is served.
+for a member or address), each refilled continuously; a bucket holds ten
+seconds' worth (`BURST_SECONDS`), so a burst is served at once and a
+sustained flood gets the rate.
 
 A refusal says when to come back: `Retry-After` (seconds, rounded up) is
 when the bucket will hold what the request needs.
@@ -53,13 +54,19 @@ class Bucket:
     at: float
 
 
+BURST_SECONDS = 10.0
+"""A bucket holds this many seconds' worth of its rate (at least 10 tokens,
+or the whole minute's when that is less): a burst is served, a sustained
+flood gets the rate."""
+
+
 class Buckets:
-    """Token buckets by key, each refilled at `rate` a second up to
-    `capacity`."""
+    """Token buckets by key, each refilled at `per_minute / 60` a second up
+    to its capacity (`BURST_SECONDS`)."""
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = per_minute / 60.0
-        self.capacity = float(max(1.0, per_minute))
+        self.capacity = max(self.rate * BURST_SECONDS, min(float(per_minute), 10.0), 1.0)
         self.clock = clock
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
@@ -94,9 +101,9 @@ class Limits:
 
     tenant_requests: int = 1200
     member_requests: int = 300
-    tenant_cost: int = 200_000
-    member_cost: int = 50_000
-    tenant_concurrency: int = 8
+    tenant_cost: int = 60_000
+    member_cost: int = 15_000
+    tenant_concurrency: int = 4
     queue_timeout: float = 10.0
 
 
@@ -123,31 +130,60 @@ class Budgets:
             "tenant": Buckets(limits.tenant_cost, clock),
         }
         self.running: dict[str, asyncio.Semaphore] = {}
+        self.clock = clock
+        self.blocked: OrderedDict[str, float] = OrderedDict()
+
+    def _block(self, key: str, wait: float) -> None:
+        """Refuse `key` at the door for `wait` seconds (see `request`)."""
+        self.blocked[key] = self.clock() + wait
+        self.blocked.move_to_end(key)
+        if len(self.blocked) > MAX_KEYS:
+            self.blocked.popitem(last=False)
+
+    def _check_blocked(self, keys: Iterable[str]) -> None:
+        now = self.clock()
+        for key in keys:
+            until = self.blocked.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self.blocked[key]
+                continue
+            raise Refused("the cost budget is spent: come back after Retry-After", until - now)
 
     def _charge(
         self, kind: dict[str, Buckets], keys: Iterable[tuple[str, str]], amount: float
-    ) -> float:
+    ) -> tuple[str, float] | None:
         """Take `amount` from each key's bucket if all have it; else take
-        nothing and answer the longest wait."""
+        nothing and answer the key refused and its wait."""
         wanted = [(kind[level], key) for level, key in keys if key]
         for buckets, key in wanted:
             wait = buckets.wait(key, amount)
             if wait > 0:
-                return wait  # the caller's bucket first: the network's is not touched
+                return key, wait  # the caller's bucket first: the network's is not touched
         for buckets, key in wanted:
             buckets.take(key, amount)
-        return 0.0
+        return None
 
     def request(self, caller: str, tenant: str | None) -> None:
-        """One request of `caller` (of network `tenant`), or Refused."""
-        wait = self._charge(self.requests, (("caller", caller), ("tenant", tenant or "")), 1)
-        if wait:
-            raise Refused("too many requests: slow down", wait)
+        """One request of `caller` (of network `tenant`), or Refused: over
+        the request rate, or still within the wait a cost refusal gave
+        (refused at the door, before its document is even parsed: a client
+        that ignores `Retry-After` costs next to nothing)."""
+        tenant_key = f"tenant:{tenant}" if tenant else ""
+        self._check_blocked(k for k in (caller, tenant_key) if k)
+        refused = self._charge(self.requests, (("caller", caller), ("tenant", tenant_key)), 1)
+        if refused:
+            raise Refused("too many requests: slow down", refused[1])
 
     def cost(self, caller: str, tenant: str | None, cost: int) -> None:
-        """An operation of this cost, or Refused."""
-        wait = self._charge(self.costs, (("caller", caller), ("tenant", tenant or "")), cost)
-        if wait:
+        """An operation of this cost, or Refused (and the caller, or the
+        network, refused at the door until the wait is over)."""
+        tenant_key = f"tenant:{tenant}" if tenant else ""
+        refused = self._charge(self.costs, (("caller", caller), ("tenant", tenant_key)), cost)
+        if refused:
+            key, wait = refused
+            self._block(key, wait)
             raise Refused(
                 f"this operation costs {cost} and the budget is spent: slow down or ask for less",
                 wait,

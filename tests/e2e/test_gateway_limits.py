@@ -165,15 +165,19 @@ async def test_a_members_costly_queries_are_refused_with_retry_after_and_the_adm
     system: System,
 ) -> None:
     net, member = await member_and_admin(system)
-    limited = system.settings.with_(member_cost_limit_per_minute=400, cost_limit_per_minute=10_000)
+    # a bucket holds 10 seconds' worth: 333, two of these questions
+    limited = system.settings.with_(member_cost_limit_per_minute=2000, cost_limit_per_minute=60_000)
     async with serve_gateway(limited) as gateway:
         for _ in range(2):
             answer = await gateway.gql(MEMBERS, token=member.access)
             assert "errors" not in answer, answer
+        response = await gateway.post(MEMBERS, token=member.access)
+        retry_after = assert_rate_limited(response)
+        assert response.json()["errors"][0]["extensions"]["retryAfter"] == retry_after
+        # until then, refused at the door, even for a cheap question
         for _ in range(5):
-            assert_rate_limited(await gateway.post(MEMBERS, token=member.access))
-        # cheap questions fit in what is left; the admin has their own budget
-        assert "errors" not in await gateway.gql("{ me { id } }", token=member.access)
+            assert_rate_limited(await gateway.post("{ me { id } }", token=member.access))
+        # the admin has their own budget
         for _ in range(2):
             answer = await gateway.gql(MEMBERS, token=net.admin.access)
             assert "errors" not in answer, answer

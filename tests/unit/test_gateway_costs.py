@@ -283,23 +283,23 @@ def budgets(**limits: Any) -> tuple[Budgets, Clock]:
 
 
 def test_a_members_flood_stops_at_their_own_bucket_and_the_admin_is_served() -> None:
-    found, _ = budgets(tenant_requests=20, member_requests=8)
-    for _ in range(8):
+    # a bucket holds 10 seconds' worth: 20 requests of a member, 100 of the network
+    found, _ = budgets(tenant_requests=600, member_requests=120)
+    for _ in range(20):
         found.request("member:t:flood", "t")
-    for _ in range(50):
+    for _ in range(500):
         with pytest.raises(Refused):
             found.request("member:t:flood", "t")
-    # the network's bucket lost only the 8 served: 12 left for the others
-    for _ in range(8):
-        found.request("member:t:admin", "t")
-    for _ in range(4):
-        found.request("member:t:other", "t")
+    # the network's bucket lost only the 20 served: 80 left for the others
+    for member in ("admin", "a", "b", "c"):
+        for _ in range(20):
+            found.request(f"member:t:{member}", "t")
     with pytest.raises(Refused):
-        found.request("member:t:third", "t")
+        found.request("member:t:d", "t")
 
 
 def test_the_networks_bucket_bounds_its_members_together() -> None:
-    found, _ = budgets(tenant_requests=6, member_requests=4)
+    found, _ = budgets(tenant_requests=6, member_requests=4)  # small: the minute's worth
     for member in ("a", "b", "c"):
         for _ in range(2):
             found.request(f"member:t:{member}", "t")
@@ -309,16 +309,30 @@ def test_the_networks_bucket_bounds_its_members_together() -> None:
 
 
 def test_retry_after_says_when_the_bucket_has_enough() -> None:
-    found, clock = budgets(member_cost=600, tenant_cost=6000)  # 10 a second for a member
-    found.cost("member:t:a", "t", 600)
+    found, clock = budgets(member_cost=600, tenant_cost=6000)  # 10 a second, 100 at most
+    found.cost("member:t:a", "t", 100)
     with pytest.raises(Refused) as refusal:
-        found.cost("member:t:a", "t", 300)
-    assert refusal.value.retry_after == 30
-    clock.now += 30
-    found.cost("member:t:a", "t", 300)
+        found.cost("member:t:a", "t", 50)
+    assert refusal.value.retry_after == 5
+    clock.now += 5
+    found.cost("member:t:a", "t", 50)
     # costlier than a whole bucket: asked as the whole bucket, never forever
-    clock.now += 60
+    clock.now += 10
     found.cost("member:t:a", "t", 10**9)
+
+
+def test_a_caller_refused_for_cost_is_refused_at_the_door_until_retry_after() -> None:
+    found, clock = budgets(member_cost=600, tenant_cost=60_000)
+    found.cost("member:t:a", "t", 100)
+    with pytest.raises(Refused):
+        found.cost("member:t:a", "t", 100)
+    for _ in range(3):  # cheap requests too: it did not wait
+        with pytest.raises(Refused) as refusal:
+            found.request("member:t:a", "t")
+        assert refusal.value.retry_after == 10
+    found.request("member:t:b", "t")  # the others are served
+    clock.now += 10
+    found.request("member:t:a", "t")
 
 
 def test_anonymous_callers_are_bucketed_by_address() -> None:
