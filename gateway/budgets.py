@@ -15,9 +15,9 @@ admin among them, keep being served. Each bucket holds a request count
 (`QUARTIER_RATE_LIMIT` a minute for a network, `QUARTIER_MEMBER_RATE_LIMIT`
 for a member or address) and a cost (`gateway.costs`: fields times page sizes;
 `QUARTIER_COST_LIMIT` a minute for a network, `QUARTIER_MEMBER_COST_LIMIT`
-for a member or address), each refilled continuously; a bucket holds ten
-seconds' worth (`BURST_SECONDS`), so a burst is served at once and a
-sustained flood gets the rate.
+for a member or address), each refilled continuously. A request bucket holds
+a minute's worth, a cost bucket ten seconds' (`COST_BURST_SECONDS`): a burst
+is served at once, a sustained flood of costly questions gets the rate.
 
 A refusal says when to come back: `Retry-After` (seconds, rounded up) is
 when the bucket will hold what the request needs.
@@ -48,25 +48,31 @@ MAX_KEYS = 100_000
 bucket is a full one, which favours no attacker: a new key starts full)."""
 
 
+COST_BURST_SECONDS = 10.0
+"""A cost bucket holds ten seconds' worth: a burst of costly questions is
+served, a sustained flood of them gets the rate. (A request bucket holds a
+minute's.)"""
+
+
 @dataclass
 class Bucket:
     tokens: float
     at: float
 
 
-BURST_SECONDS = 10.0
-"""A bucket holds this many seconds' worth of its rate (at least 10 tokens,
-or the whole minute's when that is less): a burst is served, a sustained
-flood gets the rate."""
-
-
 class Buckets:
     """Token buckets by key, each refilled at `per_minute / 60` a second up
-    to its capacity (`BURST_SECONDS`)."""
+    to `burst_seconds` worth (at least 10 tokens, or the whole minute's when
+    that is less)."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        burst_seconds: float = 60.0,
+    ) -> None:
         self.rate = per_minute / 60.0
-        self.capacity = max(self.rate * BURST_SECONDS, min(float(per_minute), 10.0), 1.0)
+        self.capacity = max(self.rate * burst_seconds, min(float(per_minute), 10.0), 1.0)
         self.clock = clock
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
@@ -126,8 +132,8 @@ class Budgets:
             "tenant": Buckets(limits.tenant_requests, clock),
         }
         self.costs = {
-            "caller": Buckets(limits.member_cost, clock),
-            "tenant": Buckets(limits.tenant_cost, clock),
+            "caller": Buckets(limits.member_cost, clock, COST_BURST_SECONDS),
+            "tenant": Buckets(limits.tenant_cost, clock, COST_BURST_SECONDS),
         }
         self.running: dict[str, asyncio.Semaphore] = {}
         self.clock = clock

@@ -283,8 +283,8 @@ def budgets(**limits: Any) -> tuple[Budgets, Clock]:
 
 
 def test_a_members_flood_stops_at_their_own_bucket_and_the_admin_is_served() -> None:
-    # a bucket holds 10 seconds' worth: 20 requests of a member, 100 of the network
-    found, _ = budgets(tenant_requests=600, member_requests=120)
+    # a request bucket holds a minute's worth: 20 of a member, 100 of the network
+    found, _ = budgets(tenant_requests=100, member_requests=20)
     for _ in range(20):
         found.request("member:t:flood", "t")
     for _ in range(500):
@@ -299,7 +299,7 @@ def test_a_members_flood_stops_at_their_own_bucket_and_the_admin_is_served() -> 
 
 
 def test_the_networks_bucket_bounds_its_members_together() -> None:
-    found, _ = budgets(tenant_requests=6, member_requests=4)  # small: the minute's worth
+    found, _ = budgets(tenant_requests=6, member_requests=4)
     for member in ("a", "b", "c"):
         for _ in range(2):
             found.request(f"member:t:{member}", "t")
@@ -309,7 +309,8 @@ def test_the_networks_bucket_bounds_its_members_together() -> None:
 
 
 def test_retry_after_says_when_the_bucket_has_enough() -> None:
-    found, clock = budgets(member_cost=600, tenant_cost=6000)  # 10 a second, 100 at most
+    # a cost bucket holds ten seconds' worth: 10 a second, 100 at most
+    found, clock = budgets(member_cost=600, tenant_cost=6000)
     found.cost("member:t:a", "t", 100)
     with pytest.raises(Refused) as refusal:
         found.cost("member:t:a", "t", 50)
