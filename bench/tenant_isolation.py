@@ -177,7 +177,13 @@ async def run(args: argparse.Namespace) -> None:
             system.gateway_env[f"QUARTIER_{name}"] = "1000000000"
         system.gateway_env["QUARTIER_TENANT_CONCURRENCY"] = "100000"
     else:
-        for name in ("RATE_LIMIT", "MEMBER_RATE_LIMIT"):
+        for name in (
+            "RATE_LIMIT",
+            "MEMBER_RATE_LIMIT",
+            "COST_LIMIT",
+            "MEMBER_COST_LIMIT",
+            "TENANT_CONCURRENCY",
+        ):
             system.gateway_env.pop(f"QUARTIER_{name}", None)  # the defaults
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(system.stop)
