@@ -205,7 +205,8 @@ class Budgets:
         if semaphore is None:
             semaphore = self.running[tenant] = asyncio.Semaphore(self.limits.tenant_concurrency)
         try:
-            await asyncio.wait_for(semaphore.acquire(), self.limits.queue_timeout)
+            async with asyncio.timeout(self.limits.queue_timeout):
+                await semaphore.acquire()
         except TimeoutError:
             raise Refused("this network has too many operations running: retry", 1) from None
         try:

@@ -64,8 +64,8 @@ def check_variables(variables: dict[str, Any] | None) -> None:
     named), or if the variables hold more than MAX_VARIABLES_TEXT characters
     of strings or MAX_VARIABLE_VALUES values. Iterative: a deeply nested
     value costs no stack (json.loads already bounded its depth)."""
-    if not variables:
-        return
+    if not variables or not isinstance(variables, dict):
+        return  # not an object: graphql-core refuses it
     stack: list[tuple[str, Any]] = [(str(k), v) for k, v in variables.items()]
     total = values = 0
     while stack:

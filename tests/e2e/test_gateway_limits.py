@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from gateway.app import create_app, server_options
 from gateway.costs import MAX_FIELDS
@@ -27,6 +30,7 @@ from gateway.limits import MAX_BODY, MAX_DOCUMENT, MAX_HEADER_VALUE, MAX_TEXT
 from services.runtime.settings import Settings
 from tests.e2e.conftest import (
     ERROR_FIELDS,
+    WS_TIMEOUT,
     Network,
     Session,
     System,
@@ -397,3 +401,49 @@ async def test_client_mistakes_in_variables_are_logged_without_values(system: Sy
         assert "data" not in answer, answer
         assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", answer
         assert_client_errors_logged(logs, PASSWORD)
+
+
+async def test_over_websocket_the_same_limits_hold(system: System) -> None:
+    net = await open_network(system, "pole-11e")
+    bomb = doubling(30).replace("query { ...F0 }", "subscription { tenantEvents { id } ...F0 }")
+    bomb = bomb.replace("on Query", "on Subscription").replace("__typename", "tenantEvents { id }")
+    async with connect(
+        system.gateway.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+
+        async def receive() -> dict[str, Any]:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), WS_TIMEOUT))
+                if message["type"] == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                elif message["type"] != "pong":
+                    return message
+
+        payload = {"Authorization": f"Bearer {net.admin.access}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert await receive() == {"type": "connection_ack"}
+        for op_id, query, variables, limit in (
+            ("bomb", bomb, {}, "fields"),
+            (
+                "text",
+                "subscription($t: [String!]) { tenantEvents(types: $t) { id } }",
+                {"t": ["x" * (MAX_TEXT + 1)]},
+                None,
+            ),
+        ):
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": op_id,
+                        "type": "subscribe",
+                        "payload": {"query": query, "variables": variables},
+                    }
+                )
+            )
+            message = await receive()
+            assert (message["id"], message["type"]) == (op_id, "error"), message
+            [error] = message["payload"]
+            if limit is None:
+                assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "t.0"}, error
+            else:
+                assert error["extensions"]["limit"] == limit, error
