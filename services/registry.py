@@ -62,8 +62,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     # the meetups service; its mails react to its own events
     ServiceSpec("events", needs=("hubs", "identity"), reactions=("hub-directory", "mail")),
+    # its needs' mails react to its own events
     ServiceSpec(
-        "referrals", needs=("identity", "hubs", "events"), reactions=("members", "hubs", "meetups")
+        "referrals",
+        needs=("identity", "hubs", "events"),
+        reactions=("members", "hubs", "meetups", "mail"),
     ),
 )
 

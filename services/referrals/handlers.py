@@ -1,16 +1,26 @@
 """Referrals' endpoints: who may do what, and the calls. Membership, roles,
 hubs, the meeting rule and attendance are read from the local directory
-(current state, learnt from the other services' events); identity is asked
-which members' offers match a need.
+(current state, learnt from the other services' events: reactions.py);
+identity is asked which members match a need (`SearchMembers`, ranked here)
+and which activity codes exist (`ListProfessions`).
 
 Who sees what: a slip, its prospect and its value — the giver, the receiver,
 the admins of its hub, tenant admins; anyone else gets `not_found`, as for a
 missing slip or another network's. Values in reports are totals only.
+
+Errors: `NotFound` (missing, another network's, or not visible),
+`Forbidden` (not the receiver, not an admin), `Unauthenticated` (no
+member), `RuleViolation` with its rule (`self_referral`, `former_member`,
+`referral_lifecycle`, `referrals_between_members_who_met`,
+`not_met_at_meetup`, `ask_the_network_first`, `need_closed`),
+`InvalidInput` naming the field. A refused command stores nothing. The
+create-like commands take an idempotency key (contract: `idempotent`).
+The rules and the decisions behind them: docs/referrals-rules.md.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -28,6 +38,7 @@ from services.referrals.domain import (
     engagement,
     met_recently,
     one_to_one_id,
+    rank_matches,
 )
 from services.referrals.views import directory, ledger
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
@@ -36,7 +47,10 @@ from services.runtime.host import ServiceHost
 from services.runtime.tenancy import RequestContext, as_service, scoped
 from services.runtime.views import check_page
 
-MAX_MATCHES = 20
+MAX_MATCHES = 20  # members told of a need
+MAX_WORDS = 8  # words of a need searched one by one
+SEARCH_PAGE = 50  # members per identity search (its page limit)
+MAX_ONE_TO_ONES = 200  # listed at once, the latest first
 
 
 class ReferralsHandlers(Handlers):
@@ -85,8 +99,10 @@ class ReferralsHandlers(Handlers):
 
     def _check_met(self, tenant_id: str, giver: str, receiver: str, now: datetime) -> None:
         """The hub rule "referrals only between members who met": in every hub
-        of both with the rule on, they were both present at one of its meetups,
-        or confirmed a one-to-one, in its last N days."""
+        of both with the rule on (`referrals_meeting_days` = N), they were
+        both present at one of its meetups, or confirmed a one-to-one, in its
+        last N days (`met_recently`: the edges). Otherwise a RuleViolation
+        `referrals_between_members_who_met` that says what is missing."""
 
         def query(conn: sa.Connection) -> str | None:
             shared = set(directory.hubs_of(conn, tenant_id, giver)) & set(
@@ -96,13 +112,10 @@ class ReferralsHandlers(Handlers):
                 hub = directory.hub_row(conn, tenant_id, hub_id)
                 if hub is None or hub.meeting_days is None:
                     continue
-                since = now - timedelta(days=hub.meeting_days)
                 together = directory.co_attended(conn, tenant_id, hub_id, giver, receiver)
-                one_to_ones = [
-                    datetime.combine(d, time(0), UTC)
-                    for d in ledger.confirmed_one_to_ones(conn, tenant_id, giver, receiver)
-                ]
-                if not met_recently(together, one_to_ones, since):
+                one_to_ones = ledger.confirmed_one_to_ones(conn, tenant_id, giver, receiver)
+                if not met_recently(together, one_to_ones, now, hub.meeting_days):
+                    since = now - timedelta(days=hub.meeting_days)
                     return (
                         f"in this hub, a referral goes only between members who met in the last "
                         f"{hub.meeting_days} days: you were not both present at one of its "
@@ -115,33 +128,58 @@ class ReferralsHandlers(Handlers):
         if missing is not None:
             raise RuleViolation(missing, rule="referrals_between_members_who_met")
 
-    def _check_member(self, tenant_id: str, member_id: str, field: str) -> None:
+    def _check_meetup(
+        self, tenant_id: str, meetup_id: str, giver: str, receiver: str, hub_id: str | None
+    ) -> None:
+        """The meetup where giver and receiver met: one of the network's
+        meetups (as far as attendance was recorded: else not found), of the
+        slip's hub if it names one, where both were present."""
+
+        def query(conn: sa.Connection) -> list[Any]:
+            return directory.meetup_attendance(conn, tenant_id, meetup_id)
+
+        rows = self.read(query)
+        if not rows:
+            raise NotFound("meetup not found", field="meetup_id")
+        if hub_id is not None and rows[0].hub_id != hub_id:
+            raise InvalidInput("this meetup is another hub's", field="meetup_id")
+        present = {r.member_id for r in rows if r.present}
+        if not {giver, receiver} <= present:
+            raise RuleViolation(
+                "you were not both present at this meetup", rule="not_met_at_meetup"
+            )
+
+    def _check_member(self, tenant_id: str, member_id: str, field: str, current: bool) -> None:
         """A member of the network: unknown (or another network's) is not
-        found; a former member is refused by the rule."""
-        row = self.read(
-            lambda conn: conn.execute(
-                scoped(directory.members, tenant_id).where(
-                    directory.members.c.member_id == member_id
-                )
-            ).first()
-        )
-        if row is None:
+        found; with `current`, a former member (`directory.formers_among`)
+        is refused with the rule `former_member`."""
+
+        def query(conn: sa.Connection) -> tuple[bool, bool]:
+            known = directory.is_active_member(conn, tenant_id, member_id)
+            return known, known and directory.is_former(conn, tenant_id, member_id)
+
+        known, former = self.read(query)
+        if not known:
             raise NotFound("member not found", field=field)
-        if not row.active:
-            raise RuleViolation("no referral to a former member", rule="former_member")
+        if current and former:
+            raise RuleViolation(
+                "this member has left the network's hubs: a former member", rule="former_member"
+            )
 
     @handles(c.GiveReferral)
     def give(self, cmd: c.GiveReferral, ctx: RequestContext) -> c.Slip:
         tenant_id, giver = self._member(ctx)
         now = self.now()
         if cmd.receiver_id != giver:
-            self._check_member(tenant_id, cmd.receiver_id, "receiver_id")
+            self._check_member(tenant_id, cmd.receiver_id, "receiver_id", current=True)
         if cmd.prospect_member_id is not None:
-            self._check_member(tenant_id, cmd.prospect_member_id, "prospect_member_id")
+            self._check_member(tenant_id, cmd.prospect_member_id, "prospect_member_id", False)
         if cmd.hub_id is not None and cmd.hub_id not in self.read(
             lambda conn: directory.hubs_of(conn, tenant_id, giver)
         ):
             raise NotFound("hub not found", field="hub_id")
+        if cmd.meetup_id is not None and cmd.receiver_id != giver:
+            self._check_meetup(tenant_id, cmd.meetup_id, giver, cmd.receiver_id, cmd.hub_id)
         referral = Referral.new(
             tenant_id,
             giver,
@@ -285,8 +323,8 @@ class ReferralsHandlers(Handlers):
     def log_one_to_one(self, cmd: c.LogOneToOne, ctx: RequestContext) -> c.OneToOne:
         """Logged by one; the other logging the same day confirms it."""
         tenant_id, member_id = self._member(ctx)
-        if not self.read(lambda conn: directory.is_active_member(conn, tenant_id, cmd.other_id)):
-            raise NotFound("member not found", field="other_id")
+        if cmd.other_id != member_id:
+            self._check_member(tenant_id, cmd.other_id, "other_id", current=True)
         now = self.now()
 
         def unit() -> tuple[list[Any], str]:
@@ -327,45 +365,74 @@ class ReferralsHandlers(Handlers):
 
     @handles(c.ListOneToOnes)
     def list_one_to_ones(self, q: c.ListOneToOnes, ctx: RequestContext) -> list[c.OneToOne]:
+        """The asker's one-to-ones, the latest first: at most MAX_ONE_TO_ONES
+        (the reply is a list, not a page; older ones count in reports)."""
         tenant_id, member_id = self._member(ctx)
-        return self.read(lambda conn: ledger.one_to_ones_of(conn, tenant_id, member_id))
+        return self.read(
+            lambda conn: ledger.one_to_ones_of(conn, tenant_id, member_id, MAX_ONE_TO_ONES)
+        )
 
     # -- needs ---------------------------------------------------------------------------
 
     async def _matches(self, ctx: RequestContext, codes: list[str], words: str) -> list[str]:
-        """Members whose activity is one of `codes` first, then those whose
-        card's words match (identity ranks them), without repeats."""
-        found: list[str] = []
-        searches = [idc.SearchMembers(activity_code=code, limit=MAX_MATCHES) for code in codes[:10]]
-        if words:
-            searches.append(idc.SearchMembers(text=words[:200], limit=MAX_MATCHES))
-        for search in searches:
+        """Members whose card matches a need, best first, at most MAX_MATCHES.
+        Identity answers (`SearchMembers`, asked as a service, tenant-scoped):
+        one search per activity code, one per word of 3 letters or more (at
+        most MAX_WORDS: identity requires every word of a search to match, so
+        words are asked one by one). A member scores 2 per matching activity
+        and 1 per matching word; ties keep the order identity found them in.
+        Unknown activity codes are refused first (`ListProfessions`):
+        InvalidInput on `activity_codes`. At most 1 + 10 + MAX_WORDS requests."""
+        if codes:
+            known = {p.code for p in await self.bus.request(idc.ListProfessions(), as_service(ctx))}
+            unknown = [code for code in codes if code not in known]
+            if unknown:
+                raise InvalidInput(
+                    f"not an activity of the taxonomy: {unknown[0][:60]}", field="activity_codes"
+                )
+        searches = [(2, idc.SearchMembers(activity_code=code, limit=SEARCH_PAGE)) for code in codes]
+        for word in list(dict.fromkeys(w for w in words.split() if len(w) >= 3))[:MAX_WORDS]:
+            searches.append((1, idc.SearchMembers(text=word, limit=SEARCH_PAGE)))
+        hits = []
+        for weight, search in searches:
             page = await self.bus.request(search, as_service(ctx))
-            found += [m.member_id for m in page.items if m.member_id not in found]
-        return found[:MAX_MATCHES]
+            hits.append((weight, [m.member_id for m in page.items]))
+        return rank_matches(hits, MAX_MATCHES)
+
+    @staticmethod
+    def _visible_need(need: c.Need, member_id: str | None) -> c.Need:
+        """The poster sees every answer; others, their own answer only."""
+        if member_id == need.poster_id:
+            return need
+        return msgspec.structs.replace(
+            need, answers=[a for a in need.answers if a.member_id == member_id]
+        )
 
     def _need(self, ctx: RequestContext, need_id: str) -> c.Need:
+        """Any member of the network may read a need (to answer it); another
+        network's or a missing one is not found."""
         tenant_id, member_id = ctx.require_tenant(), ctx.actor.member_id
         row = self.read(lambda conn: ledger.need_row(conn, tenant_id, need_id))
         if row is None:
             raise NotFound("need not found")
-        need = ledger.to_need(row)
-        if member_id != need.poster_id:  # others see the need, not who else answered
-            need = msgspec.structs.replace(
-                need, answers=[a for a in need.answers if a.member_id == member_id]
-            )
-        return need
+        return self._visible_need(ledger.to_need(row), member_id)
 
     @handles(c.PostNeed)
     async def post_need(self, cmd: c.PostNeed, ctx: RequestContext) -> c.Need:
+        """Checked first (text policy, bounds), then matched by identity
+        (`_matches`), then saved; the matched members are mailed by the
+        `mail` reaction (services/referrals/mail.py) and find it in
+        `ListNeeds`. Only active members of the network, not the poster,
+        are kept as matches."""
         tenant_id, poster = await self.unit(lambda: self._member(ctx))
-        if len(cmd.activity_codes) > 10:
-            raise InvalidInput("at most 10 activities", field="activity_codes")
-        matches = await self._matches(
-            ctx, list(dict.fromkeys(cmd.activity_codes)), cmd.words.strip()
+        now = self.now()
+        codes, words, _ = Need.checked(
+            cmd.activity_codes, cmd.words, cmd.description, cmd.deadline, now
         )
+        found = await self._matches(ctx, codes, words)
 
         def unit() -> c.Need:
+            active = set(self.read(lambda conn: directory.active_among(conn, tenant_id, found)))
             need = Need.new(
                 tenant_id,
                 poster,
@@ -373,9 +440,9 @@ class ReferralsHandlers(Handlers):
                 cmd.words,
                 cmd.description,
                 cmd.deadline,
-                matches,
+                [m for m in found if m in active],
                 self.app.settings(tenant_id)["need_window_days"],
-                self.now(),
+                now,
             )
             self.write(lambda: self.app.save(need))
             return self._need(ctx, str(need.id))
@@ -416,20 +483,21 @@ class ReferralsHandlers(Handlers):
 
     @handles(c.ListNeeds)
     def list_needs(self, q: c.ListNeeds, ctx: RequestContext) -> c.NeedPage:
+        """`mine`: the asker's needs, newest first. Else the needs the asker
+        was matched to (told of): open ones first, newest first."""
         tenant_id, member_id = self._member(ctx)
         check_page(q.limit, q.offset, "needs")
         n = ledger.needs
-        query = scoped(n, tenant_id)
         if q.mine:
-            query = query.where(n.c.poster_id == member_id)
-        else:  # open needs of others (those it matches first, in the reply's order)
-            query = query.where(n.c.status == "open", n.c.poster_id != member_id)
-        rows, total = self.read(
-            lambda conn: ledger.page(conn, query, n.c.posted_at.desc(), q.offset, q.limit)
+            query = scoped(n, tenant_id).where(n.c.poster_id == member_id)
+            order: Any = n.c.posted_at.desc()
+        else:
+            query = ledger.matched_needs(tenant_id, member_id)
+            order = (sa.case((n.c.status == "open", 0), else_=1), n.c.posted_at.desc())
+        rows, total = self.read(lambda conn: ledger.page(conn, query, order, q.offset, q.limit))
+        return c.NeedPage(
+            items=[self._visible_need(ledger.to_need(r), member_id) for r in rows], total=total
         )
-        items = [self._need(ctx, r.need_id) for r in rows]
-        items.sort(key=lambda x: member_id not in x.matches)
-        return c.NeedPage(items=items, total=total)
 
     @handles(c.GetNeed)
     def get_need(self, q: c.GetNeed, ctx: RequestContext) -> c.Need:
@@ -557,8 +625,8 @@ class ReferralsHandlers(Handlers):
 
         def unit() -> tuple[list[Any], None]:
             settings = self.app.settings_aggregate(tenant_id)
-            settings.change(values, DEFAULTS)
-            return [settings], None
+            changed = settings.change(values, DEFAULTS)
+            return ([settings] if changed else []), None  # the same values: nothing stored
 
         self.write(lambda: self.app.transact(unit))
         return c.EngagementSettings(**self.app.settings(tenant_id))

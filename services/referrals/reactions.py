@@ -2,8 +2,11 @@
 tracked reaction (a redelivered event changes nothing):
 
 * identity → the network's members (and tenant admins);
-* hubs → hubs, their members and co-admins, and the rule "referrals only
-  between members who met" (`referrals_meeting_days`);
+* hubs → hubs, their members and co-admins, and the rule
+  "referrals only between members who met" (`referrals_meeting_days`), from
+  the rules a hub is created with (`HubCreated.rules`; absent from events
+  published before that field: those hubs start with the rule off) and from
+  each `HubRulesChanged` after;
 * meetups → attendance (present or late) and missions done.
 """
 
@@ -36,6 +39,8 @@ def _hubs(conn: sa.Connection, e: Any, event: CloudEvent) -> None:
     match e:
         case hc.HubCreated():
             directory.hub_created(conn, e.tenant_id, e.hub_id, e.founder_id)
+            if e.rules is not None:  # the rules it starts with (absent from older events)
+                directory.set_rule(conn, e.tenant_id, e.hub_id, e.rules.referrals_meeting_days)
         case hc.MemberAdmitted():
             directory.join_hub(conn, e.tenant_id, e.hub_id, e.member_id)
         case hc.MemberLeft() | hc.MemberRemoved():
@@ -45,8 +50,7 @@ def _hubs(conn: sa.Connection, e: Any, event: CloudEvent) -> None:
         case hc.CoAdminRemoved():
             directory.set_co_admin(conn, e.tenant_id, e.hub_id, e.member_id, False)
         case hc.HubRulesChanged():
-            days = getattr(e.rules, "referrals_meeting_days", None)
-            directory.set_rule(conn, e.tenant_id, e.hub_id, days)
+            directory.set_rule(conn, e.tenant_id, e.hub_id, e.rules.referrals_meeting_days)
 
 
 def _meetups(conn: sa.Connection, e: Any, event: CloudEvent) -> None:

@@ -2,8 +2,10 @@
 invited and joining, a hub with co-optations, objections, decisions, rules
 changed, co-admins and facilitators, members leaving — validates against the
 JSON Schema published for its type (fetched from `/v1/schemas`, as a consumer
-would), and its envelope against the CloudEvents schema. The meetups
-service's events are checked the same way by its own story
+would), and its envelope against the CloudEvents schema; the run goes on
+with the ledger of referrals (slips through every status, thanks,
+a one-to-one, needs met and released), which produces every referrals event.
+The meetups service's events are checked the same way by its own story
 (test_meetups_stream.py), which produces every one of them."""
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pytest
 
 from infra.catalogue import event_schemas
 from services.runtime.clock import MovableClock
-from tests.e2e.conftest import System, join, mutate, open_network
+from tests.e2e.conftest import Network, Session, System, join, mutate, open_network
+from tests.e2e.referrals import done
 from tests.e2e.test_hubs_graphql import (
     IN_11E,
     NEAR_VOLTAIRE,
@@ -33,9 +36,8 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.asyncio
 
 # produced, and checked against their schemas, by another story
-NOT_PRODUCED_HERE = {
-    t for t in event_schemas() if t.startswith(("quartier.events.", "quartier.referrals."))
-}
+NOT_PRODUCED_HERE = {t for t in event_schemas() if t.startswith("quartier.events.")}
+REFERRALS_EVENTS = {t.split(".")[2] for t in event_schemas() if t.startswith("quartier.referrals.")}
 
 
 async def published_schemas(system: System) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,6 +152,9 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
         "HubMemberRemoved",
     )
 
+    sofia = await login(system, "sofia@pole.example")
+    await word_of_mouth(system, clock, net, ines, sofia)
+
     await succeed(system, "setTenantLocale", {"locale": "EN"}, admin, "TenantLocaleSet")
 
     # the consumer's side: the whole history over HTTP, the schemas from the API
@@ -159,9 +164,94 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
         )
         events = [json.loads(line) for line in response.text.splitlines() if line]
         names = {e["type"].split(".")[2] for e in events}
-        return events if {"MemberRemoved", "MemberJoined", "TenantLocaleChanged"} <= names else None
+        wanted = {"MemberRemoved", "MemberJoined", "TenantLocaleChanged", *REFERRALS_EVENTS}
+        return events if wanted <= names else None
 
     events = await eventually(history)
     seen = await validate_published(system, events)
     missing = set(event_schemas()) - seen - NOT_PRODUCED_HERE
     assert not missing, f"the run produced no {sorted(missing)}: extend it"
+
+
+async def login(system: System, email: str) -> Session:
+    payload = await mutate(
+        system, "login", {"tenant": "pole-11e", "email": email, "password": PASSWORD}
+    )
+    assert payload["__typename"] == "AuthPayload", payload
+    return Session(
+        access=payload["accessToken"],
+        refresh=payload["refreshToken"],
+        id=payload["member"]["id"],
+        member_id=payload["member"]["memberId"],
+        email=email,
+    )
+
+
+async def word_of_mouth(
+    system: System, clock: MovableClock, net: Network, ines: Session, sofia: Session
+) -> None:
+    """Every referrals event: slips won, declined and lost, a thanks without a
+    slip, a confirmed one-to-one, a need answered and met, another released.
+    Between the admin (still in the hub), Inès (never admitted) and Sofia:
+    Karim and Paul left the hub, which may make them former members."""
+    from services.referrals.views import directory
+
+    admin = net.admin
+
+    def known() -> bool:
+        with system.hosts["referrals"].engine.connect() as conn:
+            return all(
+                directory.is_active_member(conn, net.tenant_id, m.member_id)
+                for m in (admin, ines, sofia)
+            )
+
+    await eventually(known)
+    prospect = {"name": "Boulangerie Dupain", "email": "contact@dupain.example"}
+
+    async def give(giver: Session, receiver: Session) -> dict[str, str]:
+        given = await done(
+            system,
+            "giveReferral",
+            {"receiverId": receiver.id, "about": "Un client", "warmth": 3, "prospect": prospect},
+            giver,
+            "SlipPayload",
+        )
+        return {"referralId": given["slip"]["id"]}
+
+    won, declined, lost = await give(ines, admin), await give(ines, admin), await give(sofia, admin)
+    for slip in (won, lost):
+        await done(system, "acceptReferral", slip, admin, "SlipPayload")
+        await done(system, "markReferralContacted", slip, admin, "SlipPayload")
+    await done(
+        system, "markReferralWon", {**won, "value": {"amount": "1200.50"}}, admin, "SlipPayload"
+    )
+    await done(system, "markReferralLost", {**lost, "reason": "Trop cher"}, admin, "SlipPayload")
+    await done(system, "declineReferral", {**declined, "reason": "Hors zone"}, admin, "SlipPayload")
+    await done(
+        system,
+        "recordThanks",
+        {"giverId": sofia.id, "value": {"amount": "300", "currency": "CHF"}, "about": "Merci"},
+        admin,
+        "ThanksPayload",
+    )
+    today = clock.now().date().isoformat()
+    met = await done(
+        system, "logOneToOne", {"otherId": sofia.id, "metOn": today}, ines, "OneToOnePayload"
+    )
+    await done(
+        system,
+        "confirmOneToOne",
+        {"oneToOneId": met["oneToOne"]["id"]},
+        sofia,
+        "OneToOnePayload",
+    )
+    need = (await done(system, "postNeed", {"activityCodes": ["baker"]}, ines, "NeedPayload"))[
+        "need"
+    ]
+    await done(system, "answerNeed", {"needId": need["id"], "message": "Oui"}, sofia, "NeedPayload")
+    await done(
+        system, "markNeedMet", {"needId": need["id"], "memberId": sofia.id}, ines, "NeedPayload"
+    )
+    other = (await done(system, "postNeed", {"words": "traiteur"}, ines, "NeedPayload"))["need"]
+    clock.advance(days=8)
+    await done(system, "releaseNeed", {"needId": other["id"]}, ines, "NeedPayload")

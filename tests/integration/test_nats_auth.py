@@ -267,7 +267,7 @@ async def test_services_gateway_and_cli_work_with_their_own_credentials(
         assert await cli.clock(secured.settings("operator"), None) == 0
         # `quartier stream rebuild`: the operator asks, each relay reads its
         # events' headers through its own consumer; nothing was lost
-        assert await cli.stream_rebuild(secured.settings("operator"), None, 60) == 0
+        assert await cli.stream_rebuild(secured.settings("operator"), ["identity", "hubs"], 60) == 0
     denied = [e for e in logs if e["event"] in ("nats.permission_denied", "nats.refused")]
     assert denied == []
 

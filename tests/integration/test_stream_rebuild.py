@@ -133,7 +133,7 @@ async def test_a_consumer_resumes_after_a_rebuild_with_no_gap_and_no_duplicate(
                 await js.delete_msg(STREAM, seq)
         assert lost not in [i for i, _ in await read(client_bus, a)]
 
-    assert await cli.stream_rebuild(settings, None, 60) == 0
+    assert await cli.stream_rebuild(settings, list(services.hosts), 60) == 0
     out = capsys.readouterr().out
     assert "identity:" in out and "hubs:" in out and "caught up" in out
     if damage == "message lost":

@@ -163,5 +163,8 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "MeetupSeries",
         "WorkshopProposal",
         "CardDraw",
+        "Slip",
+        "OneToOne",
+        "Need",
     }
     assert set(PARTS.nodes) == implementing

@@ -133,10 +133,16 @@ def test_money_is_exact_and_in_a_known_currency() -> None:
 
 def test_the_meeting_rule_at_its_window_edges() -> None:
     since = NOW - timedelta(days=30)
-    assert met_recently([since], [], since)  # inclusive
-    assert not met_recently([since - timedelta(seconds=1)], [], since)
-    assert met_recently([], [since], since)
-    assert not met_recently([], [], since)
+    assert met_recently([since], [], NOW, 30)  # a meetup exactly N days ago counts
+    assert not met_recently([since - timedelta(seconds=1)], [], NOW, 30)
+    assert met_recently([NOW], [], NOW, 30)
+    assert not met_recently([NOW + timedelta(days=1)], [], NOW, 30)  # not yet happened
+    # a one-to-one is a date: its window's first day counts whatever the hour
+    assert met_recently([], [since.date()], NOW, 30)
+    assert met_recently([], [since.date()], NOW.replace(hour=23, minute=59), 30)
+    assert not met_recently([], [since.date() - timedelta(days=1)], NOW, 30)
+    assert met_recently([], [NOW.date()], NOW, 0)  # N = 0: met today
+    assert not met_recently([], [], NOW, 365)
 
 
 def test_engagement_lights_core_and_drifting() -> None:

@@ -11,6 +11,7 @@ from services.referrals.domain.ledger import (
     Referral,
     Thanks,
     one_to_one_id,
+    rank_matches,
     settings_id,
 )
 from services.referrals.domain.money import CURRENCIES, check_money, total
@@ -28,6 +29,7 @@ __all__ = [
     "engagement",
     "met_recently",
     "one_to_one_id",
+    "rank_matches",
     "settings_id",
     "total",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 DEFAULTS: dict[str, int] = {
     "core_meetups": 3,
@@ -93,9 +93,16 @@ def engagement(
 
 
 def met_recently(
-    co_attended: Sequence[datetime], one_to_ones: Sequence[datetime], since: datetime
+    co_attended: Sequence[datetime], one_to_ones: Sequence[date], now: datetime, days: int
 ) -> bool:
-    """The rule "referrals only between members who met": both present at
-    one of the hub's meetups, or a confirmed one-to-one, since `since`
-    (inclusive)."""
-    return any(at >= since for at in co_attended) or any(at >= since for at in one_to_ones)
+    """The hub rule "referrals only between members who met in the last
+    `days` days" (hubs' `referrals_meeting_days`): both were present (or late)
+    at one of the hub's meetups that started in [now - days, now], or
+    confirmed a one-to-one that took place on a day from (now - days)'s date
+    (UTC) to today. The window's edges are inclusive: a meetup exactly `days`
+    days ago counts, one a second earlier does not; a one-to-one is a date, so
+    one on the window's first day counts whatever the hour."""
+    since = now - timedelta(days=days)
+    return any(since <= at <= now for at in co_attended) or any(
+        since.date() <= day <= now.date() for day in one_to_ones
+    )

@@ -9,6 +9,7 @@ network first", "Concrete results and engagement".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -358,6 +359,29 @@ class Need(TenantAggregate):
         self.met_by: str | None = None
 
     @staticmethod
+    def checked(
+        activity_codes: list[str], words: str, description: str, deadline: date | None, at: datetime
+    ) -> tuple[list[str], str, str]:
+        """What a need asks, through the text policy: activity codes (at most
+        10, each a one-line code of at most 60 characters, repeats dropped),
+        words (one line, at most 200 characters), a description (at most
+        2000); at least a code or a word; a deadline today or later. Returns
+        (codes, words, description) cleaned. Errors: InvalidInput."""
+        if len(activity_codes) > 10:
+            raise InvalidInput("at most 10 activities", field="activity_codes")
+        codes = list(
+            dict.fromkeys(
+                single_line(code, "activity_codes", 60, required=True) for code in activity_codes
+            )
+        )
+        words = single_line(words, "words", 200)
+        if not codes and not words:
+            raise InvalidInput("say what you look for: activities or words", field="activity_codes")
+        if deadline is not None and deadline < at.date():
+            raise InvalidInput("a deadline is today or later", field="deadline")
+        return codes, words, free_text(description, "description", 2000)
+
+    @staticmethod
     def new(
         tenant_id: str,
         poster_id: str,
@@ -369,22 +393,18 @@ class Need(TenantAggregate):
         window_days: int,
         at: datetime,
     ) -> Need:
-        codes = list(dict.fromkeys(activity_codes))
-        words = single_line(words, "words", 200)
-        if not codes and not words:
-            raise InvalidInput("say what you look for: activities or words", field="activity_codes")
-        if len(codes) > 10:
-            raise InvalidInput("at most 10 activities", field="activity_codes")
-        if deadline is not None and deadline < at.date():
-            raise InvalidInput("a deadline is today or later", field="deadline")
+        """Posted at `at`; open to the network until `at + window_days` days
+        (the network's `need_window_days` when posted: a later change of the
+        setting does not move an open need's window)."""
+        codes, words, description = Need.checked(activity_codes, words, description, deadline, at)
         return Need(
             tenant_id=tenant_id,
             poster_id=poster_id,
             activity_codes=codes,
             words=words,
-            description=free_text(description, "description", 2000),
+            description=description,
             deadline=deadline,
-            matches=[m for m in matches if m != poster_id],
+            matches=list(dict.fromkeys(m for m in matches if m != poster_id)),
             window_ends_at=at + timedelta(days=window_days),
             at=at,
         )
@@ -421,6 +441,9 @@ class Need(TenantAggregate):
         self.met_by = member_id
 
     def release(self, by: str, at: datetime) -> None:
+        """The poster is free to look outside: only once the window has
+        passed: from `window_ends_at` on (a second earlier is refused with the
+        rule `ask_the_network_first`). Never automatic (docs/referrals-rules.md)."""
         if by != self.poster_id:
             raise Forbidden("only the poster releases a need")
         self._check_open()
@@ -434,6 +457,18 @@ class Need(TenantAggregate):
     @event("Released")
     def _released(self, at: datetime) -> None:
         self.status = "released"
+
+
+def rank_matches(hits: Sequence[tuple[int, Sequence[str]]], limit: int) -> list[str]:
+    """The members a need matched, best first, at most `limit`: `hits` are
+    (weight, members found) per search (an activity code weighs 2, a word
+    1); a member's score is the sum of the weights of the searches that found
+    them; ties keep the order in which they were first found."""
+    score: dict[str, int] = {}
+    for weight, found in hits:
+        for member_id in found:
+            score[member_id] = score.get(member_id, 0) + weight
+    return sorted(score, key=lambda member_id: -score[member_id])[:limit]
 
 
 def settings_id(tenant_id: str) -> UUID:

@@ -1,7 +1,9 @@
 """What referrals learns from the other services' public events, each kept
 by a tracked reaction (a redelivered event changes nothing): the network's
 members (identity), the hubs with their members, co-admins and the rule
-"referrals only between members who met" (hubs), attendance and missions done
+"referrals only between members who met" (hubs), the hubs each member left
+(a member who left every hub of theirs is a former member: identity
+publishes no departure from the network), attendance and missions done
 (meetups). This service never reads another's tables."""
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ hub_members = sa.Table(
     sa.Column("hub_id", sa.String(36), primary_key=True),
     sa.Column("member_id", sa.String(36), primary_key=True),
     sa.Index("ix_known_hub_members_member", "tenant_id", "member_id"),
+)
+
+# hubs a member left (MemberLeft, MemberRemoved); a row goes when they join
+# that hub again. A member with departures and no hub left is a former member.
+hub_departures = sa.Table(
+    "known_hub_departures",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("hub_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(36), primary_key=True),
 )
 
 attendance = sa.Table(
@@ -106,9 +118,9 @@ def hub_created(conn: sa.Connection, tenant_id: str, hub_id: str, founder_id: st
 
 
 def join_hub(conn: sa.Connection, tenant_id: str, hub_id: str, member_id: str) -> None:
-    keyed_upsert(
-        conn, hub_members, {"tenant_id": tenant_id, "hub_id": hub_id, "member_id": member_id}
-    )
+    key = {"tenant_id": tenant_id, "hub_id": hub_id, "member_id": member_id}
+    keyed_upsert(conn, hub_members, key)
+    conn.execute(hub_departures.delete().where(*(hub_departures.c[k] == v for k, v in key.items())))
 
 
 def leave_hub(conn: sa.Connection, tenant_id: str, hub_id: str, member_id: str) -> None:
@@ -118,6 +130,9 @@ def leave_hub(conn: sa.Connection, tenant_id: str, hub_id: str, member_id: str) 
             hub_members.c.hub_id == hub_id,
             hub_members.c.member_id == member_id,
         )
+    )
+    keyed_upsert(
+        conn, hub_departures, {"tenant_id": tenant_id, "hub_id": hub_id, "member_id": member_id}
     )
     set_co_admin(conn, tenant_id, hub_id, member_id, False)
 
@@ -176,6 +191,54 @@ def is_active_member(conn: sa.Connection, tenant_id: str, member_id: str) -> boo
     return bool(row is not None and row.active)
 
 
+def formers_among(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> set[str]:
+    """Those of `member_ids` who are former members: they left (or were
+    removed from) every hub they belonged to. Identity publishes no departure
+    from the network; a member who never joined a hub is not a former one."""
+    if not member_ids:
+        return set()
+    left = {
+        r.member_id
+        for r in conn.execute(
+            sa.select(hub_departures.c.member_id).where(
+                hub_departures.c.tenant_id == tenant_id,
+                hub_departures.c.member_id.in_(member_ids),
+            )
+        )
+    }
+    if not left:
+        return set()
+    still = {
+        r.member_id
+        for r in conn.execute(
+            sa.select(hub_members.c.member_id).where(
+                hub_members.c.tenant_id == tenant_id, hub_members.c.member_id.in_(sorted(left))
+            )
+        )
+    }
+    return left - still
+
+
+def is_former(conn: sa.Connection, tenant_id: str, member_id: str) -> bool:
+    return member_id in formers_among(conn, tenant_id, [member_id])
+
+
+def active_among(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> list[str]:
+    """Those of `member_ids` who are members of the network and not former
+    members (`formers_among`), in the order given."""
+    if not member_ids:
+        return []
+    rows = conn.execute(
+        sa.select(members.c.member_id).where(
+            members.c.tenant_id == tenant_id,
+            members.c.member_id.in_(member_ids),
+            members.c.active.is_(True),
+        )
+    )
+    known = {r.member_id for r in rows} - formers_among(conn, tenant_id, member_ids)
+    return [m for m in member_ids if m in known]
+
+
 def is_tenant_admin(conn: sa.Connection, tenant_id: str, member_id: str) -> bool:
     row = conn.execute(scoped(members, tenant_id).where(members.c.member_id == member_id)).first()
     return bool(row is not None and row.is_tenant_admin)
@@ -232,6 +295,13 @@ def co_attended(conn: sa.Connection, tenant_id: str, hub_id: str, a: str, b: str
         )
     )
     return [r.starts_at for r in rows]
+
+
+def meetup_attendance(conn: sa.Connection, tenant_id: str, meetup_id: str) -> list[Any]:
+    """Who was recorded at a meetup of the network (present or not)."""
+    return list(
+        conn.execute(scoped(attendance, tenant_id).where(attendance.c.meetup_id == meetup_id))
+    )
 
 
 def attendances(conn: sa.Connection, tenant_id: str, hub_id: str) -> dict[str, list[datetime]]:

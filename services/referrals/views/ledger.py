@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.referrals import contract as c
-from services.referrals.domain import Need, OneToOne, Referral, Thanks, total
+from services.referrals.domain import CURRENCIES, Need, OneToOne, Referral, Thanks, total
 from services.runtime.tenancy import scoped
 from services.runtime.views import UTCDateTime, keyed_update
 
@@ -89,6 +89,16 @@ needs = sa.Table(
     sa.Column("met_by", sa.String(36)),
     sa.Column("posted_at", UTCDateTime, nullable=False),
     sa.Index("ix_needs_poster", "tenant_id", "poster_id", "posted_at"),
+)
+
+need_matches = sa.Table(
+    "need_matches",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("need_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(36), primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),  # 0: the best match
+    sa.Index("ix_need_matches_member", "tenant_id", "member_id"),
 )
 
 
@@ -187,6 +197,19 @@ def apply(conn: sa.Connection, e: Any) -> None:
                     posted_at=e.at,
                 )
             )
+            if e.matches:
+                conn.execute(
+                    need_matches.insert(),
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "need_id": aggregate_id,
+                            "member_id": member_id,
+                            "rank": rank,
+                        }
+                        for rank, member_id in enumerate(e.matches)
+                    ],
+                )
         case Need.Answered():
             key = {"tenant_id": tenant_id, "need_id": aggregate_id}
             row = conn.execute(
@@ -211,10 +234,17 @@ def apply(conn: sa.Connection, e: Any) -> None:
 # -- replies -------------------------------------------------------------------------
 
 
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """An amount with its currency's decimals (ISO 4217 minor units): the
+    store keeps four (`Numeric(18, 4)`), so 1200.5 EUR is read back 1200.5000
+    and answered 1200.50; 5000 JPY is answered 5000."""
+    return Decimal(amount).quantize(Decimal(1).scaleb(-CURRENCIES.get(currency, 2)))
+
+
 def money(amount: Decimal | None, currency: str | None) -> c.Money | None:
     if amount is None or currency is None:
         return None
-    return c.Money(amount=Decimal(amount), currency=currency)
+    return c.Money(amount=in_minor_units(amount, currency), currency=currency)
 
 
 def to_slip(row: Any, private: bool) -> c.Slip:
@@ -306,15 +336,21 @@ def page(
     total_count = conn.execute(
         sa.select(sa.func.count()).select_from(query.subquery())
     ).scalar_one()
-    rows = conn.execute(query.order_by(order).offset(offset).limit(limit)).all()
+    ordering = order if isinstance(order, tuple) else (order,)
+    rows = conn.execute(query.order_by(*ordering).offset(offset).limit(limit)).all()
     return list(rows), int(total_count)
 
 
-def one_to_ones_of(conn: sa.Connection, tenant_id: str, member_id: str) -> list[c.OneToOne]:
+def one_to_ones_of(
+    conn: sa.Connection, tenant_id: str, member_id: str, limit: int
+) -> list[c.OneToOne]:
+    """A member's one-to-ones (logged by them or with them), the latest
+    first, at most `limit`."""
     rows = conn.execute(
         scoped(one_to_ones, tenant_id)
         .where(sa.or_(one_to_ones.c.logged_by == member_id, one_to_ones.c.other_id == member_id))
         .order_by(one_to_ones.c.met_on.desc(), one_to_ones.c.one_to_one_id)
+        .limit(limit)
     )
     return [to_one_to_one(r) for r in rows]
 
@@ -332,13 +368,25 @@ def confirmed_one_to_ones(conn: sa.Connection, tenant_id: str, a: str, b: str) -
     return [r.met_on for r in rows]
 
 
+def matched_needs(tenant_id: str, member_id: str) -> sa.Select[Any]:
+    """The needs `member_id` was matched to (told of)."""
+    m = need_matches
+    return (
+        scoped(needs, tenant_id)
+        .join(m, sa.and_(m.c.tenant_id == needs.c.tenant_id, m.c.need_id == needs.c.need_id))
+        .where(m.c.member_id == member_id)
+    )
+
+
 def need_row(conn: sa.Connection, tenant_id: str, need_id: str) -> Any:
     return conn.execute(scoped(needs, tenant_id).where(needs.c.need_id == need_id)).first()
 
 
 def amounts(rows: list[Any]) -> c.Amounts:
     sums = total([(Decimal(r.amount), r.currency) for r in rows])
-    return c.Amounts(items=[c.Money(amount=v, currency=k) for k, v in sorted(sums.items())])
+    return c.Amounts(
+        items=[c.Money(amount=in_minor_units(v, k), currency=k) for k, v in sorted(sums.items())]
+    )
 
 
 def results(
