@@ -281,6 +281,10 @@ class System:
             "QUARTIER_ACCESS_TOKEN_TTL": "7200",
             # The per-tenant limit (1200/min by default) would be all we measured.
             "QUARTIER_RATE_LIMIT": "100000000",
+            "QUARTIER_MEMBER_RATE_LIMIT": "100000000",
+            "QUARTIER_COST_LIMIT": "100000000",
+            "QUARTIER_MEMBER_COST_LIMIT": "100000000",
+            "QUARTIER_TENANT_CONCURRENCY": "100000",
             # Only these services run: the gateway is ready when they answer.
             "QUARTIER_SERVICES": ",".join(services),
             "QUARTIER_LOG_LEVEL": "warning",

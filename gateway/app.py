@@ -11,8 +11,9 @@ e-mails link to, without login (`gateway.pages`: `/links/…`,
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,8 +25,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from gateway.budgets import Budgets, Limits
 from gateway.context import RateLimiter, context_getter
 from gateway.http import graphql_controller, method_not_allowed_handler
+from gateway.limits import MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_WS_MESSAGE
 from gateway.pages import routes as page_routes
 from gateway.schema import build_schema
 from gateway.v1 import routes as v1_routes
@@ -85,9 +88,39 @@ GATEWAY_SECONDS = Histogram(
 ROUTES = ("graphql", "v1", "health", "metrics", "rsvp", "vote", "visit", "unsubscribe", "calendar")
 
 
+def oversized_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """What is too large in a request's headers (`gateway.limits`), or None."""
+    total = 0
+    for name, value in headers:
+        if len(value) > MAX_HEADER_VALUE:
+            return f"the {name.decode('latin-1')} header is larger than {MAX_HEADER_VALUE} bytes"
+        total += len(name) + len(value) + 4
+    if total > MAX_HEADER_BYTES:
+        return f"the headers are larger than {MAX_HEADER_BYTES} bytes"
+    return None
+
+
+async def _refuse_headers(scope: Scope, send: Send, message: str) -> None:
+    log.info("http.refused", code="BAD_REQUEST", status=431)
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1009})
+        return
+    body = json.dumps({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
 def measured(app: ASGIApp) -> ASGIApp:
     """Count and time every HTTP request by route (a bounded label: the first
-    path segment when it is one of ours, else "other")."""
+    path segment when it is one of ours, else "other"); refuse one whose
+    headers are too large (431) before anything reads them (the HTTP server
+    refuses larger ones still before: `server_options`)."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -96,6 +129,11 @@ def measured(app: ASGIApp) -> ASGIApp:
         segment = scope["path"].strip("/").split("/", 1)[0]
         route = segment if segment in ROUTES else "other"
         status = {"code": 0}
+        too_large = oversized_headers(scope["headers"])
+        if too_large is not None:
+            GATEWAY_REQUESTS.labels(route=route, status="431").inc()
+            await _refuse_headers(scope, send, too_large)
+            return
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -116,6 +154,22 @@ def measured(app: ASGIApp) -> ASGIApp:
 def metrics_endpoint() -> Response[bytes]:
     """Prometheus metrics of this gateway process."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def budgets_of(settings: Settings) -> Budgets:
+    """The replica's budgets from the settings (a caller's never above its network's)."""
+    return Budgets(
+        Limits(
+            tenant_requests=settings.rate_limit_per_minute,
+            member_requests=min(
+                settings.member_rate_limit_per_minute, settings.rate_limit_per_minute
+            ),
+            tenant_cost=settings.cost_limit_per_minute,
+            member_cost=min(settings.member_cost_limit_per_minute, settings.cost_limit_per_minute),
+            tenant_concurrency=settings.tenant_concurrency,
+            queue_timeout=settings.request_timeout,
+        )
+    )
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -150,11 +204,31 @@ def create_app(settings: Settings) -> ASGIApp:
                 "bus": bus,
                 "settings": settings,
                 "limiter": RateLimiter(settings.rate_limit_per_minute),
+                "budgets": budgets_of(settings),
             }
         ),
         debug=False,
     )
     return measured(app)  # around the router: 404s and 405s are counted too
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn's options for the gateway: the h11 parser, which refuses a
+    request line and headers larger than `MAX_HEADER_BYTES` while reading
+    them (httptools, uvicorn's other parser, reads headers of any size), and
+    WebSocket messages of at most `MAX_WS_MESSAGE` bytes. uvicorn's own
+    handling of `X-Forwarded-For` is off: by default it believes the header
+    from 127.0.0.1 and rewrites the client's address before the app sees
+    it; the gateway decides from `QUARTIER_TRUSTED_PROXIES` instead
+    (`gateway.budgets.client_address`)."""
+    return {
+        "proxy_headers": False,
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "ws": "websockets-sansio",
+        "ws_max_size": MAX_WS_MESSAGE,
+        "log_level": "warning",
+    }
 
 
 def main() -> None:
@@ -166,7 +240,6 @@ def main() -> None:
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
-        log_level="warning",
-        ws="websockets-sansio",
         timeout_graceful_shutdown=10,
+        **server_options(),
     )

@@ -17,9 +17,11 @@ import msgspec
 from litestar.datastructures import Headers, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import Scope
+from nats.errors import MaxPayloadError
 from strawberry.dataloader import DataLoader
 from strawberry.litestar import BaseContext
 
+from gateway.budgets import Budgets, Refused, client_address
 from services.identity import contract as idc
 from services.runtime.auth import AccessClaims, is_operator_token, verify_access_token
 from services.runtime.bus import Bus
@@ -136,6 +138,10 @@ class Context(BaseContext, kw_only=True):
     idempotency_key: str | None = None  # the `Idempotency-Key` header, for create-like commands
     connection_params: dict[str, Any] | None = None
     loaders: dict[str, DataLoader[Any, Any]] = {}
+    budgets: Budgets | None = None  # None: no budget (tests building a context by hand)
+    caller: str = "address:unknown"  # `caller_key`
+    budget_tenant: str | None = None  # the network whose budget the request spends too
+    client_address: str | None = None  # the client's (`peer_address`): sign-in throttling
 
     async def refresh_principal_from_params(self) -> None:
         """graphql-transport-ws: browsers send the token in connection_init."""
@@ -184,6 +190,11 @@ class Context(BaseContext, kw_only=True):
             # JSON lets a client send a lone surrogate (a "\ud800" escape),
             # which no encoder accepts: bad input, not an internal error.
             raise InvalidInput("text must be valid Unicode") from None
+        except MaxPayloadError:
+            # the gateway's own limits keep requests far below the bus's
+            # (gateway.limits); should one still pass them, it is the
+            # client's input that is too large, not a bug
+            raise InvalidInput("the request is too large") from None
 
     def loader(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """One DataLoader per name and request."""
@@ -193,15 +204,41 @@ class Context(BaseContext, kw_only=True):
         return found
 
 
+def caller_key(principal: Principal, address: str) -> str:
+    """Whose budget a request spends (`gateway.budgets`): the member's, the
+    operator's, or the client address's."""
+    actor = principal.actor
+    if principal.refused is None and actor.kind == "member" and principal.tenant_id:
+        return f"member:{principal.tenant_id}:{actor.member_id}"
+    if principal.refused is None and actor.kind == "operator":
+        return "operator"
+    return f"address:{address}"
+
+
+def peer_address(state: State, headers: Headers, scope: Scope) -> str:
+    """The client's address (`X-Forwarded-For` only from a trusted proxy)."""
+    client = scope.get("client") or ("local", 0)
+    return client_address(client[0], headers.get("x-forwarded-for"), state.settings.trusted_proxies)
+
+
 async def context_getter(state: State, headers: Headers, scope: Scope) -> Context:
+    """The request's context, once its caller's request budget allowed it
+    (429 with `Retry-After` otherwise)."""
     settings: Settings = state.settings
     principal = resolve_principal(settings, headers.get("authorization"))
     correlation = headers.get("x-correlation-id") or ""
     correlation = correlation if CORRELATION.match(correlation) else new_correlation_id()
-    client = scope.get("client") or ("local", 0)
-    key = principal.tenant_id or f"anonymous:{client[0]}"
-    if not state.limiter.allow(key):
-        raise TooManyRequestsException("too many requests for this network: slow down")
+    # the budgets first: a refused request costs identity nothing
+    address = peer_address(state, headers, scope)
+    caller = caller_key(principal, address)
+    tenant = principal.tenant_id if caller.startswith("member:") else None
+    budgets: Budgets = state.budgets
+    try:
+        budgets.request(caller, tenant)
+    except Refused as refused:
+        raise TooManyRequestsException(
+            refused.message, headers={"Retry-After": str(refused.retry_after)}
+        ) from None
     principal = await current_principal(state.bus, principal, correlation)
     return Context(
         bus=state.bus,
@@ -210,4 +247,8 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
         correlation_id=correlation,
         idempotency_key=headers.get("idempotency-key") or None,
         loaders={},
+        budgets=budgets,
+        caller=caller,
+        budget_tenant=tenant,
+        client_address=address,
     )

@@ -6,8 +6,12 @@ Error codes (`extensions.code`):
 
 * request errors, before anything runs (no `data` in the response):
   `GRAPHQL_PARSE_FAILED` (syntax, token limit), `GRAPHQL_VALIDATION_FAILED`
-  (the spec's rules, the depth and alias limits, introspection in
-  production), `BAD_USER_INPUT` (a variable's value does not fit its type),
+  (the spec's rules; the limits of `gateway.costs`, with `extensions.limit`
+  naming which: `depth`, `aliases`, `fields`, `cost`, `credentials`,
+  `cycle`; introspection in production), `BAD_USER_INPUT` (a variable's
+  value does not fit its type, or is too large: `extensions.field` names
+  it), `RATE_LIMITED` (the caller's or network's cost budget is spent:
+  `extensions.retryAfter` in seconds; 429 over HTTP),
   `OPERATION_NOT_FOUND` (no operation of that name, or several and no
   `operationName`), `BAD_REQUEST` (an operation this transport does not
   carry: a subscription over HTTP);
@@ -37,23 +41,30 @@ from graphql import (
 )
 from graphql.validation import (
     ASTValidationRule,
-    KnownFragmentNamesRule,
     NoSchemaIntrospectionCustomRule,
 )
 from strawberry.exceptions import MissingQueryError
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import Schema, StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from gateway.budgets import Refused
+from gateway.costs import MAX_ALIASES, MAX_DEPTH, analyse
 from gateway.kit import PublicError
+from gateway.limits import MAX_TOKENS, TooLarge, check_variables
 from services.runtime.logging import get_logger
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_TOKENS",
+    "Masking",
+    "Parsing",
+    "QuartierSchema",
+    "Validation",
+]
 
 log = get_logger("quartier.gateway")
 
@@ -63,21 +74,14 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 OPERATION_NOT_FOUND = "OPERATION_NOT_FOUND"
 BAD_REQUEST = "BAD_REQUEST"
 INTERNAL = "INTERNAL"
+RATE_LIMITED = "RATE_LIMITED"
 SERVER_CODES = frozenset({INTERNAL, "UNAVAILABLE"})
 """Codes that are not the client's doing; every other code is."""
 
 MASKED_MESSAGE = "Internal error."
 
-MAX_DEPTH = 12
-MAX_ALIASES = 20
-MAX_TOKENS = 3000
-
 SPEC_RULES: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
 PROD_SPEC_RULES = (*SPEC_RULES, NoSchemaIntrospectionCustomRule)
-LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-)
 
 
 _parse = lru_cache(maxsize=256)(parse)
@@ -105,22 +109,40 @@ def _validate(
     spec_rules: tuple[type[ASTValidationRule], ...],
     hide_suggestions: bool,
 ) -> tuple[GraphQLError, ...]:
-    """The specification's rules and the limits, in one pass; but the depth
-    limiter assumes every fragment spread names a fragment (an unknown one
-    made it raise KeyError, an internal error), so a document that spreads an
-    unknown fragment gets the specification's rules only."""
-    if validate(schema, document, (KnownFragmentNamesRule,)):
-        rules = spec_rules
-    else:
-        rules = (*spec_rules, *LIMIT_RULES)
-    return tuple(validate(schema, document, rules, hide_suggestions=hide_suggestions))
+    """The specification's rules, for a document `gateway.costs` let
+    through: within the limits, fragments expanded, which bounds their work
+    too (the rules that compare fields, the costliest, see at most
+    MAX_FIELDS of them per selection)."""
+    return tuple(validate(schema, document, spec_rules, hide_suggestions=hide_suggestions))
+
+
+def limit_error(message: str, limit: str) -> GraphQLError:
+    """A limit of `gateway.costs` passed: a validation error (nothing ran)."""
+    return GraphQLError(message, extensions={"code": VALIDATION_FAILED, "limit": limit})
+
+
+def rate_limited(refused: Refused) -> GraphQLError:
+    """Over a budget: 429 over HTTP, with `Retry-After`."""
+    return GraphQLError(
+        refused.message,
+        extensions={"code": RATE_LIMITED, "retryAfter": refused.retry_after},
+    )
 
 
 class Validation(SchemaExtension):
-    """Validation (see `_validate`), cached: built once, the rules keep the
-    cache useful (rule classes made per request would defeat it). In
-    production: no introspection, and no "Did you mean …?" suggestions (they
-    would tell the schema that introspection hides)."""
+    """Before anything else is spent on an operation, in this order:
+
+    1. the variables' sizes (`gateway.limits.check_variables`: a string past
+       the text policy's limit is refused naming it, `BAD_USER_INPUT`);
+    2. the limits of `gateway.costs` (depth, aliases, fields, cost, one
+       credential operation), in one pass linear in the document's size;
+    3. the specification's rules (cached by document: built once, the rules
+       keep the cache useful; rule classes made per request would defeat it);
+    4. the operation's cost taken from the caller's and the network's budgets
+       (`gateway.budgets`; `RATE_LIMITED` with `retryAfter` when spent).
+
+    In production: no introspection, and no "Did you mean …?" suggestions
+    (they would tell the schema that introspection hides)."""
 
     def __init__(self, prod: bool = False) -> None:
         super().__init__()
@@ -128,15 +150,41 @@ class Validation(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        context.pre_execution_errors = self.errors()
+        yield
+
+    def errors(self) -> list[GraphQLError]:
+        context = self.execution_context
         assert context.graphql_document is not None
+        try:
+            check_variables(context.variables)
+        except TooLarge as too_large:
+            extensions = {"code": BAD_USER_INPUT, "field": too_large.path}
+            return [GraphQLError(too_large.message, extensions=extensions)]
+        verdict = analyse(
+            context.schema._schema,
+            context.graphql_document,
+            context.operation_name,
+            context.variables,
+        )
+        if verdict.refused is not None:
+            return [limit_error(verdict.refused.message, verdict.refused.limit)]
         errors = _validate(
             context.schema._schema,
             context.graphql_document,
             PROD_SPEC_RULES if self.prod else SPEC_RULES,
             self.prod,
         )
-        context.pre_execution_errors = list(errors)
-        yield
+        if errors:
+            return list(errors)
+        caller = context.context
+        budgets = getattr(caller, "budgets", None)
+        if budgets is not None:
+            try:
+                budgets.cost(caller.caller, caller.budget_tenant, verdict.figures.cost)
+            except Refused as refused:
+                return [rate_limited(refused)]
+        return []
 
 
 # -- which operation ----------------------------------------------------------------

@@ -21,6 +21,7 @@ graphql-transport-ws endpoint).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,14 +48,23 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gateway.execution import BAD_REQUEST, INTERNAL, MASKED_MESSAGE, SERVER_CODES, error_code
+from gateway.budgets import Refused
+from gateway.execution import (
+    BAD_REQUEST,
+    INTERNAL,
+    MASKED_MESSAGE,
+    PARSE_FAILED,
+    RATE_LIMITED,
+    SERVER_CODES,
+    error_code,
+)
+from gateway.limits import MAX_BODY, MAX_DOCUMENT
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.gateway")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-RATE_LIMITED = "RATE_LIMITED"
 HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 ONLY_POST = {"Allow": "POST"}
 SEND_POST = "send GraphQL requests with POST"
@@ -160,6 +170,12 @@ def parse_request(body: bytes, content_type: str | None) -> GraphQLRequest:
             if query is None
             else "`query` must be a string: the GraphQL document",
         )
+    if len(query) > MAX_DOCUMENT:
+        raise RequestError(
+            HTTP_400_BAD_REQUEST,
+            f"the document is longer than {MAX_DOCUMENT} characters",
+            PARSE_FAILED,
+        )
     operation_name = data.get("operationName")
     if not isinstance(operation_name, str | None):
         raise RequestError(HTTP_400_BAD_REQUEST, "`operationName` must be a string or null")
@@ -196,10 +212,21 @@ def graphql_response(result: ExecutionResult, media_type: str) -> Response[bytes
     if result.extensions:
         body["extensions"] = result.extensions
     status = HTTP_200_OK
-    if request_error and media_type == GRAPHQL_RESPONSE:
+    headers: dict[str, str] = {}
+    retry = [e for e in errors if error_code(e) == RATE_LIMITED] if request_error else []
+    if retry:
+        # over a budget: 429 whatever the media type, as for the request rate
+        status = HTTP_429_TOO_MANY_REQUESTS
+        headers["Retry-After"] = str((retry[0].extensions or {}).get("retryAfter", 1))
+    elif request_error and media_type == GRAPHQL_RESPONSE:
         client = any(error_code(e) not in SERVER_CODES for e in errors)
         status = HTTP_400_BAD_REQUEST if client else HTTP_500_INTERNAL_SERVER_ERROR
-    return Response(_encode(body), status_code=status, media_type=_content_type(media_type))
+    return Response(
+        _encode(body),
+        status_code=status,
+        media_type=_content_type(media_type),
+        headers=headers,
+    )
 
 
 def _refusal(error: RequestError, media_type: str | None) -> Response[bytes]:
@@ -294,6 +321,7 @@ def graphql_controller(
     )
 
     class QuartierGraphQLController(base):  # type: ignore[valid-type, misc]
+        request_max_body_size = MAX_BODY
         exception_handlers = {
             HTTPException: http_exception_handler,
             Exception: internal_error_handler,
@@ -324,14 +352,28 @@ def graphql_controller(
                         f"the response can be {GRAPHQL_RESPONSE} or {JSON}: accept one of them",
                     )
                 data = parse_request(await request.body(), request.headers.get("content-type"))
-                result = await self.schema.execute(
-                    data.query,
-                    variable_values=data.variables,
-                    context_value=context,
-                    root_value=root_value,
-                    operation_name=data.operation_name,
-                    allowed_operation_types=HTTP_OPERATIONS,
-                    operation_extensions=data.extensions,
+                budgets = getattr(context, "budgets", None)
+                async with (
+                    budgets.turn(context.budget_tenant) if budgets else contextlib.nullcontext()
+                ):
+                    result = await self.schema.execute(
+                        data.query,
+                        variable_values=data.variables,
+                        context_value=context,
+                        root_value=root_value,
+                        operation_name=data.operation_name,
+                        allowed_operation_types=HTTP_OPERATIONS,
+                        operation_extensions=data.extensions,
+                    )
+            except Refused as refused:
+                return error_response(
+                    RequestError(
+                        HTTP_429_TOO_MANY_REQUESTS,
+                        refused.message,
+                        RATE_LIMITED,
+                        {"Retry-After": str(refused.retry_after)},
+                    ),
+                    media_type,
                 )
             except RequestError as error:
                 return error_response(error, media_type)

@@ -466,10 +466,10 @@ SetTenantLocaleResult = result_union("SetTenantLocaleResult", TenantLocaleSet)
 
 
 def client_address(info: Info[Context, Any]) -> str | None:
-    """The address sign-in attempts are throttled by (the connection's peer)."""
-    request = getattr(info.context, "request", None)
-    client = getattr(request, "client", None)
-    return getattr(client, "host", None)
+    """The address sign-in attempts are throttled by: the connection's peer,
+    or the client a trusted proxy names (`QUARTIER_TRUSTED_PROXIES`)."""
+    address: str | None = info.context.client_address
+    return address
 
 
 async def attempt(

@@ -37,6 +37,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response
 
+from gateway.budgets import client_address
 from services.events import contract as ec
 from services.identity import contract as idc
 from services.runtime import errors as e
@@ -252,8 +253,17 @@ def _context(tenant_id: str | None = None) -> RequestContext:
     return RequestContext(tenant_id=tenant_id, correlation_id=new_correlation_id())
 
 
+def _client(state: State, request: Request[Any, Any, Any]) -> str:
+    """The client's address (`X-Forwarded-For` only from a trusted proxy)."""
+    return client_address(
+        request.client.host if request.client else "local",
+        request.headers.get("x-forwarded-for"),
+        state.settings.trusted_proxies,
+    )
+
+
 def _check_rate(state: State, request: Request[Any, Any, Any]) -> None:
-    client = request.client.host if request.client else "local"
+    client = _client(state, request)
     if not state.limiter.allow(f"pages:{client}"):
         raise Refused(_error(None, "rate_limited", 429))
 
@@ -449,7 +459,7 @@ async def calendar_feed(
 ) -> Response[str]:
     """`/calendar/<token>.ics`: the feed behind a secret address."""
     plain = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-    client = request.client.host if request.client else "local"
+    client = _client(state, request)
     if not state.limiter.allow(f"pages:{client}"):
         return Response(
             "Too many requests\n", status_code=429, media_type="text/plain", headers=plain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -52,8 +53,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
-    jwt_secret: str = ""
-    operator_token: str = ""
+    jwt_secret: str = field(default="", repr=False)
+    operator_token: str = field(default="", repr=False)
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     invitation_ttl: int = 7 * 24 * 3600
@@ -65,7 +66,12 @@ class Settings:
     mail_dir: Path = Path(".quartier/mail")
     smtp_url: str | None = None
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
-    rate_limit_per_minute: int = 1200
+    rate_limit_per_minute: int = 1200  # requests a minute, per network and gateway replica
+    member_rate_limit_per_minute: int = 300  # per member (or anonymous address) and replica
+    cost_limit_per_minute: int = 60_000  # query cost (fields times page sizes), per network
+    member_cost_limit_per_minute: int = 15_000  # per member (or anonymous address)
+    tenant_concurrency: int = 4  # operations of one network running at once on a replica
+    trusted_proxies: frozenset[str] = frozenset()  # addresses/networks whose X-Forwarded-For counts
     stream_replicas: int = 1
     metrics_port: int | None = None  # services serve metrics on this + 1 + their index
     services: tuple[str, ...] = registry.names()
@@ -157,7 +163,18 @@ class Settings:
             mail_dir=Path(get("MAIL_DIR") or str(data_dir / "mail")),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
-            rate_limit_per_minute=_int(get("RATE_LIMIT", "1200"), "QUARTIER_RATE_LIMIT"),
+            rate_limit_per_minute=_positive(get("RATE_LIMIT", "1200"), "QUARTIER_RATE_LIMIT"),
+            member_rate_limit_per_minute=_positive(
+                get("MEMBER_RATE_LIMIT", "300"), "QUARTIER_MEMBER_RATE_LIMIT"
+            ),
+            cost_limit_per_minute=_positive(get("COST_LIMIT", "60000"), "QUARTIER_COST_LIMIT"),
+            member_cost_limit_per_minute=_positive(
+                get("MEMBER_COST_LIMIT", "15000"), "QUARTIER_MEMBER_COST_LIMIT"
+            ),
+            tenant_concurrency=_positive(
+                get("TENANT_CONCURRENCY", "4"), "QUARTIER_TENANT_CONCURRENCY"
+            ),
+            trusted_proxies=_networks(get("TRUSTED_PROXIES", "") or "", "QUARTIER_TRUSTED_PROXIES"),
             stream_replicas=_int(get("STREAM_REPLICAS", "1"), "QUARTIER_STREAM_REPLICAS"),
             metrics_port=_int(get("METRICS_PORT"), "QUARTIER_METRICS_PORT")
             if get("METRICS_PORT")
@@ -247,6 +264,28 @@ def _int(value: str | None, name: str) -> int:
         return int(value or "")
     except ValueError:
         raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _positive(value: str | None, name: str) -> int:
+    number = _int(value, name)
+    if number < 1:
+        raise ConfigurationError(f"{name} must be at least 1")
+    return number
+
+
+def _networks(value: str, name: str) -> frozenset[str]:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8`, `::1`)."""
+    found: set[str] = set()
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            found.add(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: {part!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return frozenset(found)
 
 
 def _float(value: str | None, name: str) -> float:

@@ -612,6 +612,10 @@ def faulty_run(
     extra = {
         "QUARTIER_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
         "QUARTIER_RATE_LIMIT": "1000000",  # the load is the test's, not an abuse
+        "QUARTIER_MEMBER_RATE_LIMIT": "1000000",
+        "QUARTIER_COST_LIMIT": "1000000000",
+        "QUARTIER_MEMBER_COST_LIMIT": "1000000000",
+        "QUARTIER_TENANT_CONCURRENCY": "100000",
         "QUARTIER_RELAY_POLL_INTERVAL": "0.5",
     }
     if store == "postgres":

@@ -24,6 +24,11 @@ def make_settings(
         "QUARTIER_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "QUARTIER_RELAY_POLL_INTERVAL": "0.2",
         "QUARTIER_WORKERS": "4",
+        # the gateway's budgets have their own tests (test_gateway_limits.py);
+        # elsewhere a test's requests are its own, not an abuse
+        "QUARTIER_MEMBER_RATE_LIMIT": "1200",
+        "QUARTIER_COST_LIMIT": "1000000000",
+        "QUARTIER_MEMBER_COST_LIMIT": "1000000000",
         **extra,
     }
     if database_url:

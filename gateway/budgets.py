@@ -1,0 +1,247 @@
+"""Who may spend how much of a gateway replica: request rates and query
+costs in token buckets, and each network's share of the work in flight.
+
+Keys, checked in this order, each only if the previous allowed it (so a
+refused request takes nothing from the next bucket):
+
+1. the **caller**: a member (`member:<tenant>:<member id>`), the operator,
+   or an anonymous client address (`address:<ip>`, see `client_address`);
+2. the caller's **network** (`tenant:<tenant id>`), for members.
+
+A member's own buckets are smaller than their network's (a quarter, by
+default), so one member's flood empties their own bucket and is refused
+there, before it reaches the network's: the others of the network, their
+admin among them, keep being served. Each bucket holds a request count
+(`QUARTIER_RATE_LIMIT` a minute for a network, `QUARTIER_MEMBER_RATE_LIMIT`
+for a member or address) and a cost (`gateway.costs`: fields times page sizes;
+`QUARTIER_COST_LIMIT` a minute for a network, `QUARTIER_MEMBER_COST_LIMIT`
+for a member or address), each refilled continuously. A request bucket holds
+a minute's worth, a cost bucket ten seconds' (`COST_BURST_SECONDS`): a burst
+is served at once, a sustained flood of costly questions gets the rate.
+
+A refusal says when to come back: `Retry-After` (seconds, rounded up) is
+when the bucket will hold what the request needs.
+
+**Fair sharing.** Each network may have at most `QUARTIER_TENANT_CONCURRENCY`
+operations running at once on a replica; the next ones wait their turn (in
+order) up to `QUARTIER_REQUEST_TIMEOUT`, then are refused with 429. A network
+that sends more than its share waits on its own queue: the event loop and the
+services' workers stay available to the others.
+
+Buckets live in one replica's memory: with N replicas behind a balancer a
+caller gets up to N times the limits (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+MAX_KEYS = 100_000
+"""Buckets kept at most (the least recently used are dropped: a dropped
+bucket is a full one, which favours no attacker: a new key starts full)."""
+
+
+COST_BURST_SECONDS = 10.0
+"""A cost bucket holds ten seconds' worth: a burst of costly questions is
+served, a sustained flood of them gets the rate. (A request bucket holds a
+minute's.)"""
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    at: float
+
+
+class Buckets:
+    """Token buckets by key, each refilled at `per_minute / 60` a second up
+    to `burst_seconds` worth (at least 10 tokens, or the whole minute's when
+    that is less)."""
+
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        burst_seconds: float = 60.0,
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(self.rate * burst_seconds, min(float(per_minute), 10.0), 1.0)
+        self.clock = clock
+        self.buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def _bucket(self, key: str) -> Bucket:
+        now = self.clock()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket(self.capacity, now)
+            if len(self.buckets) > MAX_KEYS:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(key)
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+        return bucket
+
+    def wait(self, key: str, amount: float) -> float:
+        """Seconds until `amount` can be taken (0: now). An amount larger
+        than the capacity is asked as the whole capacity."""
+        bucket = self._bucket(key)
+        missing = min(amount, self.capacity) - bucket.tokens
+        return 0.0 if missing <= 0 else missing / self.rate
+
+    def take(self, key: str, amount: float) -> None:
+        bucket = self._bucket(key)
+        bucket.tokens -= min(amount, self.capacity)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per minute, per replica (see the module)."""
+
+    tenant_requests: int = 1200
+    member_requests: int = 300
+    tenant_cost: int = 60_000
+    member_cost: int = 15_000
+    tenant_concurrency: int = 4
+    queue_timeout: float = 10.0
+
+
+class Refused(Exception):
+    """Over a budget: come back in `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class Budgets:
+    """The buckets of one replica (see the module)."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.requests = {
+            "caller": Buckets(limits.member_requests, clock),
+            "tenant": Buckets(limits.tenant_requests, clock),
+        }
+        self.costs = {
+            "caller": Buckets(limits.member_cost, clock, COST_BURST_SECONDS),
+            "tenant": Buckets(limits.tenant_cost, clock, COST_BURST_SECONDS),
+        }
+        self.running: dict[str, asyncio.Semaphore] = {}
+        self.clock = clock
+        self.blocked: OrderedDict[str, float] = OrderedDict()
+
+    def _block(self, key: str, wait: float) -> None:
+        """Refuse `key` at the door for `wait` seconds (see `request`)."""
+        self.blocked[key] = self.clock() + wait
+        self.blocked.move_to_end(key)
+        if len(self.blocked) > MAX_KEYS:
+            self.blocked.popitem(last=False)
+
+    def _check_blocked(self, keys: Iterable[str]) -> None:
+        now = self.clock()
+        for key in keys:
+            until = self.blocked.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self.blocked[key]
+                continue
+            raise Refused("the cost budget is spent: come back after Retry-After", until - now)
+
+    def _charge(
+        self, kind: dict[str, Buckets], keys: Iterable[tuple[str, str]], amount: float
+    ) -> tuple[str, float] | None:
+        """Take `amount` from each key's bucket if all have it; else take
+        nothing and answer the key refused and its wait."""
+        wanted = [(kind[level], key) for level, key in keys if key]
+        for buckets, key in wanted:
+            wait = buckets.wait(key, amount)
+            if wait > 0:
+                return key, wait  # the caller's bucket first: the network's is not touched
+        for buckets, key in wanted:
+            buckets.take(key, amount)
+        return None
+
+    def request(self, caller: str, tenant: str | None) -> None:
+        """One request of `caller` (of network `tenant`), or Refused: over
+        the request rate, or still within the wait a cost refusal gave
+        (refused at the door, before its document is even parsed: a client
+        that ignores `Retry-After` costs next to nothing)."""
+        tenant_key = f"tenant:{tenant}" if tenant else ""
+        self._check_blocked(k for k in (caller, tenant_key) if k)
+        refused = self._charge(self.requests, (("caller", caller), ("tenant", tenant_key)), 1)
+        if refused:
+            raise Refused("too many requests: slow down", refused[1])
+
+    def cost(self, caller: str, tenant: str | None, cost: int) -> None:
+        """An operation of this cost, or Refused (and the caller, or the
+        network, refused at the door until the wait is over)."""
+        tenant_key = f"tenant:{tenant}" if tenant else ""
+        refused = self._charge(self.costs, (("caller", caller), ("tenant", tenant_key)), cost)
+        if refused:
+            key, wait = refused
+            self._block(key, wait)
+            raise Refused(
+                f"this operation costs {cost} and the budget is spent: slow down or ask for less",
+                wait,
+            )
+
+    @asynccontextmanager
+    async def turn(self, tenant: str | None) -> AsyncIterator[None]:
+        """A network's turn to run an operation (see "Fair sharing")."""
+        if tenant is None:
+            yield
+            return
+        semaphore = self.running.get(tenant)
+        if semaphore is None:
+            semaphore = self.running[tenant] = asyncio.Semaphore(self.limits.tenant_concurrency)
+        try:
+            async with asyncio.timeout(self.limits.queue_timeout):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise Refused("this network has too many operations running: retry", 1) from None
+        try:
+            yield
+        finally:
+            semaphore.release()
+            if not semaphore.locked() and len(self.running) > MAX_KEYS:
+                self.running.pop(tenant, None)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:
+    """The client's address: the TCP peer, unless the peer is a trusted
+    proxy (`QUARTIER_TRUSTED_PROXIES`, addresses or networks); then the
+    right-most address of `X-Forwarded-For` that is not itself a trusted
+    proxy (each proxy appends the address it received from; only the
+    right-most entries were written by proxies we trust, the left-most by
+    whoever sent the request)."""
+    if not peer or not forwarded_for or not _trusted(peer, trusted):
+        return peer or "unknown"
+    hops = [h.strip() for h in forwarded_for.split(",")][-32:]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a garbled header: the proxy's own address
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: frozenset[str]) -> bool:
+    if not trusted:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(t, strict=False) for t in trusted)
