@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,7 +47,7 @@ from services.runtime.messages import (
     envelope_decoder,
     reply_decoder,
 )
-from services.runtime.settings import NatsCredentials
+from services.runtime.settings import NatsCredentials, nats_servers, redact_url
 from services.runtime.tenancy import RequestContext, request_scope
 from services.runtime.text import clean_request
 
@@ -93,8 +95,10 @@ class Bus:
         # may let it read (docs/security.md, "The bus").
         self.credentials = credentials
         # A cluster is a comma-separated list of its servers' URLs: nats-py
-        # connects to any that answers and learns the others from it.
-        self.servers = [u.strip() for u in url.split(",") if u.strip()]
+        # connects to any that answers and learns the others from it. A
+        # malformed list raises ConfigurationError here, before any attempt.
+        self.servers = nats_servers(url)
+        self.shown = ", ".join(redact_url(u) for u in self.servers)  # for logs: no password
         self.name = name
         self.request_timeout = request_timeout
         self.nc: NATS | None = None
@@ -106,15 +110,24 @@ class Bus:
         self._idempotency: IdempotencyStore | None = None
         self._closing = False
         self._refused = asyncio.Event()
+        self._signalled = asyncio.Event()
+        self._unreachable_logged = 0.0  # when the last "unreachable" line was logged
 
     # -- connection ------------------------------------------------------------
 
     async def connect(self, wait: float | None = None) -> None:
-        """Connect, giving up after `wait` seconds (never if None); once
-        connected, reconnect forever. (With these options nats-py retries the
-        first connection too, reporting each failure to `_on_error`.) A server
-        that refuses the credentials fails the first connection at once:
-        retrying would not change its mind."""
+        """Connect to any of the servers, giving up after `wait` seconds (never
+        if None); once connected, reconnect forever. (With these options
+        nats-py retries the first connection too, trying each listed server in
+        turn, reporting each failure to `_on_error`; while none answers a
+        warning is logged every ten seconds.)
+
+        Raises Unavailable, in one line naming the servers (passwords hidden):
+        when none answered within `wait`; at once when a server refuses the
+        credentials (retrying would not change its mind); and when SIGTERM or
+        SIGINT arrives while waiting, if the process handles signals without
+        asyncio (uvicorn does: its lifespan start-up would otherwise wait for
+        NATS through every SIGTERM)."""
         auth: dict[str, Any] = {}
         if self.credentials is not None:
             auth = {
@@ -124,6 +137,7 @@ class Bus:
             }
         nc = NATS()
         self._refused.clear()
+        self._signalled.clear()
         connecting = asyncio.ensure_future(
             nc.connect(
                 servers=self.servers,
@@ -140,25 +154,36 @@ class Bus:
             )
         )
         refused = asyncio.ensure_future(self._refused.wait())
+        signalled = asyncio.ensure_future(self._signalled.wait())
         connected = False
         try:
-            done, _ = await asyncio.wait(
-                {connecting, refused}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
-            if refused in done and connecting not in done:
-                who = f"user {self.credentials.user!r}" if self.credentials else "no user"
-                raise Unavailable(
-                    f"NATS at {self.url} refused the connection ({who}): "
-                    "check QUARTIER_NATS_USER and its password"
+            with _signals_stop(self._signalled):
+                done, _ = await asyncio.wait(
+                    {connecting, refused, signalled},
+                    timeout=wait,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
             if connecting not in done:
-                raise TimeoutError
+                if refused in done:
+                    who = f"user {self.credentials.user!r}" if self.credentials else "no user"
+                    raise Unavailable(
+                        f"NATS at {self.shown} refused the connection ({who}): "
+                        "check QUARTIER_NATS_USER and its password"
+                    )
+                if signalled in done:
+                    raise Unavailable(f"stopped by a signal while waiting for NATS at {self.shown}")
+                raise Unavailable(
+                    f"cannot reach NATS: none of {self.shown} answered within {wait:g} s"
+                )
             connecting.result()
             connected = True
-        except (TimeoutError, OSError, nats.errors.NoServersError) as e:
-            raise Unavailable(f"cannot reach NATS at {self.url}") from e
+        except (OSError, nats.errors.NoServersError) as e:
+            raise Unavailable(f"cannot reach NATS at {self.shown}: {e}") from None
+        except nats.errors.Error as e:  # what nats-py says of a list it cannot use
+            raise Unavailable(f"cannot use NATS at {self.shown}: {e}") from None
         finally:
             refused.cancel()
+            signalled.cancel()
             if not connected:  # given up, refused, or this task cancelled (a signal)
                 connecting.cancel()
                 with suppress(asyncio.CancelledError, Exception):
@@ -181,12 +206,19 @@ class Bus:
             # What this process's NATS user may not do (a bug in the
             # permissions, or a request to a service it has no business with).
             log.error("nats.permission_denied", error=text)
+        elif self.nc is None:
+            # Not connected yet: nats-py tries each server every second; say
+            # so every ten seconds, not at each attempt.
+            now = time.monotonic()
+            if now - self._unreachable_logged >= 10.0:
+                self._unreachable_logged = now
+                log.warning("nats.unreachable", servers=self.shown, error=text)
         else:
             log.warning("nats.error", error=text)
 
     async def _on_disconnected(self) -> None:
         self.connected.clear()
-        if not self._closing:
+        if not self._closing and self.nc is not None:  # not a first connection given up
             log.warning("nats.disconnected")
 
     async def _on_reconnected(self) -> None:
@@ -448,6 +480,38 @@ class Bus:
             await msg.respond(encoder.encode(reply))
         except Exception as e:
             log.warning("request.reply_failed", error=str(e))
+
+
+@contextmanager
+def _signals_stop(stop: asyncio.Event) -> Iterator[None]:
+    """While connecting: SIGTERM and SIGINT set `stop`, then do what they did
+    before (e.g. uvicorn's handler, which asks the server to exit). Nothing
+    changes where asyncio handles them (`loop.add_signal_handler`, as the
+    service host and the launcher do: they cancel the connection themselves),
+    where they are ignored, or outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        before = previous.get(signum)
+        if callable(before) and before is not signal.default_int_handler:
+            before(signum, frame)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        before = signal.getsignal(sig)
+        if before is signal.SIG_IGN or getattr(before, "__name__", "") == "_sighandler_noop":
+            continue  # ignored, or asyncio's own handling
+        previous[sig] = before
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
 
 
 def _field_of(e: msgspec.ValidationError) -> str | None:
