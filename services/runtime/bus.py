@@ -173,7 +173,7 @@ class Bus:
                 if signalled in done:
                     raise Unavailable(f"stopped by a signal while waiting for NATS at {self.shown}")
                 raise Unavailable(
-                    f"cannot reach NATS: none of {self.shown} answered within {wait:g} s"
+                    f"cannot reach NATS at {self.shown} (no server answered within {wait:g} s)"
                 )
             connecting.result()
             connected = True
