@@ -240,8 +240,10 @@ class Bus:
             raise Unavailable("not connected to NATS")
         return self.nc
 
-    def jetstream(self) -> JetStreamContext:
-        return self.client.jetstream(timeout=self.request_timeout)
+    def jetstream(self, timeout: float | None = None) -> JetStreamContext:
+        """JetStream, its API requests failing after `timeout` seconds (the
+        request timeout by default)."""
+        return self.client.jetstream(timeout=timeout or self.request_timeout)
 
     async def stop_serving(self) -> None:
         """Stop taking requests and let the ones in flight finish."""
@@ -263,6 +265,57 @@ class Bus:
             except Exception:
                 with suppress(Exception):
                     await self.nc.close()
+
+    async def wait_to_retry(self, stream: str, stopping: asyncio.Event, delay: float) -> bool:
+        """A relay's pause before it tries again after a failure: `delay`
+        seconds, unless `stopping` is set, or it ends early, returning True,
+        when trying again at once is worth it (and the caller's back-off
+        should start again from its shortest delay):
+
+        * the bus reconnected meanwhile (the server it used died; another
+          took over);
+        * the stream did not answer at first (its leader gone: JetStream says
+          "no response from stream" until its replicas elect another) and
+          now answers with a leader.
+
+        Without this a relay backing off 0.5, 1, 2, 4, 8 s while a stream's
+        leader is elected (about 5-8 s) published again only seconds after
+        the new leader was there (docs/deployment.md, "Failover"). The
+        stream's state is asked for every 0.25 s (`STREAM.INFO`, allowed to
+        every service's NATS user), only while a relay waits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        reconnections = self.reconnections
+        leaderless = not await self._stream_led(stream)
+        while not stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=min(left, 0.25))
+            if self.reconnections != reconnections:
+                return True
+            if leaderless and await self._stream_led(stream):
+                log.info("nats.stream_leader_back", stream=stream)
+                return True
+        return False
+
+    async def _stream_led(self, stream: str) -> bool:
+        """Whether the stream answers, each within a second, its state with a
+        leader (none on a single server) and a read of its last message: a
+        newly elected leader may name itself a few seconds before it serves
+        reads (measured on nats-server 2.15), and the relay's next request
+        would wait its whole timeout for it."""
+        js = self.client.jetstream(timeout=1.0)
+        try:
+            info = await js.stream_info(stream)
+            if info.cluster is not None and not info.cluster.leader:
+                return False
+            if info.state.last_seq:
+                await js.get_msg(stream, seq=info.state.last_seq)
+        except Exception:
+            return False
+        return True
 
     # -- client side -----------------------------------------------------------
 
