@@ -368,6 +368,34 @@ class Bus:
             found = {}
         return found
 
+    async def ping_all(
+        self, service: str, expected: int, timeout: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """What each replica of `service` says of itself (every replica
+        answers a ping): the answers that came within `timeout` seconds,
+        returned as soon as `expected` came."""
+        nc = self.client
+        inbox = nc.new_inbox()
+        answers: list[dict[str, Any]] = []
+        enough = asyncio.Event()
+
+        async def on_answer(msg: Msg) -> None:
+            try:
+                answers.append(msgspec.json.decode(msg.data))
+            except msgspec.DecodeError:
+                answers.append({})
+            if len(answers) >= expected:
+                enough.set()
+
+        sub = await nc.subscribe(inbox, cb=on_answer)
+        try:
+            await nc.publish(f"quartier.ping.{service}", b"", reply=inbox)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+        return answers
+
     # -- server side -----------------------------------------------------------
 
     async def serve(

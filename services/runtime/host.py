@@ -33,6 +33,7 @@ from services.runtime.eventstore import ServiceApplication
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
 from services.runtime.logging import configure_logging, get_logger
+from services.runtime.mail_drop import mail_drop
 from services.runtime.messages import Actor, Done
 from services.runtime.parking import ParkingLot
 from services.runtime.projection import Projection, Projector
@@ -200,9 +201,10 @@ class ServiceHost:
 
     async def _health(self) -> dict[str, Any]:
         """What the service says when pinged (the gateway's readiness detail)."""
+        drop = {"mail_drop": mail_drop(self.settings)}  # replicas must share it
         if "parking" not in self.__dict__:
-            return {"parked": 0}
-        return {"parked": await self.offload(self.parking.count)}
+            return {"parked": 0, **drop}
+        return {"parked": await self.offload(self.parking.count), **drop}
 
     def _operations(self) -> list[Endpoint]:
         """Operators' requests (services/runtime/operations.py): the stream's
