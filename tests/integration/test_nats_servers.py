@@ -17,9 +17,11 @@ import pytest
 
 from infra import nats_auth
 from infra.nats_server import NatsServer, free_port, start_nats_server
+from services import registry
 from services.runtime.bus import Bus
 from services.runtime.errors import Unavailable
-from services.runtime.settings import NatsCredentials
+from services.runtime.mail_drop import mail_drop
+from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
 from services.runtime.stream import STREAM, ensure_stream
 from tests.support.waiting import wait_until
 
@@ -136,3 +138,47 @@ def test_sigterm_while_waiting_for_a_list_of_servers_stops_the_process(
     # (uvicorn's status 3), but it stops: it used to wait through every SIGTERM
     assert code == (0 if module.startswith("services.") else 3)
     assert "stopped by a signal while waiting for NATS" in log.read_text() or code == 0
+
+
+# -- replicas share one mail drop -----------------------------------------------------------
+
+
+async def test_replicas_must_share_their_mail_drop(
+    sqlite_settings: Settings, client_bus: Bus, tmp_path: Path
+) -> None:
+    """`quartier up --replicas N` asks every replica which mail drop it
+    writes to (its ping answer) and refuses replicas that disagree."""
+    from infra.launcher import Launcher
+
+    shared = sqlite_settings.with_(mail_dir=tmp_path / "shared-mail")
+    first = registry.spec("identity").builder()(shared)
+    second = registry.spec("identity").builder()(shared)
+    apart = registry.spec("identity").builder()(
+        sqlite_settings.with_(mail_dir=tmp_path / "own-mail")
+    )
+    launcher = Launcher(sqlite_settings.with_(services=("identity",)), demo=False, replicas=2)
+    launcher.bus = client_bus
+    try:
+        await first.start()
+        await second.start()
+        answers = await client_bus.ping_all("identity", 2)
+        assert len(answers) == 2
+        assert answers[0]["mail_drop"] == answers[1]["mail_drop"] == mail_drop(shared)
+        await launcher._check_mail_drop()  # agreeing: nothing to say
+
+        await second.stop()
+        await apart.start()
+        with pytest.raises(ConfigurationError, match="the replicas of identity do not share"):
+            await launcher._check_mail_drop()
+    finally:
+        for host in (first, second, apart):
+            await host.stop()
+
+
+def test_a_mail_drop_is_named_by_what_replicas_share(tmp_path: Path) -> None:
+    base = Settings(mail_dir=tmp_path / "mail")
+    assert mail_drop(base) == mail_drop(base)  # kept in the directory
+    assert mail_drop(base).startswith("dir:")
+    assert mail_drop(base) != mail_drop(base.with_(mail_dir=tmp_path / "other"))
+    smtp = base.with_(smtp_url="smtp://user:secret@mail.example.org:587")
+    assert mail_drop(smtp) == "smtp://mail.example.org"  # no credentials
