@@ -50,6 +50,9 @@ START_DEADLINE = 90.0  # 3 NATS nodes, 2 identity replicas, 2 gateways on a load
 FAILOVER_DEADLINE = 60.0  # a kill: another replica leads, the relay publishes again
 EXTRA = {
     "QUARTIER_SERVICES": "identity",
+    # killed processes come back late: the killed NATS node must not rejoin
+    # (and lead again) before the others have elected a leader
+    "QUARTIER_RESTART_DELAY": "20",
     "QUARTIER_REQUEST_TIMEOUT": "5",
     "QUARTIER_RELAY_POLL_INTERVAL": "0.5",
 }
@@ -73,6 +76,9 @@ class Run:
     stream_leaders: tuple[str, str]  # the stream's leader node before and after
     election: float  # seconds from the node's kill to another leading the stream
     gap: float  # seconds from the node's kill to the next event on the stream
+    started: dict[str, list[str]]  # what ran before the kills: process → command lines
+    gateways_ready: list[int]  # the HTTP status of each gateway's /health/ready then
+    crashed_at_start: list[str]  # processes that crashed before the kills
 
 
 def children(launcher: Launcher) -> dict[int, Proc]:
@@ -145,6 +151,17 @@ async def scenario(launcher: Launcher) -> Run:
             assert time.monotonic() < deadline, f"writes stalled: {load.errors}"
             await asyncio.sleep(0.05)
 
+    started: dict[str, list[str]] = {
+        "identity": [p.args for p in replicas(launcher, "services.identity")],
+        "gateway": [p.args for p in replicas(launcher, "gateway")],
+        "nats": [p.args for p in children(launcher).values() if "nats-server" in p.args],
+    }
+    async with httpx.AsyncClient(timeout=5) as http:
+        gateways_ready = [
+            (await http.get(f"http://127.0.0.1:{port}/health/ready")).status_code
+            for port in (launcher.port, launcher.port + 1)
+        ]
+    crashed_at_start = [e["process"] for e in launcher.events("launcher.process_crashed")]
     writer = asyncio.create_task(write())
     try:
         # 1. identity's leader replica killed during writes
@@ -171,13 +188,15 @@ async def scenario(launcher: Launcher) -> Run:
         election = gap = 0.0
         new_leader = stream_leader
         deadline = killed_at + FAILOVER_DEADLINE
+        seen: list[tuple[float, str | None, int]] = []
         while not (election and gap):
-            assert time.monotonic() < deadline, "the stream did not recover"
+            assert time.monotonic() < deadline, f"the stream did not recover: {seen[-5:]}"
             try:
                 leader, seq = await stream_state(survivors, data_dir)
             except Exception:
                 leader, seq = None, last_seq
             now = time.monotonic() - killed_at
+            seen.append((round(now, 1), leader, seq))
             if not election and leader not in (None, stream_leader):
                 election, new_leader = now, leader
             if not gap and seq > last_seq:
@@ -190,7 +209,18 @@ async def scenario(launcher: Launcher) -> Run:
         await writer
         await client.close()
     env = {**environment(data_dir, launcher.port), **EXTRA}
-    return Run(launcher, env, load, (before, after), (stream_leader, new_leader), election, gap)
+    return Run(
+        launcher,
+        env,
+        load,
+        (before, after),
+        (stream_leader, new_leader),
+        election,
+        gap,
+        started,
+        gateways_ready,
+        crashed_at_start,
+    )
 
 
 def _port_of(node: Proc) -> str:
@@ -220,18 +250,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def test_every_process_runs_twice_and_nats_three_times(run: Run) -> None:
-    launcher = run.launcher
-    assert len(replicas(launcher, "services.identity")) == 2
-    assert len(replicas(launcher, "gateway")) == 2
-    nodes = [p for p in children(launcher).values() if "nats-server" in p.args]
-    assert sorted(n.args.split("--name ")[1].split()[0] for n in nodes) == [
-        "quartier-1",
-        "quartier-2",
-        "quartier-3",
-    ]
-    # the gateways on consecutive ports, both ready
-    for port in (launcher.port, launcher.port + 1):
-        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200
+    # two replicas starting at once on new stores: neither crashes
+    assert run.crashed_at_start == []
+    assert len(run.started["identity"]) == 2
+    assert len(run.started["gateway"]) == 2
+    names = sorted(args.split("--name ")[1].split()[0] for args in run.started["nats"])
+    assert names == ["quartier-1", "quartier-2", "quartier-3"]
+    assert run.gateways_ready == [200, 200]  # on consecutive ports, both ready
 
 
 def test_the_other_replica_leads_after_the_leader_is_killed(run: Run) -> None:
