@@ -565,11 +565,13 @@ class Bus:
 
 @contextmanager
 def _signals_stop(stop: asyncio.Event) -> Iterator[None]:
-    """While connecting: SIGTERM and SIGINT set `stop`, then do what they did
-    before (e.g. uvicorn's handler, which asks the server to exit). Nothing
-    changes where asyncio handles them (`loop.add_signal_handler`, as the
-    service host and the launcher do: they cancel the connection themselves),
-    where they are ignored, or outside the main thread."""
+    """While connecting: where a Python handler of SIGTERM or SIGINT only
+    takes note (uvicorn's asks the server to exit, later), the signal also
+    sets `stop`, then runs that handler. Nothing changes where asyncio
+    handles them (`loop.add_signal_handler`, as the service host and the
+    launcher do: they cancel the connection themselves), where Python's
+    defaults apply (SIGINT raises KeyboardInterrupt, SIGTERM ends the
+    process: the CLI), where they are ignored, or outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -579,13 +581,17 @@ def _signals_stop(stop: asyncio.Event) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         loop.call_soon_threadsafe(stop.set)
         before = previous.get(signum)
-        if callable(before) and before is not signal.default_int_handler:
+        if callable(before):
             before(signum, frame)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         before = signal.getsignal(sig)
-        if before is signal.SIG_IGN or getattr(before, "__name__", "") == "_sighandler_noop":
-            continue  # ignored, or asyncio's own handling
+        if (
+            not callable(before)  # SIG_DFL, SIG_IGN, or not set from Python
+            or before is signal.default_int_handler
+            or getattr(before, "__name__", "") == "_sighandler_noop"  # asyncio's
+        ):
+            continue
         previous[sig] = before
         signal.signal(sig, handler)
     try:

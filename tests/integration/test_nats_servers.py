@@ -20,12 +20,21 @@ from infra.nats_server import NatsServer, free_port, start_nats_server
 from services import registry
 from services.runtime.bus import Bus
 from services.runtime.errors import Unavailable
+from services.runtime.logging import configure_logging
 from services.runtime.mail_drop import mail_drop
 from services.runtime.settings import ConfigurationError, NatsCredentials, Settings
 from services.runtime.stream import STREAM, ensure_stream
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def logging_to_stderr() -> None:
+    """These tests log warnings while NATS is unreachable: onto the real
+    stderr, whatever an earlier test configured (a CLI test leaves logging
+    on its captured, closed, stderr)."""
+    configure_logging("console", os.environ.get("QUARTIER_TEST_LOG_LEVEL", "warning"))
 
 
 def down() -> str:
@@ -80,9 +89,12 @@ async def test_a_signal_handled_outside_asyncio_stops_the_wait(nats_server: Nats
     try:
         bus = Bus(f"{down()},{down()}", "test")
         loop = asyncio.get_running_loop()
-        loop.call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)
-        with pytest.raises(Unavailable, match="stopped by a signal while waiting for NATS"):
-            await bus.connect(wait=None)
+        timer = loop.call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)
+        try:
+            with pytest.raises(Unavailable, match="stopped by a signal while waiting for NATS"):
+                await asyncio.wait_for(bus.connect(wait=None), 30)
+        finally:
+            timer.cancel()  # never a SIGTERM after the handler is put back
         assert heard == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGTERM) is uvicorn_like
         # connected, nothing is left hooked: the next connection is normal

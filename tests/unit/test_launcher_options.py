@@ -3,6 +3,8 @@ and the options it refuses (infra/launcher.py)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from infra.cli import main
 from infra.launcher import Launcher
 from infra.nats_server import cluster_node_args
+from services.runtime.logging import configure_logging
 from services.runtime.settings import ConfigurationError, Settings, nats_servers
 
 
@@ -69,8 +72,19 @@ def test_a_cluster_of_its_own_needs_no_external_nats(tmp_path: Path) -> None:
     assert Launcher(external, demo=False, replicas=2).nats_url == "nats://a:4222,nats://b:4222"
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """`quartier up` configures logging onto the stderr of the moment (the
+    test's captured one): the next tests must log to the real one again."""
+    yield
+    configure_logging("console", os.environ.get("QUARTIER_TEST_LOG_LEVEL", "warning"))
+
+
 def test_the_command_line_says_so_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    logging_restored: None,
 ) -> None:
     monkeypatch.setenv("QUARTIER_ENV", "test")
     monkeypatch.setenv("QUARTIER_DATA_DIR", str(tmp_path))
