@@ -183,11 +183,29 @@ class Launcher:
             credentials=self._credentials(nats_auth.LAUNCHER),
         )
         await self.bus.connect(wait=START_TIMEOUT)
-        for name in self.services:
-            argv = [sys.executable, "-m", registry.spec(name).module]
-            for replica in self.names(name):
-                self.supervisor.start(
-                    Child(replica, argv, env=self._env(name), ready=partial(self._answers, name))
+        # The first replica of each service makes its tables; the others
+        # start once it is ready (replicas creating the same tables at the
+        # same moment race: SQLite says "database is locked").
+        for first in (True, False):
+            for name in self.services:
+                argv = [sys.executable, "-m", registry.spec(name).module]
+                replicas = self.names(name)
+                for count, replica in enumerate(replicas, start=1):
+                    if (count == 1) != first:
+                        continue
+                    # ready when `count` replicas answer (the first: any)
+                    ready = (
+                        partial(self._answers, name)
+                        if count == 1
+                        else partial(self._replicas_answer, name, count)
+                    )
+                    self.supervisor.start(Child(replica, argv, env=self._env(name), ready=ready))
+            if first:
+                await asyncio.gather(
+                    *(
+                        self.supervisor.wait_ready(self.names(n)[0], START_TIMEOUT)
+                        for n in self.services
+                    )
                 )
         await self._services_ready(START_TIMEOUT)
         if self.replicas > 1:
@@ -290,6 +308,11 @@ class Launcher:
 
     async def _answers(self, service: str) -> bool:
         return self.bus is not None and self.bus.is_connected and await self.bus.ping(service)
+
+    async def _replicas_answer(self, service: str, count: int) -> bool:
+        if self.bus is None or not self.bus.is_connected:
+            return False
+        return len(await self.bus.ping_all(service, count, timeout=1.0)) >= count
 
     async def _services_ready(self, timeout: float) -> None:
         await asyncio.gather(
