@@ -1,6 +1,6 @@
 """The `quartier` console script.
 
-  quartier up [--demo]                                  run the whole system
+  quartier up [--demo] [--nats-cluster 3] [--replicas N] run the whole system
   quartier tenant create SLUG NAME --admin-email E     platform operator
   quartier stream --tenant SLUG [--from-start] [--follow] [--limit N]
   quartier stream rebuild [--service S] [--timeout SECONDS]   republish what the stream lacks
@@ -353,6 +353,20 @@ def parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole system on its embedded default")
     up.add_argument("--demo", action="store_true", help="load the demo network pole-11e")
+    up.add_argument(
+        "--nats-cluster",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N embedded NATS nodes as a cluster (3: the stream at 3 replicas)",
+    )
+    up.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N processes of each service and of the gateway (ports from QUARTIER_HTTP_PORT)",
+    )
 
     tenant = sub.add_parser("tenant", help="platform operator: networks")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
@@ -422,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from infra.launcher import up
 
-        return up(demo=args.demo)
+        return up(demo=args.demo, nats_cluster=args.nats_cluster, replicas=args.replicas)
     # Log lines (a refused connection or permission, say) go to stderr:
     # stdout is the commands' output (`stream` prints JSON lines there).
     configure_logging(settings.log_format, settings.log_level, service="cli")

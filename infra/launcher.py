@@ -35,7 +35,14 @@ from functools import partial
 from pathlib import Path
 
 from infra import nats_auth
-from infra.nats_server import free_port, nats_server_args
+from infra.nats_server import (
+    ClusterNode,
+    cluster_node_args,
+    cluster_nodes,
+    cluster_urls,
+    free_port,
+    nats_server_args,
+)
 from infra.supervisor import Child, RestartPolicy, Supervisor
 from services import registry
 from services.runtime.bus import Bus
@@ -57,18 +64,50 @@ def public_url_file(settings: Settings) -> Path:
 
 
 class Launcher:
-    def __init__(self, settings: Settings, demo: bool, policy: RestartPolicy | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        demo: bool,
+        policy: RestartPolicy | None = None,
+        nats_cluster: int = 1,
+        replicas: int = 1,
+    ):
+        """`nats_cluster`: how many embedded NATS nodes (1, or a cluster of
+        3+ with the stream at 3 replicas); `replicas`: how many processes of
+        each service and of the gateway (docs/deployment.md, "On one
+        machine")."""
+        if nats_cluster < 1 or replicas < 1:
+            raise ConfigurationError("--nats-cluster and --replicas must be at least 1")
+        if nats_cluster > 1 and settings.nats_url:
+            raise ConfigurationError(
+                "--nats-cluster starts its own servers: unset QUARTIER_NATS_URL"
+            )
         self.settings = settings
         self.demo = demo
         self.supervisor = Supervisor(policy)
         self.services = [spec.name for spec in registry.with_needs(settings.services)]
         self.nats_port: int | None = None
+        self.nats_nodes: list[ClusterNode] = cluster_nodes(nats_cluster) if nats_cluster > 1 else []
+        self.replicas = replicas
         self.bus: Bus | None = None
+
+    def names(self, process: str) -> list[str]:
+        """The supervisor's names of a service's or the gateway's replicas:
+        `hubs`, or `hubs-1`, `hubs-2`, …"""
+        if self.replicas == 1:
+            return [process]
+        return [f"{process}-{i}" for i in range(1, self.replicas + 1)]
+
+    def gateway_ports(self) -> list[int]:
+        """The gateways listen on consecutive ports from QUARTIER_HTTP_PORT."""
+        return [self.settings.http_port + i for i in range(self.replicas)]
 
     @property
     def nats_url(self) -> str:
         if self.settings.nats_url:
             return self.settings.nats_url
+        if self.nats_nodes:
+            return cluster_urls(self.nats_nodes)
         assert self.nats_port is not None
         return f"nats://127.0.0.1:{self.nats_port}"
 
@@ -116,7 +155,9 @@ class Launcher:
     async def _start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        if not s.nats_url:
+        if self.nats_nodes:
+            await self._start_nats_cluster()
+        elif not s.nats_url:
             self.nats_port = int(os.environ.get("QUARTIER_NATS_PORT") or 0) or free_port()
             store = s.data_dir / "nats"
             store.mkdir(parents=True, exist_ok=True)
@@ -142,22 +183,87 @@ class Launcher:
             credentials=self._credentials(nats_auth.LAUNCHER),
         )
         await self.bus.connect(wait=START_TIMEOUT)
-        for name in self.services:
-            argv = [sys.executable, "-m", registry.spec(name).module]
-            self.supervisor.start(
-                Child(name, argv, env=self._env(name), ready=partial(self._answers, name))
-            )
+        # The first replica of each service makes its tables; the others
+        # start once it is ready (replicas creating the same tables at the
+        # same moment race: SQLite says "database is locked").
+        for first in (True, False):
+            for name in self.services:
+                argv = [sys.executable, "-m", registry.spec(name).module]
+                replicas = self.names(name)
+                for count, replica in enumerate(replicas, start=1):
+                    if (count == 1) != first:
+                        continue
+                    # ready when `count` replicas answer (the first: any)
+                    ready = (
+                        partial(self._answers, name)
+                        if count == 1
+                        else partial(self._replicas_answer, name, count)
+                    )
+                    self.supervisor.start(Child(replica, argv, env=self._env(name), ready=ready))
+            if first:
+                await asyncio.gather(
+                    *(
+                        self.supervisor.wait_ready(self.names(n)[0], START_TIMEOUT)
+                        for n in self.services
+                    )
+                )
         await self._services_ready(START_TIMEOUT)
+        if self.replicas > 1:
+            await self._check_mail_drop()
 
         if self.demo:
             await self._load_demo()
 
         argv = [sys.executable, "-m", "gateway"]
-        self.supervisor.start(
-            Child("gateway", argv, env=self._env(nats_auth.GATEWAY), ready=self._gateway_ready)
+        for name, port in zip(self.names("gateway"), self.gateway_ports(), strict=True):
+            env = {**self._env(nats_auth.GATEWAY), "QUARTIER_HTTP_PORT": str(port)}
+            if s.public_url:
+                env["QUARTIER_PUBLIC_URL"] = s.public_url  # links point at the first
+            self.supervisor.start(
+                Child(name, argv, env=env, ready=partial(self._gateway_ready, port))
+            )
+        await asyncio.gather(
+            *(self.supervisor.wait_ready(n, START_TIMEOUT) for n in self.names("gateway"))
         )
-        await self.supervisor.wait_ready("gateway", START_TIMEOUT)
         _banner(self)
+
+    async def _start_nats_cluster(self) -> None:
+        """The embedded cluster: each node under the supervisor, on the same
+        configuration as the single server (users, `sync_interval`), routes
+        to the others, its data in `<data dir>/nats/<node>`; ready when each
+        node's `/healthz` says 200 (JetStream current with the cluster)."""
+        s = self.settings
+        config = nats_auth.write_server_config(s.data_dir)
+        for node in self.nats_nodes:
+            store = s.data_dir / "nats" / node.name
+            store.mkdir(parents=True, exist_ok=True)
+            self.supervisor.start(
+                Child(
+                    node.name,
+                    cluster_node_args(node, self.nats_nodes, store, config),
+                    output=s.data_dir / f"{node.name}.log",
+                    ready=partial(_http_ok, "127.0.0.1", node.monitor_port, "/healthz"),
+                )
+            )
+        await asyncio.gather(
+            *(self.supervisor.wait_ready(n.name, START_TIMEOUT) for n in self.nats_nodes)
+        )
+
+    async def _check_mail_drop(self) -> None:
+        """Several replicas must share one mail drop (SMTP, or one directory
+        they all see), or an invitation lands in whichever replica's
+        directory served it: every replica of each service says which drop
+        it writes to (its ping answer), and they must agree."""
+        assert self.bus is not None
+        for name in self.services:
+            answers = await self.bus.ping_all(name, self.replicas)
+            drops = {str(a.get("mail_drop")) for a in answers}
+            if len(drops) > 1:
+                raise ConfigurationError(
+                    f"the replicas of {name} do not share their mail drop "
+                    f"({', '.join(sorted(drops))}): set QUARTIER_SMTP_URL, or QUARTIER_MAIL_DIR "
+                    "to a directory every replica shares"
+                )
 
     def _credentials(self, user: str) -> NatsCredentials | None:
         """The embedded server's credentials of `user`; on an external
@@ -174,6 +280,8 @@ class Launcher:
         embedded server the child's own NATS user (its password in a file,
         not in the environment)."""
         env = {**os.environ, "QUARTIER_NATS_URL": self.nats_url}
+        if self.nats_nodes:
+            env["QUARTIER_STREAM_REPLICAS"] = str(min(3, len(self.nats_nodes)))
         if not self.settings.nats_url:
             env.pop("QUARTIER_NATS_PASSWORD", None)
             env["QUARTIER_NATS_USER"] = user
@@ -186,7 +294,13 @@ class Launcher:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.bus.close(), 5)
-        await self.supervisor.stop(["gateway", *reversed(self.services), "nats"])
+        await self.supervisor.stop(
+            [
+                *self.names("gateway"),
+                *(r for name in reversed(self.services) for r in self.names(name)),
+                *([n.name for n in self.nats_nodes] or ["nats"]),
+            ]
+        )
         nats_url_file(self.settings).unlink(missing_ok=True)
         public_url_file(self.settings).unlink(missing_ok=True)
 
@@ -195,13 +309,20 @@ class Launcher:
     async def _answers(self, service: str) -> bool:
         return self.bus is not None and self.bus.is_connected and await self.bus.ping(service)
 
-    async def _services_ready(self, timeout: float) -> None:
-        await asyncio.gather(*(self.supervisor.wait_ready(n, timeout) for n in self.services))
+    async def _replicas_answer(self, service: str, count: int) -> bool:
+        if self.bus is None or not self.bus.is_connected:
+            return False
+        return len(await self.bus.ping_all(service, count, timeout=1.0)) >= count
 
-    async def _gateway_ready(self) -> bool:
+    async def _services_ready(self, timeout: float) -> None:
+        await asyncio.gather(
+            *(self.supervisor.wait_ready(r, timeout) for n in self.services for r in self.names(n))
+        )
+
+    async def _gateway_ready(self, port: int | None = None) -> bool:
         host = self.settings.http_host
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
-        return await _http_ok(host, self.settings.http_port, "/health/ready")
+        return await _http_ok(host, port or self.settings.http_port, "/health/ready")
 
     async def _load_demo(self) -> None:
         """Idempotent, so a service restarting meanwhile only costs a retry."""
@@ -259,15 +380,16 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def up(demo: bool) -> int:
+def up(demo: bool, nats_cluster: int = 1, replicas: int = 1) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, service="launcher")
     try:
         policy = RestartPolicy.from_env()
+        launcher = Launcher(settings, demo, policy, nats_cluster=nats_cluster, replicas=replicas)
     except ConfigurationError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(Launcher(settings, demo, policy).run())
+    return asyncio.run(launcher.run())
 
 
 def _banner(launcher: Launcher) -> None:

@@ -112,3 +112,173 @@ def start_nats_server(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"nats-server did not listen on port {port} within {wait}s")
+
+
+# -- a cluster on loopback -----------------------------------------------------------
+
+CLUSTER_NAME = "quartier"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """Where one node of a loopback cluster listens: clients, routes (the
+    other nodes), monitoring (`/healthz`: 200 once its JetStream is current)."""
+
+    name: str
+    port: int
+    route_port: int
+    monitor_port: int
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+def cluster_nodes(size: int) -> list[ClusterNode]:
+    """`size` nodes (3 for JetStream replicas 3: a majority survives one
+    loss), each on free ports, named `quartier-<i>` (from 1)."""
+    if size < 1:
+        raise ValueError("a cluster has at least one node")
+    return [
+        ClusterNode(f"{CLUSTER_NAME}-{i}", free_port(), free_port(), free_port())
+        for i in range(1, size + 1)
+    ]
+
+
+def cluster_urls(nodes: list[ClusterNode]) -> str:
+    """The clients' `QUARTIER_NATS_URL`: every node, comma-separated."""
+    return ",".join(n.url for n in nodes)
+
+
+def cluster_node_args(
+    node: ClusterNode,
+    nodes: list[ClusterNode],
+    store_dir: Path,
+    config: Path | None = None,
+) -> list[str]:
+    """The command line of one node: the single server's (same configuration
+    file, so the same `sync_interval` and users), plus its name, the
+    cluster's routes to every other node, and a monitoring port. JetStream
+    keeps each node's data in its own directory."""
+    routes = ",".join(f"nats://127.0.0.1:{n.route_port}" for n in nodes if n != node)
+    return nats_server_args(
+        store_dir,
+        node.port,
+        [
+            "--name",
+            node.name,
+            "--cluster_name",
+            CLUSTER_NAME,
+            "--cluster",
+            f"nats://127.0.0.1:{node.route_port}",
+            "--routes",
+            routes,
+            "-m",
+            str(node.monitor_port),
+        ],
+        config,
+    )
+
+
+def healthz(port: int, timeout: float = 1.0) -> bool:
+    """Whether a node's monitoring port says 200 on `/healthz` (JetStream
+    enabled and current with its cluster's meta leader)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+@dataclass
+class NatsCluster:
+    nodes: list[ClusterNode]
+    servers: dict[str, NatsServer]  # by node name; a stopped node stays listed
+    base_dir: Path
+    config: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return cluster_urls(self.nodes)
+
+    def node(self, name: str) -> ClusterNode:
+        (found,) = [n for n in self.nodes if n.name == name]
+        return found
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one node (a crash: no goodbye to the others)."""
+        process = self.servers[name].process
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self, name: str, wait: float = 30.0) -> None:
+        node = self.node(name)
+        self.servers[name] = _start_node(node, self.nodes, self.base_dir, self.config, wait)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def _spawn_node(
+    node: ClusterNode, nodes: list[ClusterNode], base_dir: Path, config: Path | None
+) -> NatsServer:
+    store_dir = base_dir / node.name
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with open(base_dir / f"{node.name}.log", "ab") as out:
+        process = subprocess.Popen(
+            cluster_node_args(node, nodes, store_dir, config),
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    return NatsServer(process, node.port, store_dir)
+
+
+def _wait_healthy(server: NatsServer, node: ClusterNode, deadline: float) -> None:
+    while not healthz(node.monitor_port):
+        if server.process.poll() is not None:
+            raise RuntimeError(f"nats-server {node.name} exited with {server.process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nats-server {node.name} not healthy in time")
+        time.sleep(0.1)
+
+
+def _start_node(
+    node: ClusterNode, nodes: list[ClusterNode], base_dir: Path, config: Path | None, wait: float
+) -> NatsServer:
+    server = _spawn_node(node, nodes, base_dir, config)
+    try:
+        _wait_healthy(server, node, time.monotonic() + wait)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_nats_cluster(
+    base_dir: Path, size: int = 3, config: Path | None = None, wait: float = 60.0
+) -> NatsCluster:
+    """A `size`-node cluster on loopback (the tests' way; `quartier up
+    --nats-cluster 3` runs the same command lines under its supervisor),
+    returned once every node's `/healthz` says 200. Each node's log is
+    `<base_dir>/<name>.log`."""
+    nodes = cluster_nodes(size)
+    base_dir.mkdir(parents=True, exist_ok=True)
+    cluster = NatsCluster(nodes, {}, base_dir, config)
+    try:
+        for node in nodes:  # all started before any waits: a node is healthy only with a quorum
+            cluster.servers[node.name] = _spawn_node(node, nodes, base_dir, config)
+        deadline = time.monotonic() + wait
+        for node in nodes:
+            _wait_healthy(cluster.servers[node.name], node, deadline)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,7 +47,7 @@ from services.runtime.messages import (
     envelope_decoder,
     reply_decoder,
 )
-from services.runtime.settings import NatsCredentials
+from services.runtime.settings import NatsCredentials, nats_servers, redact_url
 from services.runtime.tenancy import RequestContext, request_scope
 from services.runtime.text import clean_request
 
@@ -93,8 +95,10 @@ class Bus:
         # may let it read (docs/security.md, "The bus").
         self.credentials = credentials
         # A cluster is a comma-separated list of its servers' URLs: nats-py
-        # connects to any that answers and learns the others from it.
-        self.servers = [u.strip() for u in url.split(",") if u.strip()]
+        # connects to any that answers and learns the others from it. A
+        # malformed list raises ConfigurationError here, before any attempt.
+        self.servers = nats_servers(url)
+        self.shown = ", ".join(redact_url(u) for u in self.servers)  # for logs: no password
         self.name = name
         self.request_timeout = request_timeout
         self.nc: NATS | None = None
@@ -106,15 +110,24 @@ class Bus:
         self._idempotency: IdempotencyStore | None = None
         self._closing = False
         self._refused = asyncio.Event()
+        self._signalled = asyncio.Event()
+        self._unreachable_logged = 0.0  # when the last "unreachable" line was logged
 
     # -- connection ------------------------------------------------------------
 
     async def connect(self, wait: float | None = None) -> None:
-        """Connect, giving up after `wait` seconds (never if None); once
-        connected, reconnect forever. (With these options nats-py retries the
-        first connection too, reporting each failure to `_on_error`.) A server
-        that refuses the credentials fails the first connection at once:
-        retrying would not change its mind."""
+        """Connect to any of the servers, giving up after `wait` seconds (never
+        if None); once connected, reconnect forever. (With these options
+        nats-py retries the first connection too, trying each listed server in
+        turn, reporting each failure to `_on_error`; while none answers a
+        warning is logged every ten seconds.)
+
+        Raises Unavailable, in one line naming the servers (passwords hidden):
+        when none answered within `wait`; at once when a server refuses the
+        credentials (retrying would not change its mind); and when SIGTERM or
+        SIGINT arrives while waiting, if the process handles signals without
+        asyncio (uvicorn does: its lifespan start-up would otherwise wait for
+        NATS through every SIGTERM)."""
         auth: dict[str, Any] = {}
         if self.credentials is not None:
             auth = {
@@ -124,6 +137,7 @@ class Bus:
             }
         nc = NATS()
         self._refused.clear()
+        self._signalled.clear()
         connecting = asyncio.ensure_future(
             nc.connect(
                 servers=self.servers,
@@ -140,25 +154,36 @@ class Bus:
             )
         )
         refused = asyncio.ensure_future(self._refused.wait())
+        signalled = asyncio.ensure_future(self._signalled.wait())
         connected = False
         try:
-            done, _ = await asyncio.wait(
-                {connecting, refused}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
-            if refused in done and connecting not in done:
-                who = f"user {self.credentials.user!r}" if self.credentials else "no user"
-                raise Unavailable(
-                    f"NATS at {self.url} refused the connection ({who}): "
-                    "check QUARTIER_NATS_USER and its password"
+            with _signals_stop(self._signalled):
+                done, _ = await asyncio.wait(
+                    {connecting, refused, signalled},
+                    timeout=wait,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
             if connecting not in done:
-                raise TimeoutError
+                if refused in done:
+                    who = f"user {self.credentials.user!r}" if self.credentials else "no user"
+                    raise Unavailable(
+                        f"NATS at {self.shown} refused the connection ({who}): "
+                        "check QUARTIER_NATS_USER and its password"
+                    )
+                if signalled in done:
+                    raise Unavailable(f"stopped by a signal while waiting for NATS at {self.shown}")
+                raise Unavailable(
+                    f"cannot reach NATS at {self.shown} (no server answered within {wait:g} s)"
+                )
             connecting.result()
             connected = True
-        except (TimeoutError, OSError, nats.errors.NoServersError) as e:
-            raise Unavailable(f"cannot reach NATS at {self.url}") from e
+        except (OSError, nats.errors.NoServersError) as e:
+            raise Unavailable(f"cannot reach NATS at {self.shown}: {e}") from None
+        except nats.errors.Error as e:  # what nats-py says of a list it cannot use
+            raise Unavailable(f"cannot use NATS at {self.shown}: {e}") from None
         finally:
             refused.cancel()
+            signalled.cancel()
             if not connected:  # given up, refused, or this task cancelled (a signal)
                 connecting.cancel()
                 with suppress(asyncio.CancelledError, Exception):
@@ -181,12 +206,19 @@ class Bus:
             # What this process's NATS user may not do (a bug in the
             # permissions, or a request to a service it has no business with).
             log.error("nats.permission_denied", error=text)
+        elif self.nc is None:
+            # Not connected yet: nats-py tries each server every second; say
+            # so every ten seconds, not at each attempt.
+            now = time.monotonic()
+            if now - self._unreachable_logged >= 10.0:
+                self._unreachable_logged = now
+                log.warning("nats.unreachable", servers=self.shown, error=text)
         else:
             log.warning("nats.error", error=text)
 
     async def _on_disconnected(self) -> None:
         self.connected.clear()
-        if not self._closing:
+        if not self._closing and self.nc is not None:  # not a first connection given up
             log.warning("nats.disconnected")
 
     async def _on_reconnected(self) -> None:
@@ -208,8 +240,10 @@ class Bus:
             raise Unavailable("not connected to NATS")
         return self.nc
 
-    def jetstream(self) -> JetStreamContext:
-        return self.client.jetstream(timeout=self.request_timeout)
+    def jetstream(self, timeout: float | None = None) -> JetStreamContext:
+        """JetStream, its API requests failing after `timeout` seconds (the
+        request timeout by default)."""
+        return self.client.jetstream(timeout=timeout or self.request_timeout)
 
     async def stop_serving(self) -> None:
         """Stop taking requests and let the ones in flight finish."""
@@ -231,6 +265,57 @@ class Bus:
             except Exception:
                 with suppress(Exception):
                     await self.nc.close()
+
+    async def wait_to_retry(self, stream: str, stopping: asyncio.Event, delay: float) -> bool:
+        """A relay's pause before it tries again after a failure: `delay`
+        seconds, unless `stopping` is set, or it ends early, returning True,
+        when trying again at once is worth it (and the caller's back-off
+        should start again from its shortest delay):
+
+        * the bus reconnected meanwhile (the server it used died; another
+          took over);
+        * the stream did not answer at first (its leader gone: JetStream says
+          "no response from stream" until its replicas elect another) and
+          now answers with a leader.
+
+        Without this a relay backing off 0.5, 1, 2, 4, 8 s while a stream's
+        leader is elected (about 5-8 s) published again only seconds after
+        the new leader was there (docs/deployment.md, "Failover"). The
+        stream's state is asked for every 0.25 s (`STREAM.INFO`, allowed to
+        every service's NATS user), only while a relay waits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        reconnections = self.reconnections
+        leaderless = not await self._stream_led(stream)
+        while not stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=min(left, 0.25))
+            if self.reconnections != reconnections:
+                return True
+            if leaderless and await self._stream_led(stream):
+                log.info("nats.stream_leader_back", stream=stream)
+                return True
+        return False
+
+    async def _stream_led(self, stream: str) -> bool:
+        """Whether the stream answers, each within a second, its state with a
+        leader (none on a single server) and a read of its last message: a
+        newly elected leader may name itself a few seconds before it serves
+        reads (measured on nats-server 2.15), and the relay's next request
+        would wait its whole timeout for it."""
+        js = self.client.jetstream(timeout=1.0)
+        try:
+            info = await js.stream_info(stream)
+            if info.cluster is not None and not info.cluster.leader:
+                return False
+            if info.state.last_seq:
+                await js.get_msg(stream, seq=info.state.last_seq)
+        except Exception:
+            return False
+        return True
 
     # -- client side -----------------------------------------------------------
 
@@ -282,6 +367,34 @@ class Bus:
         except msgspec.DecodeError:
             found = {}
         return found
+
+    async def ping_all(
+        self, service: str, expected: int, timeout: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """What each replica of `service` says of itself (every replica
+        answers a ping): the answers that came within `timeout` seconds,
+        returned as soon as `expected` came."""
+        nc = self.client
+        inbox = nc.new_inbox()
+        answers: list[dict[str, Any]] = []
+        enough = asyncio.Event()
+
+        async def on_answer(msg: Msg) -> None:
+            try:
+                answers.append(msgspec.json.decode(msg.data))
+            except msgspec.DecodeError:
+                answers.append({})
+            if len(answers) >= expected:
+                enough.set()
+
+        sub = await nc.subscribe(inbox, cb=on_answer)
+        try:
+            await nc.publish(f"quartier.ping.{service}", b"", reply=inbox)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+        return answers
 
     # -- server side -----------------------------------------------------------
 
@@ -444,6 +557,44 @@ class Bus:
             await msg.respond(encoder.encode(reply))
         except Exception as e:
             log.warning("request.reply_failed", error=str(e))
+
+
+@contextmanager
+def _signals_stop(stop: asyncio.Event) -> Iterator[None]:
+    """While connecting: where a Python handler of SIGTERM or SIGINT only
+    takes note (uvicorn's asks the server to exit, later), the signal also
+    sets `stop`, then runs that handler. Nothing changes where asyncio
+    handles them (`loop.add_signal_handler`, as the service host and the
+    launcher do: they cancel the connection themselves), where Python's
+    defaults apply (SIGINT raises KeyboardInterrupt, SIGTERM ends the
+    process: the CLI), where they are ignored, or outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        before = signal.getsignal(sig)
+        if (
+            not callable(before)  # SIG_DFL, SIG_IGN, or not set from Python
+            or before is signal.default_int_handler
+            or getattr(before, "__name__", "") == "_sighandler_noop"  # asyncio's
+        ):
+            continue
+        previous[sig] = before
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
 
 
 def _field_of(e: msgspec.ValidationError) -> str | None:

@@ -146,7 +146,12 @@ class ServiceApplication(Application[UUID]):
         return self.transact(unit)
 
     def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()
+        try:
+            return self.factory.process_recorder()
+        except IntegrityError:
+            # Two replicas starting at once on a new store both record the
+            # tables' migration; the second fails. The tables exist now.
+            return self.factory.process_recorder()
 
     @property
     def process_recorder(self) -> ProcessRecorder:

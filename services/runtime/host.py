@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
@@ -32,12 +33,13 @@ from services.runtime.eventstore import ServiceApplication
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
 from services.runtime.logging import configure_logging, get_logger
+from services.runtime.mail_drop import mail_drop
 from services.runtime.messages import Actor, Done
 from services.runtime.parking import ParkingLot
 from services.runtime.projection import Projection, Projector
 from services.runtime.reactions import Reaction, ReactionConsumer
 from services.runtime.relay import OutboxRelay, Translate
-from services.runtime.settings import Settings
+from services.runtime.settings import ConfigurationError, Settings
 from services.runtime.store import Store
 from services.runtime.stream import ensure_stream
 from services.runtime.tenancy import RequestContext
@@ -199,9 +201,10 @@ class ServiceHost:
 
     async def _health(self) -> dict[str, Any]:
         """What the service says when pinged (the gateway's readiness detail)."""
+        drop = {"mail_drop": mail_drop(self.settings)}  # replicas must share it
         if "parking" not in self.__dict__:
-            return {"parked": 0}
-        return {"parked": await self.offload(self.parking.count)}
+            return {"parked": 0, **drop}
+        return {"parked": await self.offload(self.parking.count), **drop}
 
     def _operations(self) -> list[Endpoint]:
         """Operators' requests (services/runtime/operations.py): the stream's
@@ -458,8 +461,18 @@ def save_clock_offset(settings: Settings, offset: timedelta) -> None:
 def run_service(service: str, build: Callable[..., ServiceHost]) -> None:
     """`python -m services.<name>`: settings from the environment, logging,
     the clock (the system's in production; elsewhere shifted by what
-    `quartier clock` set), and the service until SIGTERM or SIGINT."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, service=service)
-    clock: Clock = SYSTEM_CLOCK if settings.is_prod else ShiftedClock(clock_offset(settings))
-    asyncio.run(build(settings, clock=clock).run_until_signalled())
+    `quartier clock` set), and the service until SIGTERM or SIGINT.
+    A bad setting or an unreachable NATS stops it with one line on stderr
+    (`quartier-<service>: cannot start: …`) and exit status 2 or 1, not a
+    traceback."""
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level, service=service)
+        clock: Clock = SYSTEM_CLOCK if settings.is_prod else ShiftedClock(clock_offset(settings))
+        asyncio.run(build(settings, clock=clock).run_until_signalled())
+    except ConfigurationError as e:
+        print(f"quartier-{service}: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except QuartierError as e:
+        print(f"quartier-{service}: cannot start: {e.message}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -55,9 +55,14 @@ from services.runtime.stream import (
     subject_service,
     tenant_filter,
 )
-from services.runtime.wakeup import Wakeup, sleep_unless
+from services.runtime.wakeup import Wakeup
 
 log = get_logger("quartier.relay")
+
+# How long the check of the stream's tail waits for an answer: a stream whose
+# leader just died does not answer until another is elected; a short timeout
+# lets the relay ask again (Bus.wait_to_retry) as soon as it would.
+STREAM_CHECK_TIMEOUT = 2.0
 
 Translate = Callable[[Any], PublicEvent | None]
 POSITION = "__relay__"
@@ -164,8 +169,10 @@ class OutboxRelay:
                 log.warning("relay.retry", service=self.service, error=str(e) or type(e).__name__)
                 with suppress(Exception):
                     await self._measure_lag(self._persisted)
-                await sleep_unless(stopping, delay)
-                delay = min(delay * 2, 10.0)
+                # cut short (and the back-off reset) by a reconnection or
+                # the stream's new leader: failover costs about the election
+                back = await self.bus.wait_to_retry(STREAM, stopping, delay)
+                delay = 0.5 if back else min(delay * 2, 10.0)
                 continue
             await self._wake.wait(stopping, self.poll_interval)
         await self._persist(force=True)
@@ -242,7 +249,7 @@ class OutboxRelay:
         before the position on the stream (the last message of its tenant
         and service)? Returns how many events were published again, or None
         when nothing was lost."""
-        js = self.bus.jetstream()
+        js = self.bus.jetstream(timeout=STREAM_CHECK_TIMEOUT)  # failover: try again soon
         if self._position is None:
             self._position = self._persisted = await self.offload(self.app.position, POSITION)
         expected = await self.offload(self._last_public_up_to, self._position)

@@ -115,6 +115,8 @@ class Settings:
             _strong(jwt_secret, "QUARTIER_JWT_SECRET")
             _strong(operator_token, "QUARTIER_OPERATOR_TOKEN")
         nats_url = get("NATS_URL")
+        if nats_url:
+            nats_servers(nats_url)  # a malformed list stops the process here, in one line
         nats_credentials = _nats_credentials(
             get("NATS_USER"), get("NATS_PASSWORD"), get("NATS_PASSWORD_FILE")
         )
@@ -251,6 +253,57 @@ def _nats_credentials(
             "QUARTIER_NATS_USER needs QUARTIER_NATS_PASSWORD or QUARTIER_NATS_PASSWORD_FILE"
         )
     return NatsCredentials(user, password)
+
+
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of `QUARTIER_NATS_URL`: one URL or a comma-separated list
+    of a cluster's (`nats://a:4222,nats://b:4222,nats://c:4222`; blanks and
+    empty entries are ignored). Each is `nats://`, `tls://`, `ws://` or
+    `wss://` with a host and an optional port (1-65535, default 4222), and
+    websocket and plain URLs are not mixed (nats-py refuses it).
+
+    Raises ConfigurationError, naming the entry without its password."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if not servers:
+        raise ConfigurationError("QUARTIER_NATS_URL names no server")
+    for server in servers:
+        parts = urlsplit(server)
+        shown = redact_url(server)
+        try:
+            port = parts.port  # raises ValueError on a bad port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ConfigurationError(f"QUARTIER_NATS_URL: {shown!r} has a bad port (1-65535)")
+        if (
+            parts.scheme not in NATS_SCHEMES
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigurationError(
+                f"QUARTIER_NATS_URL: {shown!r} is not a NATS server URL "
+                "(nats://host:4222, tls://…, ws://…, wss://…; a cluster: several, comma-separated)"
+            )
+    websockets = {urlsplit(s).scheme in ("ws", "wss") for s in servers}
+    if len(websockets) > 1:
+        raise ConfigurationError(
+            "QUARTIER_NATS_URL mixes websocket (ws://, wss://) and plain (nats://, tls://) servers"
+        )
+    return servers
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log line or an error: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def _has_userinfo(url: str) -> bool:
