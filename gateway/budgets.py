@@ -107,8 +107,8 @@ class Limits:
 
     tenant_requests: int = 1200
     member_requests: int = 300
-    tenant_cost: int = 60_000
-    member_cost: int = 15_000
+    tenant_cost: int = 240_000
+    member_cost: int = 60_000
     tenant_concurrency: int = 4
     queue_timeout: float = 10.0
 
