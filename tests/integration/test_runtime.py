@@ -108,7 +108,9 @@ async def test_relay_publishes_each_event_once_across_failures_and_restarts(
         await add_member(client_bus, tenant.tenant_id, "c@pole.example", card("C"))
         expected = public_event_count(host)
         await eventually(lambda: published_equals(expected))
-        await asyncio.sleep(0.5)  # two more poll rounds: nothing else may arrive
+        # the relay is done with everything stored (nothing else in flight)
+        newest = host.context["app"].max_notification_id()
+        await eventually(lambda: (host.relays[0].published_up_to or 0) >= newest)
         assert await published() == expected
         info = await stream_info(client_bus)
         ids = set()
