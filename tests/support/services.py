@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,6 @@ from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
 from services.runtime.stream import STREAM
 from tests.support.env import drop_schemas, make_settings
-from tests.support.waiting import eventually
 
 
 class Services:
@@ -60,33 +60,38 @@ class Services:
         """Wait until nothing moves: every host leads (runs its relays and
         reactions), every relay has published all its store holds, every
         reaction has handled all its upstream published — twice in a row,
-        since a reaction's effects are published in turn."""
+        since a reaction's effects are published in turn. An AssertionError
+        names what still moves after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         quiet_rounds = 0
+        while quiet_rounds < 2:
+            moving = await self._moving()
+            quiet_rounds = 0 if moving else quiet_rounds + 1
+            if moving and time.monotonic() > deadline:
+                raise AssertionError(f"the services did not settle within {timeout}s: {moving}")
+            await asyncio.sleep(0.02)
 
-        async def quiet() -> bool:
-            nonlocal quiet_rounds
-            quiet_rounds = quiet_rounds + 1 if await self._quiet() else 0
-            return quiet_rounds >= 2
-
-        await eventually(quiet, timeout=timeout, interval=0.02)
-
-    async def _quiet(self) -> bool:
-        for host in self.hosts.values():
+    async def _moving(self) -> str | None:
+        """What is not done yet, or None."""
+        for name, host in self.hosts.items():
             if (host.relays or host.reactions) and not host.is_leader:
-                return False
+                return f"{name} does not lead yet"
             for relay in host.relays:
                 newest = await host.offload(relay.app.max_notification_id)
                 if (relay.published_up_to or 0) < newest:
-                    return False
+                    return f"{name}'s relay is at {relay.published_up_to} of {newest}"
             js = host.bus.jetstream()
             for consumer in host.reactions:
                 try:
                     info = await js.consumer_info(STREAM, consumer.durable)
                 except NotFoundError:
-                    return False  # not created yet
+                    return f"{consumer.durable} has no consumer yet"
                 if info.num_pending or info.num_ack_pending:
-                    return False
-        return True
+                    return (
+                        f"{consumer.durable} has {info.num_pending} pending and"
+                        f" {info.num_ack_pending} unacknowledged"
+                    )
+        return None
 
 
 @dataclass
