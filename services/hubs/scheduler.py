@@ -30,6 +30,7 @@ class DeadlineJob:
     """The loop: do what is due, then sleep until the next deadline."""
 
     what = "deadlines"
+    retry_interval = 1.0  # seconds before trying again after a failure
 
     def __init__(
         self, host: ServiceHost, app: Hubs, projector: Projector, poll_interval: float = 30.0
@@ -50,14 +51,20 @@ class DeadlineJob:
         self._wake.bind()
         while not stopping.is_set():
             self._wake.clear()
+            timeout = self.poll_interval
             try:
                 await self.offload(self.run_due)
+                next_at = await self.offload(self.next_deadline)
             except Exception:
+                # e.g. the database refusing a connection for a moment: the
+                # job goes on (a failure here used to end it silently, and
+                # no deadline was met again until the leadership changed)
                 log.exception("scheduler.failed", job=self.what)
-            next_at = await self.offload(self.next_deadline)
-            timeout = self.poll_interval
-            if next_at is not None:
-                timeout = max(0.05, min(timeout, (next_at - self.clock.now()).total_seconds()))
+                timeout = min(timeout, self.retry_interval)
+            else:
+                if next_at is not None:
+                    until = (next_at - self.clock.now()).total_seconds()
+                    timeout = max(0.05, min(timeout, until))
             await self._wake.wait(stopping, timeout)
 
     def run_due(self) -> int:

@@ -133,6 +133,7 @@ class OutboxRelay:
         self.ack_timeout = bus.request_timeout if ack_timeout is None else ack_timeout
         self.published = 0
         self._position: int | None = None  # known while this replica leads
+        self._rewind_to: int | None = None  # a rewind asked for, not yet applied
         self._persisted = 0
         self._persisted_at = 0.0
         self._measured_at = 0.0
@@ -206,9 +207,11 @@ class OutboxRelay:
         js = self.bus.jetstream()
         if self._position is None:
             self._position = self._persisted = await self.offload(self.app.position, POSITION)
-        position = self._position
         sent = 0
         while True:
+            if self._rewind_to is not None:  # asked for meanwhile: it wins
+                self._position, self._rewind_to = self._rewind_to, None
+            position = self._position
             batch = await self.offload(self._prepare, position)
             if batch is None:
                 return sent
@@ -219,7 +222,10 @@ class OutboxRelay:
             ]
             if futures:
                 await self._acknowledged(futures)
-            position = self._position = last
+            if self._rewind_to is None:
+                # (a rewind asked for while this batch was in flight is not
+                # overwritten: the next round starts from it)
+                self._position = last
             await self._persist()
             sent += len(messages)
             self.published += len(messages)
@@ -295,8 +301,14 @@ class OutboxRelay:
         """Publish again from `position`: JetStream drops what it still
         remembers (within its duplicate window), and stores again what it
         forgot, even if it still holds it. To rebuild the stream, use
-        `request_rebuild`, which publishes only what the stream lacks."""
-        self._position = position
+        `request_rebuild`, which publishes only what the stream lacks.
+
+        The rewind is a request, applied by the relay's loop before its next
+        batch (and kept until then, across a failure or a change of leader):
+        a batch in flight when it is asked for does not overwrite it. The
+        relay is woken at once."""
+        self._rewind_to = position
+        self._wake.set_threadsafe()
 
     # -- rebuilding the stream -----------------------------------------------------
 

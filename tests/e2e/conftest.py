@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 import uvicorn
 from websockets.asyncio.client import connect
@@ -25,7 +26,7 @@ from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
 from tests.support.env import OPERATOR_TOKEN
 from tests.support.identity import PASSWORD, mailed_tokens
-from tests.support.services import Services
+from tests.support.services import Services, is_shared, shared_stack
 
 STARTUP_TIMEOUT = 15.0
 WS_TIMEOUT = 10.0
@@ -66,11 +67,14 @@ class Gateway:
 
 @dataclass
 class System:
-    """The running services and the gateway in front of them."""
+    """The running services and the gateway in front of them. `shared`: the
+    tests of a module share it (`pytest.mark.shared_system`, tests/conftest.py)."""
 
     settings: Settings
     hosts: dict[str, ServiceHost]
     gateway: Gateway
+    shared: bool = False
+    networks_opened: int = 0
 
     @property
     def identity(self) -> ServiceHost:
@@ -142,9 +146,18 @@ async def service_hosts(services: Services) -> dict[str, ServiceHost]:
 
 @pytest_asyncio.fixture
 async def system(
-    settings: Settings, service_hosts: dict[str, ServiceHost]
+    request: pytest.FixtureRequest, settings: Settings, service_hosts: dict[str, ServiceHost]
 ) -> AsyncIterator[System]:
+    """The services and a gateway in front of them: the test's own, or in a
+    module marked `shared_system` the module's (served at its first test)."""
     settings = settings.with_(services=tuple(service_hosts))
+    if is_shared(request):
+        stack = shared_stack(request)
+        if stack.system is None:
+            gateway = await stack.extras.enter_async_context(serve_gateway(settings))
+            stack.system = System(settings, service_hosts, gateway, shared=True)
+        yield stack.system
+        return
     async with serve_gateway(settings) as gateway:
         yield System(settings=settings, hosts=service_hosts, gateway=gateway)
 
@@ -330,12 +343,19 @@ def card_input(name: str, activity: str = "plumber", **extra: Any) -> dict[str, 
 
 async def open_network(system: System, slug: str) -> Network:
     """The operator creates the network; its first admin accepts the mailed
-    invitation (a consultant working in Paris 11e)."""
+    invitation (a consultant working in Paris 11e, named `Admin <slug>`).
+    On a shared system each network gets a slug of its own (`<slug>-<n>`,
+    the returned `Network.slug`), so that tests opening "the same" network
+    stay apart."""
+    name = slug
+    if system.shared:
+        system.networks_opened += 1
+        slug = f"{slug}-{system.networks_opened}"
     email = f"admin@{slug}.example"
     created = await mutate(
         system,
         "createTenant",
-        {"slug": slug, "name": f"Network {slug}", "adminEmail": email},
+        {"slug": slug, "name": f"Network {name}", "adminEmail": email},
         OPERATOR_TOKEN,
     )
     assert created["__typename"] == "TenantCreated", created
@@ -346,7 +366,7 @@ async def open_network(system: System, slug: str) -> Network:
             "token": mailed_tokens(system.settings.mail_dir)[email],
             "password": PASSWORD,
             "card": card_input(
-                f"Admin {slug}",
+                f"Admin {name}",
                 "management-consultant",
                 work={"lat": 48.8575, "lon": 2.3795, "postcode": "75011"},
             ),

@@ -35,6 +35,8 @@ from tests.e2e.conftest import (
 from tests.support.env import JWT_SECRET, OPERATOR_TOKEN
 
 pytestmark = pytest.mark.asyncio
+# the tests that neither stop, break nor count on an empty system share one per store
+shared = pytest.mark.shared_system
 
 WS_TIMEOUT = 10.0
 
@@ -86,6 +88,7 @@ def error_messages(answer: dict[str, Any]) -> list[str]:
     return [e["message"] for e in answer.get("errors") or ()]
 
 
+@shared
 async def test_depth_limit(system: System) -> None:
     def nested(depth: int) -> str:
         # `depth` levels below the root field (at depth 0). The schema is
@@ -126,6 +129,7 @@ async def test_alias_limit(system: System) -> None:
     assert await system.event_count() == 0
 
 
+@shared
 async def test_token_limit(system: System) -> None:
     # `query Qn { __typename }` is 5 tokens: a document of many small
     # operations is long but cheap to validate
@@ -157,6 +161,7 @@ INTROSPECTION = [
 ]
 
 
+@shared
 async def test_introspection_only_outside_production(system: System) -> None:
     for query in INTROSPECTION:
         answer = await system.gql(query)
@@ -170,6 +175,7 @@ async def test_introspection_only_outside_production(system: System) -> None:
         assert await prod.gql("{ __typename }") == {"data": {"__typename": "Query"}}
 
 
+@shared
 async def test_graphiql_only_outside_production(system: System) -> None:
     ide = await system.client.get("/graphql", headers={"Accept": "text/html"})
     assert ide.status_code == 200
@@ -206,6 +212,7 @@ SUGGESTED_IN_VARIABLES = [
 ]
 
 
+@shared
 async def test_no_suggestions_in_production(system: System) -> None:
     for query, message in SUGGESTED:
         answer = await system.gql(query)
@@ -314,6 +321,7 @@ async def events(ws: ClientConnection, op_id: str, count: int) -> list[dict[str,
     return found
 
 
+@shared
 async def test_tenant_admins_follow_their_networks_events(system: System) -> None:
     net = await open_network(system, "pole-11e")
     other = await open_network(system, "other-net")  # its events interleave with ours
@@ -362,6 +370,7 @@ async def test_tenant_admins_follow_their_networks_events(system: System) -> Non
         assert await receive(ws) == {"id": "live", "type": "complete"}
 
 
+@shared
 async def test_the_event_stream_is_for_tenant_admins_only(system: System) -> None:
     net = await open_network(system, "pole-11e")
     member = await join(system, net, "m@pole.example", "Member")
@@ -379,6 +388,7 @@ async def test_the_event_stream_is_for_tenant_admins_only(system: System) -> Non
             assert await receive(ws) == {"id": "1", "type": "complete"}
 
 
+@shared
 async def test_a_limit_below_one_is_refused_not_an_empty_stream(system: System) -> None:
     net = await open_network(system, "pole-11e")
     async with graphql_ws(system.gateway, net.admin.access) as ws:
@@ -401,6 +411,7 @@ async def test_a_limit_below_one_is_refused_not_an_empty_stream(system: System) 
         assert await receive(ws) == {"id": "one", "type": "complete"}
 
 
+@shared
 async def test_request_errors_over_websocket_have_codes(system: System) -> None:
     net = await open_network(system, "pole-11e")
     async with graphql_ws(system.gateway, net.admin.access) as ws:
@@ -437,6 +448,7 @@ async def test_request_errors_over_websocket_have_codes(system: System) -> None:
         assert closed.value.rcvd.reason.startswith("Syntax Error")
 
 
+@shared
 async def test_the_stream_ends_when_the_token_expires(system: System) -> None:
     net = await open_network(system, "pole-11e")
     now = datetime.now(UTC)
@@ -463,6 +475,7 @@ async def test_the_stream_ends_when_the_token_expires(system: System) -> None:
         assert await receive(ws) == {"id": "follow", "type": "complete"}
 
 
+@shared
 async def test_errors_are_logged_without_the_operation_text(
     system: System, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -486,6 +499,7 @@ async def test_errors_are_logged_without_the_operation_text(
     assert secret not in everything and "who@pole.example" not in everything
 
 
+@shared
 async def test_the_gateway_serves_its_metrics(system: System) -> None:
     await system.gql("{ professions { code } }")
     await system.client.get("/no/such/page")
@@ -499,6 +513,7 @@ async def test_the_gateway_serves_its_metrics(system: System) -> None:
     assert "quartier_gateway_request_seconds_bucket" in text
 
 
+@shared
 async def test_an_idempotency_key_makes_a_create_safe_to_retry(system: System) -> None:
     net = await open_network(system, "pole-retry")
     query = """mutation($input: CreateHubInput!) { createHub(input: $input) {

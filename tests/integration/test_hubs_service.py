@@ -6,6 +6,7 @@ rules of authorisation and tenancy."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from services.hubs import contract as hc
 from services.identity import contract as idc
@@ -93,6 +94,45 @@ async def test_an_email_candidate_flows_through_identity_and_back(
     page = await client_bus.request(hc.ListHubMembers(hub_id=hub.hub_id), sponsor_view)
     godchild = next(m for m in page.items if m.member_id == session.member_id)
     assert godchild.sponsor_id == admin.member_id
+
+
+async def test_the_window_closer_goes_on_after_its_store_failed(
+    hubs: ServiceHost, client_bus: Bus, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of the database while the scheduler looks for its next
+    deadline (a connection refused for a moment) does not end the job: the
+    window is still closed when its time comes."""
+    tenant, admin = await create_network(client_bus, "pole-11e")
+    hub = await client_bus.request(
+        hc.CreateHub(name="Voltaire", kind="neighbourhood", area=VOLTAIRE), as_member(admin)
+    )
+    baker = await add_member(
+        client_bus, tenant.tenant_id, "b@pole.example", card("B", "baker", work=IN_11E)
+    )
+    nomination = await client_bus.request(
+        hc.NominateCandidate(hub_id=hub.hub_id, candidate_id=baker.member_id), as_member(admin)
+    )
+    assert nomination.status == "open"
+    closer = hubs.context["closer"]
+    next_deadline = closer.next_deadline
+    failed: list[bool] = []
+
+    def fail_once() -> object:
+        if not failed:
+            failed.append(True)
+            raise sa.exc.OperationalError("SELECT", {}, OSError("too many clients already"))
+        return next_deadline()
+
+    monkeypatch.setattr(closer, "next_deadline", fail_once)
+    clock.advance(hours=1)  # wakes the job: nothing is due, and its look-up fails
+    await eventually(lambda: failed)
+    clock.advance(days=8)
+
+    async def admitted() -> bool:
+        page = await client_bus.request(hc.ListHubMembers(hub_id=hub.hub_id), as_member(admin))
+        return any(m.member_id == baker.member_id for m in page.items)
+
+    await eventually(admitted)
 
 
 async def test_an_email_candidate_outside_the_area_is_refused_when_they_join(

@@ -108,7 +108,9 @@ async def test_relay_publishes_each_event_once_across_failures_and_restarts(
         await add_member(client_bus, tenant.tenant_id, "c@pole.example", card("C"))
         expected = public_event_count(host)
         await eventually(lambda: published_equals(expected))
-        await asyncio.sleep(0.5)  # two more poll rounds: nothing else may arrive
+        # the relay is done with everything stored (nothing else in flight)
+        newest = host.context["app"].max_notification_id()
+        await eventually(lambda: (host.relays[0].published_up_to or 0) >= newest)
         assert await published() == expected
         info = await stream_info(client_bus)
         ids = set()
@@ -130,11 +132,58 @@ async def test_relay_republishing_the_whole_log_adds_nothing(
     try:
         await create_network(client_bus, "pole-11e")
         expected = public_event_count(host)
-        await eventually(lambda: count_is(client_bus, expected))
+        app = host.context["app"]
         relay = host.relays[0]
+        newest = app.max_notification_id()
+
+        def done_up_to(position: int) -> bool:
+            # the relay's position moves (and `published` with it) once a
+            # batch is acknowledged: then nothing of it is still in flight
+            return (relay.published_up_to or 0) >= position
+
+        await eventually(lambda: done_up_to(newest))
+        await eventually(lambda: count_is(client_bus, expected))
         before = relay.published
         relay.rewind()
-        await eventually(lambda: relay.published - before >= expected)
+        await eventually(lambda: relay.published - before >= expected and done_up_to(newest))
+        assert relay.published - before == expected  # each public event once more
+        assert (await stream_info(client_bus)).state.messages == expected
+    finally:
+        await host.stop()
+
+
+async def test_a_rewind_asked_for_while_a_batch_is_in_flight_is_kept(
+    sqlite_settings: Settings,
+    client_bus: Bus,
+    clock: MovableClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay's loop does not overwrite a rewind with the position of the
+    batch that was being acknowledged: everything is published again."""
+    host = build(sqlite_settings, clock=clock)
+    relay = host.relays[0]
+    acknowledged = relay._acknowledged
+    in_flight: list[int] = []  # the size of the batch during which the rewind came
+
+    async def rewind_meanwhile(futures: list[asyncio.Future[Any]]) -> None:
+        if not in_flight:
+            in_flight.append(len(futures))
+            relay.rewind()
+        await acknowledged(futures)
+
+    monkeypatch.setattr(relay, "_acknowledged", rewind_meanwhile)
+    await host.start()
+    try:
+        await create_network(client_bus, "pole-11e")
+        expected = public_event_count(host)
+        newest = host.context["app"].max_notification_id()
+        await eventually(
+            lambda: (
+                in_flight
+                and relay.published == in_flight[0] + expected
+                and (relay.published_up_to or 0) >= newest
+            )
+        )
         assert (await stream_info(client_bus)).state.messages == expected
     finally:
         await host.stop()
