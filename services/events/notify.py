@@ -70,7 +70,7 @@ from services.runtime.reactions import Reaction, decode_data
 from services.runtime.stream import CloudEvent
 from services.runtime.tenancy import RequestContext, scoped
 from services.runtime.views import TrackedTables, UTCDateTime
-from services.runtime.wakeup import Wakeup
+from services.runtime.wakeup import Wakeup, run_rounds
 
 log = get_logger("quartier.events.mail")
 
@@ -322,19 +322,19 @@ class MailSender:
         self._wake.set_threadsafe()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._wake.bind()
-        while not stopping.is_set():
-            self._wake.clear()
-            try:
-                await self.send_due()
-                await self.host.offload(self.purge)
-            except Exception:
-                log.exception("mail.round_failed")
-            next_at = await self.host.offload(self._next_attempt)
-            timeout = self.poll_interval
-            if next_at is not None:
-                timeout = max(0.05, min(timeout, (next_at - wall_now()).total_seconds()))
-            await self._wake.wait(stopping, timeout)
+        await run_rounds(
+            "meetups-mail",
+            stopping,
+            self._wake,
+            self._round,
+            lambda: self.host.offload(self._next_attempt),
+            wall_now,
+            self.poll_interval,
+        )
+
+    async def _round(self) -> None:
+        await self.send_due()
+        await self.host.offload(self.purge)
 
     def purge(self, force: bool = False) -> int:
         """Forget mails done more than KEEP_DONE ago (at most once an hour)."""

@@ -22,7 +22,7 @@ from services.events.views import meetups
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.projection import Projector
-from services.runtime.wakeup import Wakeup
+from services.runtime.wakeup import Wakeup, run_rounds
 
 log = get_logger("quartier.events.scheduler")
 
@@ -48,19 +48,15 @@ class ReminderScheduler:
         app.on_saved(self._wake.set_threadsafe)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._wake.bind()
-        while not stopping.is_set():
-            self._wake.clear()
-            try:
-                await self.offload(self.record_due)
-            except Exception:
-                log.exception("reminders.failed")
-            next_at = await self.offload(self._next_due)
-            timeout = self.poll_interval
-            if next_at is not None and next_at > self.clock.now():
-                # (one still due now could not be recorded: the next poll retries it)
-                timeout = max(0.05, min(timeout, (next_at - self.clock.now()).total_seconds()))
-            await self._wake.wait(stopping, timeout)
+        await run_rounds(
+            "reminders",
+            stopping,
+            self._wake,
+            lambda: self.offload(self.record_due),
+            lambda: self.offload(self._next_due),
+            self.clock.now,
+            self.poll_interval,
+        )
 
     def _next_due(self) -> datetime | None:
         with self.engine.connect() as conn:

@@ -21,7 +21,7 @@ from services.hubs.views import directory, hubs, nominations
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.projection import Projector
-from services.runtime.wakeup import Wakeup
+from services.runtime.wakeup import Wakeup, run_rounds
 
 log = get_logger("quartier.hubs.scheduler")
 
@@ -30,7 +30,6 @@ class DeadlineJob:
     """The loop: do what is due, then sleep until the next deadline."""
 
     what = "deadlines"
-    retry_interval = 1.0  # seconds before trying again after a failure
 
     def __init__(
         self, host: ServiceHost, app: Hubs, projector: Projector, poll_interval: float = 30.0
@@ -48,24 +47,15 @@ class DeadlineJob:
             on_move(self._wake.set_threadsafe)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._wake.bind()
-        while not stopping.is_set():
-            self._wake.clear()
-            timeout = self.poll_interval
-            try:
-                await self.offload(self.run_due)
-                next_at = await self.offload(self.next_deadline)
-            except Exception:
-                # e.g. the database refusing a connection for a moment: the
-                # job goes on (a failure here used to end it silently, and
-                # no deadline was met again until the leadership changed)
-                log.exception("scheduler.failed", job=self.what)
-                timeout = min(timeout, self.retry_interval)
-            else:
-                if next_at is not None:
-                    until = (next_at - self.clock.now()).total_seconds()
-                    timeout = max(0.05, min(timeout, until))
-            await self._wake.wait(stopping, timeout)
+        await run_rounds(
+            self.what,
+            stopping,
+            self._wake,
+            lambda: self.offload(self.run_due),
+            lambda: self.offload(self.next_deadline),
+            self.clock.now,
+            self.poll_interval,
+        )
 
     def run_due(self) -> int:
         """Do everything that is due; returns how many were done."""
