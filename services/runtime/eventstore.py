@@ -37,6 +37,7 @@ from eventsourcing.persistence import (
 
 from services.runtime.errors import Conflict, NotFound, Unavailable
 from services.runtime.logging import get_logger
+from services.runtime.store import is_busy
 
 log = get_logger(__name__)
 
@@ -51,14 +52,28 @@ BACKOFF_CAP = 0.25
 """Seconds: the wait before attempt n is uniform in [0, min(CAP, BASE * 2**n)]
 ("full jitter"), so writers that collided do not collide again in step; all
 waits together stay under about 1.5 s."""
+BUSY_BUDGET = 1.0
+"""Seconds: a store error that says "busy" (`transient`) is retried only while
+the unit has run for less than this. SQLite's "database is locked" in WAL mode
+can come at once (a reader's snapshot went stale), worth retrying; after the
+engine's own busy timeout (Store.busy_timeout) waiting again would only double
+the wait."""
 LOCK_STRIPES = 1024
 """In-process write locks: an aggregate id maps to one of these, so memory is
 bounded whatever the number of aggregates (two aggregates sharing a stripe
 merely take turns)."""
 
-TRANSIENT = (OperationalError, InterfaceError)
-"""Store errors worth another attempt: SQLite's "database is locked", a lock or
-statement timeout, a dropped connection, a pool with no free connection."""
+
+def transient(error: BaseException | None) -> bool:
+    """Store errors worth another attempt: SQLite's "database is locked", a lock
+    or statement timeout, a dropped connection, a pool with no free connection
+    (not a missing table or bad SQL)."""
+    if isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    cause = error.__cause__
+    return cause is None or is_busy(cause)
 
 
 class _Stripes(threading.local):
@@ -184,7 +199,7 @@ class ServiceApplication(Application[UUID]):
           concurrent commands on one aggregate in one service do not collide.
         * When another writer saved one of them meanwhile (a version conflict:
           another replica, or a unit without key), or the store was busy
-          (`TRANSIENT`), `unit` runs again on the fresh state after a jittered
+          (`transient`), `unit` runs again on the fresh state after a jittered
           backoff, up to RETRIES times; the rules are checked again each time,
           so a late command gets the rule error the new state calls for.
         * Still conflicting after that: Conflict ("try again"); the store still
@@ -196,12 +211,18 @@ class ServiceApplication(Application[UUID]):
         return self._attempts(unit)
 
     def _attempts(self, unit: Callable[[], tuple[Sequence[Aggregate], T]]) -> T:
+        started = _time.monotonic()
+
+        def retry_busy(e: Unavailable) -> bool:
+            in_budget = _time.monotonic() - started < BUSY_BUDGET
+            return in_budget and transient(e.__cause__)
+
         for attempt in range(RETRIES):
             last = attempt == RETRIES - 1
             try:
                 changed, result = unit()
             except Unavailable as e:  # the store could not be read
-                if last or not isinstance(e.__cause__, TRANSIENT):
+                if last or not retry_busy(e):
                     raise
             else:
                 try:
@@ -212,7 +233,7 @@ class ServiceApplication(Application[UUID]):
                         log.warning("store.conflict_persists", attempts=RETRIES)
                         raise
                 except Unavailable as e:
-                    if last or not isinstance(e.__cause__, TRANSIENT):
+                    if last or not retry_busy(e):
                         raise
             _time.sleep(backoff(attempt))
         raise AssertionError("unreachable")

@@ -8,17 +8,24 @@ Each test starts its services once and sends ~32 requests at the same time."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.domain import Aggregate, event
 
 from services.events import contract as ec
 from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.runtime.bus import Bus
+from services.runtime.errors import Unavailable
+from services.runtime.eventstore import ServiceApplication
 from services.runtime.host import ServiceHost
 from services.runtime.messages import Request
+from services.runtime.store import Store
 from services.runtime.tenancy import RequestContext
 from tests.support.identity import add_member, as_member, card, create_network
 from tests.support.meetups import IN_11E, OPEN_RULES, VENUE, VOLTAIRE, members_known
@@ -122,3 +129,45 @@ async def test_concurrent_updates_of_one_card(identity: ServiceHost, client_bus:
     )
     for name in fields:
         assert getattr(final, name) == f"{name} v"
+
+
+async def test_a_busy_sqlite_store_is_unavailable_not_internal(tmp_path: Path) -> None:
+    """A write lock held longer than the busy timeout: the read model's engine
+    and the event store answer Unavailable ("try again"), and nothing is saved."""
+    store = Store(service="busy", data_dir=tmp_path, busy_timeout=1)
+    engine = store.views_engine()
+    with engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    app = _Notes(store.application_env("Notes"))
+    note = _Note()
+    app.save(note)
+    with sqlite3.connect(tmp_path / "busy-views.db") as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Unavailable), engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        holder.rollback()
+    with sqlite3.connect(tmp_path / "notes.db", isolation_level=None) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Unavailable):
+            app.transact(lambda: touched(app, note.id), key=str(note.id))
+        holder.execute("ROLLBACK")
+    assert app.repository.get(note.id).version == note.version
+    # the lock released, the same command succeeds
+    app.transact(lambda: touched(app, note.id), key=str(note.id))
+    assert app.repository.get(note.id).version == note.version + 1
+
+
+def touched(app: ServiceApplication, note_id: UUID) -> tuple[list[Aggregate], None]:
+    note: _Note = app.repository.get(note_id)
+    note.touch()
+    return [note], None
+
+
+class _Note(Aggregate):
+    @event("Touched")
+    def touch(self) -> None:
+        pass
+
+
+class _Notes(ServiceApplication):
+    pass
