@@ -10,7 +10,12 @@ has committed, so that they wake at once instead of polling.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import random
+import threading
+import time as _time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, time
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -19,19 +24,88 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     JSONTranscoder,
     Notification,
+    OperationalError,
+    PersistenceError,
     ProcessRecorder,
     Recording,
     Tracking,
     Transcoding,
 )
 
-from services.runtime.errors import Conflict, NotFound
+from services.runtime.errors import Conflict, NotFound, Unavailable
+from services.runtime.logging import get_logger
+from services.runtime.store import is_busy
+
+log = get_logger(__name__)
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
-RETRIES = 5
+
+RETRIES = 12
+"""Attempts of one unit of work when another writer (another replica, or a
+unit that saves several aggregates) got there first, or the store was busy."""
+BACKOFF_BASE = 0.005
+BACKOFF_CAP = 0.25
+"""Seconds: the wait before attempt n is uniform in [0, min(CAP, BASE * 2**n)]
+("full jitter"), so writers that collided do not collide again in step; all
+waits together stay under about 1.5 s."""
+BUSY_BUDGET = 1.0
+"""Seconds: a store error that says "busy" (`transient`) is retried only while
+the unit has run for less than this. SQLite's "database is locked" in WAL mode
+can come at once (a reader's snapshot went stale), worth retrying; after the
+engine's own busy timeout (Store.busy_timeout) waiting again would only double
+the wait."""
+LOCK_STRIPES = 1024
+"""In-process write locks: an aggregate id maps to one of these, so memory is
+bounded whatever the number of aggregates (two aggregates sharing a stripe
+merely take turns)."""
+
+
+def transient(error: BaseException | None) -> bool:
+    """Store errors worth another attempt: SQLite's "database is locked", a lock
+    or statement timeout, a dropped connection, a pool with no free connection
+    (not a missing table or bad SQL)."""
+    if isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    cause = error.__cause__
+    return cause is None or is_busy(cause)
+
+
+class _Stripes(threading.local):
+    held: bool = False
+
+
+_STRIPES = [threading.Lock() for _ in range(LOCK_STRIPES)]
+_holding = _Stripes()
+
+
+@contextmanager
+def aggregate_lock(key: str) -> Iterator[None]:
+    """Serialise this process's writers of one aggregate (`key`: its id).
+
+    A thread already inside such a lock does not take another (a unit that
+    updates a second aggregate relies on the version-conflict retry instead),
+    so two threads can never wait on each other's stripes."""
+    if _holding.held:
+        yield
+        return
+    lock = _STRIPES[zlib.crc32(key.encode()) % LOCK_STRIPES]
+    with lock:
+        _holding.held = True
+        try:
+            yield
+        finally:
+            _holding.held = False
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before attempt `attempt + 1` (see BACKOFF_BASE)."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 class StateTranscoding(Transcoding):
@@ -94,11 +168,14 @@ class ServiceApplication(Application[UUID]):
     def find(self, aggregate_id: str | UUID, kind: type[A]) -> A | None:
         """The aggregate if it exists and is a `kind`, else None (a malformed
         id too). No tenant check: for ids that name their tenant (a token's
-        selector, a tenant's own id)."""
+        selector, a tenant's own id). Raises Unavailable if the store cannot
+        be read (busy, unreachable)."""
         try:
             found: Aggregate = self.repository.get(UUID(str(aggregate_id)))
         except (ValueError, AggregateNotFoundError):
             return None
+        except PersistenceError as e:
+            raise _unavailable(e) from e
         return found if isinstance(found, kind) else None
 
     def get(self, tenant_id: str | None, aggregate_id: str | UUID, kind: type[A]) -> A:
@@ -111,21 +188,54 @@ class ServiceApplication(Application[UUID]):
             raise NotFound(f"{noun(kind)} not found")
         return found
 
-    def transact(self, unit: Callable[[], tuple[Sequence[Aggregate], T]]) -> T:
+    def transact(
+        self, unit: Callable[[], tuple[Sequence[Aggregate], T]], key: str | None = None
+    ) -> T:
         """Run `unit` (load, check, change: it returns the aggregates to save
-        and a result) and save those aggregates together. When another writer
-        saved one of them meanwhile (a version conflict), run `unit` again on
-        the fresh state, up to RETRIES times, so concurrent commands on one
-        aggregate do not fail spuriously; the rules are checked again each time."""
+        and a result) and save those aggregates together.
+
+        * With `key` (the id of the aggregate it changes), this process's
+          units of the same key run one at a time (`aggregate_lock`), so
+          concurrent commands on one aggregate in one service do not collide.
+        * When another writer saved one of them meanwhile (a version conflict:
+          another replica, or a unit without key), or the store was busy
+          (`transient`), `unit` runs again on the fresh state after a jittered
+          backoff, up to RETRIES times; the rules are checked again each time,
+          so a late command gets the rule error the new state calls for.
+        * Still conflicting after that: Conflict ("try again"); the store still
+          busy or unreachable, or refusing the write: Unavailable. A typed
+          error in any case, never an internal one; nothing is saved."""
+        if key is not None:
+            with aggregate_lock(key):
+                return self._attempts(unit)
+        return self._attempts(unit)
+
+    def _attempts(self, unit: Callable[[], tuple[Sequence[Aggregate], T]]) -> T:
+        started = _time.monotonic()
+
+        def retry_busy(e: Unavailable) -> bool:
+            in_budget = _time.monotonic() - started < BUSY_BUDGET
+            return in_budget and transient(e.__cause__)
+
         for attempt in range(RETRIES):
-            changed, result = unit()
+            last = attempt == RETRIES - 1
             try:
-                self.save(*changed)
-            except Conflict:
-                if attempt == RETRIES - 1:
+                changed, result = unit()
+            except Unavailable as e:  # the store could not be read
+                if last or not retry_busy(e):
                     raise
-                continue
-            return result
+            else:
+                try:
+                    self.save(*changed)
+                    return result
+                except Conflict:
+                    if last:
+                        log.warning("store.conflict_persists", attempts=RETRIES)
+                        raise
+                except Unavailable as e:
+                    if last or not retry_busy(e):
+                        raise
+            _time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
     def update(
@@ -143,7 +253,7 @@ class ServiceApplication(Application[UUID]):
             aggregate = self.get(tenant_id, aggregate_id, kind)
             return [aggregate], (aggregate, change(aggregate))
 
-        return self.transact(unit)
+        return self.transact(unit, key=str(aggregate_id))
 
     def construct_recorder(self) -> ProcessRecorder:
         try:
@@ -170,10 +280,15 @@ class ServiceApplication(Application[UUID]):
                 listener(last)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Save, as the library does. Raises Conflict on a version conflict
+        (another writer saved first, or the id exists), Unavailable if the
+        store is busy, unreachable or refuses the write (cause chained)."""
         try:
             return super().save(*objs, **kwargs)
         except IntegrityError as e:
             raise Conflict("changed concurrently or already exists; try again") from e
+        except PersistenceError as e:
+            raise _unavailable(e) from e
 
     def save_tracked(self, *objs: Any, tracking: Tracking) -> list[Recording[UUID]]:
         """Save new events and the upstream position in one transaction.
@@ -221,6 +336,12 @@ class ServiceApplication(Application[UUID]):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+def _unavailable(error: PersistenceError) -> Unavailable:
+    # The store's message may quote values: only the class is logged.
+    log.warning("store.error", error=type(error).__name__)
+    return Unavailable("the store is busy or unreachable; try again")
 
 
 def noun(kind: type[Any]) -> str:

@@ -21,6 +21,7 @@ from typing import TypedDict
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from services.runtime.errors import Unavailable
 from services.runtime.settings import Settings
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -44,6 +45,9 @@ class Store:
     pool_size: int = 8
     schema_prefix: str = ""
     aggregate_cache_size: int = 5000
+    busy_timeout: int = 30
+    """Seconds a SQLite writer waits for another's lock before "database is
+    locked" (then Unavailable); PostgreSQL's lock_timeout is 10 s."""
 
     @classmethod
     def for_service(cls, service: str, settings: Settings) -> Store:
@@ -87,7 +91,7 @@ class Store:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.data_dir / f"{app_name.lower()}.db"),
-                "SQLITE_LOCK_TIMEOUT": "30",
+                "SQLITE_LOCK_TIMEOUT": str(self.busy_timeout),
             }
         url = self._url()
         self.create_schema()
@@ -112,22 +116,24 @@ class Store:
             path = self.data_dir / f"{self.service}-views.db"
             engine = sa.create_engine(
                 f"sqlite:///{path}",
-                connect_args={"timeout": 30, "check_same_thread": False},
+                connect_args={"timeout": self.busy_timeout, "check_same_thread": False},
                 pool_size=self.pool_size,
                 max_overflow=self.pool_size,
             )
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(engine, "begin", _sqlite_begin)
-            return engine
-        self.create_schema()
-        url = self._url().set(drivername="postgresql+psycopg")
-        return sa.create_engine(
-            url,
-            connect_args={"options": f"-csearch_path={self.schema}"},
-            pool_size=self.pool_size,
-            max_overflow=self.pool_size,
-            pool_pre_ping=True,
-        )
+        else:
+            self.create_schema()
+            url = self._url().set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(
+                url,
+                connect_args={"options": f"-csearch_path={self.schema}"},
+                pool_size=self.pool_size,
+                max_overflow=self.pool_size,
+                pool_pre_ping=True,
+            )
+        sa.event.listen(engine, "handle_error", _typed_store_errors)
+        return engine
 
     def conninfo(self) -> ConnInfo:
         """psycopg connection arguments for the PostgreSQL URL."""
@@ -145,6 +151,35 @@ class Store:
 
         with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether a driver error means "busy or unreachable, try again": SQLite's
+    locked/busy (its other OperationalErrors, e.g. a missing table, are bugs),
+    PostgreSQL's OperationalError (connection lost, lock or statement timeout,
+    server shutting down; psycopg reports bad SQL as ProgrammingError)."""
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        return "locked" in text or "busy" in text
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _typed_store_errors(context: sa.engine.ExceptionContext) -> None:
+    """A read model's database busy beyond its timeout ("database is locked"),
+    a lock or statement timeout, a dropped connection: Unavailable (the
+    caller may try again), not an internal error. The cause stays chained;
+    `parking.is_transient` counts Unavailable as transient, so projections
+    retry rather than park."""
+    if is_busy(context.original_exception) or isinstance(
+        context.sqlalchemy_exception, sa.exc.InterfaceError
+    ):
+        raise Unavailable("the store is busy or unreachable; try again") from (
+            context.sqlalchemy_exception
+        )
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
