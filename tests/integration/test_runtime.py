@@ -298,15 +298,19 @@ def counting_reaction(
     calls: list[int],
     fail_after_commit: set[int],
     fail_before: dict[int, int] | None = None,
+    on_joined: Callable[[int], None] | None = None,
 ) -> Reaction:
     """Counts MemberJoined per tenant; for sequences in `fail_after_commit`,
     commits its effects and then fails once, as if the ack had been lost; for
     sequences in `fail_before`, fails that many times before doing anything
-    (a passing fault: a database restarting)."""
+    (a passing fault: a database restarting). `on_joined(sequence)` is told
+    of each MemberJoined first, and may arm those failures for it."""
     failing = fail_before if fail_before is not None else {}
 
     async def handle(event: CloudEvent, tracking: Tracking) -> None:
         calls.append(event.sequence)
+        if on_joined is not None and event.type == idc.MemberJoined.type_name():
+            on_joined(event.sequence)
         if failing.get(event.sequence, 0) > 0:
             failing[event.sequence] -= 1
             raise ConnectionError("the database is restarting")
@@ -355,8 +359,16 @@ async def test_a_redelivered_event_does_not_apply_twice(
     COUNT.create(engine)
     calls: list[int] = []
     fail_after_commit: set[int] = set()
+    armed_after: list[int] = []  # fail once after commit: the next MemberJoined after this
+    joined: list[int] = []
+
+    def arm(sequence: int) -> None:
+        if armed_after and sequence > armed_after[0] and not joined:
+            fail_after_commit.add(sequence)
+            joined.append(sequence)
+
     consumer = ReactionConsumer(
-        "test", counting_reaction(engine, calls, fail_after_commit), client_bus
+        "test", counting_reaction(engine, calls, fail_after_commit, on_joined=arm), client_bus
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(stopping))
@@ -366,10 +378,9 @@ async def test_a_redelivered_event_does_not_apply_twice(
 
         # 1. Effects committed, then the handler fails before the ack: the
         #    message is redelivered and skipped by the tracking position.
-        next_sequence = host.context["app"].max_notification_id() + 2  # invitation, then joined
-        fail_after_commit.add(next_sequence)
+        armed_after.append(host.context["app"].max_notification_id())
         await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
-        await eventually(lambda: calls.count(next_sequence) >= 2)
+        await eventually(lambda: joined and calls.count(joined[0]) >= 2)
         assert members_counted(engine, tenant.tenant_id) == 2
 
         # 2. The same event published again under another message id (a
@@ -410,18 +421,26 @@ async def test_a_failing_event_blocks_newer_ones_until_it_succeeds(
     COUNT.create(engine)
     calls: list[int] = []
     fail_before: dict[int, int] = {}
+    armed_after: list[int] = []
+    joined: list[int] = []
+
+    def arm(sequence: int) -> None:
+        if armed_after and sequence > armed_after[0] and not joined:
+            fail_before[sequence] = 2  # A's MemberJoined fails twice...
+            joined.append(sequence)
+
     consumer = ReactionConsumer(
-        "test", counting_reaction(engine, calls, set(), fail_before), client_bus
+        "test", counting_reaction(engine, calls, set(), fail_before, on_joined=arm), client_bus
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(stopping))
     try:
         tenant, _ = await create_network(client_bus, "pole-11e")
         await eventually(lambda: members_counted(engine, tenant.tenant_id) == 1)
-        a_joined = host.context["app"].max_notification_id() + 2
-        fail_before[a_joined] = 2  # A's MemberJoined fails twice...
+        armed_after.append(host.context["app"].max_notification_id())
         await add_member(client_bus, tenant.tenant_id, "a@pole.example", card("A"))
-        await eventually(lambda: a_joined in calls)
+        await eventually(lambda: bool(joined))
+        a_joined = joined[0]
         await add_member(client_bus, tenant.tenant_id, "b@pole.example", card("B"))  # ...B comes
         await eventually(lambda: members_counted(engine, tenant.tenant_id) == 3, timeout=15)
         first_success = len(calls) - 1 - calls[::-1].index(a_joined)
