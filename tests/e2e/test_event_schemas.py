@@ -19,8 +19,7 @@ import pytest
 from infra.catalogue import event_schemas
 from services.runtime.clock import MovableClock
 from tests.e2e.conftest import Network, Session, System, join, mutate, open_network
-from tests.e2e.referrals import done
-from tests.e2e.test_hubs_graphql import (
+from tests.e2e.hubs.steps import (
     IN_11E,
     NEAR_VOLTAIRE,
     STORY_RULES,
@@ -30,6 +29,7 @@ from tests.e2e.test_hubs_graphql import (
     until_member,
     until_status,
 )
+from tests.e2e.referrals import done
 from tests.support.identity import PASSWORD, mailed_tokens
 from tests.support.waiting import eventually
 
