@@ -86,6 +86,7 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
     await succeed(
         system, "setTenantAdmin", {"memberId": paul.id, "admin": True}, admin, "TenantAdminSet"
     )
+    paul = await login(system, paul.email)  # a change of roles ended his sessions
 
     hub = await create_hub(system, net, rules=STORY_RULES)
     n_karim = await nominate(system, admin, hub, karim)
