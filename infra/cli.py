@@ -426,8 +426,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _negative_shift(argv: list[str]) -> list[str]:
+    """`quartier clock -2h`: a shift back in time is not an option (argparse
+    would take it for one), so it is passed after `--`."""
+    if "clock" in argv and "--" not in argv:
+        at = argv.index("clock") + 1
+        if at < len(argv) and re.fullmatch(r"-\d+(\.\d+)?[a-z]+", argv[at]):
+            return [*argv[:at], "--", *argv[at:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_negative_shift(sys.argv[1:] if argv is None else argv))
     try:
         settings = Settings.from_env()
     except ConfigurationError as e:

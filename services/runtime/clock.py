@@ -8,6 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from services.runtime.errors import InvalidInput
+
+MAX_OFFSET = timedelta(days=3660)
+"""How far a development clock may move from the system's time (about ten
+years): far enough for any rule, and far from the ends of `datetime`."""
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -65,6 +71,12 @@ class ShiftedClock:
         with self._lock:
             if move_id in self._moves:
                 return False
+            if abs(self.offset + delta) > MAX_OFFSET:
+                raise InvalidInput(
+                    f"the clock moves at most {MAX_OFFSET.days} days from the system's time"
+                    f" (it is {self.offset.total_seconds() / 86400:+.2f} days from it now)",
+                    field="seconds",
+                )
             self._moves.add(move_id)
         self.advance(delta)
         return True

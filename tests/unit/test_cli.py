@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from infra import cli
 from infra.cli import public_url
 from infra.launcher import public_url_file
+from services.runtime.clock import ShiftedClock
+from services.runtime.errors import InvalidInput
 from services.runtime.settings import Settings
 
 
@@ -33,3 +36,27 @@ def test_durations() -> None:
     for bad in ("", "8", "+d", "8 days", "8y"):
         with pytest.raises(ValueError):
             cli.parse_duration(bad)
+
+
+@pytest.mark.parametrize("shift", ["-2h", "-16d", "-1.5w"])
+def test_a_shift_back_in_time_is_not_taken_for_an_option(shift: str) -> None:
+    args = cli.parser().parse_args(cli._negative_shift(["clock", shift]))
+    assert (args.command, args.shift) == ("clock", shift)
+    # as documented before, with `--`, still works; options are untouched
+    assert cli._negative_shift(["clock", "--", shift]) == ["clock", "--", shift]
+    assert cli._negative_shift(["stream", "--tenant", "x"]) == ["stream", "--tenant", "x"]
+
+
+@pytest.mark.parametrize("days", [3661, -3661, 99999999])
+def test_the_clock_refuses_to_move_past_its_bound(days: int) -> None:
+    clock = ShiftedClock()
+    before = clock.now()
+    with pytest.raises(InvalidInput, match="at most 3660 days"):
+        clock.move("m1", timedelta(days=days))
+    assert clock.offset == timedelta(0) and clock.now() >= before  # nothing moved
+    # within the bound, step by step, up to it and not past it
+    assert clock.move("m2", timedelta(days=3000 if days > 0 else -3000))
+    with pytest.raises(InvalidInput):
+        clock.move("m3", timedelta(days=700 if days > 0 else -700))
+    assert clock.move("m4", timedelta(days=-3000 if days > 0 else 3000))
+    assert clock.offset == timedelta(0)
