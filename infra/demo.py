@@ -8,15 +8,19 @@ a facilitator roster."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.runtime.bus import Bus
-from services.runtime.errors import InvalidCredentials, NotFound
+from services.runtime.errors import InvalidCredentials, NotFound, RateLimited
+from services.runtime.logging import get_logger
 from services.runtime.messages import Actor
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
+
+log = get_logger(__name__)
 
 SLUG = "pole-11e"
 NAME = "Pôle des réseaux de proximité — Paris 11e"
@@ -248,15 +252,31 @@ def operator(token: str, tenant_id: str | None = None) -> RequestContext:
 
 
 async def ensure_member(
-    bus: Bus, operator_token: str, tenant_id: str, member: DemoMember
+    bus: Bus,
+    operator_token: str,
+    tenant_id: str,
+    member: DemoMember,
+    admin: idc.Session | None = None,
 ) -> idc.Session:
-    """Sign in as the member; if there is no such account, invite and accept."""
+    """Sign in as the member; if there is no such account, invite and accept.
+    A member who changed their password (or whose sign-in is throttled) is
+    found through the admin's view of the network: the demo acts as them by
+    their id and roles, as it does for everyone, without their password."""
     try:
         return await bus.request(
             idc.Login(tenant_slug=SLUG, email=member.email, password=PASSWORD), RequestContext()
         )
-    except InvalidCredentials:
-        pass
+    except (InvalidCredentials, RateLimited):
+        if admin is not None:
+            known = await find_member(bus, admin, member.email)
+            if known is not None:
+                log.info("demo.member_password_changed", member=member.key)
+                return known
+        elif member.admin:
+            raise DemoError(
+                f"the demo's admin {member.email} no longer signs in with the demo's"
+                " password: give it back (`resetPassword`) or start without --demo"
+            ) from None
     sent = await bus.request(
         idc.InviteMember(email=member.email, as_admin=member.admin),
         operator(operator_token, tenant_id),
@@ -266,6 +286,32 @@ async def ensure_member(
         idc.AcceptInvitation(token=sent.token, password=PASSWORD, card=_card(member.card)),
         RequestContext(),
     )
+
+
+class DemoError(Exception):
+    """The demo network cannot be loaded as it stands (said in one line)."""
+
+
+async def find_member(bus: Bus, admin: idc.Session, email: str) -> idc.Session | None:
+    """The member of that address, as a session the demo acts with (no
+    tokens: only their id and current roles), or None."""
+    wanted, offset = email.casefold(), 0
+    while True:
+        page = await bus.request(idc.SearchMembers(offset=offset, limit=50), as_member(admin))
+        for card in page.items:
+            if card.email is not None and card.email.casefold() == wanted:
+                return idc.Session(
+                    access_token="",
+                    access_expires_at=datetime.now(UTC),
+                    refresh_token="",
+                    member_id=card.member_id,
+                    tenant_id=card.tenant_id,
+                    tenant_slug=SLUG,
+                    roles=list(card.roles),
+                )
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return None
 
 
 def _card(card: dict[str, Any]) -> idc.CardChanges:
@@ -304,9 +350,12 @@ async def load_demo(
             ),
             RequestContext(),
         )
-    sessions = {}
+    sessions: dict[str, idc.Session] = {}
     for member in MEMBERS:
-        sessions[member.key] = await ensure_member(bus, operator_token, tenant.tenant_id, member)
+        admin_session = sessions.get(MEMBERS[0].key)
+        sessions[member.key] = await ensure_member(
+            bus, operator_token, tenant.tenant_id, member, admin_session
+        )
     hubs = await load_hubs(bus, sessions)
     # each part only where its service runs (QUARTIER_SERVICES may leave it out)
     lunches: list[str] = []

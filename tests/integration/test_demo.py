@@ -17,16 +17,19 @@ from decimal import Decimal
 import pytest
 
 from infra import clock as movable
-from infra.demo import ARTISANS, VOLTAIRE, as_member, load_demo
+from infra.demo import ARTISANS, PASSWORD, VOLTAIRE, as_member, load_demo
 from infra.demo_meetups import ATTENDANCE, LUNCH, NEXT_ANSWERS, POLL_TITLE, WORKSHOP
 from infra.demo_referrals import SLIPS
 from services.events import contract as ec
 from services.hubs import contract as hc
+from services.identity import contract as idc
 from services.referrals import contract as rc
+from services.runtime.auth import verify_access_token
 from services.runtime.bus import Bus
 from services.runtime.clock import ShiftedClock
 from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
+from services.runtime.tenancy import RequestContext
 from tests.support.services import Services
 
 pytestmark = pytest.mark.asyncio
@@ -121,10 +124,20 @@ async def test_the_demo_has_a_history_and_loads_once(
         assert sessions["claire"].member_id in engagement.core
         assert sessions["emilie"].member_id in engagement.drifting
 
-        # -- a second load adds nothing, and leaves the clock alone
+        # -- a second load adds nothing, and leaves the clock alone, even when a
+        # demo member has changed their password meanwhile (found by the admin)
+        lucas = sessions["lucas"]
+        await client_bus.request(
+            idc.ChangePassword(current_password=PASSWORD, new_password="lucas-own-secret"),
+            RequestContext(
+                tenant_id=lucas.tenant_id,
+                actor=verify_access_token(sqlite_settings.jwt_secret, lucas.access_token).actor(),
+            ),
+        )
         before = recorded(hosts)
-        await load_demo(client_bus, sqlite_settings.operator_token, sqlite_settings)
+        again = await load_demo(client_bus, sqlite_settings.operator_token, sqlite_settings)
         assert recorded(hosts) == before
+        assert again["lucas"].member_id == lucas.member_id
         assert clock.offset == timedelta(0)
         state = await movable.move_clock(client_bus, sqlite_settings, 0.0)
         assert state.offset_seconds == 0
