@@ -16,6 +16,7 @@ By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 HubRef = Annotated["Hub", strawberry.lazy("gateway.hubs")]
 
+AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 MAX_AMOUNT_TEXT = 40  # characters of an amount: "1000000000.000" and then some
 
 
@@ -573,12 +575,17 @@ class MoneyInput:
     currency: str = strawberry.field(default="EUR", description="ISO 4217 code.")
 
     def to_contract(self, field: str = "value") -> c.Money:
-        text = self.amount.strip()
+        """Plain decimal notation only ("1200.50", "1200"): no exponent, sign,
+        spaces, separators or non-ASCII digits, which `Decimal` would take."""
+        text = self.amount
+        if len(text) > MAX_AMOUNT_TEXT or not AMOUNT.fullmatch(text):
+            raise InvalidInput(
+                'not an amount: digits, and a point before the decimals ("1200.50")',
+                field=f"{field}.amount",
+            )
         try:
-            if len(text) > MAX_AMOUNT_TEXT:
-                raise InvalidOperation
             amount = Decimal(text)
-        except InvalidOperation:
+        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
             raise InvalidInput("not an amount", field=f"{field}.amount") from None
         return c.Money(amount=amount, currency=self.currency)
 

@@ -74,7 +74,11 @@ async def test_refusals_change_nothing(system: System, clock: MovableClock) -> N
 
     async with unchanged(system):
         # -- bad values: negative, zero, absurd, malformed, too precise; unknown currencies
-        for amount in ("-5", "0", "1000000000000", "12.345", "abc", "NaN", "Infinity", "1" * 60):
+        malformed = ("1e3", "1E+9", " 12 ", "+12", "12_000", "١٢", "12.", ".5", "1,5", "0x10")
+        for amount in (
+            *("-5", "0", "1000000000000", "12.345", "abc", "NaN", "Infinity", "1" * 60),
+            *malformed,
+        ):
             refused = await refer(
                 system,
                 "markReferralWon",
