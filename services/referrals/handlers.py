@@ -529,7 +529,7 @@ class ReferralsHandlers(Handlers):
                 if subject != member_id and not (
                     directory.is_tenant_admin(conn, tenant_id, member_id)
                     or admin_hubs & set(directory.hubs_of(conn, tenant_id, subject))
-                ):
+                ) or not directory.is_known(conn, tenant_id, subject):
                     raise NotFound("member not found")
                 members = [subject]
                 attendance_where.append(d.c.member_id == subject)

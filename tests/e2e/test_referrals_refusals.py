@@ -192,6 +192,8 @@ async def test_refusals_change_nothing(system: System, clock: MovableClock) -> N
     async with unchanged(system):
         stranger = other.admin
         assert await slip_as(system, slip["id"], stranger) is None
+        # their admin's report on one of ours: not found (not a row of zeros)
+        assert await field_error(system, report, {"s": paul.id}, stranger) == "NOT_FOUND"
         assert (await ask(system, NODE_QUERY, {"id": slip["id"]}, stranger))["node"] is None
         refused = await refer(system, "acceptReferral", slip_id, stranger)
         assert_error(refused, "NotFound", "not_found")

@@ -186,6 +186,12 @@ def mission_done(
 # -- read by the handlers -----------------------------------------------------------
 
 
+def is_known(conn: sa.Connection, tenant_id: str, member_id: str) -> bool:
+    """A member of the tenant, present or former."""
+    row = conn.execute(scoped(members, tenant_id).where(members.c.member_id == member_id)).first()
+    return row is not None
+
+
 def is_active_member(conn: sa.Connection, tenant_id: str, member_id: str) -> bool:
     row = conn.execute(scoped(members, tenant_id).where(members.c.member_id == member_id)).first()
     return bool(row is not None and row.active)
