@@ -252,7 +252,7 @@ def refusal(figures: Figures, name: str) -> Refusal | None:
     the limit: the error's `extensions.limit`.)"""
     if figures.credentials > MAX_CREDENTIALS:
         return Refusal(
-            f"'{name}' has {figures.credentials} credential operations (login, "
+            f"'{name}' has more than {MAX_CREDENTIALS} credential operation (login, "
             "refreshSession, changePassword, …): send one a request",
             "credentials",
         )

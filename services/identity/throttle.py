@@ -104,7 +104,8 @@ class Throttle:
         wait = self.waiting(keys, now)
         if wait:
             raise RateLimited(
-                f"too many {what} attempts: try again in {wait} seconds", retry_after=wait
+                f"too many {what} attempts: try again in {wait} second{'s' if wait != 1 else ''}",
+                retry_after=wait,
             )
         for policy, k in keys:
             self._count(policy, k, now)

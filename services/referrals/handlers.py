@@ -526,10 +526,11 @@ class ReferralsHandlers(Handlers):
             if q.scope == "member":
                 subject = subject or member_id
                 admin_hubs = set(directory.admin_of(conn, tenant_id, member_id))
-                if subject != member_id and not (
+                may_see = subject == member_id or bool(
                     directory.is_tenant_admin(conn, tenant_id, member_id)
                     or admin_hubs & set(directory.hubs_of(conn, tenant_id, subject))
-                ) or not directory.is_known(conn, tenant_id, subject):
+                )
+                if not may_see or not directory.is_known(conn, tenant_id, subject):
                     raise NotFound("member not found")
                 members = [subject]
                 attendance_where.append(d.c.member_id == subject)
