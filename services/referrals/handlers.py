@@ -530,7 +530,8 @@ class ReferralsHandlers(Handlers):
                     directory.is_tenant_admin(conn, tenant_id, member_id)
                     or admin_hubs & set(directory.hubs_of(conn, tenant_id, subject))
                 )
-                if not may_see or not directory.is_known(conn, tenant_id, subject):
+                known = subject == member_id or directory.is_known(conn, tenant_id, subject)
+                if not may_see or not known:
                     raise NotFound("member not found")
                 members = [subject]
                 attendance_where.append(d.c.member_id == subject)
