@@ -794,7 +794,9 @@ class Query:
         return await load_slip(info, raw)
 
     @strawberry.field(
-        description="Thanks you received (default) or gave; `ALL`: the network's (tenant "
+        description="The direction follows the business, as for slips: `RECEIVED` "
+        "(default), thanks for business you received (you thanked its giver); `GIVEN`, "
+        "thanks for business you brought (you were thanked); `ALL`: the network's (tenant "
         "admins). Newest first."
     )
     async def thanks(
