@@ -35,8 +35,6 @@ from services.runtime.tenancy import RequestContext
 from services.runtime.views import TrackedTables
 from tests.support.identity import add_member, card, create_network
 
-pytestmark = pytest.mark.asyncio
-
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
