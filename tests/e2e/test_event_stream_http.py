@@ -29,7 +29,8 @@ from tests.e2e.conftest import (
 from tests.support.env import OPERATOR_TOKEN
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.asyncio
+# one system per store for the module: each test reads only its own networks
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"

@@ -20,7 +20,9 @@ import structlog
 from gateway import execution, http
 from tests.e2e.conftest import System, open_network, serve_gateway
 
-pytestmark = pytest.mark.asyncio
+# one system per store for the module: each test opens its own network, counts
+# events relative to what it saw first, and serves its own gateway for budgets
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

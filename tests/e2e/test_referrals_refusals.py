@@ -30,7 +30,9 @@ from tests.e2e.referrals import (
 )
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.asyncio
+# one system per store for the module: each test opens its own networks and
+# counts the referrals service's events relative to what it saw first
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 
 
 @asynccontextmanager
