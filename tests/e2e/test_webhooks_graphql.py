@@ -29,7 +29,7 @@ CREATE = (
     f" {ERRORS} }} }}"
 )
 ENDPOINTS = (
-    "{ webhookEndpoints { totalCount edges { node { id url pending"
+    "{ webhookEndpoints(first: 1) { totalCount edges { node { id url pending"
     " deliveries { totalCount edges { node { id eventId eventType status attemptCount"
     " attempts { number statusCode ok durationMs error } } } } } } } }"
 )
