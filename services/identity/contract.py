@@ -324,8 +324,14 @@ class GetMembers(IdentityQuery[list[MemberCard]]):
 
 
 class SearchMembers(IdentityQuery[MemberPage]):
+    """Members of the caller's tenant. `text`: every word (folded: case and
+    accents aside) in the card; with `offered_only`, in what the member
+    offers (their "I offer" and activity), not what they seek or bio — how
+    referrals finds who could answer a need."""
+
     activity_code: str | None = None
     text: str | None = None
+    offered_only: bool = False
     near: Point | None = None
     radius_km: float | None = None
     offset: int = 0

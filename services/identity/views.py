@@ -374,8 +374,21 @@ def search(
     query = scoped(members, tenant_id)
     if q.activity_code:
         query = query.where(members.c.activity_code == q.activity_code)
-    for word in fold(q.text or "").split()[:8]:
+    words = fold(q.text or "").split()[:8]
+    for word in words:
         query = query.where(members.c.search_text.contains(word, autoescape=True))
+    if q.offered_only and words:
+        # the words in the offer itself: checked on the rows the index found
+        # (bounded by the tenant's members whose card has them all)
+        def offered(row: sa.Row[Any]) -> bool:
+            offer = fold(" ".join((row.offers or "", row.activity_text or "")))
+            return all(word in offer for word in words)
+
+        ordered = query.order_by(members.c.sort_name, members.c.member_id)
+        offering = [r for r in conn.execute(ordered) if offered(r)]
+        if q.near is None:
+            return [(r, None) for r in offering[q.offset : q.offset + q.limit]], len(offering)
+        query = query.where(members.c.member_id.in_([r.member_id for r in offering]))
     if q.near is None:
         total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         rows = conn.execute(

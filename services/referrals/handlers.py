@@ -392,7 +392,7 @@ class ReferralsHandlers(Handlers):
                 )
         searches = [(2, idc.SearchMembers(activity_code=code, limit=SEARCH_PAGE)) for code in codes]
         for word in list(dict.fromkeys(w for w in words.split() if len(w) >= 3))[:MAX_WORDS]:
-            searches.append((1, idc.SearchMembers(text=word, limit=SEARCH_PAGE)))
+            searches.append((1, idc.SearchMembers(text=word, offered_only=True, limit=SEARCH_PAGE)))
         hits = []
         for weight, search in searches:
             page = await self.bus.request(search, as_service(ctx))

@@ -288,6 +288,14 @@ async def test_profile_card_update_and_search(identity: ServiceHost, client_bus:
     assert [m.member_id for m in by_word.items] == [karim.member_id]
     accents = await client_bus.request(idc.SearchMembers(text="electricien"), reader)
     assert [m.member_id for m in accents.items] == [karim.member_id]
+    # in what members offer only (referrals' needs): Karim seeks an electrician
+    offering = idc.SearchMembers(text="electricien", offered_only=True)
+    assert karim.member_id not in [
+        m.member_id for m in (await client_bus.request(offering, reader)).items
+    ]
+    offering = idc.SearchMembers(text="chauffe EAU", offered_only=True)
+    found = await client_bus.request(offering, reader)
+    assert ([m.member_id for m in found.items], found.total) == ([karim.member_id], 1)
     by_activity = await client_bus.request(idc.SearchMembers(activity_code="electrician"), reader)
     assert [m.member_id for m in by_activity.items] == [far.member_id]
     near = await client_bus.request(
