@@ -362,6 +362,34 @@ class QuartierSchema(Schema):
                 _with_code(error, error_code(error))
         log_errors(errors)
 
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """Over WebSocket (graphql-transport-ws, which names no operation
+        types) subscriptions only: its context is built once, when the
+        connection opens, so a query or mutation there would run with the
+        opener's roles and session for as long as the socket stays open —
+        after a sign-out, a demotion or the token's expiry. Queries and
+        mutations go over HTTP, authorised afresh each time."""
+        if allowed_operation_types is None:
+            allowed_operation_types = (OperationType.SUBSCRIPTION,)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+
     async def execute(
         self,
         query: str | None,

@@ -418,13 +418,22 @@ async def test_request_errors_over_websocket_have_codes(system: System) -> None:
         for op_id, payload, code in [
             ("fragment", {"query": "subscription { ...Nope }"}, "GRAPHQL_VALIDATION_FAILED"),
             ("variable", {"query": STREAM, "variables": {"fromStart": "yes"}}, "BAD_USER_INPUT"),
+            # two operations and no name: not a subscription it can tell
             (
                 "no-name",
                 {
                     "query": "subscription A { tenantEvents { id } }"
                     " subscription B { tenantEvents { id } }"
                 },
-                "OPERATION_NOT_FOUND",
+                "BAD_REQUEST",
+            ),
+            # queries and mutations go over HTTP, authorised afresh each time: on
+            # the socket they would run as its opener for as long as it stays open
+            ("query", {"query": "{ me { id } }"}, "BAD_REQUEST"),
+            (
+                "mutation",
+                {"query": "mutation { setTenantLocale(input: {locale: EN}) { __typename } }"},
+                "BAD_REQUEST",
             ),
         ]:
             await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
