@@ -342,14 +342,22 @@ class Identity(ServiceApplication):
         network's link is InvalidToken, like an unknown one); the link is
         spent and every session of the member ends, all saved together."""
         reset_id, secret = split_token(token)
-        new_hash = self.hasher.hash(new)
 
-        def unit() -> tuple[list[Aggregate], Member]:
+        def valid() -> tuple[PasswordReset, Member]:
             reset = self.find(reset_id, PasswordReset)
             if reset is None or reset.tenant_id != tenant_id:
                 raise InvalidToken("this password-reset link is not valid")
             member = self.get(tenant_id, reset.member_id, Member)
             reset.check(secret, member.password_hash, now)
+            return reset, member
+
+        # the link is checked before the new password is hashed (a costly
+        # argon2id hash): a made-up link costs a read, not a hash
+        valid()
+        new_hash = self.hasher.hash(new)
+
+        def unit() -> tuple[list[Aggregate], Member]:
+            reset, member = valid()  # again: it may have been spent meanwhile
             reset.use()
             member.change_password(new_hash)
             ended = self._ending(sessions(str(member.id)), "password reset", None)

@@ -437,6 +437,10 @@ async def test_a_reset_link_of_another_network_expired_superseded_or_forged_is_r
 
     first = await request_link()
     selector, secret = first.split(".", 1)
+    hasher = identity.context["app"].hasher
+    hashed: list[str] = []
+    real_hash = hasher.hash
+    hasher.hash = lambda password: hashed.append(password) or real_hash(password)
     for forged in (
         reset(first, "pole-elsewhere"),  # the link of another network
         reset(first, "no-such-net"),
@@ -446,6 +450,8 @@ async def test_a_reset_link_of_another_network_expired_superseded_or_forged_is_r
     ):
         with pytest.raises(InvalidToken):
             await client_bus.request(forged, ANON)
+    assert hashed == []  # a refused link costs no password hash
+    hasher.hash = real_hash
     second = await request_link()
     await client_bus.request(reset(second), ANON)
     with pytest.raises(InvalidToken, match="changed"):  # the password changed since
