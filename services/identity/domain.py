@@ -490,7 +490,14 @@ class RefreshFamily(TenantAggregate):
             self.spent = [*self.spent, old][-MAX_SPENT_TOKENS:]
             if at is not None:
                 spent_at[old] = at
-        self.live = [*live, new_hash][-MAX_LIVE:]
+        live = [*live, new_hash]
+        # a token pushed out of the live ones counts as spent (with no first
+        # use: presented again, it revokes the session), so that replays in
+        # the grace cannot push the legitimate client's token out unnoticed
+        dropped = live[:-MAX_LIVE]
+        self.live = live[-MAX_LIVE:]
+        if dropped:
+            self.spent = [*self.spent, *dropped][-MAX_SPENT_TOKENS:]
         self.spent_at = {h: t for h, t in spent_at.items() if h in self.spent}
         self.current_hash = new_hash
 
