@@ -218,6 +218,25 @@ class Budgets:
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:
+    """The address a client is counted by (`_client_address`), an IPv6 one
+    by its /64: one subscriber holds a whole /64, and rotating addresses in
+    it would otherwise give fresh budgets and throttles at will."""
+    return per_subnet(_client_address(peer, forwarded_for, trusted))
+
+
+def per_subnet(address: str) -> str:
+    """An IPv6 address as its /64 network (`2001:db8:1:2::/64`); anything
+    else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
+
+
+def _client_address(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:
     """The client's address: the TCP peer, unless the peer is a trusted
     proxy (`QUARTIER_TRUSTED_PROXIES`, addresses or networks); then the
     right-most address of `X-Forwarded-For` that is not itself a trusted

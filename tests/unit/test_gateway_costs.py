@@ -395,7 +395,9 @@ PROXIES = frozenset({"10.0.0.0/8", "::1/128"})
         ("10.1.2.3", "198.51.100.1", PROXIES, "198.51.100.1"),
         ("10.1.2.3", "6.6.6.6, 198.51.100.1", PROXIES, "198.51.100.1"),  # spoofed left part
         ("10.1.2.3", "198.51.100.1, 10.9.9.9", PROXIES, "198.51.100.1"),  # two proxies
-        ("::1", "2001:db8::5", PROXIES, "2001:db8::5"),
+        ("::1", "2001:db8::5", PROXIES, "2001:db8::/64"),  # an IPv6 client by its /64
+        ("2001:db8:0:1:aaaa::1", None, frozenset(), "2001:db8:0:1::/64"),
+        ("::ffff:203.0.113.9", None, frozenset(), "::ffff:203.0.113.9"),  # IPv4, mapped
         ("10.1.2.3", "not-an-address", PROXIES, "10.1.2.3"),
         ("10.1.2.3", None, PROXIES, "10.1.2.3"),
         ("10.1.2.3", "10.4.4.4", PROXIES, "10.4.4.4"),  # all proxies: the first
@@ -405,6 +407,12 @@ def test_x_forwarded_for_counts_only_from_trusted_proxies(
     peer: str, forwarded: str | None, trusted: frozenset[str], expected: str
 ) -> None:
     assert client_address(peer, forwarded, trusted) == expected
+
+
+def test_addresses_rotated_within_one_ipv6_subnet_share_their_budget() -> None:
+    rotated = {client_address(f"2001:db8:0:1::{i:x}", None, frozenset()) for i in range(1, 200)}
+    assert rotated == {"2001:db8:0:1::/64"}
+    assert client_address("2001:db8:0:2::1", None, frozenset()) not in rotated
 
 
 def test_trusted_proxies_and_budgets_are_settings() -> None:
