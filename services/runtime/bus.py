@@ -80,6 +80,11 @@ class Offloader:
         self.executor.shutdown(wait=True, cancel_futures=False)
 
 
+NO_RESPONDERS_RETRIES = (0.05, 0.1, 0.2, 0.4)
+"""Seconds between the tries of a request nobody subscribes to (about 0.75 s
+in all) before it is answered `Unavailable`."""
+
+
 class Bus:
     def __init__(
         self,
@@ -333,19 +338,29 @@ class Bus:
             credential=ctx.credential,
             idempotency_key=ctx.idempotency_key if cls.idempotent else None,
         )
+        payload = encoder.encode(envelope)
+        msg: Msg | None = None
         try:
-            msg = await self.client.request(
-                cls.subject(),
-                encoder.encode(envelope),
-                timeout=timeout or self.request_timeout,
-                headers={CORRELATION_HEADER: ctx.correlation_id},
-            )
-        except nats.errors.NoRespondersError:
-            raise Unavailable(f"the {cls.service} service is not running") from None
+            for delay in (*NO_RESPONDERS_RETRIES, None):
+                try:
+                    msg = await self.client.request(
+                        cls.subject(),
+                        payload,
+                        timeout=timeout or self.request_timeout,
+                        headers={CORRELATION_HEADER: ctx.correlation_id},
+                    )
+                    break
+                except nats.errors.NoRespondersError:
+                    # never delivered, so safe to send again: a replica may be
+                    # moments from serving (starting, or taking over)
+                    if delay is None:
+                        raise Unavailable(f"the {cls.service} service is not running") from None
+                    await asyncio.sleep(delay)
         except (TimeoutError, nats.errors.TimeoutError):
             raise Unavailable(f"the {cls.service} service did not answer in time") from None
         except nats.errors.ConnectionClosedError:
             raise Unavailable("the message bus is not connected") from None
+        assert msg is not None  # each try either answered, or raised at the last
         reply = reply_decoder.decode(msg.data)
         if reply.error is not None:
             e = reply.error
