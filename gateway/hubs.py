@@ -16,7 +16,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.events import HubMeetupFields
+from gateway.events.hub_fields import HubMeetupFields
 from gateway.identity import GeoPointInput, Member, load_member, load_members
 from gateway.kit import (
     Connection,
@@ -216,7 +216,7 @@ class Nomination(Node):
 @strawberry.type(
     description="A club of the network: a neighbourhood circle, a trade club, a regional club."
 )
-class Hub(Node, HubMeetupFields):  # its meetups, polls, cards: gateway/events.py
+class Hub(Node, HubMeetupFields):  # its meetups, polls, cards: gateway/events/
     hub_id: strawberry.ID
     name: str
     kind: HubKind

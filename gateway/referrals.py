@@ -9,7 +9,7 @@ slip, its prospect and its value are shown to its giver, its receiver, the
 admins of its hub and tenant admins; to anyone else the slip does not exist
 (`null`, or `NotFound` for a mutation), like another network's. A value the
 caller may not see is `null`. Profiles come through identity's DataLoader,
-hubs and meetups through theirs (`gateway/events.py`), and are nullable (see
+hubs and meetups through theirs (`gateway/events/`), and are nullable (see
 docs/api.md, "Partial data").
 
 By convention (see `gateway.kit`): `Query`, `Mutation`, `types`, `nodes`."""
@@ -26,7 +26,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.events import Meetup, load_hub_of, load_meetup
+from gateway.events.meetups import Meetup, load_hub_of, load_meetup
 from gateway.identity import Member, load_member, load_members
 from gateway.kit import (
     Connection,
