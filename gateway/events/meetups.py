@@ -24,10 +24,10 @@ from services.events import contract as c
 from services.runtime import errors as e
 
 if TYPE_CHECKING:
-    from gateway.hubs import Hub
+    from gateway.hubs.hub import Hub
 
 
-HubRef = Annotated["Hub", strawberry.lazy("gateway.hubs")]
+HubRef = Annotated["Hub", strawberry.lazy("gateway.hubs.hub")]
 
 
 @strawberry.enum
@@ -136,7 +136,7 @@ async def load_series(info: Info[Context, Any], hub_id: str, series_id: str) -> 
 
 
 async def load_hub_of(info: Info[Context, Any], hub_id: str) -> Hub | None:
-    from gateway.hubs import Hub
+    from gateway.hubs.hub import Hub
     from services.hubs import contract as hc
 
     with public_errors():
