@@ -1,4 +1,5 @@
-"""What a service's GraphQL module (`gateway/<service>.py`) is built from:
+"""What a service's GraphQL module (`gateway/<service>.py`, or a package
+`gateway/<service>/` with one module per concern) is built from:
 
 * `ask` for queries and `command` for mutations: the request goes to the
   service over NATS; a typed error becomes a top-level GraphQL error with its
@@ -17,7 +18,9 @@
 A service module exposes, by convention, `Query`, `Mutation`, optionally
 `Subscription`, `types` (its Node types, registered with the schema) and
 `nodes` (Node type name → loader); `gateway.schema` merges them in the order
-of `services/registry.py`.
+of `services/registry.py`. A package's `__init__.py` merges its modules'
+`Query` and `Mutation` parts (`strawberry.tools.merge_types`), in the order
+of their fields in `schema.graphql`.
 """
 
 from __future__ import annotations
