@@ -243,13 +243,11 @@ def server_options() -> dict[str, Any]:
     }
 
 
-async def serve(settings: Settings) -> None:
-    """NATS first, then the HTTP server until SIGTERM or SIGINT (uvicorn's
-    own handling). A signal while NATS does not answer yet stops the
-    gateway there, with a log line, not a failed start-up's traceback."""
-    import uvicorn
-
-    bus = gateway_bus(settings)
+async def serve(settings: Settings, bus: Bus, server: Any) -> None:
+    """NATS first, then `server` (uvicorn's, serving the app on `bus`) until
+    SIGTERM or SIGINT (uvicorn's own handling). A signal while NATS does not
+    answer yet stops the gateway there, with a log line, not a failed
+    start-up's traceback."""
     loop = asyncio.get_running_loop()
     connecting = asyncio.ensure_future(bus.connect(wait=None if settings.is_prod else 30.0))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -262,14 +260,7 @@ async def serve(settings: Settings) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    config = uvicorn.Config(
-        create_app(settings, bus),
-        host=settings.http_host,
-        port=settings.http_port,
-        timeout_graceful_shutdown=10,
-        **server_options(),
-    )
-    await uvicorn.Server(config).serve()
+    await server.serve()
 
 
 def main() -> None:
@@ -277,10 +268,22 @@ def main() -> None:
     production, for 30 s: docs/deployment.md), stops it with one line on
     stderr (`quartier-gateway: …`) and exit status 2 or 1, not a traceback;
     SIGTERM or SIGINT while it waits for NATS, with exit status 0."""
+    import uvicorn
+
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level, service="gateway")
-        asyncio.run(serve(settings))
+        bus = gateway_bus(settings)
+        config = uvicorn.Config(
+            create_app(settings, bus),
+            host=settings.http_host,
+            port=settings.http_port,
+            timeout_graceful_shutdown=10,
+            **server_options(),
+        )
+        # the event loop uvicorn.run would use (uvloop when installed)
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve(settings, bus, uvicorn.Server(config)))
     except ConfigurationError as e:
         print(f"quartier-gateway: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
