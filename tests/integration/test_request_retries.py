@@ -92,9 +92,9 @@ async def test_a_command_held_by_a_replica_that_dies_is_answered_by_another_once
                 client_bus.request(
                     hc.CreateHub(name="Voltaire", kind="neighbourhood", area=VOLTAIRE),
                     as_member(admin),  # no idempotency key of the caller's
-                    # sent again every 7.5 s: time enough for the other
+                    # sent again every 5 s: time enough for the other
                     # replica to start on a loaded machine
-                    timeout=30,
+                    timeout=20,
                 )
             )
             await eventually(lambda: sends, timeout=10)
