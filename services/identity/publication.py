@@ -8,6 +8,7 @@ from typing import Any
 
 from services.identity import contract as c
 from services.identity.domain import Invitation, Member, Tenant
+from services.identity.erasure_domain import Erasure
 
 
 def to_public(event: Any) -> c.IdentityEvent | None:
@@ -47,4 +48,6 @@ def to_public(event: Any) -> c.IdentityEvent | None:
             return c.MemberRolesChanged(
                 tenant_id=tenant_id, member_id=aggregate_id, roles=list(event.roles)
             )
+        case Erasure.Completed():
+            return c.MemberErased(tenant_id=tenant_id, member_id=event.member_id)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from services.identity.application import Identity
 from services.identity.contract import SERVICE
+from services.identity.erasure import ErasureHandlers, ErasureViews
 from services.identity.handlers import IdentityHandlers
 from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
@@ -25,6 +26,8 @@ def build(
     projector = host.add_projection(app, IdentityViews())
     handlers = IdentityHandlers(host, app, mailer or mailer_for(settings))
     host.add_endpoints(handlers.endpoints())
+    host.add_projection(app, ErasureViews())
+    host.add_endpoints(ErasureHandlers(host, app).endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
     return host
 
