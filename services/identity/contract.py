@@ -442,8 +442,9 @@ class RequestErasure(IdentityCommand[ErasureInfo]):
 
 
 class ListErasures(IdentityQuery[ErasurePage]):
-    """Tenant admin: erasures, newest first."""
+    """Tenant admin: erasures, newest first (or only the one with this id)."""
 
+    erasure_id: str | None = None
     offset: int = 0
     limit: int = 50
 

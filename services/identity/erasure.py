@@ -103,8 +103,12 @@ def invitations_to(conn: sa.Connection, tenant_id: str, email: str) -> list[str]
     return [r.invitation_id for r in rows]
 
 
-def list_erasures(conn: sa.Connection, tenant_id: str, offset: int, limit: int) -> c.ErasurePage:
+def list_erasures(
+    conn: sa.Connection, tenant_id: str, offset: int, limit: int, erasure_id: str | None = None
+) -> c.ErasurePage:
     query = scoped(erasures, tenant_id)
+    if erasure_id is not None:
+        query = query.where(erasures.c.erasure_id == erasure_id)
     total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     rows = conn.execute(
         query.order_by(erasures.c.requested_at.desc(), erasures.c.erasure_id)
@@ -269,4 +273,6 @@ class ErasureHandlers(Handlers):
         if not self.app.is_tenant_admin(tenant_id, member_id):
             raise Forbidden("only a tenant admin may do this")
         check_page(q.limit, q.offset, "erasures")
-        return self.read(lambda conn: list_erasures(conn, tenant_id, q.offset, q.limit))
+        return self.read(
+            lambda conn: list_erasures(conn, tenant_id, q.offset, q.limit, q.erasure_id)
+        )
