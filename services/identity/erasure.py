@@ -23,9 +23,6 @@ its roles and everything other members did with it stay.
 from __future__ import annotations
 
 from datetime import datetime
-from email import policy
-from email.parser import BytesParser
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,11 +33,12 @@ from services.identity import views
 from services.identity.application import Identity
 from services.identity.domain import Invitation, Member, RefreshFamily
 from services.identity.erasure_domain import COMPLETED, REQUESTED, Erasure, address_subject
+from services.runtime.erasure import clear_replies
 from services.runtime.errors import Forbidden
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
-from services.runtime.personal import checkpoint
+from services.runtime.personal import checkpoint, clear_mail_drop
 from services.runtime.tenancy import RequestContext, scoped
 from services.runtime.views import UTCDateTime, check_page
 
@@ -138,45 +136,6 @@ def _info_of(erasure: Erasure) -> c.ErasureInfo:
     )
 
 
-# -- the mail drop ---------------------------------------------------------------
-
-
-def clear_mail_drop(mail_dir: Path, needles: list[str]) -> int:
-    """Delete the mail-drop files (`*.eml`) addressed to, or mentioning, any
-    of `needles` (an address, a name), headers and decoded bodies compared
-    ignoring case. Returns how many were deleted. (With SMTP, sent mail is
-    out of reach: docs/erasure.md.)"""
-    wanted = [n.lower() for n in needles if n and len(n) >= 3]
-    if not wanted or not mail_dir.is_dir():
-        return 0
-    count = 0
-    for path in mail_dir.glob("*.eml"):
-        try:
-            text = mail_text(path.read_bytes()).lower()
-        except OSError:
-            continue
-        if any(n in text for n in wanted):
-            path.unlink(missing_ok=True)
-            count += 1
-    return count
-
-
-def mail_text(raw: bytes) -> str:
-    """A mail's headers and decoded text parts, for searching."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    parts = [str(k) + ": " + str(v) for k, v in message.items()]
-    for part in message.walk():
-        if part.get_content_maintype() == "text":
-            payload = part.get_payload(decode=True)
-            if isinstance(payload, bytes):
-                charset = part.get_content_charset() or "utf-8"
-                try:
-                    parts.append(payload.decode(charset, "replace"))
-                except LookupError:
-                    parts.append(payload.decode("utf-8", "replace"))
-    return "\n".join(parts) + "\n" + raw.decode("utf-8", "replace")
-
-
 # -- the commands ------------------------------------------------------------------
 
 
@@ -248,7 +207,9 @@ class ErasureHandlers(Handlers):
             family = self.app.find(session_id, RefreshFamily)
             if family is not None and family.revoke(reason="erased"):
                 self.app.save(family)
-        cleared = clear_mail_drop(self.settings.mail_dir, [email, name])
+        words = [email, name, *_card_texts(member.card_data)]
+        cleared = clear_mail_drop(self.settings.mail_dir, words)
+        clear_replies(self.engine, words)
         destroyed = self.app.forget(tenant_id, erasure.subjects)
         log.info(
             "erasure.keys_destroyed",
@@ -276,3 +237,9 @@ class ErasureHandlers(Handlers):
         return self.read(
             lambda conn: list_erasures(conn, tenant_id, q.offset, q.limit, q.erasure_id)
         )
+
+
+def _card_texts(card: dict[str, Any]) -> list[str]:
+    texts = [v for v in card.values() if isinstance(v, str)]
+    texts += [v for v in card.get("links") or () if isinstance(v, str)]
+    return texts

@@ -34,6 +34,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -258,12 +261,51 @@ def keyring_for(env: Mapping[str, str]) -> Keyring:
         engine = sa.create_engine(
             url,
             connect_args={"options": f"-csearch_path={schema}"},
-            pool_size=1,
-            max_overflow=2,
+            pool_size=1,  # keys are read once per person and cached
+            max_overflow=1,
             pool_pre_ping=True,
         )
         return SQLKeyring(engine)
     return MemoryKeyring()
+
+
+# -- the mail drop (development and tests) ---------------------------------------------------------------
+
+
+def clear_mail_drop(mail_dir: Path, needles: list[str]) -> int:
+    """Delete the mail-drop files (`*.eml`) addressed to, or mentioning, any
+    of `needles` (an address, a name), headers and decoded bodies compared
+    ignoring case. Returns how many were deleted. (With SMTP, sent mail is
+    out of reach: docs/erasure.md.)"""
+    wanted = [n.lower() for n in needles if n and len(n) >= 3]
+    if not wanted or not mail_dir.is_dir():
+        return 0
+    count = 0
+    for path in mail_dir.glob("*.eml"):
+        try:
+            text = mail_text(path.read_bytes()).lower()
+        except OSError:
+            continue
+        if any(n in text for n in wanted):
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
+def mail_text(raw: bytes) -> str:
+    """A mail's headers and decoded text parts, for searching."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    parts = [str(k) + ": " + str(v) for k, v in message.items()]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    parts.append(payload.decode(charset, "replace"))
+                except LookupError:
+                    parts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(parts) + "\n" + raw.decode("utf-8", "replace")
 
 
 # -- sealing ---------------------------------------------------------------------

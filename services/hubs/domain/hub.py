@@ -38,6 +38,7 @@ from services.hubs.domain.values import (
 )
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import personal
 
 
 class Hub(TenantAggregate):
@@ -809,3 +810,10 @@ class Hub(TenantAggregate):
         self.roster = list(roster)
         self.term_meetup_limit = term_meetups
         self.meetups_this_term = 0
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# A sponsor's note, an objector's reason: under their author's key. (In a
+# hub's snapshots they are not sealed: docs/erasure.md, "Limits".)
+personal(Hub.CandidateNominated, note="sponsor_id")
+personal(Hub.ObjectionRaised, reason="objector_id")
