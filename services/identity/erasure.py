@@ -34,7 +34,7 @@ from services.identity.application import Identity
 from services.identity.domain import Invitation, Member, RefreshFamily
 from services.identity.erasure_domain import COMPLETED, REQUESTED, Erasure, address_subject
 from services.runtime.erasure import clear_replies
-from services.runtime.errors import Forbidden
+from services.runtime.errors import Forbidden, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
@@ -178,6 +178,12 @@ class ErasureHandlers(Handlers):
     def request_erasure(self, cmd: c.RequestErasure, ctx: RequestContext) -> c.ErasureInfo:
         tenant_id = ctx.require_tenant()
         by = self._require_self_or_admin(ctx, cmd.member_id)
+        tenant = self.app.tenant(tenant_id)
+        if tenant.admin_ids == [cmd.member_id]:
+            raise RuleViolation(
+                "a network keeps at least one tenant admin: make another member admin first",
+                rule="last_tenant_admin",
+            )
         erasure = self.write(
             lambda: request_erasure(self.app, tenant_id, cmd.member_id, by, self.clock.now())
         )

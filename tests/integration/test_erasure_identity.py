@@ -9,7 +9,13 @@ import pytest
 from services.identity import contract as idc
 from services.identity.domain import Member
 from services.runtime.bus import Bus
-from services.runtime.errors import Forbidden, InvalidCredentials, InvalidInput, NotFound
+from services.runtime.errors import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    RuleViolation,
+)
 from services.runtime.host import ServiceHost
 from services.runtime.tenancy import RequestContext
 from tests.support.identity import PASSWORD, add_member, as_member, card, create_network
@@ -43,6 +49,9 @@ async def test_who_may_erase_and_what_an_erased_member_reads_as(
         await client_bus.request(idc.ListErasures(), as_member(bob))
     with pytest.raises(InvalidInput):
         await client_bus.request(idc.ListErasures(limit=0), as_member(admin))
+    with pytest.raises(RuleViolation) as last:  # the network's only admin
+        await client_bus.request(idc.RequestErasure(member_id=admin.member_id), as_member(admin))
+    assert last.value.rule == "last_tenant_admin"
     assert app.max_notification_id() == before
 
     done = await client_bus.request(idc.RequestErasure(member_id=alice.member_id), as_member(alice))
