@@ -25,7 +25,9 @@ from gateway.kit import (
     result_union,
 )
 from gateway.nodes import Node, from_global_id, parse_page, to_global_id
+from services.events import contract as ec
 from services.identity import contract as c
+from services.referrals import contract as rc
 
 
 @strawberry.enum(description="requested → completed (done at once; asking again is safe).")
@@ -76,6 +78,32 @@ class ErasureRequested:
 RequestErasureResult = result_union("RequestErasureResult", ErasureRequested)
 
 
+@strawberry.input
+class EraseVisitorInput:
+    visitor_id: strawberry.ID = strawberry.field(description="A visitor's global id.")
+
+
+@strawberry.type(description="The visitor's name and address have been erased.")
+class VisitorErased:
+    visitor_id: strawberry.ID
+
+
+EraseVisitorResult = result_union("EraseVisitorResult", VisitorErased)
+
+
+@strawberry.input
+class EraseProspectInput:
+    referral_id: strawberry.ID = strawberry.field(description="A Slip's global id.")
+
+
+@strawberry.type(description="The slip's outside prospect has been erased.")
+class ProspectErased:
+    referral_id: strawberry.ID
+
+
+EraseProspectResult = result_union("EraseProspectResult", ProspectErased)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Tenant admins: erasures of the network, newest first.")
@@ -106,6 +134,36 @@ class Mutation:
                 member_id=from_global_id(input.member_id, "Member", field="member_id")
             ),
             lambda done: ErasureRequested(erasure=Erasure.from_contract(done)),
+        )
+
+    @strawberry.mutation(
+        description="A co-admin of the visitor's hub or a tenant admin: erase one visitor's "
+        "name and address (their visits stay, as a former visitor). Asking again is safe."
+    )
+    async def erase_visitor(
+        self, info: Info[Context, Any], input: EraseVisitorInput
+    ) -> EraseVisitorResult:
+        return await command(
+            info,
+            lambda: ec.EraseVisitor(
+                visitor_id=from_global_id(input.visitor_id, "Visitor", field="visitor_id")
+            ),
+            lambda _: VisitorErased(visitor_id=input.visitor_id),
+        )
+
+    @strawberry.mutation(
+        description="The slip's giver, a co-admin of its hub or a tenant admin: erase the "
+        "slip's outside prospect (the slip, its status and value stay). Asking again is safe."
+    )
+    async def erase_prospect(
+        self, info: Info[Context, Any], input: EraseProspectInput
+    ) -> EraseProspectResult:
+        return await command(
+            info,
+            lambda: rc.EraseProspect(
+                referral_id=from_global_id(input.referral_id, "Slip", field="referral_id")
+            ),
+            lambda _: ProspectErased(referral_id=input.referral_id),
         )
 
 

@@ -39,6 +39,7 @@ def build(
     host.add_job("mail", sender.run)
     host.add_job("reminders", reminders.run)
     host.add_reaction(erasure.reaction(host, app))
+    host.add_endpoints(erasure.VisitorErasure(host, app).endpoints())
     host.context = {
         "app": app,
         "projector": projector,

@@ -35,6 +35,7 @@ def build(
     host.add_reaction(mail.mail_reaction(host, projector, sender.wake))
     host.add_job("mail", sender.run)
     host.add_reaction(erasure.reaction(host, app))
+    host.add_endpoints(erasure.ProspectErasure(host, app).endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "mail": sender}
     return host
 
