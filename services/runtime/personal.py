@@ -28,6 +28,7 @@ A value stored before its field was declared personal stays as it was
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -60,8 +61,23 @@ replica that destroys it forgets it at once."""
 
 Subject = str | Callable[[Mapping[str, Any]], str | None]
 
+
+@dataclasses.dataclass(frozen=True)
+class Each:
+    """In snapshots: a container (dict values, or list items) of dataclasses
+    whose `fields` are personal, each subject read from the item itself."""
+
+    fields: Mapping[str, Subject | Each]
+
+
+def each(**fields: Subject | Each) -> Each:
+    """`personal_state(Hub, nominations=each(note="sponsor_id",
+    objections=each(reason="objector_id")))`."""
+    return Each(fields)
+
+
 _EVENT_FIELDS: dict[type[Any], dict[str, Subject]] = {}
-_STATE_FIELDS: dict[type[Any], dict[str, Subject]] = {}
+_STATE_FIELDS: dict[type[Any], dict[str, Subject | Each]] = {}
 
 
 def personal(event_class: type[Any], **fields: Subject) -> None:
@@ -71,7 +87,7 @@ def personal(event_class: type[Any], **fields: Subject) -> None:
     _EVENT_FIELDS.setdefault(event_class, {}).update(fields)
 
 
-def personal_state(aggregate_class: type[Any], **fields: Subject) -> None:
+def personal_state(aggregate_class: type[Any], **fields: Subject | Each) -> None:
     """Declare attributes of `aggregate_class` personal in its snapshots."""
     _STATE_FIELDS.setdefault(aggregate_class, {}).update(fields)
 
@@ -347,7 +363,7 @@ class Sealer:
     def seal_fields(
         self,
         state: dict[str, Any],
-        fields: Mapping[str, Subject],
+        fields: Mapping[str, Subject | Each],
         context: Mapping[str, Any],
     ) -> None:
         tenant_id = context.get("tenant_id")
@@ -357,14 +373,52 @@ class Sealer:
             value = state.get(name)
             if value is None or is_sealed(value):
                 continue
+            if isinstance(spec, Each):
+                state[name] = self._seal_each(str(tenant_id), value, spec)
+                continue
             subject = _subject(spec, context)
             if subject:
                 state[name] = self.seal(str(tenant_id), subject, value)
+
+    def _seal_each(self, tenant_id: str, container: Any, spec: Each) -> Any:
+        def seal_item(item: Any) -> Any:
+            if not dataclasses.is_dataclass(item) or isinstance(item, type):
+                return item
+            values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+            self.seal_fields(values, spec.fields, {**values, "tenant_id": tenant_id})
+            copy = object.__new__(type(item))  # no __init__: no checks on envelopes
+            for key, value in values.items():
+                object.__setattr__(copy, key, value)
+            return copy
+
+        if isinstance(container, dict):
+            return {k: seal_item(v) for k, v in container.items()}
+        if isinstance(container, list | tuple):
+            return type(container)(seal_item(v) for v in container)
+        return container
 
     def open_fields(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             if is_sealed(value):
                 state[name] = self.open(value)
+
+    def open_deep(self, value: Any) -> Any:
+        """Open sealed values anywhere inside (snapshots' nested state)."""
+        if is_sealed(value):
+            return self.open(value)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                value[key] = self.open_deep(item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                value[index] = self.open_deep(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                item = getattr(value, f.name)
+                opened = self.open_deep(item)
+                if opened is not item:
+                    object.__setattr__(value, f.name, opened)
+        return value
 
 
 def is_sealed(value: Any) -> bool:
@@ -431,5 +485,5 @@ class PersonalMapper(Mapper[UUID]):
         state = vars(domain_event)
         self.sealer.open_fields(state)
         if isinstance(domain_event, Snapshot) and isinstance(state.get("state"), dict):
-            self.sealer.open_fields(state["state"])
+            self.sealer.open_deep(state["state"])
         return domain_event

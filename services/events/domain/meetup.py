@@ -38,7 +38,7 @@ from services.events.domain.values import (
 )
 from services.runtime.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
-from services.runtime.personal import personal
+from services.runtime.personal import each, personal, personal_state
 from services.runtime.text import single_line
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://quartier.example/meetups")
@@ -663,6 +663,7 @@ class Rsvp(TenantAggregate):
 
 
 # -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
-# A substitute's name, under the key of the member they stood in for. (In a
-# meetup's snapshots it is not sealed: docs/erasure.md, "Limits".)
+# A substitute's name, under the key of the member they stood in for, in the
+# events and in the meetup's snapshots.
 personal(Meetup.AttendanceMarked, substitute="member_id")
+personal_state(Meetup, attendance=each(substitute="member_id"))

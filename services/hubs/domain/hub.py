@@ -38,7 +38,7 @@ from services.hubs.domain.values import (
 )
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
-from services.runtime.personal import personal
+from services.runtime.personal import each, personal, personal_state
 
 
 class Hub(TenantAggregate):
@@ -813,7 +813,8 @@ class Hub(TenantAggregate):
 
 
 # -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
-# A sponsor's note, an objector's reason: under their author's key. (In a
-# hub's snapshots they are not sealed: docs/erasure.md, "Limits".)
+# A sponsor's note, an objector's reason: under their author's key, in the
+# events and in the hub's snapshots.
 personal(Hub.CandidateNominated, note="sponsor_id")
 personal(Hub.ObjectionRaised, reason="objector_id")
+personal_state(Hub, nominations=each(note="sponsor_id", objections=each(reason="objector_id")))
