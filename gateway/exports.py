@@ -41,7 +41,7 @@ from services.runtime.tenancy import RequestContext
 
 log = get_logger("quartier.gateway.exports")
 
-DOWNLOAD = "/v1/exports/{export_id}/download"
+DOWNLOAD = "/v1/exports/{export_id:str}/download"
 
 
 @strawberry.enum(description="What an export holds.")
@@ -60,7 +60,7 @@ class ExportStatus(Enum):
 
 
 def download_path(export_id: str, token: str) -> str:
-    return DOWNLOAD.format(export_id=export_id) + "?token=" + quote(token, safe="")
+    return f"/v1/exports/{quote(export_id, safe='')}/download?token={quote(token, safe='')}"
 
 
 @strawberry.type(description="An export of the network, or of a member's own data.")
