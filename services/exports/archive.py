@@ -192,13 +192,14 @@ class ArchiveWriter:
                 line = buffer.getvalue()
             else:
                 line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-            written.rows += 1
-            self.total_bytes += len(line.encode())
-            if written.rows > self.limits.max_rows:
+            size = len(line.encode())
+            if written.rows + 1 > self.limits.max_rows:
                 raise TooLarge(f"{name} would hold more than {self.limits.max_rows} rows")
-            if self.total_bytes > self.limits.max_bytes:
+            if self.total_bytes + size > self.limits.max_bytes:
                 raise TooLarge(f"the export would be larger than {self.limits.max_bytes} bytes")
             written.handle.write(line)
+            written.rows += 1
+            self.total_bytes += size
             count += 1
         return count
 
