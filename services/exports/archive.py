@@ -114,7 +114,11 @@ FILES: tuple[FileSpec, ...] = (
         "Referrals with their prospect and status history.",
     ),
     FileSpec("thanks.csv", rc.Thanks, "Thanks for closed business."),
-    FileSpec("one_to_ones.csv", rc.OneToOne, "One-to-ones logged."),
+    FileSpec(
+        "one_to_ones.csv",
+        rc.OneToOne,
+        "One-to-ones logged (a member's own export: their latest 200).",
+    ),
     FileSpec("needs.ndjson", rc.Need, "Needs posted to the network and their answers."),
     FileSpec(
         "reports.ndjson",

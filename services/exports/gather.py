@@ -84,6 +84,12 @@ class Gatherer:
             lambda o: self.ask(rc.ListThanks(direction="all", offset=o, limit=MAX_PAGE))
         )
         self.writer.add("thanks.csv", thanks)
+        one_to_ones = await pages(
+            lambda o: self.ask(rc.ListNetworkOneToOnes(offset=o, limit=MAX_PAGE))
+        )
+        self.writer.add("one_to_ones.csv", one_to_ones)
+        needs = await pages(lambda o: self.ask(rc.ListNetworkNeeds(offset=o, limit=MAX_PAGE)))
+        self.writer.add("needs.ndjson", needs)
         await self.progress(0.8)
         since, until = self.now - timedelta(days=REPORT_DAYS), self.now
         self.writer.add(

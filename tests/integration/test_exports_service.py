@@ -33,7 +33,13 @@ from services.identity import contract as idc
 from services.referrals import contract as rc
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
-from services.runtime.errors import Forbidden, InvalidToken, NotFound, RuleViolation
+from services.runtime.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    RuleViolation,
+)
 from services.runtime.host import ServiceHost
 from services.runtime.stream import CloudEvent, json_encoder
 from services.runtime.tenancy import RequestContext
@@ -106,6 +112,12 @@ async def small_network(bus: Bus, clock: MovableClock, referrals: ServiceHost, s
             prospect=rc.Prospect(name="Martin", email="martin@outside.example"),
         ),
         as_member(ana),
+    )
+    await bus.request(
+        rc.LogOneToOne(other_id=bob.member_id, met_on=clock.now().date()), as_member(ana)
+    )
+    await bus.request(
+        rc.PostNeed(activity_codes=["baker"], description="bread for a launch"), as_member(ana)
     )
     return Net(tenant, admin, ana, bob, hub)
 
@@ -185,6 +197,11 @@ async def test_a_network_export_a_members_own_and_an_erasure(
 
         with pytest.raises(Forbidden):  # a member may not export the network
             await bus.request(c.StartExport(scope="network"), ana)
+        for query in (rc.ListNetworkOneToOnes(), rc.ListNetworkNeeds()):  # referrals' own
+            with pytest.raises(Forbidden):
+                await bus.request(query, ana)
+        with pytest.raises(InvalidInput):
+            await bus.request(rc.ListNetworkNeeds(limit=51), admin)
         with pytest.raises(NotFound):  # another network's admin does not see it
             await bus.request(c.GetExport(export_id=started.export_id), as_member(other_admin))
         with pytest.raises(NotFound):  # nor does a member
@@ -217,6 +234,7 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     assert counts["hub_members.csv"] == 3 and counts["hub_rules_history.ndjson"] == 1
     assert counts["meetups.ndjson"] == 1 and counts["meetup_attendance.csv"] == 2
     assert counts["referrals.ndjson"] == 1 and counts["hub_engagement.ndjson"] == 1
+    assert counts["one_to_ones.csv"] == 1 and counts["needs.ndjson"] == 1
     assert counts["reports.ndjson"] == 1 + 1 + 3  # the network, the hub, each member
     assert {r["email"] for r in rows["members.csv"]} == {
         "admin@x-pole.example",
@@ -234,6 +252,7 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     assert [r["member_id"] for r in own_rows["hub_members.csv"]] == [net.ana.member_id]
     assert [r["member_id"] for r in own_rows["meetup_attendance.csv"]] == [net.ana.member_id]
     assert len(own_rows["referrals.ndjson"]) == 1 and len(own_rows["reports.ndjson"]) == 1
+    assert len(own_rows["one_to_ones.csv"]) == 1 and len(own_rows["needs.ndjson"]) == 1
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         everything = b"".join(z.read(n) for n in z.namelist())
     for address in (b"admin@x-pole", b"bob@x-pole", b"@x-autre"):
