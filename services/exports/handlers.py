@@ -60,6 +60,9 @@ class ExportsHandlers(Handlers):
         return views.reply(row, self.signer.token(row.export_id, row.tenant_id, expires), expires)
 
     def _visible(self, tenant_id: str, member_id: str, admin: bool, export_id: str) -> c.Export:
+        if not _is_uuid(export_id):
+            raise NotFound("export not found")
+
         def query(conn: sa.Connection) -> c.Export:
             row = conn.execute(
                 views.visible(tenant_id, member_id, admin).where(
@@ -143,6 +146,8 @@ class ExportsHandlers(Handlers):
 
     @handles(c.GetArchiveChunk)
     def chunk(self, q: c.GetArchiveChunk, ctx: RequestContext) -> c.ArchiveChunk:
+        if not _is_uuid(q.export_id):
+            raise NotFound("export not found")
         tenant_id = self.signer.check(q.token, q.export_id, self.clock.now())
         if ctx.tenant_id is not None and ctx.tenant_id != tenant_id:
             raise InvalidToken("this download link is not valid or has expired: ask for a new one")
@@ -166,3 +171,10 @@ class ExportsHandlers(Handlers):
             )
 
         return self.read(query)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return len(text) == 36 and str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

@@ -206,6 +206,8 @@ async def test_a_network_export_a_members_own_and_an_erasure(
             await bus.request(c.GetExport(export_id=started.export_id), as_member(other_admin))
         with pytest.raises(NotFound):  # nor does a member
             await bus.request(c.GetExport(export_id=started.export_id), ana)
+        with pytest.raises(NotFound):
+            await bus.request(c.GetExport(export_id="../not-an-id"), admin)
         mine = await bus.request(c.StartExport(scope="me"), ana)
         await bus.request(c.StartExport(scope="me"), bob)
         with pytest.raises(RuleViolation) as limit:  # the fourth of the day
