@@ -39,6 +39,7 @@ from services.runtime.errors import (
     InvalidToken,
     NotFound,
     RuleViolation,
+    Unauthenticated,
 )
 from services.runtime.host import ServiceHost
 from services.runtime.stream import CloudEvent, json_encoder
@@ -195,6 +196,10 @@ async def test_a_network_export_a_members_own_and_an_erasure(
         again = await bus.request(c.StartExport(scope="network"), admin)
         assert again.export_id == started.export_id  # a repeat answers the running one
 
+        with pytest.raises(Unauthenticated):  # nobody signed in
+            await bus.request(
+                c.StartExport(scope="me"), RequestContext(tenant_id=net.tenant.tenant_id)
+            )
         with pytest.raises(Forbidden):  # a member may not export the network
             await bus.request(c.StartExport(scope="network"), ana)
         for query in (rc.ListNetworkOneToOnes(), rc.ListNetworkNeeds()):  # referrals' own
