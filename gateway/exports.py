@@ -22,21 +22,21 @@ from litestar.response import Response, Stream
 from strawberry.types import Info
 
 from gateway.context import Context
+from gateway.keys import EXPORT, require_scope
 from gateway.kit import (
     Connection,
     NodeLoader,
+    as_error_type,
     ask,
-    command,
     connection,
     public_errors,
-    require_member,
     result_union,
 )
 from gateway.nodes import Node, parse_page, split_raw_id, to_global_id
 from services.exports import contract as c
 from services.runtime.errors import QuartierError
 from services.runtime.logging import get_logger
-from services.runtime.messages import new_correlation_id
+from services.runtime.messages import Actor, new_correlation_id
 from services.runtime.tenancy import RequestContext
 
 log = get_logger("quartier.gateway.exports")
@@ -120,6 +120,28 @@ class StartExportInput:
     scope: ExportScope
 
 
+def _caller(info: Info[Context, Any]) -> tuple[RequestContext, str | None]:
+    """The request context to ask the service with, and the API key's id:
+    a signed-in member as themself; a tenant API key (docs/api-keys.md) with
+    the `export` scope as the `service` actor of its network (a key is no
+    member). Raises a QuartierError (no key scope, signed out…)."""
+    principal = info.context.principal
+    if principal.key_id is None:
+        return info.context.require_member(), None
+    grant = require_scope(principal, EXPORT)
+    ctx = RequestContext(
+        tenant_id=grant.tenant_id,
+        actor=Actor(kind="service"),
+        correlation_id=info.context.correlation_id,
+    )
+    return ctx, grant.key_id
+
+
+def _as_caller(info: Info[Context, Any]) -> tuple[RequestContext, str | None]:
+    with public_errors():
+        return _caller(info)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -129,7 +151,7 @@ class Query:
     async def exports(
         self, info: Info[Context, Any], first: int = 20, after: str | None = None
     ) -> Connection[Export]:
-        rctx = require_member(info)
+        rctx, _ = _as_caller(info)
         with public_errors():
             offset, limit = parse_page(first, after)
         found = await ask(info, c.ListExports(offset=offset, limit=limit), rctx)
@@ -145,20 +167,21 @@ class Mutation:
     async def start_export(
         self, info: Info[Context, Any], input: StartExportInput
     ) -> StartExportResult:
-        return await command(
-            info,
-            lambda: c.StartExport(scope=input.scope.value),  # type: ignore[arg-type]  # an enum value
-            lambda x: ExportStarted(export=_export(info, x)),
-        )
+        try:
+            rctx, key_id = _caller(info)
+            scope: c.Scope = "network" if input.scope is ExportScope.NETWORK else "me"
+            found = await info.context.ask(c.StartExport(scope=scope, api_key_id=key_id), rctx)
+        except QuartierError as error:
+            return as_error_type(error)
+        return ExportStarted(export=_export(info, found))
 
 
 async def export_node(info: Info[Context, Any], raw_id: str) -> Export | None:
     parts = split_raw_id(raw_id)
     if parts is None:
         return None
-    found = await ask(
-        info, c.GetExport(export_id=parts[0]), require_member(info), missing_as_none=True
-    )
+    rctx, _ = _as_caller(info)
+    found = await ask(info, c.GetExport(export_id=parts[0]), rctx, missing_as_none=True)
     return _export(info, found) if found else None
 
 

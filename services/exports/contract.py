@@ -84,17 +84,26 @@ class ArchiveChunk(Message):
 
 
 class StartExport(ExportsCommand[Export]):
-    """`network`: tenant admins only. `me`: any member, about themself. At
-    most one export per network and scope (per member for `me`) is queued or
-    running: starting again answers that one."""
+    """`network`: tenant admins, or a tenant API key with the `export` scope.
+    `me`: any member, about themself. At most one export per network and
+    scope (per member for `me`) is queued or running: starting again answers
+    that one.
+
+    `api_key_id`: set by the gateway only, for a key whose `export` scope it
+    has just checked with identity; the request then comes from the `service`
+    actor of the key's network (a key never acts as a member)."""
 
     scope: Scope
+    api_key_id: str | None = None
 
 
 # -- queries -------------------------------------------------------------------
 
 
 class GetExport(ExportsQuery[Export]):
+    """A member, or (the `service` actor) the gateway for an API key with
+    the `export` scope: the network's exports."""
+
     export_id: str
 
 

@@ -44,7 +44,16 @@ class ExportsHandlers(Handlers):
     async def _requester(self, ctx: RequestContext) -> tuple[str, bool]:
         """The acting member and whether they are a tenant admin, by
         identity's current state. Unauthenticated if not signed in as a
-        member of this network; Forbidden if identity no longer knows them."""
+        member of this network; Forbidden if identity no longer knows them.
+
+        The `service` actor is the gateway for a tenant API key whose
+        `export` scope it has just checked (docs/api-keys.md; only the
+        gateway may send to this service, by the bus's permissions): it
+        acts on the network's exports, as a tenant admin would, with no
+        member id (`""`)."""
+        if ctx.actor.kind == "service":
+            ctx.require_tenant()
+            return "", True
         member_id = ctx.require_member()
         found = await self.bus.request(idc.GetMembers(member_ids=[member_id]), as_service(ctx))
         if not found:
@@ -83,6 +92,11 @@ class ExportsHandlers(Handlers):
         tenant_id = ctx.require_tenant()
         if cmd.scope == "network" and not admin:
             raise Forbidden("only a tenant admin may export the network")
+        if not member_id:  # an API key
+            key_hex = _uuid_hex(cmd.api_key_id or "")
+            if cmd.scope != "network" or key_hex is None:
+                raise Forbidden("an API key exports the network (scope NETWORK) only")
+            member_id = f"key:{key_hex}"  # 36 characters, as a member id
         key = views.active_key(tenant_id, cmd.scope, member_id)
 
         def unit() -> c.Export:
@@ -178,3 +192,11 @@ def _is_uuid(text: str) -> bool:
         return len(text) == 36 and str(uuid.UUID(text)) == text
     except ValueError:
         return False
+
+
+def _uuid_hex(text: str) -> str | None:
+    """An API key's id (a UUID, with or without dashes) as 32 hex digits."""
+    try:
+        return uuid.UUID(text).hex if len(text) in (32, 36) else None
+    except ValueError:
+        return None

@@ -2,7 +2,8 @@
 would: start a network export (a repeat answers the same one), follow it to
 READY, download the zip from its short-lived link; a member may not export
 the network (a typed error, nothing started) but gets their own data; a
-tampered link is refused."""
+tampered link is refused; a tenant API key with the `export` scope
+exports the network, one without it or asking ME is Forbidden."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import System, join, open_network
+from tests.e2e.test_api_keys import create_key
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 START = (
     "mutation($input: StartExportInput!) { startExport(input: $input) { __typename"
     " ... on ExportStarted { export { id exportId scope status progress downloadUrl } }"
-    " ... on Forbidden { code message } } }"
+    " ... on Forbidden { code message } ... on Unauthenticated { code } } }"
 )
 EXPORTS = (
     "{ exports(first: 5) { totalCount edges { node { id exportId scope status progress"
@@ -77,3 +79,25 @@ async def test_an_admin_exports_the_network_and_a_member_their_own_data(system: 
     with zipfile.ZipFile(io.BytesIO(got.content)) as z:
         members = z.read("members.csv").decode()
     assert member.email in members and net.admin.email not in members
+
+
+async def test_an_api_key_with_the_export_scope_exports_the_network(system: System) -> None:
+    net = await open_network(system, "x-key")
+    key, _ = await create_key(system, net, ["EXPORT"])
+    stream_only, _ = await create_key(system, net, ["EVENTS_READ"])
+
+    refused = await system.gql(START, {"input": {"scope": "NETWORK"}}, stream_only)
+    assert refused["data"]["startExport"]["__typename"] == "Forbidden"
+    own = await system.gql(START, {"input": {"scope": "ME"}}, key)
+    assert own["data"]["startExport"]["__typename"] == "Forbidden"  # a key is no member
+
+    started = await system.gql(START, {"input": {"scope": "NETWORK"}}, key)
+    assert started["data"]["startExport"]["__typename"] == "ExportStarted", started
+    export = started["data"]["startExport"]["export"]
+    node = await ready_export(system, key, export["exportId"])
+    assert node["status"] == "READY", node
+    got = await system.client.get(node["downloadUrl"].removeprefix(system.settings.public_url))
+    with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+        assert net.admin.email in z.read("members.csv").decode()
+    admins = await system.gql(EXPORTS, None, net.admin.access)  # the admins see it too
+    assert export["exportId"] in {e["node"]["exportId"] for e in admins["data"]["exports"]["edges"]}
