@@ -105,7 +105,7 @@ class ApiKeyHandlers(Handlers):
                 self.throttle.attempt(keys, now, "API key")
             raise
         try:
-            with self.engine.begin() as conn:
+            with t.writing(self.engine) as conn:
                 k.record_use(conn, row.key_id, now)
         except sa.exc.IntegrityError:  # a concurrent first use recorded it
             pass

@@ -211,7 +211,7 @@ class Identity(ServiceApplication):
         if not self.hasher.verify(member.password_hash, password):
             raise InvalidCredentials("wrong e-mail address or password")
         if self.hasher.needs_rehash(member.password_hash):
-            member.change_password(self.hasher.hash(password))
+            member.change_password(self.hasher.hash(password), rehash=True)
             self.save(member)
         return member
 
@@ -223,6 +223,7 @@ class Identity(ServiceApplication):
             member_id=member.id,
             token_hash=hash_secret(secret),
             expires_at=now + timedelta(seconds=ttl),
+            password_fingerprint=member.credential_fingerprint,
         )
         self.save(family)
         return join_token(family.id, secret)
@@ -234,19 +235,28 @@ class Identity(ServiceApplication):
         family_id, secret = split_token(token)
         new = new_secret()
 
-        def unit() -> tuple[list[Aggregate], RefreshFamily]:
+        def unit() -> tuple[list[Aggregate], tuple[RefreshFamily, Member, bool]]:
             family = self.find(family_id, RefreshFamily)
             if family is None:
                 raise InvalidToken("this refresh token is not valid")
+            member = self.get(family.tenant_id, family.member_id, Member)
+            if not family.revoked and not family.bound_to(member.credential_fingerprint):
+                # started with an older password (a sign-in racing a change)
+                if not family.is_live(secret):
+                    raise InvalidToken("this refresh token is not valid")
+                family.revoke(reason="password changed")
+                return [family], (family, member, True)
             family.rotate(secret, hash_secret(new), now, grace)
-            return [family], family
+            return [family], (family, member, False)
 
-        family = self.transact(unit)  # concurrent refreshes: each on the fresh state
+        # concurrent refreshes: each on the fresh state
+        family, member, stale = self.transact(unit)
+        if stale:
+            raise InvalidToken("the password has changed since this session began: sign in again")
         if family.revoked:
             raise InvalidToken(
                 "this refresh token was already used: the session has been revoked, sign in again"
             )
-        member = self.get(family.tenant_id, family.member_id, Member)
         return member, join_token(family.id, new)
 
     def end_session(self, token: str) -> None:
@@ -301,7 +311,18 @@ class Identity(ServiceApplication):
         def unit() -> tuple[list[Aggregate], None]:
             fresh = self.get(tenant_id, member_id, Member)
             fresh.change_password(new_hash)
-            return [fresh, *self._ending(sessions(), "password changed", keep)], None
+            ended = self._ending(sessions(), "password changed", keep)
+            changed: list[Aggregate] = [fresh, *ended]
+            own = self.find(keep, RefreshFamily) if keep else None
+            if (
+                own is not None
+                and not own.revoked
+                and str(own.member_id) == member_id
+                and all(a.id != own.id for a in ended)
+            ):
+                own.rebind(fresh.credential_fingerprint)  # the caller's session goes on
+                changed.append(own)
+            return changed, None
 
         self.transact(unit)
 

@@ -381,6 +381,15 @@ class Member(TenantAggregate):
         self.roles = list(roles)
         self.invitation_id = invitation_id
         self.invited_by = invited_by
+        self.credential = fingerprint(password_hash)
+
+    @property
+    def credential_fingerprint(self) -> str:
+        """Which password the member chose last (a change or a reset; not a
+        rehash of the same password): sessions are bound to it, so a
+        session started with an older password is over (RefreshFamily)."""
+        found: str | None = getattr(self, "credential", None)  # older snapshots lack it
+        return found or fingerprint(self.password_hash)
 
     @property
     def card(self) -> ProfileCard:
@@ -398,11 +407,17 @@ class Member(TenantAggregate):
     def _card_updated(self, card: dict[str, Any], changed: list[str]) -> None:
         self.card_data = card
 
-    def change_password(self, password_hash: str) -> None:
-        self._password_changed(password_hash=password_hash)
+    def change_password(self, password_hash: str, rehash: bool = False) -> None:
+        """A new password (`rehash`: the same password hashed anew, with new
+        parameters: sessions stay bound to it)."""
+        self._password_changed(password_hash=password_hash, rehash=rehash)
 
     @event("PasswordChanged")
-    def _password_changed(self, password_hash: str) -> None:
+    def _password_changed(self, password_hash: str, rehash: bool = False) -> None:
+        if not rehash:
+            self.credential = fingerprint(password_hash)
+        elif getattr(self, "credential", None) is None:
+            self.credential = fingerprint(self.password_hash)
         self.password_hash = password_hash
 
     def set_roles(self, roles: list[str]) -> bool:
@@ -433,11 +448,23 @@ class RefreshFamily(TenantAggregate):
     Started: ClassVar[type[Any]]
     Rotated: ClassVar[type[Any]]
     Revoked: ClassVar[type[Any]]
+    Rebound: ClassVar[type[Any]]
 
     @event("Started")
-    def __init__(self, tenant_id: str, member_id: UUID, token_hash: str, expires_at: datetime):
+    def __init__(
+        self,
+        tenant_id: str,
+        member_id: UUID,
+        token_hash: str,
+        expires_at: datetime,
+        password_fingerprint: str | None = None,
+    ):
         self.tenant_id = tenant_id
         self.member_id = member_id
+        # the password it was started with (Member.credential_fingerprint):
+        # once the member's differs, the session is over, even if it was
+        # started while the password was being changed (None: older sessions)
+        self.password_fingerprint = password_fingerprint
         self.current_hash = token_hash
         self.live: list[str] = [token_hash]
         self.spent: list[str] = []
@@ -445,6 +472,20 @@ class RefreshFamily(TenantAggregate):
         self.expires_at = expires_at
         self.revoked = False
         self.revoked_reason: str | None = None
+
+    def rebind(self, credential_fingerprint: str) -> None:
+        """Bind the session to the member's new password: the session that
+        changed it goes on."""
+        self._rebound(password_fingerprint=credential_fingerprint)
+
+    @event("Rebound")
+    def _rebound(self, password_fingerprint: str) -> None:
+        self.password_fingerprint = password_fingerprint
+
+    def bound_to(self, credential_fingerprint: str) -> bool:
+        """Started with the member's current password (or before sessions were bound)."""
+        found: str | None = getattr(self, "password_fingerprint", None)
+        return found is None or hmac.compare_digest(found, credential_fingerprint)
 
     def _live(self) -> list[str]:
         # sessions started before several live tokens were kept had one

@@ -4,6 +4,7 @@ Every request is tenant-scoped by the envelope, never by its body."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,11 +12,11 @@ import msgspec
 import sqlalchemy as sa
 
 from services.identity import contract as c
+from services.identity import outbox, views
 from services.identity import throttle as t
-from services.identity import views
 from services.identity.application import Identity
 from services.identity.domain import Invitation, Member, Tenant, split_token
-from services.identity.mails import invitation_message, password_reset_message
+from services.identity.mails import invitation_message
 from services.identity.taxonomy import PROFESSIONS
 from services.identity.throttle import Throttle
 from services.runtime.auth import is_operator_token, issue_access_token
@@ -41,7 +42,7 @@ log = get_logger("quartier.identity")
 # is a concurrent refresh of the same client (answered a token of its own),
 # not a replay (which ends the session).
 REFRESH_GRACE = 10
-RESET_TTL = 3600  # seconds a password-reset link works
+RESET_TTL = outbox.RESET_TTL  # seconds a password-reset link works
 MAX_SESSIONS_LISTED = 50
 
 
@@ -58,6 +59,7 @@ class IdentityHandlers(Handlers):
         self.app = app
         self.mailer = mailer
         self.throttle = Throttle(self.engine)
+        self.wake_mail: Callable[[], None] = lambda: None  # the reset outbox's sender
 
     def _require_operator(self, ctx: RequestContext) -> None:
         if ctx.actor.kind != "operator" or not is_operator_token(
@@ -318,8 +320,11 @@ class IdentityHandlers(Handlers):
 
     @handles(c.RequestPasswordReset)
     def request_password_reset(self, cmd: c.RequestPasswordReset, ctx: RequestContext) -> Done:
-        """Done, whether or not the address has an account here; a mail only
-        if it has, and at most RESET_ACCOUNT.free per account and hour."""
+        """Done, whether or not the address has an account here, after the
+        same work either way: one row in the reset outbox, which the
+        background job turns into a mail if the account exists
+        (services/identity/outbox.py); at most RESET_ACCOUNT.free per
+        account and hour."""
         now = self.clock.now()
         if cmd.client_address:
             self.throttle.attempt(
@@ -338,24 +343,10 @@ class IdentityHandlers(Handlers):
             )
         except RateLimited:
             return Done()  # answered alike: the answer tells nothing about the account
-        found = self.write(
-            lambda: self.app.request_password_reset(tenant.tenant_id, cmd.email, now, RESET_TTL)
-        )
-        if found is None:
-            return Done()
-        member, reset, token = found
-        self.mailer.send(
-            password_reset_message(
-                sender=self.settings.mail_from,
-                to=member.email,
-                network=tenant.name,
-                reset_url=f"{self.settings.public_url}/reset-password?token={token}",
-                expires_at=reset.expires_at,
-                locale=tenant.locale,
-                now=now,
-            )
-        )
-        log.info("password_reset.sent", reset_id=str(reset.id))
+        key = outbox.account_of(tenant.tenant_id, cmd.email)
+        if key is not None:
+            outbox.queue_reset(self.engine, tenant.tenant_id, key)
+            self.wake_mail()
         return Done()
 
     @handles(c.ResetPassword)

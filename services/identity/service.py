@@ -9,6 +9,7 @@ from services.identity.application import Identity
 from services.identity.contract import SERVICE
 from services.identity.erasure import ErasureHandlers, ErasureViews
 from services.identity.handlers import IdentityHandlers
+from services.identity.outbox import IdentityMailer
 from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
 from services.identity.views import IdentityViews
@@ -28,11 +29,21 @@ def build(
     projector = host.add_projection(app, IdentityViews())
     handlers = IdentityHandlers(host, app, mailer or mailer_for(settings))
     host.add_endpoints(handlers.endpoints())
+    # password-reset mails sent out of the request; the throttle table pruned
+    job = IdentityMailer(host, app, handlers.mailer)
+    handlers.wake_mail = job.wake
+    host.add_job("mail", job.run)
     host.add_projection(app, ApiKeyViews())
     host.add_endpoints(ApiKeyHandlers(host, app, handlers.throttle).endpoints())
     host.add_projection(app, ErasureViews())
     host.add_endpoints(ErasureHandlers(host, app).endpoints())
-    host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
+    host.context = {
+        "app": app,
+        "projector": projector,
+        "engine": host.engine,
+        "handlers": handlers,
+        "mail": job,
+    }
     return host
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +76,16 @@ RESET_ADDRESS = Policy("reset-address", free=10, base=60, cap=3600, forget=3600)
 API_KEY_ADDRESS = Policy("api-key-address", free=20, base=1, cap=900, forget=3600)
 
 
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that reads then writes: it takes SQLite's write lock at
+    its start (`BEGIN IMMEDIATE`), so that another writer meanwhile makes it
+    wait, not fail with "database is locked" (a stale read snapshot cannot
+    be upgraded to a write)."""
+    with engine.connect().execution_options(write_lock=True) as conn, conn.begin():
+        yield conn
+
+
 def key(policy: Policy, *parts: str) -> str:
     raw = "\x1f".join((policy.name, *parts)).encode()
     return hashlib.sha256(raw).hexdigest()
@@ -116,7 +128,7 @@ class Throttle:
     def _count(self, policy: Policy, k: str, now: datetime) -> None:
         for _ in range(3):
             try:
-                with self.engine.begin() as conn:
+                with writing(self.engine) as conn:
                     row = conn.execute(sa.select(attempts).where(attempts.c.key == k)).first()
                     fresh = row is None or (now - _utc(row.last_at)).total_seconds() > policy.forget
                     count = 1 if fresh or row is None else row.tally + 1
@@ -138,7 +150,7 @@ class Throttle:
         """Take back one counted attempt (a success), so that a key counts
         failures only: many members signing in from one address (an office,
         a proxy) are not slowed down by their own successes."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             row = conn.execute(sa.select(attempts).where(attempts.c.key == k)).first()
             if row is None:
                 return

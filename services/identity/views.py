@@ -21,6 +21,7 @@ from services.identity.domain import (
     Member,
     RefreshFamily,
     Tenant,
+    fingerprint,
     fold,
 )
 from services.identity.erasure_domain import FORMER_MEMBER, Erasure
@@ -117,6 +118,28 @@ sessions = sa.Table(
 )
 
 
+# Which password each session was started with, and which the member has now
+# (fingerprints, not hashes: `domain.fingerprint`): a session whose password
+# is no longer the member's is over (`current_session`), even one started by
+# a sign-in that raced the change. Tables of their own, so that databases
+# made before them need no migration; a session or member without a row is
+# not bound (sessions started before this, members who have not changed
+# their password since).
+session_credentials = sa.Table(
+    "session_credentials",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+)
+member_credentials = sa.Table(
+    "member_credentials",
+    metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(36), primary_key=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+)
+
+
 class IdentityViews:
     name = "identity-views"
     metadata = metadata
@@ -172,6 +195,13 @@ class IdentityViews:
             case Member.RolesChanged():
                 _update_member(conn, event, roles=sorted(event.roles), updated_at=event.timestamp)
             case RefreshFamily.Started():
+                bound = getattr(event, "password_fingerprint", None)
+                if bound:
+                    conn.execute(
+                        session_credentials.insert().values(
+                            session_id=str(event.originator_id), fingerprint=bound
+                        )
+                    )
                 conn.execute(
                     sessions.insert().values(
                         session_id=str(event.originator_id),
@@ -181,6 +211,13 @@ class IdentityViews:
                         last_used_at=event.timestamp,
                         expires_at=event.expires_at,
                     )
+                )
+            case RefreshFamily.Rebound():
+                keyed_upsert(
+                    conn,
+                    session_credentials,
+                    {"session_id": str(event.originator_id)},
+                    fingerprint=event.password_fingerprint,
                 )
             case RefreshFamily.Rotated():
                 conn.execute(
@@ -194,7 +231,15 @@ class IdentityViews:
                     .where(sessions.c.session_id == str(event.originator_id))
                     .values(ended_at=event.timestamp, ended_reason=event.reason[:40])
                 )
-            case EmailIndex.Registered() | Member.PasswordChanged():
+            case Member.PasswordChanged():
+                if not getattr(event, "rehash", False):
+                    keyed_upsert(
+                        conn,
+                        member_credentials,
+                        {"tenant_id": event.tenant_id, "member_id": str(event.originator_id)},
+                        fingerprint=fingerprint(event.password_hash),
+                    )
+            case EmailIndex.Registered():
                 pass
             case Erasure.Completed():
                 scrub_member(conn, event.tenant_id, event.member_id, list(event.invitation_ids))
@@ -515,12 +560,25 @@ def current_session(
     """The member's current roles if the session is theirs, in this network,
     not ended and not expired; else None. One primary-key read and a join."""
     row = conn.execute(
-        sa.select(sessions.c.expires_at, members.c.roles)
+        sa.select(
+            sessions.c.expires_at,
+            members.c.roles,
+            session_credentials.c.fingerprint.label("started_with"),
+            member_credentials.c.fingerprint.label("current"),
+        )
         .join(
             members,
             sa.and_(
                 members.c.tenant_id == sessions.c.tenant_id,
                 members.c.member_id == sessions.c.member_id,
+            ),
+        )
+        .outerjoin(session_credentials, session_credentials.c.session_id == sessions.c.session_id)
+        .outerjoin(
+            member_credentials,
+            sa.and_(
+                member_credentials.c.tenant_id == sessions.c.tenant_id,
+                member_credentials.c.member_id == sessions.c.member_id,
             ),
         )
         .where(
@@ -532,6 +590,8 @@ def current_session(
     ).first()
     if row is None or _utc(row.expires_at) <= now:
         return None
+    if row.started_with and row.current and row.started_with != row.current:
+        return None  # started with a password the member has changed since
     return sorted(row.roles or ())
 
 
@@ -539,13 +599,28 @@ def list_sessions(
     conn: sa.Connection, tenant_id: str, member_id: str, now: datetime, limit: int
 ) -> list[c.SessionInfo]:
     """The member's sessions that have not ended or expired, most recently used first."""
+    current = (
+        sa.select(member_credentials.c.fingerprint)
+        .where(
+            member_credentials.c.tenant_id == tenant_id,
+            member_credentials.c.member_id == member_id,
+        )
+        .scalar_subquery()
+    )
     rows = conn.execute(
         sa.select(sessions)
+        .outerjoin(session_credentials, session_credentials.c.session_id == sessions.c.session_id)
         .where(
             sessions.c.tenant_id == tenant_id,
             sessions.c.member_id == member_id,
             sessions.c.ended_at.is_(None),
             sessions.c.expires_at > now,
+            # not one started with a password changed since (current_session)
+            sa.or_(
+                session_credentials.c.fingerprint.is_(None),
+                current.is_(None),
+                session_credentials.c.fingerprint == current,
+            ),
         )
         .order_by(sessions.c.last_used_at.desc(), sessions.c.session_id)
         .limit(limit)

@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from services.identity.outbox import pending_count
 from tests.e2e.conftest import (
     Session,
     System,
@@ -23,6 +24,7 @@ from tests.e2e.conftest import (
 )
 from tests.support.env import JWT_SECRET
 from tests.support.identity import PASSWORD
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 # the tests that exhaust no budget share one system per store, each in networks
@@ -283,10 +285,13 @@ async def test_password_reset_by_mail(system: System) -> None:
         ("no-such-net", "gus@forgot.example"),
     ):
         answer = await system.gql(REQUEST_RESET, {"input": {"tenant": slug, "email": address}})
+        assert answer.get("data"), answer
         assert answer["data"]["requestPasswordReset"] == {
             "__typename": "PasswordResetRequested",
             "ok": True,
         }
+    engine = system.hosts["identity"].context["engine"]
+    await eventually(lambda: pending_count(engine) == 0)  # mailed out of the request
     mails = [
         email.message_from_bytes(p.read_bytes())
         for p in sorted(system.settings.mail_dir.glob("*.eml"))

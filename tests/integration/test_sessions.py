@@ -15,6 +15,7 @@ import pytest
 
 from services.identity import contract as idc
 from services.identity.handlers import REFRESH_GRACE, RESET_TTL
+from services.identity.outbox import pending_count
 from services.runtime.auth import verify_access_token
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
@@ -34,6 +35,7 @@ from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
 from tests.support.env import JWT_SECRET
 from tests.support.identity import PASSWORD, add_member, card, create_network, operator
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -379,6 +381,12 @@ async def test_guessing_from_many_addresses_or_many_accounts_is_throttled(
 # -- password reset by e-mail -------------------------------------------------------
 
 
+async def mails_sent(identity: ServiceHost) -> None:
+    """The reset mails asked for so far are done (sent out of the request)."""
+    engine = identity.context["engine"]
+    await eventually(lambda: pending_count(engine) == 0)
+
+
 async def test_password_reset_by_mail_is_single_use_and_ends_every_session(
     identity: ServiceHost, client_bus: Bus, settings: Settings
 ) -> None:
@@ -396,6 +404,7 @@ async def test_password_reset_by_mail_is_single_use_and_ends_every_session(
             idc.RequestPasswordReset(tenant_slug=slug, email=address), ANON
         )
         assert done == Done()
+    await mails_sent(identity)
     (mail,) = mails_to(settings.mail_dir, "Gus@reset.example", "password-reset")
     assert not mails_to(settings.mail_dir, "nobody@reset.example", "password-reset")
     token = token_in(mail)
@@ -430,6 +439,7 @@ async def test_a_reset_link_of_another_network_expired_superseded_or_forged_is_r
         await client_bus.request(
             idc.RequestPasswordReset(tenant_slug="pole-links", email="hana@links.example"), ANON
         )
+        await mails_sent(identity)
         return token_in(mails_to(settings.mail_dir, "hana@links.example", "password-reset")[-1])
 
     def reset(token: str, slug: str = "pole-links") -> idc.ResetPassword:
@@ -473,6 +483,7 @@ async def test_reset_mails_are_limited_per_account(
             idc.RequestPasswordReset(tenant_slug="pole-bomb", email="ines@bomb.example"), ANON
         )
         assert done == Done()
+    await mails_sent(identity)
     assert len(mails_to(settings.mail_dir, "ines@bomb.example", "password-reset")) == 3
     # from one address, requests for many accounts end up waiting
     with pytest.raises(RateLimited):
