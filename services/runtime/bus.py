@@ -36,6 +36,7 @@ from services.runtime.errors import (
     Unavailable,
     error_from_code,
 )
+from services.runtime.fairness import fair_turns
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.logging import get_logger
 from services.runtime.messages import (
@@ -48,7 +49,7 @@ from services.runtime.messages import (
     reply_decoder,
 )
 from services.runtime.settings import NatsCredentials, nats_servers, redact_url
-from services.runtime.tenancy import RequestContext, request_scope
+from services.runtime.tenancy import RequestContext, current, request_scope
 from services.runtime.text import clean_request
 
 log = get_logger("quartier.bus")
@@ -67,14 +68,19 @@ class Endpoint:
 
 class Offloader:
     """Runs blocking work (the eventsourcing library, SQLAlchemy) off the event
-    loop, in a bounded thread pool, keeping the request's context variables."""
+    loop, in a bounded thread pool, keeping the request's context variables;
+    the pool's turns shared fairly between tenants (`services.runtime.fairness`)."""
 
     def __init__(self, workers: int, name: str):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self.turns = fair_turns(workers)
 
     async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+        async with self.turns.turn(current().tenant_id or ""):
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, ctx.run, fn, *args
+            )
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
