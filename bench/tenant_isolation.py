@@ -257,6 +257,9 @@ async def run(args: argparse.Namespace) -> None:
             "TENANT_CONCURRENCY",
         ):
             system.gateway_env.pop(f"QUARTIER_{name}", None)  # the defaults
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        system.gateway_env[name] = value
     rounds: list[Round] = []
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(system.stop)
@@ -267,6 +270,7 @@ async def run(args: argparse.Namespace) -> None:
         quiet = quiet_tokens[1 : 1 + args.quiet_members]
         print(f"ready: limits {args.limits}, load average {load_average()}; warming up", flush=True)
         await quiet_load(system.url, quiet, args.rate, args.warmup)
+        costs = await calibrate(system, quiet, flood_tokens[: args.flooders])
         await flood_load(system.url, flood_tokens[: args.flooders], args.flood_rate, args.warmup)
         await asyncio.sleep(args.warmup)  # the flood's budget refills, its queue drains
         for k in range(args.rounds):
@@ -274,6 +278,35 @@ async def run(args: argparse.Namespace) -> None:
             print(f"round {k + 1}: {describe(rounds[-1])}", flush=True)
             await asyncio.sleep(args.warmup)
     report(args, rounds)
+    print("CPU per answer, one at a time (ms):")
+    for label, figures in costs.items():
+        shown = ", ".join(f"{name} {ms:.1f}" for name, ms in figures.items())
+        print(f"  {label:<6} {shown}")
+
+
+async def calibrate(
+    system: System, quiet: list[str], flood: list[str], n: int = 10
+) -> dict[str, dict[str, float]]:
+    """The CPU each process spends on one answer of each kind, asked one at
+    a time (CPU time, unlike latency, hardly depends on what else the
+    machine runs): what one flood answer costs the system next to a quiet
+    one."""
+    found: dict[str, dict[str, float]] = {}
+    for label, query, tokens in (("quiet", QUIET, quiet), ("flood", FLOOD, flood)):
+        meter = CpuMeter(system.cpu_groups())
+        tally = Tally()
+        meter.start()
+        async with httpx.AsyncClient(base_url=system.url, timeout=60) as client:
+            for i in range(n):
+                await ask(client, query, tokens[i % len(tokens)], tally)
+        used = meter.stop()
+        served = max(1, len(tally.latencies_ms))
+        found[label] = {
+            name: used.get(name, 0.0) * 1000 / served
+            for name in ("gateway", "identity", "nats-server", "bench (client)")
+        }
+        found[label]["served"] = float(len(tally.latencies_ms))
+    return found
 
 
 def describe(r: Round) -> str:
@@ -357,6 +390,13 @@ def main(argv: list[str] | None = None) -> None:
         "(issue #9's attack: 15/s); 0: as fast as each connection allows",
     )
     parser.add_argument("--limits", choices=("on", "off"), default="on")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a gateway setting, e.g. QUARTIER_COST_LIMIT=60000 (repeatable)",
+    )
     parser.add_argument("--data-dir", default=None, help="where the run's files go")
     asyncio.run(run(parser.parse_args(argv)))
 
