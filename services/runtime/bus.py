@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,7 +35,7 @@ from services.runtime.errors import (
     Unavailable,
     error_from_code,
 )
-from services.runtime.fairness import fair_turns
+from services.runtime.fairness import FairExecutor
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.logging import get_logger
 from services.runtime.messages import (
@@ -68,19 +67,16 @@ class Endpoint:
 
 class Offloader:
     """Runs blocking work (the eventsourcing library, SQLAlchemy) off the event
-    loop, in a bounded thread pool, keeping the request's context variables;
-    the pool's turns shared fairly between tenants (`services.runtime.fairness`)."""
+    loop, in a bounded thread pool, keeping the request's context variables."""
 
     def __init__(self, workers: int, name: str):
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
-        self.turns = fair_turns(workers)
+        # jobs taken round the tenants (services.runtime.fairness)
+        self.executor = FairExecutor(workers, name)
 
     async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
         ctx = contextvars.copy_context()
-        async with self.turns.turn(current().tenant_id or ""):
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, ctx.run, fn, *args
-            )
+        job = self.executor.submit_keyed(current().tenant_id or "", ctx.run, fn, *args)
+        return await asyncio.wrap_future(job)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)

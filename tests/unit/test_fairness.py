@@ -1,19 +1,20 @@
 """The fair queue (services.runtime.fairness): turns go round the tenants,
 each tenant is bounded, a cancelled waiter frees its place; the gateway's
-budgets and the services' offloaded work use it. Functional only: no timing."""
+budgets use the queue, the services' `Offloader` the pool. Functional only: no timing."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import threading
+from collections.abc import Callable
 
 import pytest
 
 from gateway.budgets import Budgets, Limits, Refused
 from services.runtime.bus import Offloader
-from services.runtime.fairness import FairQueue, QueueFull
+from services.runtime.fairness import FairExecutor, FairQueue, QueueFull
 from services.runtime.messages import Actor
-from services.runtime.tenancy import RequestContext, request_scope
+from services.runtime.tenancy import RequestContext, current, request_scope
 
 
 async def settle() -> None:
@@ -191,21 +192,101 @@ async def test_the_gateway_refuses_a_network_whose_queue_is_full_with_429() -> N
     assert budgets.turns.total == 0
 
 
-async def test_offloaded_work_takes_its_tenants_turn() -> None:
-    offload = Offloader(1, "test-fair")
-    seen: list[str | None] = []
+# -- the services' thread pool -------------------------------------------------------
+
+
+def test_pool_jobs_go_round_the_tenants_and_a_backlog_never_sits_ahead() -> None:
+    pool = FairExecutor(1, "test-fair")
+    gate = threading.Event()
+    order: list[str] = []
+    try:
+        running = threading.Event()
+
+        def hold() -> None:
+            running.set()
+            gate.wait()
+
+        first = pool.submit_keyed("busy", hold)
+        assert running.wait(30)
+        backlog = [pool.submit_keyed("busy", order.append, f"busy-{i}") for i in range(1, 4)]
+        quiet = pool.submit_keyed("quiet", order.append, "quiet-0")
+        other = pool.submit_keyed("other", order.append, "other-0")
+        gate.set()
+        for f in (first, *backlog, quiet, other):
+            f.result(timeout=30)
+        # the quiet and other tenants waited for one busy job each, not the backlog
+        assert order == ["busy-1", "quiet-0", "other-0", "busy-2", "busy-3"]
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
+def test_pool_keeps_a_worker_for_other_tenants() -> None:
+    pool = FairExecutor(3, "test-fair", per_key=2)  # one tenant: at most 2 of the 3
+    release = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def hold(label: str) -> None:
+        with lock:
+            started.append(label)
+        release.wait()
+
+    try:
+        busy = [pool.submit_keyed("busy", hold, f"busy-{i}") for i in range(4)]
+        quiet = pool.submit_keyed("quiet", hold, "quiet")
+        assert _until(lambda: len(started) == 3)
+        assert sorted(started) == ["busy-0", "busy-1", "quiet"]  # the quiet one got the third
+        release.set()
+        for f in (*busy, quiet):
+            f.result(timeout=30)
+        assert len(started) == 5
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def test_pool_a_cancelled_job_never_runs_and_frees_its_place() -> None:
+    pool = FairExecutor(1, "test-fair")
+    gate = threading.Event()
+    ran: list[str] = []
+    try:
+        held = pool.submit_keyed("a", gate.wait)
+        gone = pool.submit_keyed("a", ran.append, "gone")
+        assert gone.cancel()
+        after = pool.submit_keyed("a", ran.append, "after")
+        gate.set()
+        held.result(timeout=30)
+        after.result(timeout=30)
+        assert ran == ["after"]
+        with pytest.raises(ValueError):
+            pool.submit_keyed("a", int, "x").result(timeout=30)  # an error is the job's
+        assert pool.submit_keyed("a", int, "7").result(timeout=30) == 7  # the worker lives on
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
+async def test_offloaded_work_runs_in_its_tenants_turn_with_its_context() -> None:
+    offload = Offloader(2, "test-fair")
     try:
         for tenant in ("t1", "t2"):
             ctx = RequestContext(tenant_id=tenant, actor=Actor(kind="member", member_id="m"))
             with request_scope(ctx):
-                await offload(lambda: seen.append(contextvars.copy_context().run(tenant_of)))
-        assert seen == ["t1", "t2"]
-        assert offload.turns.total == 0
+                assert await offload(lambda: current().tenant_id) == tenant
+        assert _until(lambda: not offload.executor._running)  # every turn given back
     finally:
         offload.shutdown()
 
 
-def tenant_of() -> str | None:
-    from services.runtime.tenancy import current
+def _until(condition: Callable[[], bool]) -> bool:
+    """Wait for a condition other threads make true (a bounded wait, not a
+    timing threshold: it fails only if it never happens)."""
+    import time
 
-    return current().tenant_id
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
