@@ -22,11 +22,14 @@ is served at once, a sustained flood of costly questions gets the rate.
 A refusal says when to come back: `Retry-After` (seconds, rounded up) is
 when the bucket will hold what the request needs.
 
-**Fair sharing.** Each network may have at most `QUARTIER_TENANT_CONCURRENCY`
-operations running at once on a replica; the next ones wait their turn (in
-order) up to `QUARTIER_REQUEST_TIMEOUT`, then are refused with 429. A network
-that sends more than its share waits on its own queue: the event loop and the
-services' workers stay available to the others.
+**Fair sharing** (`services.runtime.fairness.FairQueue`). At most
+`Limits.concurrency` operations run at once on a replica, and at most
+`QUARTIER_TENANT_CONCURRENCY` of one network; the next ones wait in a queue
+of their network (at most `Limits.tenant_queue` deep: past that, 429 at
+once), and a freed turn goes to the networks in rotation. A network that
+sends more than its share waits behind itself, never in front of another
+network's request, and one that waits longer than `QUARTIER_REQUEST_TIMEOUT`
+is refused with 429.
 
 Buckets live in one replica's memory: with N replicas behind a balancer a
 caller gets up to N times the limits (docs/security.md).
@@ -42,6 +45,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+from services.runtime.fairness import FairQueue, QueueFull
 
 MAX_KEYS = 100_000
 """Buckets kept at most (the least recently used are dropped: a dropped
@@ -111,6 +116,10 @@ class Limits:
     member_cost: int = 60_000
     tenant_concurrency: int = 4
     queue_timeout: float = 10.0
+    concurrency: int = 16
+    """Operations running at once on a replica, all networks together."""
+    tenant_queue: int = 16
+    """Operations of one network waiting for a turn, at most (then 429 at once)."""
 
 
 class Refused(Exception):
@@ -135,7 +144,11 @@ class Budgets:
             "caller": Buckets(limits.member_cost, clock, COST_BURST_SECONDS),
             "tenant": Buckets(limits.tenant_cost, clock, COST_BURST_SECONDS),
         }
-        self.running: dict[str, asyncio.Semaphore] = {}
+        self.turns = FairQueue(
+            max(limits.concurrency, limits.tenant_concurrency),
+            per_key=limits.tenant_concurrency,
+            max_waiting=limits.tenant_queue,
+        )
         self.clock = clock
         self.blocked: OrderedDict[str, float] = OrderedDict()
 
@@ -201,20 +214,15 @@ class Budgets:
         if tenant is None:
             yield
             return
-        semaphore = self.running.get(tenant)
-        if semaphore is None:
-            semaphore = self.running[tenant] = asyncio.Semaphore(self.limits.tenant_concurrency)
         try:
             async with asyncio.timeout(self.limits.queue_timeout):
-                await semaphore.acquire()
-        except TimeoutError:
+                await self.turns.acquire(tenant)
+        except (TimeoutError, QueueFull):
             raise Refused("this network has too many operations running: retry", 1) from None
         try:
             yield
         finally:
-            semaphore.release()
-            if not semaphore.locked() and len(self.running) > MAX_KEYS:
-                self.running.pop(tenant, None)
+            self.turns.release(tenant)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:

@@ -175,6 +175,9 @@ class Results(Message):
     missions_done: int
     needs_posted: int
     needs_met_inside: int
+    # figures withheld from a member who is not an admin: fewer than 3 members
+    # contributed in some month of the window (docs/referrals.md, "Reports and privacy")
+    withheld: list[str] = []
 
 
 class LightMeasure(Message):

@@ -40,7 +40,7 @@ from services.referrals.domain import (
     one_to_one_id,
     rank_matches,
 )
-from services.referrals.views import directory, ledger
+from services.referrals.views import directory, ledger, reports
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
@@ -515,14 +515,12 @@ class ReferralsHandlers(Handlers):
             raise InvalidInput(
                 "a period of at most three years, its start before its end", field="since"
             )
-        d = directory.attendance
-        m = directory.missions
 
         def query(conn: sa.Connection) -> c.Results:
             subject = q.subject_id
             members: list[str] | None
-            attendance_where: list[Any] = [d.c.tenant_id == tenant_id, d.c.present.is_(True)]
-            mission_where: list[Any] = [m.c.tenant_id == tenant_id]
+            exact = True  # the figures as they are; else coarsened (views.reports)
+            window_since, window_until = since, until
             if q.scope == "member":
                 subject = subject or member_id
                 admin_hubs = set(directory.admin_of(conn, tenant_id, member_id))
@@ -534,39 +532,75 @@ class ReferralsHandlers(Handlers):
                 if not may_see or not known:
                     raise NotFound("member not found")
                 members = [subject]
-                attendance_where.append(d.c.member_id == subject)
-                mission_where.append(m.c.member_id == subject)
             elif q.scope == "hub":
                 if not subject or directory.hub_row(conn, tenant_id, subject) is None:
                     raise NotFound("hub not found")
+                tenant_admin = directory.is_tenant_admin(conn, tenant_id, member_id)
+                hub_admin = subject in directory.admin_of(conn, tenant_id, member_id)
+                if not (
+                    tenant_admin
+                    or hub_admin
+                    or subject in directory.hubs_of(conn, tenant_id, member_id)
+                ):
+                    raise Forbidden("only the hub's members and admins see its report")
+                exact = tenant_admin or hub_admin
                 members = directory.members_of(conn, tenant_id, subject)
-                attendance_where.append(d.c.hub_id == subject)
-                mission_where.append(m.c.hub_id == subject)
             else:
                 subject, members = tenant_id, None
-            attended = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(d)
-                .where(*attendance_where, d.c.starts_at >= since, d.c.starts_at <= until)
-            ).scalar_one()
-            missions = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(m)
-                .where(*mission_where, m.c.done_at >= since, m.c.done_at <= until)
-            ).scalar_one()
-            return ledger.results(
-                conn,
-                tenant_id,
-                q.scope,
-                subject,
-                members,
-                since,
-                until,
-                int(attended),
-                int(missions),
+                exact = directory.is_tenant_admin(conn, tenant_id, member_id)
+            if not exact:
+                window = reports.coarse_window(since, until, self.now())
+                if window is None:
+                    raise InvalidInput(
+                        "hub and network reports cover whole months that have ended: "
+                        "ask for a period that includes one",
+                        field="since",
+                    )
+                window_since, window_until = window.since, window.until
+            return self._results(
+                conn, tenant_id, q.scope, subject, members, window_since, window_until, exact
             )
 
         return self.read(query)
+
+    def _results(
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        scope: str,
+        subject: str,
+        members: list[str] | None,
+        since: datetime,
+        until: datetime,
+        exact: bool,
+    ) -> c.Results:
+        d = directory.attendance
+        m = directory.missions
+        attendance_where: list[Any] = [d.c.tenant_id == tenant_id, d.c.present.is_(True)]
+        mission_where: list[Any] = [m.c.tenant_id == tenant_id]
+        if scope == "member":
+            attendance_where.append(d.c.member_id == subject)
+            mission_where.append(m.c.member_id == subject)
+        elif scope == "hub":
+            attendance_where.append(d.c.hub_id == subject)
+            mission_where.append(m.c.hub_id == subject)
+        attended = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(d)
+            .where(*attendance_where, d.c.starts_at >= since, d.c.starts_at <= until)
+        ).scalar_one()
+        missions = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(m)
+            .where(*mission_where, m.c.done_at >= since, m.c.done_at <= until)
+        ).scalar_one()
+        found = ledger.results(
+            conn, tenant_id, scope, subject, members, since, until, int(attended), int(missions)
+        )
+        if exact:
+            return found
+        hidden = reports.withheld(conn, tenant_id, members, since, until)
+        return reports.without(found, hidden) if hidden else found
 
     @handles(c.GetHubEngagement)
     def hub_engagement(self, q: c.GetHubEngagement, ctx: RequestContext) -> c.HubEngagement:

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +38,7 @@ from services.runtime.errors import (
     Unavailable,
     error_from_code,
 )
+from services.runtime.fairness import FairExecutor
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.logging import get_logger
 from services.runtime.messages import (
@@ -51,7 +51,7 @@ from services.runtime.messages import (
     reply_decoder,
 )
 from services.runtime.settings import NatsCredentials, nats_servers, redact_url
-from services.runtime.tenancy import RequestContext, request_scope
+from services.runtime.tenancy import RequestContext, current, request_scope
 from services.runtime.text import clean_request
 
 log = get_logger("quartier.bus")
@@ -73,11 +73,13 @@ class Offloader:
     loop, in a bounded thread pool, keeping the request's context variables."""
 
     def __init__(self, workers: int, name: str):
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        # jobs taken round the tenants (services.runtime.fairness)
+        self.executor = FairExecutor(workers, name)
 
     async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+        job = self.executor.submit_keyed(current().tenant_id or "", ctx.run, fn, *args)
+        return await asyncio.wrap_future(job)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)

@@ -21,6 +21,13 @@ queue. A failed attempt schedules the next on the host's clock
 (domain.RETRY_DELAYS: 10 s doubling to 12 h, three days in all); when the
 schedule is spent the delivery is "failed", the endpoint disabled (reason
 "failing", an `EndpointDisabled` event) and its network's admins mailed.
+
+**Retention** (the dispatcher, at most once an hour of the host's clock).
+Finished deliveries (delivered, failed, skipped) created more than
+`Options.retention` ago (30 days, `QUARTIER_WEBHOOKS_RETENTION_DAYS`) are
+forgotten with their attempts, in batches, and so are attempts that old of
+a delivery still pending: the tables hold at most the retention's worth of
+traffic. The retention is also the replay window.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -50,12 +57,22 @@ from services.webhooks import outbound
 from services.webhooks.application import Webhooks
 from services.webhooks.domain import Endpoint, next_attempt_after, url_host, wants
 from services.webhooks.secrets import SecretBox
-from services.webhooks.views import DELIVERIES, admins, attempts, deliveries, endpoints
+from services.webhooks.views import (
+    DELIVERIES,
+    PRUNE_BATCH,
+    RETENTION,
+    admins,
+    attempts,
+    deliveries,
+    endpoints,
+    prune,
+)
 
 log = get_logger("quartier.webhooks")
 
 MAX_PARALLEL = 16  # endpoints attempted at once
 POLL = 1.0  # seconds between looks at the queues when nothing wakes the dispatcher
+PRUNE_EVERY = timedelta(hours=1)  # of the host's clock
 
 UPSTREAMS = (  # (reaction name, upstream service)
     ("identity", "identity"),
@@ -71,11 +88,13 @@ class Options:
     """How the service reaches out. `allow_private`: whether URLs may reach
     private, loopback and link-local addresses (development and tests
     only; QUARTIER_WEBHOOKS_ALLOW_PRIVATE); `timeout`: seconds per attempt in
-    all; `resolve`: the name resolver (the system's)."""
+    all; `resolve`: the name resolver (the system's); `retention`: how long
+    finished deliveries and attempts are kept (the module's "Retention")."""
 
     allow_private: bool = False
     timeout: float = 10.0
     resolve: outbound.Resolver = field(default=outbound.system_resolver)
+    retention: timedelta = RETENTION
 
 
 def enqueue(conn: sa.Connection, event: CloudEvent, body: str, now: datetime) -> int:
@@ -163,6 +182,7 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy: set[str] = set()
         self._limit = asyncio.Semaphore(MAX_PARALLEL)
+        self._pruned_at: datetime | None = None
         on_move = getattr(self.clock, "on_move", None)
         if on_move is not None:
             on_move(lambda _now: self.wake())
@@ -188,6 +208,10 @@ class Dispatcher:
                     except Exception:
                         log.exception("webhooks.queue_unreadable")
                         due = []
+                    try:
+                        await self.host.offload(self.prune)
+                    except Exception:
+                        log.exception("webhooks.prune_failed")
                     for tenant_id, endpoint_id in due:
                         if endpoint_id in self._busy:
                             continue
@@ -203,6 +227,24 @@ class Dispatcher:
                     task.cancel()
                 if tasks:
                     await asyncio.wait(tasks)
+
+    def prune(self) -> tuple[int, int]:
+        """Forget what is older than the retention (at most once an hour);
+        answers (deliveries, attempts) forgotten."""
+        now = self.clock.now()
+        if self._pruned_at is not None and abs(now - self._pruned_at) < PRUNE_EVERY:
+            return 0, 0
+        self._pruned_at = now
+        gone = [0, 0]
+        while True:
+            with self.host.engine.begin() as conn:
+                found = prune(conn, now - self.options.retention)
+            gone = [gone[0] + found[0], gone[1] + found[1]]
+            if max(found) < PRUNE_BATCH:
+                break
+        if any(gone):
+            log.info("webhooks.pruned", deliveries=gone[0], attempts=gone[1])
+        return gone[0], gone[1]
 
     async def _sleep(self, stopping: asyncio.Event) -> None:
         assert self._wakeup is not None

@@ -6,14 +6,17 @@ Settings of its own (docs/webhooks.md): `QUARTIER_WEBHOOKS_KEY` (the key
 that seals signing secrets; generated in the data dir outside production),
 `QUARTIER_WEBHOOKS_ALLOW_PRIVATE` (`true`/`false`: whether URLs may reach
 private and loopback addresses; `true` by default in development and tests,
-always `false` in production) and `QUARTIER_WEBHOOKS_TIMEOUT` (seconds per
-attempt, 10 by default, at most 30).
+always `false` in production), `QUARTIER_WEBHOOKS_TIMEOUT` (seconds per
+attempt, 10 by default, at most 30) and `QUARTIER_WEBHOOKS_RETENTION_DAYS`
+(how long finished deliveries and attempts are kept, and so the replay
+window: 30 by default, from 4 — past the three days of retries — to 3650).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 from services.runtime.clock import SYSTEM_CLOCK, Clock
 from services.runtime.host import ServiceHost, run_service
@@ -46,7 +49,13 @@ def options_from_env(settings: Settings, environ: Mapping[str, str] | None = Non
         raise ConfigurationError("QUARTIER_WEBHOOKS_TIMEOUT is a number of seconds") from None
     if not 0 < timeout <= 30:
         raise ConfigurationError("QUARTIER_WEBHOOKS_TIMEOUT is more than 0 and at most 30")
-    return Options(allow_private=allow_private, timeout=timeout)
+    try:
+        days = int(env.get("QUARTIER_WEBHOOKS_RETENTION_DAYS", "30"))
+    except ValueError:
+        raise ConfigurationError("QUARTIER_WEBHOOKS_RETENTION_DAYS is a number of days") from None
+    if not 4 <= days <= 3650:
+        raise ConfigurationError("QUARTIER_WEBHOOKS_RETENTION_DAYS is from 4 to 3650")
+    return Options(allow_private=allow_private, timeout=timeout, retention=timedelta(days=days))
 
 
 def build(

@@ -11,7 +11,7 @@ Every query goes through `scoped(table, tenant_id)`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,6 +89,12 @@ admins = sa.Table(
 )
 
 DELIVERIES = TrackedTables("webhooks-deliveries", delivery_metadata)
+
+RETENTION = timedelta(days=30)
+"""How long deliveries and attempts are kept (`QUARTIER_WEBHOOKS_RETENTION_DAYS`):
+the replay window. Longer than the retry schedule (three days)."""
+FINISHED = ("delivered", "failed", "skipped")
+PRUNE_BATCH = 1000
 
 
 # -- the endpoints projection -------------------------------------------------------------
@@ -286,3 +292,31 @@ def replay_sources(
     if not everything:
         query = query.where(deliveries.c.status.in_(("failed", "skipped")))
     return list(conn.execute(query.order_by(deliveries.c.n).limit(limit)).all())
+
+
+def prune(conn: sa.Connection, before: datetime, batch: int = PRUNE_BATCH) -> tuple[int, int]:
+    """Forget up to `batch` finished deliveries (delivered, failed, skipped)
+    created before `before`, with their attempts, and up to `batch` attempts
+    made before `before` (those of a delivery still pending: its head of a
+    disabled endpoint). Pending deliveries stay: they are the queue. Answers
+    (deliveries, attempts) removed; call again while either is `batch`."""
+    old = (
+        sa.select(deliveries.c.delivery_id)
+        .where(deliveries.c.status.in_(FINISHED) & (deliveries.c.created_at < before))
+        .order_by(deliveries.c.n)
+        .limit(batch)
+    )
+    ids = list(conn.execute(old).scalars())
+    gone_attempts = 0
+    if ids:
+        gone_attempts += conn.execute(
+            attempts.delete().where(attempts.c.delivery_id.in_(ids))
+        ).rowcount
+        conn.execute(deliveries.delete().where(deliveries.c.delivery_id.in_(ids)))
+    stale = sa.select(attempts.c.attempt_id).where(attempts.c.at < before).limit(batch)
+    stale_ids = list(conn.execute(stale).scalars())
+    if stale_ids:
+        gone_attempts += conn.execute(
+            attempts.delete().where(attempts.c.attempt_id.in_(stale_ids))
+        ).rowcount
+    return len(ids), gone_attempts
