@@ -32,7 +32,8 @@ from litestar.datastructures import Headers, State
 from gateway.context import Principal, current_principal, resolve_principal
 from services.identity.contract import API_KEY_SCOPES
 from services.runtime.errors import Forbidden, Unauthenticated
-from services.runtime.messages import new_correlation_id
+from services.runtime.messages import Actor, new_correlation_id
+from services.runtime.tenancy import RequestContext
 
 T = TypeVar("T")
 
@@ -101,6 +102,19 @@ def require_scope(principal: Principal, scope: str) -> Bearer:
         expires_at=principal.expires_at,
         key_id=principal.key_id,
         member_id=principal.actor.member_id,
+    )
+
+
+def key_context(principal: Principal, scope: str, correlation_id: str) -> RequestContext:
+    """The request context to ask a service with for an API key holding
+    `scope`: its network's `service` actor carrying the key's id (a key is
+    no member; the service records `key:<id>` as who acted). Raises what
+    `require_scope` raises."""
+    grant = require_scope(principal, scope)
+    return RequestContext(
+        tenant_id=grant.tenant_id,
+        actor=Actor(kind="service", tenant_id=grant.tenant_id, key_id=grant.key_id),
+        correlation_id=correlation_id,
     )
 
 

@@ -45,6 +45,7 @@ from gateway.errors import (
     Unauthenticated,
     ValidationError,
 )
+from gateway.keys import key_context
 from gateway.nodes import (
     PageInfo,
     decode_global_id,
@@ -59,7 +60,9 @@ from services.runtime.messages import Request
 from services.runtime.tenancy import RequestContext
 
 T = TypeVar("T")
-Caller = Literal["member", "operator", "anonymous"]
+Caller = Literal["member", "operator", "anonymous", "events:read", "reports:read"]
+"""Who may ask: a signed-in member, the operator, anyone; a scope (`events:read`…)
+means a signed-in member or a tenant API key holding that scope (docs/api-keys.md)."""
 NodeLoader = Callable[[Info[Context, Any], str], Awaitable[object | None]]
 """`(info, raw id) -> object | None`: the raw id is what follows `Type:` in the
 decoded global id (a UUID, plus whatever the type put after it)."""
@@ -100,12 +103,22 @@ def require_operator(info: Info[Context, Any]) -> RequestContext:
         return info.context.require_operator()
 
 
+def require_caller(info: Info[Context, Any], caller: Caller) -> RequestContext:
+    """The request context of `caller` (see `Caller`), or a top-level error."""
+    with public_errors():
+        return _caller_context(info, caller)
+
+
 def _caller_context(info: Info[Context, Any], caller: Caller) -> RequestContext:
     if caller == "member":
         return info.context.require_member()
     if caller == "operator":
         return info.context.require_operator()
-    return info.context.anonymous()
+    if caller == "anonymous":
+        return info.context.anonymous()
+    if info.context.principal.key_id is None:
+        return info.context.require_member()
+    return key_context(info.context.principal, caller, info.context.correlation_id)
 
 
 async def ask(
@@ -264,12 +277,14 @@ async def ask_page(
     after: str | None,
     build: Callable[[int, int], Request],
     node: Callable[[Any], T],
+    *,
+    caller: Caller = "member",
 ) -> Connection[T]:
     """A connection's page, as the signed-in member: `first`/`after` are
     checked, then the request is built for `(offset, limit)` (a bad page or a
     malformed id it decodes is a top-level error), sent, and each item made
     a node by `node`."""
-    rctx = require_member(info)
+    rctx = require_caller(info, caller)
     with public_errors():
         offset, limit = parse_page(first, after)
         request = build(offset, limit)
@@ -283,11 +298,13 @@ async def ask_by_id(
     type_name: str,
     build: Callable[[str], Request],
     node: Callable[[Any], T],
+    *,
+    caller: Caller = "member",
 ) -> T | None:
     """`thing(id:)`: one object of the signed-in member's network by its
     global id (a malformed one is a top-level error), or null when the
     service finds none (missing, or another network's)."""
-    rctx = require_member(info)
+    rctx = require_caller(info, caller)
     with public_errors():
         raw = raw_id(global_id, type_name, "id")
     found = await ask(info, build(raw), rctx, missing_as_none=True)
@@ -299,6 +316,8 @@ async def ask_node(
     raw: str,
     build: Callable[[str], Request],
     node: Callable[[Any], T],
+    *,
+    caller: Caller = "member",
 ) -> T | None:
     """A node loader for an id that is the object's UUID: the object as the
     signed-in member's own query finds it, or None."""

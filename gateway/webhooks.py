@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.kit import (
+    Caller,
     Connection,
     NodeLoader,
     ask,
@@ -22,11 +23,15 @@ from gateway.kit import (
     ask_page,
     command,
     raw_id,
-    require_member,
+    require_caller,
     result_union,
 )
 from gateway.nodes import Node, to_global_id
 from services.webhooks import contract as c
+
+MANAGE: Caller = "events:read"
+"""Webhooks are managed by a tenant admin, or with a tenant API key holding
+`events:read` (docs/api-keys.md): a webhook is a way of reading the stream."""
 
 
 @strawberry.enum(description="Where a delivery stands.")
@@ -62,7 +67,9 @@ class WebhookDelivery(Node):
 
     @strawberry.field(description="Its attempts, oldest first.")
     async def attempts(self, info: Info[Context, Any]) -> list[WebhookAttempt]:
-        found = await ask(info, c.ListAttempts(delivery_id=self.delivery_id), require_member(info))
+        found = await ask(
+            info, c.ListAttempts(delivery_id=self.delivery_id), require_caller(info, MANAGE)
+        )
         return [
             WebhookAttempt(
                 number=a.number,
@@ -127,6 +134,7 @@ class WebhookEndpoint(Node):
                 limit=limit,
             ),
             WebhookDelivery.from_contract,
+            caller=MANAGE,
         )
 
     @classmethod
@@ -248,6 +256,7 @@ class Query:
             after,
             lambda offset, limit: c.ListEndpoints(offset=offset, limit=limit),
             WebhookEndpoint.from_contract,
+            caller=MANAGE,
         )
 
     @strawberry.field(description="Tenant admin: an endpoint by global id, or null.")
@@ -260,6 +269,7 @@ class Query:
             "WebhookEndpoint",
             lambda raw: c.GetEndpoint(endpoint_id=raw),
             WebhookEndpoint.from_contract,
+            caller=MANAGE,
         )
 
 
@@ -277,6 +287,7 @@ class Mutation:
                 url=input.url, event_types=list(input.event_types), description=input.description
             ),
             _secret,
+            caller=MANAGE,
         )
 
     @strawberry.mutation(description="Tenant admin: change, disable or enable an endpoint.")
@@ -293,6 +304,7 @@ class Mutation:
                 enabled=input.enabled,
             ),
             lambda e: WebhookEndpointPayload(endpoint=WebhookEndpoint.from_contract(e)),
+            caller=MANAGE,
         )
 
     @strawberry.mutation(
@@ -306,6 +318,7 @@ class Mutation:
             info,
             lambda: c.RotateEndpointSecret(endpoint_id=_endpoint_id(input.endpoint_id)),
             _secret,
+            caller=MANAGE,
         )
 
     @strawberry.mutation(description="Tenant admin: delete an endpoint (its queue is dropped).")
@@ -317,6 +330,7 @@ class Mutation:
             info,
             lambda: c.DeleteEndpoint(endpoint_id=_endpoint_id(raw)),
             lambda _: WebhookEndpointDeleted(endpoint_id=raw),
+            caller=MANAGE,
         )
 
     @strawberry.mutation(description="Tenant admin: send a delivery's event again.")
@@ -327,6 +341,7 @@ class Mutation:
             info,
             lambda: c.ReplayDelivery(delivery_id=_delivery_id(input.delivery_id)),
             _replayed,
+            caller=MANAGE,
         )
 
     @strawberry.mutation(description="Tenant admin: send a range of deliveries again.")
@@ -342,6 +357,7 @@ class Mutation:
                 all=input.all,
             ),
             _replayed,
+            caller=MANAGE,
         )
 
 

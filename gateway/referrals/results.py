@@ -15,7 +15,15 @@ from strawberry.types import Info
 from gateway.context import Context
 from gateway.events.meetups import HubRef, load_hub_of
 from gateway.identity import Member, load_member, load_members
-from gateway.kit import ask, command, public_errors, raw_id, require_member, result_union
+from gateway.kit import (
+    ask,
+    command,
+    public_errors,
+    raw_id,
+    require_caller,
+    require_member,
+    result_union,
+)
 from gateway.nodes import from_global_id
 from gateway.referrals.money import Money
 from services.referrals import contract as c
@@ -255,7 +263,7 @@ class Query:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Results:
-        rctx = require_member(info)
+        rctx = require_caller(info, "reports:read")  # a member, or a `reports:read` API key
         with public_errors():
             subject = _subject(scope, subject_id)
         found = await ask(

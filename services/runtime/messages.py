@@ -90,6 +90,9 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     # a member's session (the access token's `sid`); the gateway resolves
     # `roles` from the session's current state, never from the token
     session_id: str | None = None
+    # a tenant API key's id (docs/api-keys.md): the gateway acts for a key
+    # as its network's `service` actor, after checking the key's scope
+    key_id: str | None = None
 
     @property
     def is_tenant_admin(self) -> bool:

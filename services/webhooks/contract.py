@@ -220,6 +220,9 @@ class ListAttempts(WebhooksQuery[list[Attempt]]):
 
 
 class EndpointCreated(WebhooksEvent):
+    """`created_by`/`updated_by`: the admin's member id, or `key:<id>` when a
+    tenant API key did it (docs/api-keys.md)."""
+
     endpoint_id: str
     url_host: str
     event_types: list[str]

@@ -52,8 +52,12 @@ class WebhooksHandlers(Handlers):
     # -- checks -----------------------------------------------------------------------
 
     async def _admin(self, ctx: RequestContext) -> str:
-        """The acting member, a tenant admin by identity's current state.
+        """Who acts: a tenant admin by identity's current state (their id),
+        or a tenant API key (`key:<id>`: the gateway acts for a key holding
+        `events:read` as its network's service actor, docs/api-keys.md).
         Raises Unauthenticated (not signed in as a member) or Forbidden."""
+        if ctx.actor.kind == "service" and ctx.actor.key_id and ctx.tenant_id:
+            return f"key:{ctx.actor.key_id}"
         member_id = ctx.require_tenant_admin()
         found = await self.bus.request(idc.GetMembers(member_ids=[member_id]), as_service(ctx))
         if not found or "tenant_admin" not in found[0].roles:
