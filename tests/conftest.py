@@ -12,7 +12,14 @@ slug of its own on a shared system — and counts what it changed relative to
 what it saw before. Before each test the services are let settle (relays
 published everything, reactions handled everything), so that nothing a
 previous test started still moves. Not for tests that stop, restart or break
-services, nor for those that need the stores empty."""
+services, nor for those that need the stores empty.
+
+`make test TEST_WORKERS=2` runs the tests on pytest-xdist workers
+(`--dist loadgroup`):
+`xdist_group` below keeps on one worker what shares a system or a module- or
+package-scoped fixture. Nothing is shared between workers: temporary
+directories are per worker, ports free ones, PostgreSQL schema prefixes
+random (tests/support/env.py)."""
 
 from __future__ import annotations
 
