@@ -12,7 +12,14 @@ slug of its own on a shared system — and counts what it changed relative to
 what it saw before. Before each test the services are let settle (relays
 published everything, reactions handled everything), so that nothing a
 previous test started still moves. Not for tests that stop, restart or break
-services, nor for those that need the stores empty."""
+services, nor for those that need the stores empty.
+
+`make test TEST_WORKERS=2` runs the tests on pytest-xdist workers
+(`--dist loadgroup`):
+`xdist_group` below keeps on one worker what shares a system or a module- or
+package-scoped fixture. Nothing is shared between workers: temporary
+directories are per worker, ports free ones, PostgreSQL schema prefixes
+random (tests/support/env.py)."""
 
 from __future__ import annotations
 
@@ -38,7 +45,12 @@ from tests.support.services import Services, SharedStack, is_shared, shared_stac
 configure_logging("console", os.environ.get("QUARTIER_TEST_LOG_LEVEL", "warning"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     # With QUARTIER_TEST_POSTGRES_URL set (CI), PostgreSQL tests must run, not skip.
     if POSTGRES_URL:
         return
@@ -46,6 +58,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The tests that must run on one pytest-xdist worker together with this
+    one (`make test` runs `--dist loadgroup`): a `shared_system` module's (or
+    package's, where `shared_stacks` is overridden at package scope), and
+    those sharing a module- or package-scoped fixture, so that what they share
+    is set up once, not once per worker. None: the test goes wherever a
+    worker is free."""
+    module = item.nodeid.split("::", 1)[0]
+    scoped: list[Any] = []
+    if item.get_closest_marker("shared_system") is not None:
+        scoped += item.session._fixturemanager.getfixturedefs("shared_stacks", item) or ()
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    if fixtureinfo is not None:
+        for defs in fixtureinfo.name2fixturedefs.values():
+            scoped += defs
+    groups = {
+        fixturedef.baseid if fixturedef.scope == "package" else module
+        for fixturedef in scoped
+        if fixturedef.scope in ("package", "module", "class")
+    }
+    # a package's fixture covers its modules' too
+    return min(groups, key=len) if groups else None
 
 
 @pytest.fixture

@@ -156,7 +156,14 @@ class ServiceHost:
 
     def add_reaction(self, reaction: Reaction) -> None:
         self.reactions.append(
-            ReactionConsumer(self.service, reaction, self.bus, self.parking, self.offload)
+            ReactionConsumer(
+                self.service,
+                reaction,
+                self.bus,
+                self.parking,
+                self.offload,
+                fetch_wait=self.settings.reaction_fetch_wait,
+            )
         )
 
     def add_job(self, name: str, job: Job) -> None:

@@ -70,8 +70,12 @@ class ReactionConsumer:
         bus: Bus,
         parking: ParkingLot | None = None,
         offload: Offloader | None = None,
+        fetch_wait: float = 1.0,
     ):
         self.service = service
+        # how long an idle pull waits for a message before it looks whether
+        # the service stops (a stop waits for it)
+        self.fetch_wait = fetch_wait
         self.reaction = reaction
         self.bus = bus
         self.parking = parking
@@ -112,7 +116,7 @@ class ReactionConsumer:
         try:
             while not stopping.is_set():
                 try:
-                    msgs = await sub.fetch(1, timeout=1.0)
+                    msgs = await sub.fetch(1, timeout=self.fetch_wait)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 for msg in msgs:

@@ -63,6 +63,7 @@ class Settings:
     workers: int = 8
     request_timeout: float = 10.0
     relay_poll_interval: float = 1.0
+    reaction_fetch_wait: float = 1.0  # an idle reaction's pull; a stop waits for it
     mail_dir: Path = Path(".quartier/mail")
     smtp_url: str | None = None
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
@@ -161,6 +162,9 @@ class Settings:
             request_timeout=_float(get("REQUEST_TIMEOUT", "10"), "QUARTIER_REQUEST_TIMEOUT"),
             relay_poll_interval=_float(
                 get("RELAY_POLL_INTERVAL", "1"), "QUARTIER_RELAY_POLL_INTERVAL"
+            ),
+            reaction_fetch_wait=_float(
+                get("REACTION_FETCH_WAIT", "1"), "QUARTIER_REACTION_FETCH_WAIT"
             ),
             mail_dir=Path(get("MAIL_DIR") or str(data_dir / "mail")),
             smtp_url=get("SMTP_URL"),

@@ -23,6 +23,9 @@ def make_settings(
         "QUARTIER_JWT_SECRET": JWT_SECRET,
         "QUARTIER_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "QUARTIER_RELAY_POLL_INTERVAL": "0.2",
+        # a stop waits for each reaction's idle pull: the services of a test
+        # stop in about this time rather than a second
+        "QUARTIER_REACTION_FETCH_WAIT": "0.2",
         "QUARTIER_WORKERS": "4",
         # the gateway's budgets have their own tests (test_gateway_limits.py);
         # elsewhere a test's requests are its own, not an abuse

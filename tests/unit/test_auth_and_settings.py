@@ -228,6 +228,7 @@ def test_defaults() -> None:
     assert s.workers == 8
     assert s.request_timeout == 10.0
     assert s.relay_poll_interval == 1.0
+    assert s.reaction_fetch_wait == 1.0
     assert s.mail_dir == Path(".quartier/mail")
     assert s.smtp_url is None
     assert s.services == ("identity", "hubs", "events", "referrals", "webhooks")
@@ -321,7 +322,7 @@ def test_bad_integers(name: str, value: str) -> None:
         Settings.from_env({**SECRETS, f"QUARTIER_{name}": value})
 
 
-@pytest.mark.parametrize("name", ["REQUEST_TIMEOUT", "RELAY_POLL_INTERVAL"])
+@pytest.mark.parametrize("name", ["REQUEST_TIMEOUT", "RELAY_POLL_INTERVAL", "REACTION_FETCH_WAIT"])
 def test_bad_numbers(name: str) -> None:
     with pytest.raises(ConfigurationError, match=f"QUARTIER_{name}"):
         Settings.from_env({**SECRETS, f"QUARTIER_{name}": "ten seconds"})

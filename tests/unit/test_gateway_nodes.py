@@ -34,6 +34,11 @@ def b64(text: str | bytes) -> str:
 # -- global ids ----------------------------------------------------------------
 
 
+# parametrised values are the same in every process (pytest-xdist compares
+# the ids its workers collected): a fixed UUID, not uuid4()
+SOME_UUID = uuid.UUID("5f0c6a2e-8d3b-4e71-9a45-1c2b3d4e5f60")
+
+
 @pytest.mark.parametrize("type_name", ["Member", "Invitation", "Tenant"])
 def test_global_ids_round_trip(type_name: str) -> None:
     raw = str(uuid.uuid4())
@@ -75,7 +80,7 @@ def test_any_global_id_with_context_round_trips(raw: uuid.UUID, context: list[st
     assert split_raw_id(raw_id) == (str(raw), *context)
 
 
-@pytest.mark.parametrize("raw_id", ["", "x", ":", f":{uuid.uuid4()}", "not-a-uuid:also"])
+@pytest.mark.parametrize("raw_id", ["", "x", ":", f":{SOME_UUID}", "not-a-uuid:also"])
 def test_a_raw_id_must_start_with_a_uuid(raw_id: str) -> None:
     assert split_raw_id(raw_id) is None
 
@@ -92,11 +97,11 @@ MALFORMED_IDS = [
     "",
     "garbage",
     "!!!",
-    str(uuid.uuid4()),  # a raw UUID is not a global id
+    str(SOME_UUID),  # a raw UUID is not a global id
     b64("Member"),  # no separator
     b64("Member:"),
     b64("Member:not-a-uuid"),
-    b64(f"Member:{uuid.uuid4().hex[:-1]}"),
+    b64(f"Member:{SOME_UUID.hex[:-1]}"),
     b64(b"Member:\xff\xfe"),  # not UTF-8
     b64("Member") + "=",  # bad padding
 ]
@@ -168,7 +173,7 @@ MALFORMED_CURSORS = [
     b64("o:9223372036854775807"),
     b64("o:100000000000000000000"),
     b64(b"o:\xff"),  # not UTF-8
-    to_global_id("Member", str(uuid.uuid4())),  # an id is not a cursor
+    to_global_id("Member", str(SOME_UUID)),  # an id is not a cursor
 ]
 
 
