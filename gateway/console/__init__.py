@@ -20,7 +20,6 @@ matching `If-None-Match` gets a 304), and:
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +45,13 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     )
 )
+# litestar adds "; charset=utf-8" to the text types
 TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
     ".svg": "image/svg+xml",
-    ".json": "application/json",
-    ".txt": "text/plain; charset=utf-8",
+    ".txt": "text/plain",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -73,7 +72,7 @@ def _load(root: Path) -> dict[str, Asset]:
             continue
         name = path.relative_to(root).as_posix()
         body = path.read_bytes()
-        media_type = TYPES.get(path.suffix) or mimetypes.guess_type(name)[0] or "text/plain"
+        media_type = TYPES[path.suffix]
         versioned = name.startswith("vendor/") and path.suffix == ".js"
         assets[name] = Asset(
             body=body,
@@ -106,7 +105,7 @@ def _serve(request: Request[object, object, object], name: str) -> Response[byte
         return Response(
             b"Not found.\n",
             status_code=HTTP_404_NOT_FOUND,
-            media_type="text/plain; charset=utf-8",
+            media_type="text/plain",
             headers={**_headers(None), "Cache-Control": "no-store"},
         )
     if request.headers.get("if-none-match") == asset.etag:

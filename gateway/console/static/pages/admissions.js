@@ -6,6 +6,7 @@ import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime, fmtCountdown } from "../i18n.js";
 
 const NOMINATIONS = `query Nominations($id: ID!) { hub(id: $id) { id name
+  coAdmins { id }
   nominations { id status note nominatedAt windowClosesAt objectionCount exceptionReason
     objections { reason raisedAt objector { displayName } }
     candidate { displayName businessName activityLabel }
@@ -14,7 +15,7 @@ const NOMINATIONS = `query Nominations($id: ID!) { hub(id: $id) { id name
 const DECIDE = (field, input) => `mutation Decide($input: ${input}!) { ${field}(input: $input) {
   __typename ... on NominationPayload { nomination { id status } } ${ERROR_FIELDS} } }`;
 
-function Nomination({ hub, n, onDone }) {
+function Nomination({ hub, n, onDone, decides }) {
   const now = useNow();
   const id = useId("nom");
   const [exception, setException] = useState(null); // the reason's text, once the rule stands
@@ -74,7 +75,7 @@ function Nomination({ hub, n, onDone }) {
       <textarea id=${id + "-rej"} value=${rejecting} onInput=${(e) => setRejecting(e.target.value)}></textarea>
     </div>`}
     <${ErrorBox} error=${admit.error || reject.error} />
-    <div class="row">
+    ${decides && html`<div class="row">
       ${rejecting === null &&
       html`<button type="button" disabled=${admit.busy} onClick=${() => admit.run()}>
         ${exception !== null ? t("admitWithException") : t("admit")}</button>`}
@@ -82,11 +83,11 @@ function Nomination({ hub, n, onDone }) {
         onClick=${() => (rejecting === null ? setRejecting("") : reject.run())}>${t("reject")}</button>
       ${rejecting !== null &&
       html`<button type="button" class="secondary" onClick=${() => setRejecting(null)}>${t("cancel")}</button>`}
-    </div>
+    </div>`}
   </article>`;
 }
 
-export function AdmissionsPage() {
+export function AdmissionsPage({ me, admin }) {
   const hubs = useHubs();
   const [ok, setOk] = useState(null);
   const q = useQuery(NOMINATIONS, hubs.hub ? { id: hubs.hub.id } : null, [hubs.hub && hubs.hub.id]);
@@ -102,6 +103,7 @@ export function AdmissionsPage() {
     ${hub && list.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
     ${list.map(
       (n) => html`<${Nomination} key=${n.id} hub=${hub} n=${n}
+        decides=${admin || (hub.coAdmins || []).some((m) => m.id === me.id)}
         onDone=${(text) => {
           setOk(text);
           q.reload();

@@ -151,7 +151,7 @@ function History({ versions }) {
   </section>`;
 }
 
-export function HubsPage() {
+export function HubsPage({ me, admin }) {
   const hubs = useHubs();
   const q = useQuery(HUB, hubs.hub ? { id: hubs.hub.id } : null, [hubs.hub && hubs.hub.id]);
   const hub = q.data && q.data.hub;
@@ -178,7 +178,8 @@ export function HubsPage() {
           </dl>
         </section>
       </div>
-      <${RulesEditor} hub=${hub} onSaved=${q.reload} />
+      ${(admin || (hub.coAdmins || []).some((m) => m.id === me.id)) &&
+      html`<${RulesEditor} hub=${hub} onSaved=${q.reload} />`}
       <${History} versions=${hub.rulesHistory} />
     </div>`}
   </div>`;

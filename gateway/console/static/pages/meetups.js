@@ -8,6 +8,7 @@ import { t, fmtLocal, fmtDateTime } from "../i18n.js";
 const CALENDAR = `query Calendar($id: ID!, $when: MeetupWhen!) { hub(id: $id) { id name
   meetups(when: $when, first: 30) { edges { node { id title kind localStart timezone state
     seated waiting capacity venue { name } } } }
+  coAdmins { id } facilitator { id }
   openCards { id title drawnAt member { displayName } meetup { title localStart } }
   datePolls { id title state timezone voters chosenSlotId venue { name }
     slots { slotId localStart yes ifNeedBe no } meetup { id localStart } } } }`;
@@ -20,7 +21,7 @@ const MEETUP = `query Meetup($id: ID!) { meetup(id: $id) { id title kind topic l
   rsvps { answer seat waitlistPosition member { id displayName } }
   attendance { status substitute visitorId member { id displayName } }
   cards { id title doneAt member { displayName } }
-  hub { id members(first: 100) { edges { node { member { id displayName } } } } } } }`;
+  hub { id coAdmins { id } facilitator { id } members(first: 50) { edges { node { member { id displayName } } } } } } }`;
 
 const MARKS = ["PRESENT", "LATE", "ABSENT", "EXCUSED"];
 const ANSWERS = { YES: "pv_yes", MAYBE: "maybe", NO: "declined" };
@@ -131,7 +132,7 @@ function CloseForm({ m, onClosed }) {
   </form>`;
 }
 
-function MeetupDetail({ id, onBack, onChanged }) {
+function MeetupDetail({ id, onBack, onChanged, me, admin }) {
   const q = useQuery(MEETUP, { id }, [id]);
   const m = q.data && q.data.meetup;
   const reload = () => {
@@ -143,7 +144,11 @@ function MeetupDetail({ id, onBack, onChanged }) {
   const waiting = m.rsvps.filter((r) => r.seat === "WAITING").sort((a, b) => a.waitlistPosition - b.waitlistPosition);
   const maybe = m.rsvps.filter((r) => r.answer === "MAYBE");
   const no = m.rsvps.filter((r) => r.answer === "NO");
-  const open = m.state === "SCHEDULED" || m.state === "HELD";
+  const runs =
+    admin ||
+    (m.hub && (m.hub.coAdmins || []).some((x) => x.id === me.id)) ||
+    (m.hub && m.hub.facilitator && m.hub.facilitator.id === me.id);
+  const open = runs && (m.state === "SCHEDULED" || m.state === "HELD");
   const names = (list) => list.map((r) => (r.member ? r.member.displayName : "—")).join(", ") || "—";
   return html`<div class="meetup-detail">
     <button type="button" class="secondary small" onClick=${onBack}>← ${t("calendar")}</button>
@@ -152,8 +157,7 @@ function MeetupDetail({ id, onBack, onChanged }) {
       ${m.venue.address && html`<span class="muted">, ${m.venue.address}</span>`}</p>
     ${m.nextMeetup && html`<p>${t("next")}${fmtLocal(m.nextMeetup.localStart)}</p>`}
     <section class="card" aria-labelledby="rsvp-h">
-      <h3 id="rsvp-h">${t("rsvps")} — ${m.seated}${m.capacity ? "/" + m.capacity : ""} ${t("seated")},
-        ${m.waiting} ${t("waitlist").toLowerCase()}, ${m.maybe} ${t("maybe")}, ${m.declined} ${t("declined")}</h3>
+      <h3 id="rsvp-h">${`${t("rsvps")} — ${m.seated}${m.capacity ? "/" + m.capacity : ""} ${t("seated")}, ${m.waiting} ${t("waitlist").toLowerCase()}, ${m.maybe} ${t("maybe")}, ${m.declined} ${t("declined")}`}</h3>
       <dl class="kv">
         <dt>${t("seated")}</dt><dd>${names(seated)}</dd>
         <dt>${t("waitlist")}</dt><dd>${waiting.map((r) => `${r.waitlistPosition}. ${r.member ? r.member.displayName : "—"}`).join(", ") || "—"}</dd>
@@ -181,7 +185,7 @@ function MeetupDetail({ id, onBack, onChanged }) {
   </div>`;
 }
 
-function Poll({ p, onChanged }) {
+function Poll({ p, onChanged, runs }) {
   const closePoll = useAction(async (slotId) => {
     await mutate(
       `mutation ClosePoll($input: CloseDatePollInput!) { closeDatePoll(input: $input) {
@@ -204,7 +208,7 @@ function Poll({ p, onChanged }) {
         (s) => html`<tr class=${s.slotId === p.chosenSlotId ? "chosen" : ""}>
           <td>${fmtLocal(s.localStart)}${s.yes === best && best > 0 ? " ★" : ""}</td>
           <td>${s.yes}</td><td>${s.ifNeedBe}</td><td>${s.no}</td>
-          <td>${p.state === "OPEN" &&
+          <td>${runs && p.state === "OPEN" &&
           html`<button type="button" class="secondary small" disabled=${closePoll.busy}
             onClick=${() => closePoll.run(s.slotId)}>${t("chooseSlot")}</button>`}</td>
         </tr>`,
@@ -214,7 +218,7 @@ function Poll({ p, onChanged }) {
   </article>`;
 }
 
-export function MeetupsPage() {
+export function MeetupsPage({ me, admin }) {
   const hubs = useHubs();
   const [when, setWhen] = useState("UPCOMING");
   const [open, setOpen] = useState(hashParam("meetup"));
@@ -234,7 +238,7 @@ export function MeetupsPage() {
       hubs.choose(id);
     }} />
     ${open
-      ? html`<${MeetupDetail} id=${open} onBack=${() => choose(null)} onChanged=${q.reload} />`
+      ? html`<${MeetupDetail} id=${open} me=${me} admin=${admin} onBack=${() => choose(null)} onChanged=${q.reload} />`
       : html`<div>
       <h2>${t("calendar")}</h2>
       <div class="tabs" role="group" aria-label=${t("calendar")}>
@@ -272,7 +276,10 @@ export function MeetupsPage() {
       <section aria-labelledby="polls-h">
         <h2 id="polls-h">${t("datePolls")}</h2>
         ${(hub.datePolls || []).length === 0 && html`<p class="muted">${t("nothing")}</p>`}
-        ${(hub.datePolls || []).map((p) => html`<${Poll} key=${p.id} p=${p} onChanged=${q.reload} />`)}
+        ${(hub.datePolls || []).map(
+          (p) => html`<${Poll} key=${p.id} p=${p} onChanged=${q.reload}
+            runs=${admin || (hub.coAdmins || []).some((x) => x.id === me.id) || (hub.facilitator && hub.facilitator.id === me.id)} />`,
+        )}
       </section>`}
     </div>`}
   </div>`;

@@ -5,12 +5,12 @@ import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime } from "../i18n.js";
 
 const ROSTER = `query Roster($id: ID!) { hub(id: $id) { id name facilitatorTermEndsAt
-  facilitator { id displayName } facilitatorRoster { id displayName } } }`;
+  coAdmins { id } facilitator { id displayName } facilitatorRoster { id displayName } } }`;
 
 const HUB_RESULT = (field, input) => `mutation M($input: ${input}!) { ${field}(input: $input) {
   __typename ... on HubPayload { hub { id } } ${ERROR_FIELDS} } }`;
 
-export function RosterPage({ me }) {
+export function RosterPage({ me, admin }) {
   const hubs = useHubs();
   const q = useQuery(ROSTER, hubs.hub ? { id: hubs.hub.id } : null, [hubs.hub && hubs.hub.id]);
   const hub = q.data && q.data.hub;
@@ -27,6 +27,8 @@ export function RosterPage({ me }) {
   const first = a || (roster[0] && roster[0].id) || "";
   const second = b || (roster[1] && roster[1].id) || "";
   const onRoster = roster.some((m) => m.id === me.id);
+  const runs = Boolean(hub) && (admin || (hub.coAdmins || []).some((m) => m.id === me.id));
+  const facilitates = Boolean(hub && hub.facilitator && hub.facilitator.id === me.id);
   return html`<div>
     <h1>${t("roster")}</h1>
     <${Loading} q=${hubs.q} />
@@ -40,8 +42,9 @@ export function RosterPage({ me }) {
         <p class="current-facilitator"><strong>${hub.facilitator ? hub.facilitator.displayName : t("nobody")}</strong></p>
         ${hub.facilitatorTermEndsAt && html`<p class="muted">${t("termEnds")}${fmtDateTime(hub.facilitatorTermEndsAt)}</p>`}
         <div class="row">
-          <button type="button" disabled=${act.busy}
-            onClick=${() => act.run("handOverFacilitation", "HubInput", {})}>${t("handOver")}</button>
+          ${(runs || facilitates) &&
+          html`<button type="button" disabled=${act.busy}
+            onClick=${() => act.run("handOverFacilitation", "HubInput", {})}>${t("handOver")}</button>`}
           ${!onRoster &&
           html`<button type="button" class="secondary" disabled=${act.busy}
             onClick=${() => act.run("volunteerAsFacilitator", "HubInput", {})}>${t("volunteer")}</button>`}
@@ -54,18 +57,18 @@ export function RosterPage({ me }) {
           ${roster.map(
             (m, i) => html`<li class="row between">
               <span>${i + 1}. ${m.displayName}</span>
-              <span class="row">
+              ${runs && html`<span class="row">
                 <button type="button" class="secondary small" disabled=${act.busy || i === 0}
                   aria-label=${`${t("moveUp")} : ${m.displayName}`}
                   onClick=${() => swap(roster[i - 1].id, m.id)}>↑</button>
                 <button type="button" class="secondary small" disabled=${act.busy || i === roster.length - 1}
                   aria-label=${`${t("moveDown")} : ${m.displayName}`}
                   onClick=${() => swap(m.id, roster[i + 1].id)}>↓</button>
-              </span>
+              </span>`}
             </li>`,
           )}
         </ol>
-        ${roster.length > 1 &&
+        ${runs && roster.length > 1 &&
         html`<form onSubmit=${(e) => {
           e.preventDefault();
           swap(first, second);
