@@ -398,6 +398,7 @@ def _banner(launcher: Launcher) -> None:
         "",
         "Quartier is running.",
         f"  GraphQL (GraphiQL in a browser): {launcher.base_url}/graphql",
+        f"  Admin console:                   {launcher.base_url}/console/",
         f"  Health:                          {launcher.base_url}/health/ready",
         f"  NATS:                            {launcher.nats_url}",
         *(

@@ -7,7 +7,7 @@ import { t, fmtDate, fmtMoney } from "../i18n.js";
 const LEDGER = `query Ledger($direction: LedgerDirection!) {
   slips(direction: $direction, first: 50) { totalCount edges { node { id about warmth status givenAt
     value { amount currency } giver { displayName } receiver { displayName } hub { name } } } }
-  thanks(direction: $direction, first: 50) { totalCount edges { node { id about at
+  thanks(direction: $direction, first: 50) { totalCount edges { node { thanksId about at
     value { amount currency } giver { displayName } receiver { displayName } } } } }`;
 
 const RESULTS = `query Results($scope: ResultsScope!) { results(scope: $scope) { since until meetupsAttended
