@@ -22,8 +22,10 @@ PAGES = ["members", "admissions", "hubs", "roster", "meetups", "results", "data"
 
 
 def _settle(page: Any) -> None:
+    from playwright.sync_api import expect
+
     page.locator("main h1").wait_for()
-    page.wait_for_function("document.querySelectorAll('[aria-busy=true]').length === 0")
+    expect(page.locator("[aria-busy=true]")).to_have_count(0)
 
 
 def take(out: Path = OUT) -> list[Path]:
@@ -44,7 +46,8 @@ def take(out: Path = OUT) -> list[Path]:
                 ).new_page()
                 laptop.goto(demo.console_url)
                 laptop.locator("#tenant").fill("pole-11e")
-                laptop.wait_for_function("document.querySelector('.network-name') !== null")
+                laptop.locator("#tenant").press("Tab")  # the network's name and language
+                laptop.locator(".network-name").wait_for()
                 written.append(out / "sign-in.png")
                 laptop.screenshot(path=written[-1])
                 sign_in(laptop, demo.base_url)
