@@ -134,6 +134,61 @@ def test_approve_the_pending_nomination(page: Any, demo: DemoSystem) -> None:
     assert LEA in members
 
 
+NOMINATE = """mutation N($input: NominateCandidateInput!) { nominateCandidate(input: $input) {
+  __typename ... on NominationPayload { nomination { id } } ... on Error { code message } } }"""
+
+
+def test_admit_past_the_one_per_profession_rule_with_a_reason(page: Any, demo: DemoSystem) -> None:
+    """Two graphic designers nominated to the artisans' club; the first is
+    admitted; the second is refused by the rule until an admin gives the
+    exception's reason."""
+    admin = demo.token()
+    lucas = demo.token("lucas.bernard@pole-11e.example")
+    changed = demo.graphql(
+        "mutation C($input: ProfileCardInput!) { updateProfileCard(input: $input) {"
+        " __typename ... on Error { message } } }",
+        lucas,
+        input={"activityCode": "graphic-designer"},
+    )
+    assert changed["updateProfileCard"]["__typename"] == "ProfileCardUpdated", changed
+    hubs = demo.graphql(
+        "{ hubs { id name } members(first: 50) { edges { node { id displayName } } } }", admin
+    )
+    (artisans,) = [h["id"] for h in hubs["hubs"] if h["name"] != VOLTAIRE]
+    people = {e["node"]["displayName"]: e["node"]["id"] for e in hubs["members"]["edges"]}
+    nominations = {}
+    for name in ("Amélie Petit", "Lucas Bernard"):
+        done = demo.graphql(
+            NOMINATE, admin, input={"hubId": artisans, "candidateId": people[name]}
+        )["nominateCandidate"]
+        assert done["__typename"] == "NominationPayload", done
+        nominations[name] = done["nomination"]["id"]
+    admitted = demo.graphql(
+        "mutation A($input: AdmitCandidateInput!) { admitCandidate(input: $input) { __typename } }",
+        admin,
+        input={"hubId": artisans, "nominationId": nominations["Amélie Petit"]},
+    )
+    assert admitted["admitCandidate"]["__typename"] == "NominationPayload"
+
+    sign_in(page, demo.base_url)
+    page.goto(f"{demo.console_url}#/admissions?hub={artisans}")
+    page.reload()
+    card = page.locator("article.nomination", has_text="Lucas Bernard")
+    card.get_by_role("button", name="Admettre").click()
+    expect(card.get_by_role("alert")).to_contain_text("La règle « un par métier » s'applique")
+    card.get_by_label("Raison de l'exception").fill("Photographe avant tout : pas de concurrence")
+    card.get_by_role("button", name="Admettre par exception").click()
+    expect(page.get_by_role("status")).to_contain_text("Admis·e.")
+    members = demo.graphql(
+        "query H($id: ID!) { hub(id: $id) { members(first: 50) { edges { node {"
+        " exceptionReason member { displayName } } } } } }",
+        admin,
+        id=artisans,
+    )["hub"]["members"]["edges"]
+    reasons = {e["node"]["member"]["displayName"]: e["node"]["exceptionReason"] for e in members}
+    assert reasons["Lucas Bernard"] == "Photographe avant tout : pas de concurrence"
+
+
 # -- hubs ------------------------------------------------------------------------------
 
 
