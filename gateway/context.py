@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -29,6 +29,8 @@ from services.runtime.errors import (
     Forbidden,
     InternalError,
     InvalidInput,
+    QuartierError,
+    RateLimited,
     Unauthenticated,
     Unavailable,
 )
@@ -41,14 +43,23 @@ CORRELATION = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 @dataclass
 class Principal:
-    """The verified caller, or why the presented credential was refused."""
+    """The verified caller, or why the presented credential was refused.
+
+    A tenant API key (docs/api-keys.md) is presented as `api_key` by
+    `resolve_principal` and verified by identity in `current_principal`,
+    which fills `key_id`, `tenant_id` and `scopes`; its actor stays
+    anonymous: a key never acts as a member (`Context.require_member` answers
+    Forbidden), only as a holder of scopes (`gateway.keys`)."""
 
     actor: Actor = ANONYMOUS
     tenant_id: str | None = None
     tenant_slug: str | None = None
     credential: str | None = None
-    refused: Unauthenticated | None = None
+    refused: QuartierError | None = None  # Unauthenticated; RateLimited, Unavailable for keys
     expires_at: datetime | None = None
+    api_key: str | None = field(default=None, repr=False)  # as presented: never logged
+    key_id: str | None = None  # once identity verified `api_key`
+    scopes: frozenset[str] = frozenset()  # a verified key's
 
 
 @lru_cache(maxsize=4096)
@@ -65,6 +76,8 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return Principal(refused=Unauthenticated("use an 'Authorization: Bearer <token>' header"))
+    if token.startswith(idc.API_KEY_PREFIX):  # a tenant API key: identity verifies it
+        return Principal(api_key=token)
     if token.count(".") != 2:  # not a JWT: the operator's credential, or nothing
         if is_operator_token(settings.operator_token, token):
             return Principal(actor=Actor(kind="operator"), credential=token)
@@ -83,7 +96,9 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
     )
 
 
-async def current_principal(bus: Bus, principal: Principal, correlation_id: str) -> Principal:
+async def current_principal(
+    bus: Bus, principal: Principal, correlation_id: str, address: str | None = None
+) -> Principal:
     """A member's token is only as good as its session now: identity answers
     whether the session (`sid`) is still on and the member's current roles,
     which replace the token's (a demoted admin's earlier token carries no
@@ -92,7 +107,13 @@ async def current_principal(bus: Bus, principal: Principal, correlation_id: str)
 
     While identity is unreachable (or failing) the member keeps no role (least privilege:
     admin operations are refused, a member's own go on) and a revocation is
-    not seen until identity is back (at most the access token's lifetime)."""
+    not seen until identity is back (at most the access token's lifetime).
+
+    An API key is verified by identity each time (`VerifyApiKey`: revoked or
+    expired keys stop at once; bad keys are throttled per client `address`);
+    while identity cannot say, the key is refused (Unavailable)."""
+    if principal.api_key is not None and principal.refused is None:
+        return await _verified_key(bus, principal, correlation_id, address)
     actor = principal.actor
     if actor.kind != "member" or principal.refused is not None:
         return principal
@@ -106,6 +127,27 @@ async def current_principal(bus: Bus, principal: Principal, correlation_id: str)
     else:
         roles = tuple(state.roles)
     return replace(principal, actor=msgspec.structs.replace(actor, roles=roles))
+
+
+async def _verified_key(
+    bus: Bus, principal: Principal, correlation_id: str, address: str | None
+) -> Principal:
+    assert principal.api_key is not None
+    ctx = RequestContext(actor=ANONYMOUS, correlation_id=correlation_id)
+    try:
+        grant = await bus.request(
+            idc.VerifyApiKey(key=principal.api_key, client_address=address), ctx
+        )
+    except QuartierError as refused:  # Unauthenticated, RateLimited, Unavailable…
+        return Principal(api_key=principal.api_key, refused=refused)
+    return Principal(
+        tenant_id=grant.tenant_id,
+        tenant_slug=grant.tenant_slug,
+        expires_at=grant.expires_at,
+        api_key=principal.api_key,
+        key_id=grant.key_id,
+        scopes=frozenset(grant.scopes),
+    )
 
 
 class RateLimiter:
@@ -130,6 +172,12 @@ class RateLimiter:
         return True
 
 
+_KEY_NOT_A_MEMBER = (
+    "an API key cannot do this: it reads the event stream, reports and exports "
+    "of its network (its scopes), and never acts as a member"
+)
+
+
 class Context(BaseContext, kw_only=True):
     bus: Bus
     settings: Settings
@@ -149,15 +197,20 @@ class Context(BaseContext, kw_only=True):
         auth = params.get("Authorization") or params.get("authorization")
         if isinstance(auth, str):
             self.principal = await current_principal(
-                self.bus, resolve_principal(self.settings, auth), self.correlation_id
+                self.bus,
+                resolve_principal(self.settings, auth),
+                self.correlation_id,
+                self.client_address,
             )
 
     def request_context(
         self, actor: Actor | None = None, tenant_id: str | None = None
     ) -> RequestContext:
         p = self.principal
+        # an API key's network is not put on requests made in its name: they
+        # are anonymous ones (gateway.keys gives the network to what a key may do)
         return RequestContext(
-            tenant_id=tenant_id or p.tenant_id,
+            tenant_id=tenant_id or (p.tenant_id if p.key_id is None else None),
             actor=actor or p.actor,
             correlation_id=self.correlation_id,
             credential=p.credential,
@@ -167,6 +220,8 @@ class Context(BaseContext, kw_only=True):
     def require_member(self) -> RequestContext:
         if self.principal.refused is not None:
             raise self.principal.refused
+        if self.principal.key_id is not None:
+            raise Forbidden(_KEY_NOT_A_MEMBER)
         if self.principal.actor.kind != "member":
             raise Unauthenticated("sign in first")
         return self.request_context()
@@ -174,7 +229,7 @@ class Context(BaseContext, kw_only=True):
     def require_operator(self) -> RequestContext:
         if self.principal.refused is not None:
             raise self.principal.refused
-        if self.principal.actor.kind == "member":
+        if self.principal.actor.kind == "member" or self.principal.key_id is not None:
             raise Forbidden("only the platform operator may do this")
         if self.principal.actor.kind != "operator":
             raise Unauthenticated("this needs the platform operator's credential")
@@ -239,7 +294,12 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
         raise TooManyRequestsException(
             refused.message, headers={"Retry-After": str(refused.retry_after)}
         ) from None
-    principal = await current_principal(state.bus, principal, correlation)
+    principal = await current_principal(state.bus, principal, correlation, address)
+    if principal.key_id is None and isinstance(principal.refused, RateLimited):
+        raise TooManyRequestsException(
+            principal.refused.message,
+            headers={"Retry-After": str(principal.refused.retry_after or 1)},
+        )
     return Context(
         bus=state.bus,
         settings=settings,

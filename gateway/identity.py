@@ -15,6 +15,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from gateway.apikeys import ApiKeyMutation, ApiKeyQuery
 from gateway.context import Context
 from gateway.errors import Error, InvalidCredentials, InvalidToken
 from gateway.kit import (
@@ -497,12 +498,14 @@ async def attempt(
 
 
 @strawberry.type
-class Query:
+class Query(ApiKeyQuery):  # tenant API keys: gateway/apikeys.py
     @strawberry.field(description="The signed-in member, or null.")
     async def me(self, info: Info[Context, Any]) -> Member | None:
         p = info.context.principal
         if p.refused is not None:  # an expired or forged token is not "signed out"
             raise public(p.refused)
+        if p.key_id is not None:  # an API key is no member
+            require_member(info)
         if p.actor.kind != "member":
             return None
         return await load_member(info, p.actor.member_id)
@@ -586,7 +589,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ApiKeyMutation):  # tenant API keys: gateway/apikeys.py
     @strawberry.mutation(
         description="Platform operator: create a network and invite its first admin."
     )

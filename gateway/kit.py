@@ -1,4 +1,5 @@
-"""What a service's GraphQL module (`gateway/<service>.py`) is built from:
+"""What a service's GraphQL module (`gateway/<service>.py`, or a package
+`gateway/<service>/` with one module per concern) is built from:
 
 * `ask` for queries and `command` for mutations: the request goes to the
   service over NATS; a typed error becomes a top-level GraphQL error with its
@@ -8,12 +9,18 @@
   turns any typed error raised in its block into a top-level error);
 * `Connection[T]` / `Edge[T]` and `connection`: Relay connections (strawberry
   names a specialisation `MemberConnection`, `MemberEdge`, …);
+* the usual reads, as a member: `ask_page` (a connection's page),
+  `ask_by_id` (`thing(id:)`, or null), `ask_node` and `ask_listed` (what a
+  node loader does); `raw_id` / `optional_raw_id` decode an input's global id,
+  `given` an input's field of a partial update;
 * `NodeLoader`: how `node(id:)` finds an object of a Node type.
 
 A service module exposes, by convention, `Query`, `Mutation`, optionally
 `Subscription`, `types` (its Node types, registered with the schema) and
 `nodes` (Node type name → loader); `gateway.schema` merges them in the order
-of `services/registry.py`.
+of `services/registry.py`. A package's `__init__.py` merges its modules'
+`Query` and `Mutation` parts (`strawberry.tools.merge_types`), in the order
+of their fields in `schema.graphql`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
+import msgspec
 import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
@@ -37,7 +45,15 @@ from gateway.errors import (
     Unauthenticated,
     ValidationError,
 )
-from gateway.nodes import PageInfo, decode_global_id, offset_cursor, page_info
+from gateway.nodes import (
+    PageInfo,
+    decode_global_id,
+    from_global_id,
+    offset_cursor,
+    page_info,
+    parse_page,
+    split_raw_id,
+)
 from services.runtime import errors as e
 from services.runtime.messages import Request
 from services.runtime.tenancy import RequestContext
@@ -220,3 +236,98 @@ async def resolve_node(
     type_name, raw_id = found
     loader = loaders.get(type_name)
     return None if loader is None else await loader(info, raw_id)
+
+
+# -- the usual reads -------------------------------------------------------------------
+
+
+def raw_id(global_id: str, type_name: str, field: str) -> str:
+    """The UUID in an input's global id of `type_name`; anything else is an
+    InvalidInput error naming `field`."""
+    return from_global_id(global_id, type_name, field=field)
+
+
+def optional_raw_id(global_id: str | None, type_name: str, field: str) -> str | None:
+    """`raw_id` of an optional input: left out (None), None."""
+    return None if global_id is None else raw_id(global_id, type_name, field)
+
+
+def given(value: Any) -> Any:
+    """A partial update's field: the service's UNSET when left out (or null
+    where null means nothing)."""
+    return msgspec.UNSET if value is None or value is strawberry.UNSET else value
+
+
+async def ask_page(
+    info: Info[Context, Any],
+    first: int,
+    after: str | None,
+    build: Callable[[int, int], Request],
+    node: Callable[[Any], T],
+) -> Connection[T]:
+    """A connection's page, as the signed-in member: `first`/`after` are
+    checked, then the request is built for `(offset, limit)` (a bad page or a
+    malformed id it decodes is a top-level error), sent, and each item made
+    a node by `node`."""
+    rctx = require_member(info)
+    with public_errors():
+        offset, limit = parse_page(first, after)
+        request = build(offset, limit)
+    found = await ask(info, request, rctx)
+    return connection(found.items, offset, found.total, node)
+
+
+async def ask_by_id(
+    info: Info[Context, Any],
+    global_id: str,
+    type_name: str,
+    build: Callable[[str], Request],
+    node: Callable[[Any], T],
+) -> T | None:
+    """`thing(id:)`: one object of the signed-in member's network by its
+    global id (a malformed one is a top-level error), or null when the
+    service finds none (missing, or another network's)."""
+    rctx = require_member(info)
+    with public_errors():
+        raw = raw_id(global_id, type_name, "id")
+    found = await ask(info, build(raw), rctx, missing_as_none=True)
+    return node(found) if found else None
+
+
+async def ask_node(
+    info: Info[Context, Any],
+    raw: str,
+    build: Callable[[str], Request],
+    node: Callable[[Any], T],
+) -> T | None:
+    """A node loader for an id that is the object's UUID: the object as the
+    signed-in member's own query finds it, or None."""
+    parts = split_raw_id(raw)
+    if parts is None:
+        return None
+    found = await ask(info, build(parts[0]), require_member(info), missing_as_none=True)
+    return node(found) if found else None
+
+
+def id_with_context(raw: str) -> tuple[str, str] | None:
+    """(UUID, context UUID) of an id that carries what finds it again
+    (`Type:uuid:context uuid`, e.g. a series and its hub), or None."""
+    parts = split_raw_id(raw)
+    context = split_raw_id(parts[1]) if parts and len(parts) == 2 else None
+    return (parts[0], context[0]) if parts and context else None
+
+
+async def ask_listed(
+    info: Info[Context, Any],
+    request: Request,
+    matches: Callable[[Any], bool],
+    node: Callable[[Any], T],
+    *,
+    missing_as_none: bool = True,
+) -> T | None:
+    """A node loader for an object the service lists but has no query for:
+    the first listed item that `matches`, as a node, or None (a missing
+    list, with `missing_as_none`, is None too)."""
+    listed = await ask(info, request, require_member(info), missing_as_none=missing_as_none)
+    match = next((item for item in listed or () if matches(item)), None)
+    return node(match) if match is not None else None

@@ -3,16 +3,18 @@
 Who may read it is decided here, in one place (`events_reader`), for every
 transport: the GraphQL subscription below (graphql-transport-ws) and the HTTP
 API (`gateway/v1.py`, NDJSON and Server-Sent Events). A caller needs the
-`events:read` scope on its tenant: a tenant admin's access token holds every
-scope of its network; a tenant API key (to come, verified by identity) will
-hold the scopes it was issued with. The events carry ids and non-personal
-facts only.
+`events:read` scope on its tenant (`gateway.keys`): a tenant admin's access
+token holds every scope of its network; a tenant API key (verified by
+identity) holds the scopes it was issued with. A running stream re-checks its
+credential every few seconds (`gateway.keys.while_allowed`): a revoked or
+expired key, an ended session or a demoted admin stops it. The events carry
+ids and non-personal facts only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +24,14 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from gateway.context import Context, Principal
+from gateway.context import Context, Principal, current_principal
+from gateway.keys import EVENTS_READ, require_scope, scopes_of, while_allowed
 from gateway.kit import PublicError, public_errors
-from services.runtime.errors import Forbidden, InvalidInput, Unauthenticated
+from services.runtime.bus import Bus
+from services.runtime.errors import InvalidInput, QuartierError
 from services.runtime.stream import EventReader, Position, parse_type_prefixes
 
-EVENTS_READ = "events:read"
-TENANT_ADMIN_SCOPES = frozenset({EVENTS_READ})  # a tenant admin holds every scope of its network
+__all__ = ["EVENTS_READ", "EventsReader", "events_reader", "scopes_of", "still_reading"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class EventsReader:
 
     tenant_id: str
     expires_at: datetime | None
-    who: str  # for logs: "member:<id>" (later "key:<id>"), never a name
+    who: str  # for logs: "member:<id>" or "key:<id>", never a name
 
     def deadline(self) -> float | None:
         """`expires_at` on the `time.monotonic()` clock (readers stop there)."""
@@ -46,35 +49,22 @@ class EventsReader:
         return time.monotonic() + (self.expires_at - datetime.now(UTC)).total_seconds()
 
 
-def scopes_of(principal: Principal) -> frozenset[str]:
-    """The scopes a verified credential holds on its tenant. A tenant admin's
-    access token: all of them. A tenant API key (identity will verify it and
-    `resolve_principal` give its scopes as `Principal.scopes`): those it was
-    issued with. Anyone else: none."""
-    actor = principal.actor
-    if actor.kind == "member" and actor.is_tenant_admin:
-        return TENANT_ADMIN_SCOPES
-    issued: Iterable[str] = getattr(principal, "scopes", None) or ()
-    return frozenset(issued)
-
-
 def events_reader(principal: Principal) -> EventsReader:
     """The caller as a reader of its tenant's events, or the error to answer:
     `unauthenticated` without a valid credential, `forbidden` without the
     `events:read` scope on a tenant."""
-    if principal.refused is not None:
-        raise principal.refused
-    if principal.actor.kind == "anonymous":
-        raise Unauthenticated(
-            "sign in first: the event stream needs a tenant admin's access token "
-            "(`Authorization: Bearer <token>`)"
-        )
-    if EVENTS_READ not in scopes_of(principal) or not principal.tenant_id:
-        raise Forbidden(
-            f"only a network's tenant admins may read its event stream (the `{EVENTS_READ}` scope)"
-        )
-    who = f"member:{principal.actor.member_id}" if principal.actor.member_id else "key"
-    return EventsReader(principal.tenant_id, principal.expires_at, who)
+    bearer = require_scope(principal, EVENTS_READ)
+    return EventsReader(bearer.tenant_id, bearer.expires_at, bearer.who)
+
+
+def still_reading(bus: Bus, principal: Principal, correlation_id: str, address: str | None) -> Any:
+    """The re-check of a running stream (`while_allowed`): the credential,
+    asked again of identity, still holds `events:read` (else its error)."""
+
+    async def recheck() -> None:
+        events_reader(await current_principal(bus, principal, correlation_id, address))
+
+    return recheck
 
 
 @strawberry.type(description="A domain event as a CloudEvent (1.0).")
@@ -99,7 +89,9 @@ class StreamSubscription:
         description="Tenant admins: the network's events, in order: after a position "
         "(`after`, the `position` of an event), else from the start (`fromStart`), else "
         "new ones only; only the types starting with one of `types` (e.g. "
-        '`["quartier.hubs."]`); until `limit` events or the access token expires.'
+        '`["quartier.hubs."]`); until `limit` events or the access token expires. '
+        "Tenant admins' access tokens, or an API key with the `events:read` scope; a "
+        "revoked or expired key ends it within seconds."
     )
     async def tenant_events(
         self,
@@ -131,8 +123,9 @@ class StreamSubscription:
         )
         with public_errors():
             await events.open()
+        recheck = still_reading(ctx.bus, ctx.principal, ctx.correlation_id, ctx.client_address)
         try:
-            async for item in events:
+            async for item in while_allowed(events, recheck):
                 if item is None:
                     continue
                 event = item.event
@@ -147,6 +140,10 @@ class StreamSubscription:
                     data=msgspec.json.decode(event.data),
                     position=item.position,
                 )
+        except QuartierError as refused:  # the credential no longer holds the scope
+            raise PublicError(
+                f"{refused.message}: the subscription has ended", refused.code
+            ) from None
         finally:
             await events.close()
         if events.expired:

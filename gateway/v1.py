@@ -8,7 +8,9 @@ analytics consumers, and the published contracts of its events.
   `types=` keeps the types starting with one of its comma-separated prefixes,
   `follow=true` waits for new events (with a heartbeat), `limit=` stops after
   so many. Who may read is decided by `gateway.stream.events_reader` (the
-  `events:read` scope), as for the GraphQL subscription.
+  `events:read` scope: a tenant admin's access token, or an API key), as for
+  the GraphQL subscription; a running response re-checks it every few
+  seconds and ends when it no longer holds (a revoked or expired key).
 * `GET /v1/schemas`: the index of the JSON Schemas; `GET /v1/schemas/<type>`
   one event type's `data` schema, `GET /v1/schemas/cloudevent` the envelope.
   Public, as in docs/schemas/.
@@ -20,7 +22,7 @@ of their code (400, 401, 403, 404, 406, 429, 503); never a traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,10 +31,11 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response, Stream
 
-from gateway.context import current_principal, resolve_principal
-from gateway.stream import EventsReader, events_reader
+from gateway.context import Principal, current_principal, peer_address, resolve_principal
+from gateway.keys import while_allowed
+from gateway.stream import EventsReader, events_reader, still_reading
 from infra.catalogue import event_schema_copy, schema_index
-from services.runtime.errors import QuartierError
+from services.runtime.errors import Forbidden, QuartierError, Unauthenticated
 from services.runtime.logging import get_logger
 from services.runtime.messages import new_correlation_id
 from services.runtime.stream import (
@@ -70,13 +73,17 @@ class ApiError(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-def error_response(code: str, message: str, field: str | None = None) -> Response[Any]:
+def error_response(
+    code: str, message: str, field: str | None = None, retry_after: int | None = None
+) -> Response[Any]:
     error: dict[str, str] = {"code": code, "message": message}
     if field:
         error["field"] = field
     headers = {"Cache-Control": "no-store"}
     if code == "unauthenticated":
         headers["WWW-Authenticate"] = 'Bearer realm="quartier"'
+    if code == "rate_limited" and retry_after:
+        headers["Retry-After"] = str(retry_after)
     return Response(
         {"error": error},
         status_code=STATUS.get(code, 500),
@@ -184,13 +191,26 @@ def sse_message(item: StreamedEvent | None) -> bytes:
     return b"id: " + item.position.encode() + b"\ndata: " + item.json_with_position() + b"\n\n"
 
 
-async def body(reader: EventReader, media_type: str, caller: EventsReader) -> AsyncIterator[bytes]:
+async def body(
+    reader: EventReader,
+    media_type: str,
+    caller: EventsReader,
+    recheck: Callable[[], Awaitable[None]],
+) -> AsyncIterator[bytes]:
     render = sse_message if media_type == SSE else ndjson_line
     try:
         if media_type == SSE:
             yield f"retry: {SSE_RETRY_MS}\n\n".encode()
-        async for item in reader:
-            yield render(item)
+        try:
+            async for item in while_allowed(reader, recheck):
+                yield render(item)
+        except (Unauthenticated, Forbidden) as refused:  # revoked, expired, demoted
+            log.info(
+                "v1.events_refused", tenant=caller.tenant_id, who=caller.who, code=refused.code
+            )
+            if media_type == SSE:
+                yield b": the credential no longer allows reading: stop, or use another\n\n"
+            return
         if reader.expired and media_type == SSE:
             yield b": the credential expired: reconnect with a fresh one\n\n"
     except QuartierError as e:  # the stream failed midway: the client resumes
@@ -209,14 +229,16 @@ async def body(reader: EventReader, media_type: str, caller: EventsReader) -> As
 @get("/v1/events")
 async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     reader: EventReader | None = None
+    address = peer_address(state, request.headers, request.scope)
+    correlation_id = new_correlation_id()
+    principal: Principal = await current_principal(
+        state.bus,
+        resolve_principal(state.settings, request.headers.get("authorization")),
+        correlation_id,
+        address,
+    )
     try:
-        caller = events_reader(
-            await current_principal(
-                state.bus,
-                resolve_principal(state.settings, request.headers.get("authorization")),
-                new_correlation_id(),
-            )
-        )
+        caller = events_reader(principal)
         if not state.limiter.allow(caller.tenant_id):
             raise ApiError("rate_limited", "too many requests for this network: slow down")
         params = query_parameters(request.scope.get("query_string", b""))
@@ -255,7 +277,7 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
     except QuartierError as e:
         if reader is not None:
             await reader.close()
-        return error_response(e.code, e.message, e.field)
+        return error_response(e.code, e.message, e.field, e.retry_after)
     log.info(
         "v1.events_opened",
         tenant=caller.tenant_id,
@@ -264,8 +286,9 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         resumed=after is not None,
         follow=follow,
     )
+    recheck = still_reading(state.bus, principal, correlation_id, address)
     return Stream(
-        body(reader, media_type, caller),
+        body(reader, media_type, caller, recheck),
         media_type=media_type,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

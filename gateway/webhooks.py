@@ -17,13 +17,15 @@ from gateway.kit import (
     Connection,
     NodeLoader,
     ask,
+    ask_by_id,
+    ask_node,
+    ask_page,
     command,
-    connection,
-    public_errors,
+    raw_id,
     require_member,
     result_union,
 )
-from gateway.nodes import Node, from_global_id, parse_page, split_raw_id, to_global_id
+from gateway.nodes import Node, to_global_id
 from services.webhooks import contract as c
 
 
@@ -114,20 +116,18 @@ class WebhookEndpoint(Node):
         after: str | None = None,
         status: WebhookDeliveryStatus | None = None,
     ) -> Connection[WebhookDelivery]:
-        rctx = require_member(info)
-        with public_errors():
-            offset, limit = parse_page(first, after)
-        found = await ask(
+        return await ask_page(
             info,
-            c.ListDeliveries(
+            first,
+            after,
+            lambda offset, limit: c.ListDeliveries(
                 endpoint_id=self.endpoint_id,
                 status=status.value if status else None,  # type: ignore[arg-type]  # an enum value
                 offset=offset,
                 limit=limit,
             ),
-            rctx,
+            WebhookDelivery.from_contract,
         )
-        return connection(found.items, offset, found.total, WebhookDelivery.from_contract)
 
     @classmethod
     def from_contract(cls, e: c.Endpoint) -> WebhookEndpoint:
@@ -213,12 +213,12 @@ class ReplayWebhookDeliveriesInput:
     all: bool = False
 
 
-def _endpoint_id(value: str, field: str = "endpoint_id") -> str:
-    return from_global_id(value, "WebhookEndpoint", field=field)
+def _endpoint_id(value: str) -> str:
+    return raw_id(value, "WebhookEndpoint", "endpoint_id")
 
 
-def _delivery_id(value: str, field: str = "delivery_id") -> str:
-    return from_global_id(value, "WebhookDelivery", field=field)
+def _delivery_id(value: str) -> str:
+    return raw_id(value, "WebhookDelivery", "delivery_id")
 
 
 def _secret(reply: c.EndpointSecret) -> WebhookEndpointSecret:
@@ -242,21 +242,25 @@ class Query:
     async def webhook_endpoints(
         self, info: Info[Context, Any], first: int = 20, after: str | None = None
     ) -> Connection[WebhookEndpoint]:
-        rctx = require_member(info)
-        with public_errors():
-            offset, limit = parse_page(first, after)
-        found = await ask(info, c.ListEndpoints(offset=offset, limit=limit), rctx)
-        return connection(found.items, offset, found.total, WebhookEndpoint.from_contract)
+        return await ask_page(
+            info,
+            first,
+            after,
+            lambda offset, limit: c.ListEndpoints(offset=offset, limit=limit),
+            WebhookEndpoint.from_contract,
+        )
 
     @strawberry.field(description="Tenant admin: an endpoint by global id, or null.")
     async def webhook_endpoint(
         self, info: Info[Context, Any], id: strawberry.ID
     ) -> WebhookEndpoint | None:
-        rctx = require_member(info)
-        with public_errors():
-            raw = _endpoint_id(id, "id")
-        found = await ask(info, c.GetEndpoint(endpoint_id=raw), rctx, missing_as_none=True)
-        return WebhookEndpoint.from_contract(found) if found else None
+        return await ask_by_id(
+            info,
+            id,
+            "WebhookEndpoint",
+            lambda raw: c.GetEndpoint(endpoint_id=raw),
+            WebhookEndpoint.from_contract,
+        )
 
 
 @strawberry.type
@@ -344,24 +348,16 @@ class Mutation:
 # -- Node types and their loaders (node(id:)) -------------------------------------
 
 
-async def endpoint_node(info: Info[Context, Any], raw_id: str) -> WebhookEndpoint | None:
-    parts = split_raw_id(raw_id)
-    if parts is None:
-        return None
-    found = await ask(
-        info, c.GetEndpoint(endpoint_id=parts[0]), require_member(info), missing_as_none=True
+async def endpoint_node(info: Info[Context, Any], raw: str) -> WebhookEndpoint | None:
+    return await ask_node(
+        info, raw, lambda i: c.GetEndpoint(endpoint_id=i), WebhookEndpoint.from_contract
     )
-    return WebhookEndpoint.from_contract(found) if found else None
 
 
-async def delivery_node(info: Info[Context, Any], raw_id: str) -> WebhookDelivery | None:
-    parts = split_raw_id(raw_id)
-    if parts is None:
-        return None
-    found = await ask(
-        info, c.GetDelivery(delivery_id=parts[0]), require_member(info), missing_as_none=True
+async def delivery_node(info: Info[Context, Any], raw: str) -> WebhookDelivery | None:
+    return await ask_node(
+        info, raw, lambda i: c.GetDelivery(delivery_id=i), WebhookDelivery.from_contract
     )
-    return WebhookDelivery.from_contract(found) if found else None
 
 
 types: list[type] = [WebhookEndpoint, WebhookDelivery]

@@ -416,3 +416,96 @@ class ProfileCardUpdated(IdentityEvent):
 class MemberRolesChanged(IdentityEvent):
     member_id: str
     roles: list[str]
+
+
+# -- tenant API keys (docs/api-keys.md) ------------------------------------------
+
+API_KEY_PREFIX = "qk_"  # how a key starts: `qk_<key id, 32 hex>_<secret>`
+API_KEY_SCOPES = ("events:read", "reports:read", "export")
+"""What a key may be issued for: reading the event stream (and managing
+webhooks), the reports, exports. A tenant admin's token holds them all; a
+key never acts as a member."""
+
+
+class ApiKeyInfo(Message):
+    """A key as listed: never its secret nor the secret's hash."""
+
+    key_id: str
+    name: str
+    prefix: str  # `qk_` and the first 12 hex digits of the id: how to recognise it
+    scopes: list[str]
+    created_at: datetime
+    created_by: str | None
+    last_used_at: datetime | None  # to within a minute
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyIssued(Message):
+    """A new key and its secret: the only time the secret is shown."""
+
+    key: ApiKeyInfo
+    secret: str
+
+
+class ApiKeyPage(Message):
+    items: list[ApiKeyInfo]
+    total: int
+
+
+class ApiKeyGrant(Message):
+    """What a verified key may do now: for the gateway."""
+
+    key_id: str
+    tenant_id: str
+    tenant_slug: str
+    scopes: list[str]
+    expires_at: datetime | None
+
+
+class CreateApiKey(IdentityCommand[ApiKeyIssued]):
+    """Tenant admin: a new key with these scopes (`API_KEY_SCOPES`, at least
+    one), a name (≤ 80) and an optional expiry (1 minute to 3 years ahead).
+    At most 50 unrevoked keys per network."""
+
+    name: str
+    scopes: list[str]
+    expires_at: datetime | None = None
+
+
+class RevokeApiKey(IdentityCommand[ApiKeyInfo]):
+    """Tenant admin: the key stops working at once (a running stream within
+    seconds). Another network's or an unknown key: NotFound; revoked
+    already: Conflict."""
+
+    key_id: str
+
+
+class ListApiKeys(IdentityQuery[ApiKeyPage]):
+    """Tenant admin: the network's keys, newest first, revoked ones too."""
+
+    offset: int = 0
+    limit: int = 20
+
+
+class VerifyApiKey(IdentityQuery[ApiKeyGrant]):
+    """The gateway, for a request presenting a key as its Bearer credential:
+    the key's network and scopes now (revoked, expired, unknown or malformed:
+    Unauthenticated). Failures are throttled per client address
+    (`client_address`, set by the gateway): RateLimited with `retry_after`."""
+
+    key: str
+    client_address: str | None = None
+
+
+class ApiKeyCreated(IdentityEvent):
+    key_id: str
+    prefix: str
+    scopes: list[str]
+    expires_at: datetime | None
+    created_by: str
+
+
+class ApiKeyRevoked(IdentityEvent):
+    key_id: str
+    revoked_by: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.identity import contract as c
+from services.identity.apikeys import ApiKey, prefix_of
 from services.identity.domain import Invitation, Member, Tenant
 
 
@@ -47,4 +48,15 @@ def to_public(event: Any) -> c.IdentityEvent | None:
             return c.MemberRolesChanged(
                 tenant_id=tenant_id, member_id=aggregate_id, roles=list(event.roles)
             )
+        case ApiKey.Created():
+            return c.ApiKeyCreated(
+                tenant_id=tenant_id,
+                key_id=aggregate_id,
+                prefix=prefix_of(event.originator_id),
+                scopes=list(event.scopes),
+                expires_at=event.expires_at,
+                created_by=event.created_by,
+            )
+        case ApiKey.Revoked():
+            return c.ApiKeyRevoked(tenant_id=tenant_id, key_id=aggregate_id, revoked_by=event.by)
     return None

@@ -3,6 +3,8 @@ outbox relay on a service host. `python -m services.identity` runs it."""
 
 from __future__ import annotations
 
+from services.identity.apikey_handlers import ApiKeyHandlers
+from services.identity.apikeys import ApiKeyViews
 from services.identity.application import Identity
 from services.identity.contract import SERVICE
 from services.identity.handlers import IdentityHandlers
@@ -25,6 +27,8 @@ def build(
     projector = host.add_projection(app, IdentityViews())
     handlers = IdentityHandlers(host, app, mailer or mailer_for(settings))
     host.add_endpoints(handlers.endpoints())
+    host.add_projection(app, ApiKeyViews())
+    host.add_endpoints(ApiKeyHandlers(host, app, handlers.throttle).endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
     return host
 

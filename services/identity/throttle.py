@@ -69,6 +69,9 @@ LOGIN_ADDRESS = Policy("login-address", free=30, base=1, cap=900, forget=3600)
 # and mail nothing), and per address (more wait).
 RESET_ACCOUNT = Policy("reset-account", free=3, base=3600, cap=3600, forget=3600)
 RESET_ADDRESS = Policy("reset-address", free=10, base=60, cap=3600, forget=3600)
+# API keys presented as Bearer credentials: failures (unknown, malformed,
+# revoked, expired keys) per client address; a good key costs no write.
+API_KEY_ADDRESS = Policy("api-key-address", free=20, base=1, cap=900, forget=3600)
 
 
 def key(policy: Policy, *parts: str) -> str:

@@ -1,0 +1,231 @@
+"""Tenant API keys through the gateway, as a tenant admin and an analytics
+consumer use them: created and listed in GraphQL (the secret shown once),
+used as a Bearer credential for the event stream (HTTP and the GraphQL
+subscription) within their scopes only and never for a member's
+operations; a revoked or expired key stops a running stream; the secret is
+never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from services.runtime.clock import MovableClock
+from tests.e2e.conftest import Network, System, assert_error, join, open_network
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
+
+KEY_FIELDS = "id name prefix scopes createdAt lastUsedAt expiresAt revokedAt"
+ERR = "... on Error { __typename code message } ... on ValidationError { field } ... on Conflict { field }"
+CREATE = f"""mutation($input: CreateApiKeyInput!) {{ createApiKey(input: $input) {{
+  __typename ... on ApiKeyCreated {{ secret apiKey {{ {KEY_FIELDS} }} }} {ERR} }} }}"""
+REVOKE = f"""mutation($input: RevokeApiKeyInput!) {{ revokeApiKey(input: $input) {{
+  __typename ... on ApiKeyRevoked {{ apiKey {{ {KEY_FIELDS} }} }} {ERR} }} }}"""
+LIST = f"""query($first: Int!, $after: String) {{ apiKeys(first: $first, after: $after) {{
+  totalCount edges {{ cursor node {{ {KEY_FIELDS} }} }} pageInfo {{ hasNextPage }} }} }}"""
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def create_key(
+    system: System, net: Network, scopes: list[str], **extra: Any
+) -> tuple[str, dict[str, Any]]:
+    answer = await system.gql(
+        CREATE, {"input": {"name": "dashboard", "scopes": scopes, **extra}}, net.admin.access
+    )
+    created = answer["data"]["createApiKey"]
+    assert created["__typename"] == "ApiKeyCreated", created
+    return created["secret"], created["apiKey"]
+
+
+async def revoke(system: System, net: Network, key_id: str) -> dict[str, Any]:
+    answer = await system.gql(REVOKE, {"input": {"id": key_id}}, net.admin.access)
+    result: dict[str, Any] = answer["data"]["revokeApiKey"]
+    return result
+
+
+async def follow_until_closed(
+    system: System, key: str, then: Any, **params: Any
+) -> list[dict[str, Any]]:
+    """Follow the stream with `key`; once an event came, run `then()`; the
+    events read until the server ends the response."""
+    events: list[dict[str, Any]] = []
+    async with system.client.stream(
+        "GET", "/v1/events", params={"follow": "true", **params}, headers=auth(key)
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+
+        async def read() -> None:
+            async for line in response.aiter_lines():
+                if line.strip():
+                    events.append(json.loads(line))
+                    if len(events) == 1:
+                        await then()
+
+        await asyncio.wait_for(read(), 60)
+    return events
+
+
+async def test_admins_create_list_and_revoke_keys(system: System, clock: MovableClock) -> None:
+    net = await open_network(system, "keys-admin")
+    expires = clock.now().replace(microsecond=0) + timedelta(days=365)
+    secret, key = await create_key(
+        system, net, ["EVENTS_READ", "EXPORT"], expiresAt=expires.isoformat()
+    )
+    assert secret.startswith(key["prefix"]) and key["prefix"].startswith("qk_")
+    assert key["scopes"] == ["EVENTS_READ", "EXPORT"] and key["revokedAt"] is None
+    assert key["expiresAt"].startswith(expires.date().isoformat())
+
+    # shown once: the listing has the prefix, not the secret
+    answer = await system.gql(LIST, {"first": 10}, net.admin.access)
+    listing = answer["data"]["apiKeys"]
+    assert listing["totalCount"] == 1 and listing["edges"][0]["node"]["id"] == key["id"]
+    assert secret.rsplit("_", 1)[1] not in json.dumps(answer)
+
+    # bad inputs: a typed error naming the field, nothing created
+    for bad, field in (
+        ({"name": " ", "scopes": ["EXPORT"]}, "name"),
+        ({"name": "d", "scopes": []}, "scopes"),
+        ({"name": "d", "scopes": ["EXPORT"], "expiresAt": "2001-01-01T00:00:00Z"}, "expiresAt"),
+    ):
+        answer = await system.gql(CREATE, {"input": bad}, net.admin.access)
+        assert_error(
+            answer["data"]["createApiKey"], "ValidationError", "invalid_input", field=field
+        )
+    unknown = await system.gql(
+        CREATE, {"input": {"name": "d", "scopes": ["EVENTS_WRITE"]}}, net.admin.access
+    )
+    assert unknown.get("data") is None and unknown["errors"]  # not a scope of the schema
+    bad_id = await revoke(system, net, "not-an-id")
+    assert_error(bad_id, "ValidationError", "invalid_input", field="id")
+
+    # a member, another network's admin: no
+    member = await join(system, net, "lea@keys-admin.example", "Léa")
+    refused = await system.gql(
+        CREATE, {"input": {"name": "d", "scopes": ["EXPORT"]}}, member.access
+    )
+    assert_error(refused["data"]["createApiKey"], "Forbidden", "forbidden")
+    listed = await system.gql(LIST, {"first": 10}, member.access)
+    assert listed["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    other = await open_network(system, "keys-other")
+    assert_error(await revoke(system, other, key["id"]), "NotFound", "not_found")
+
+    revoked = await revoke(system, net, key["id"])
+    assert revoked["__typename"] == "ApiKeyRevoked" and revoked["apiKey"]["revokedAt"]
+    assert_error(await revoke(system, net, key["id"]), "Conflict", "conflict", field=None)
+    answer = await system.gql(LIST, {"first": 10}, net.admin.access)
+    assert answer["data"]["apiKeys"]["totalCount"] == 1
+
+
+async def test_a_key_reads_its_stream_within_its_scopes_only(system: System) -> None:
+    net = await open_network(system, "keys-scope")
+    other = await open_network(system, "keys-scope-other")
+    reader, key = await create_key(system, net, ["EVENTS_READ"])
+    exporter, _ = await create_key(system, net, ["EXPORT", "REPORTS_READ"])
+
+    response = await system.client.get("/v1/events", headers=auth(reader))
+    assert response.status_code == 200
+    events = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+    assert events and {e["tenant"] for e in events} == {net.tenant_id}
+    created = [e for e in events if e["type"] == "quartier.identity.ApiKeyCreated.v1"]
+    assert len(created) == 2
+    assert "secret" not in json.dumps(created) and reader.rsplit("_", 1)[1] not in response.text
+
+    # another scope, a malformed or unknown key, another network's position
+    assert (await system.client.get("/v1/events", headers=auth(exporter))).status_code == 403
+    for bad in ("qk_nonsense", reader[:-2] + "xx"):
+        refused = await system.client.get("/v1/events", headers=auth(bad))
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "unauthenticated"
+    admin_events = await system.client.get("/v1/events", headers=auth(other.admin.access))
+    foreign = json.loads(admin_events.text.splitlines()[0])["position"]
+    wrong = await system.client.get("/v1/events", params={"after": foreign}, headers=auth(reader))
+    assert wrong.status_code == 400
+
+    # never a member: member operations answer Forbidden
+    for query in ("{ me { id } }", "{ members(first: 5) { totalCount } }", LIST):
+        answer = await system.gql(query, {"first": 5} if query == LIST else None, reader)
+        assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN", answer
+    answer = await system.gql(CREATE, {"input": {"name": "d", "scopes": ["EXPORT"]}}, reader)
+    assert_error(answer["data"]["createApiKey"], "Forbidden", "forbidden")
+    answer = await system.gql(REVOKE, {"input": {"id": key["id"]}}, reader)
+    assert_error(answer["data"]["revokeApiKey"], "Forbidden", "forbidden")
+
+    # its use is listed
+    answer = await system.gql(LIST, {"first": 10}, net.admin.access)
+    used = {e["node"]["id"]: e["node"]["lastUsedAt"] for e in answer["data"]["apiKeys"]["edges"]}
+    assert used[key["id"]] is not None
+
+
+async def test_revoking_a_key_stops_its_running_stream(
+    system: System, capfd: pytest.CaptureFixture[str]
+) -> None:
+    net = await open_network(system, "keys-revoke")
+    secret, key = await create_key(system, net, ["EVENTS_READ"])
+
+    async def revoke_it() -> None:
+        assert (await revoke(system, net, key["id"]))["__typename"] == "ApiKeyRevoked"
+
+    events = await follow_until_closed(system, secret, revoke_it)
+    assert events  # it read, then the server ended the response
+    assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 401
+    # the revocation is an event too (no secret, no hash)
+    history = await system.client.get("/v1/events", headers=auth(net.admin.access))
+    types = [json.loads(line)["type"] for line in history.text.splitlines() if line.strip()]
+    assert "quartier.identity.ApiKeyRevoked.v1" in types
+    captured = capfd.readouterr()
+    assert secret.rsplit("_", 1)[1] not in captured.out + captured.err
+
+
+async def test_an_expiring_key_stops_its_running_stream(
+    system: System, clock: MovableClock
+) -> None:
+    net = await open_network(system, "keys-expire")
+    expires = (clock.now() + timedelta(minutes=2)).isoformat()
+    secret, _ = await create_key(system, net, ["EVENTS_READ"], expiresAt=expires)
+
+    async def later() -> None:
+        clock.advance(minutes=3)
+
+    assert await follow_until_closed(system, secret, later)
+    assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 401
+
+
+async def test_the_subscription_takes_a_key_and_stops_at_its_revocation(system: System) -> None:
+    net = await open_network(system, "keys-ws")
+    secret, key = await create_key(system, net, ["EVENTS_READ"])
+    query = (
+        'subscription { tenantEvents(fromStart: true, types: ["quartier.identity."]) { id type } }'
+    )
+    async with connect(
+        system.gateway.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+
+        async def receive() -> dict[str, Any]:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if message["type"] == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                elif message["type"] != "pong":
+                    return message
+
+        await ws.send(json.dumps({"type": "connection_init", "payload": auth(secret)}))
+        assert await receive() == {"type": "connection_ack"}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        first = await receive()
+        assert first["type"] == "next" and "errors" not in first["payload"], first
+        assert (await revoke(system, net, key["id"]))["__typename"] == "ApiKeyRevoked"
+        while True:  # the events it had, then the end
+            message = await receive()
+            if message["type"] != "next" or "errors" in message["payload"]:
+                break
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
