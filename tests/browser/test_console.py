@@ -235,6 +235,30 @@ def test_a_member_sees_only_member_things(page: Any, demo: DemoSystem) -> None:
     expect(page.get_by_role("button", name="Enregistrer")).to_have_count(0)
 
 
+# -- data ------------------------------------------------------------------------------
+
+
+def test_an_api_keys_secret_is_shown_once(page: Any, demo: DemoSystem) -> None:
+    sign_in(page, demo.base_url)
+    page.locator("nav a[href='#/data']").click()
+    page.get_by_label("Nom de la clé").fill("Tableau de bord")
+    page.get_by_label("lire les rapports").check()
+    page.get_by_role("button", name="Créer une clé").click()
+    shown = page.get_by_test_id("secret-once")
+    expect(shown).to_contain_text("qk_")
+    secret = shown.inner_text().strip()
+    row = page.locator("tr", has_text="Tableau de bord")
+    expect(row).to_contain_text(secret[:15])  # its prefix
+    keys = demo.graphql("{ apiKeys { edges { node { name prefix scopes } } } }", demo.token())
+    (key,) = [e["node"] for e in keys["apiKeys"]["edges"] if e["node"]["name"] == "Tableau de bord"]
+    assert set(key["scopes"]) == {"EVENTS_READ", "REPORTS_READ"}
+    assert secret.startswith(key["prefix"])
+    page.reload()
+    expect(row).to_be_visible()
+    assert secret not in page.content()
+    assert secret not in str(page.evaluate("JSON.stringify(sessionStorage)"))
+
+
 # -- meetups: at the table, then the close --------------------------------------------
 
 

@@ -126,3 +126,13 @@ export function useId(prefix) {
   if (ref.current === null) ref.current = `${prefix}-${++counter}`;
   return ref.current;
 }
+
+// A secret shown this once: {value, label} (the label's text key).
+export function Secret({ secret, onHide }) {
+  if (!secret) return null;
+  return html`<div class="card" role="status">
+    <p><strong>${t(secret.label)}</strong></p>
+    <p class="secret" data-testid="secret-once">${secret.value}</p>
+    <button type="button" class="secondary small" onClick=${onHide}>${t("close")}</button>
+  </div>`;
+}

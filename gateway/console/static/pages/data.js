@@ -1,9 +1,11 @@
-// Data (tenant admins): webhook endpoints and their delivery log. A new
+// Data (tenant admins): webhook endpoints and their delivery log, API keys
+// (pages/apikeys.js). A new
 // endpoint's signing secret is shown once, right after its creation (or a
 // rotation), and kept nowhere else.
-import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
+import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, Secret } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime } from "../i18n.js";
+import { ApiKeys } from "./apikeys.js";
 
 const ENDPOINTS = `query Endpoints { webhookEndpoints(first: 10) { totalCount edges { node {
   id url description eventTypes enabled disabledReason pending failingSince createdAt
@@ -12,15 +14,6 @@ const ENDPOINTS = `query Endpoints { webhookEndpoints(first: 10) { totalCount ed
 
 const SECRET_RESULT = (field, input) => `mutation M($input: ${input}!) { ${field}(input: $input) {
   __typename ... on WebhookEndpointSecret { secret endpoint { id url } } ${ERROR_FIELDS} } }`;
-
-function Secret({ secret, onHide }) {
-  if (!secret) return null;
-  return html`<div class="card" role="status">
-    <p><strong>${t("secretOnce")}</strong></p>
-    <p class="secret" data-testid="secret-once">${secret}</p>
-    <button type="button" class="secondary small" onClick=${onHide}>${t("close")}</button>
-  </div>`;
-}
 
 function Endpoint({ ep, onChanged, showSecret }) {
   const act = useAction(async (kind, arg) => {
@@ -39,7 +32,7 @@ function Endpoint({ ep, onChanged, showSecret }) {
         "rotateWebhookSecret",
         "WebhookEndpointSecret",
       );
-      showSecret(r.secret);
+      showSecret({ value: r.secret, label: "secretOnce" });
     } else if (kind === "replay") {
       await mutate(
         `mutation R($input: ReplayWebhookDeliveryInput!) { replayWebhookDelivery(input: $input) {
@@ -106,7 +99,7 @@ export function DataPage() {
       "createWebhookEndpoint",
       "WebhookEndpointSecret",
     );
-    setSecret(r.secret);
+    setSecret({ value: r.secret, label: "secretOnce" });
     setUrl("");
     setTypes("");
     setDescription("");
@@ -141,6 +134,7 @@ export function DataPage() {
         (ep) => html`<${Endpoint} key=${ep.id} ep=${ep} onChanged=${q.reload} showSecret=${setSecret} />`,
       )}
     </section>
+    <${ApiKeys} />
     <p class="muted not-built">${t("notBuilt")}</p>
   </div>`;
 }
