@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -35,8 +37,9 @@ from gateway.pages import routes as page_routes
 from gateway.schema import build_schema
 from gateway.v1 import routes as v1_routes
 from services.runtime.bus import Bus
+from services.runtime.errors import QuartierError
 from services.runtime.logging import configure_logging, get_logger
-from services.runtime.settings import Settings
+from services.runtime.settings import ConfigurationError, Settings
 
 log = get_logger("quartier.gateway")
 
@@ -185,17 +188,26 @@ def budgets_of(settings: Settings) -> Budgets:
     )
 
 
-def create_app(settings: Settings) -> ASGIApp:
-    bus = Bus(
+def gateway_bus(settings: Settings) -> Bus:
+    """The gateway's NATS bus (not connected yet). Raises ConfigurationError
+    for a malformed `QUARTIER_NATS_URL`."""
+    return Bus(
         settings.nats_url or "nats://127.0.0.1:4222",
         "quartier-gateway",
         settings.request_timeout,
         credentials=settings.nats_credentials,
     )
 
+
+def create_app(settings: Settings, bus: Bus | None = None) -> ASGIApp:
+    """The ASGI app. Its start-up connects `bus` unless it is connected
+    already (`main` connects it before the HTTP server starts)."""
+    bus = bus or gateway_bus(settings)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await bus.connect(wait=None if settings.is_prod else 30.0)
+        if bus.nc is None:
+            await bus.connect(wait=None if settings.is_prod else 30.0)
         log.info("gateway.started", url=f"http://{settings.http_host}:{settings.http_port}/graphql")
         try:
             yield
@@ -252,15 +264,50 @@ def server_options() -> dict[str, Any]:
     }
 
 
+async def serve(settings: Settings, bus: Bus, server: Any) -> None:
+    """NATS first, then `server` (uvicorn's, serving the app on `bus`) until
+    SIGTERM or SIGINT (uvicorn's own handling). A signal while NATS does not
+    answer yet stops the gateway there, with a log line, not a failed
+    start-up's traceback."""
+    loop = asyncio.get_running_loop()
+    connecting = asyncio.ensure_future(bus.connect(wait=None if settings.is_prod else 30.0))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, connecting.cancel)
+    try:
+        await connecting
+    except asyncio.CancelledError:
+        log.info("gateway.stopped", reason="a signal while waiting for NATS", servers=bus.shown)
+        return
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    await server.serve()
+
+
 def main() -> None:
+    """`python -m gateway`. A bad setting, or NATS unreachable (outside
+    production, for 30 s: docs/deployment.md), stops it with one line on
+    stderr (`quartier-gateway: …`) and exit status 2 or 1, not a traceback;
+    SIGTERM or SIGINT while it waits for NATS, with exit status 0."""
     import uvicorn
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level, service="gateway")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        timeout_graceful_shutdown=10,
-        **server_options(),
-    )
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level, service="gateway")
+        bus = gateway_bus(settings)
+        config = uvicorn.Config(
+            create_app(settings, bus),
+            host=settings.http_host,
+            port=settings.http_port,
+            timeout_graceful_shutdown=10,
+            **server_options(),
+        )
+        # the event loop uvicorn.run would use (uvloop when installed)
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve(settings, bus, uvicorn.Server(config)))
+    except ConfigurationError as e:
+        print(f"quartier-gateway: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except QuartierError as e:
+        print(f"quartier-gateway: cannot start: {e.message}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -42,6 +42,9 @@ __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema", "sdl"]
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
+EXTRA_MODULES: tuple[str, ...] = ("gateway.erasure",)
+"""GraphQL modules that are not one service's (merged after the services')."""
+
 
 def _node_query(loaders: Mapping[str, NodeLoader]) -> type:
     @strawberry.type
@@ -84,6 +87,7 @@ def assemble(specs: Iterable[ServiceSpec] = registry.SERVICES) -> SchemaParts:
     """The root types, Node types and node loaders of the services' GraphQL
     modules (`gateway.<name>`), in the registry's order."""
     modules: list[ModuleType] = [importlib.import_module(f"gateway.{s.name}") for s in specs]
+    modules += [importlib.import_module(name) for name in EXTRA_MODULES]
     loaders: dict[str, NodeLoader] = {}
     for module in modules:
         for type_name, loader in getattr(module, "nodes", {}).items():

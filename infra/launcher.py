@@ -394,12 +394,17 @@ def up(demo: bool, nats_cluster: int = 1, replicas: int = 1) -> int:
 
 def _banner(launcher: Launcher) -> None:
     s = launcher.settings
+    # every gateway, one a line (`--replicas N`: consecutive ports)
+    gateways = [f"http://{s.http_host}:{port}" for port in launcher.gateway_ports()]
+    more = " " * 35
     lines = [
         "",
         "Quartier is running.",
-        f"  GraphQL (GraphiQL in a browser): {launcher.base_url}/graphql",
-        f"  Admin console:                   {launcher.base_url}/console/",
-        f"  Health:                          {launcher.base_url}/health/ready",
+        f"  GraphQL (GraphiQL in a browser): {gateways[0]}/graphql",
+        *(f"{more}{url}/graphql" for url in gateways[1:]),
+        f"  Admin console:                   {gateways[0]}/console/",
+        f"  Health:                          {gateways[0]}/health/ready",
+        *(f"{more}{url}/health/ready" for url in gateways[1:]),
         f"  NATS:                            {launcher.nats_url}",
         *(
             []

@@ -58,15 +58,17 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "hubs",
         needs=("identity", "events"),
-        reactions=("directory", "admissions", "facilitator-terms"),
+        reactions=("directory", "admissions", "facilitator-terms", "erasure"),
     ),
     # the meetups service; its mails react to its own events
-    ServiceSpec("events", needs=("hubs", "identity"), reactions=("hub-directory", "mail")),
+    ServiceSpec(
+        "events", needs=("hubs", "identity"), reactions=("hub-directory", "mail", "erasure")
+    ),
     # its needs' mails react to its own events
     ServiceSpec(
         "referrals",
         needs=("identity", "hubs", "events"),
-        reactions=("members", "hubs", "meetups", "mail"),
+        reactions=("members", "hubs", "meetups", "mail", "erasure"),
     ),
     ServiceSpec(
         "webhooks",

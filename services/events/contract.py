@@ -715,3 +715,11 @@ class WorkshopProposed(EventsEvent):
     hub_id: str
     proposal_id: str
     host_id: str
+
+
+class EraseVisitor(EventsCommand[Done]):
+    """A co-admin of the visitor's hub or a tenant admin: erase a visitor's
+    name and address (docs/erasure.md); their visits stay, counted, as a
+    former visitor. Asked again: nothing more."""
+
+    visitor_id: str

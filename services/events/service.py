@@ -5,7 +5,7 @@ scheduler). `python -m services.events` runs it."""
 
 from __future__ import annotations
 
-from services.events import notify, reactions
+from services.events import erasure, notify, reactions
 from services.events.application import Meetups
 from services.events.contract import SERVICE
 from services.events.handlers import all_handlers
@@ -38,6 +38,8 @@ def build(
     host.add_reaction(notify.mail_reaction(host, projector, sender.wake))
     host.add_job("mail", sender.run)
     host.add_job("reminders", reminders.run)
+    host.add_reaction(erasure.reaction(host, app))
+    host.add_endpoints(erasure.VisitorErasure(host, app).endpoints())
     host.context = {
         "app": app,
         "projector": projector,

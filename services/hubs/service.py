@@ -5,7 +5,7 @@ services.hubs` runs it."""
 
 from __future__ import annotations
 
-from services.hubs import reactions
+from services.hubs import erasure, reactions
 from services.hubs.application import Hubs
 from services.hubs.contract import SERVICE
 from services.hubs.handlers import HubsHandlers
@@ -27,6 +27,7 @@ def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
     host.add_reaction(reactions.directory_reaction(host))
     host.add_reaction(reactions.admissions(host, app))
     host.add_reaction(reactions.facilitator_terms(host, app, projector))
+    host.add_reaction(erasure.reaction(host, app))
     closer = WindowCloser(host, app, projector)
     host.add_job("objection-windows", closer.run)
     terms = TermEnder(host, app, projector)

@@ -509,3 +509,42 @@ class ApiKeyCreated(IdentityEvent):
 class ApiKeyRevoked(IdentityEvent):
     key_id: str
     revoked_by: str
+
+
+# -- erasure (docs/erasure.md) -------------------------------------------------
+
+
+class ErasureInfo(Message):
+    erasure_id: str
+    member_id: str
+    status: Literal["requested", "completed"]
+    requested_at: datetime
+    completed_at: datetime | None
+
+
+class ErasurePage(Message):
+    items: list[ErasureInfo]
+    total: int
+
+
+class RequestErasure(IdentityCommand[ErasureInfo]):
+    """Erase a member's personal data: the member themselves, or a tenant
+    admin on their behalf. Asked again: the same erasure, nothing more."""
+
+    member_id: str
+
+
+class ListErasures(IdentityQuery[ErasurePage]):
+    """Tenant admin: erasures, newest first (or only the one with this id)."""
+
+    erasure_id: str | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+class MemberErased(IdentityEvent):
+    """A member's personal data has been erased in identity: every service
+    holding some destroys its keys of the member and scrubs its views. The
+    member reads as a former member; their id stays."""
+
+    member_id: str

@@ -21,6 +21,7 @@ from eventsourcing.domain import event
 from services.identity.taxonomy import BY_CODE
 from services.runtime.errors import Conflict, InvalidInput, InvalidToken, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import OWNER, personal, personal_state
 from services.runtime.text import MAX_TEXT, free_text, single_line
 
 NAMESPACE = UUID("6f1c3f5e-2d0b-4f7e-9a5c-51a1d0e0c0de")
@@ -585,3 +586,23 @@ class PasswordReset(TenantAggregate):
 def fingerprint(password_hash: str) -> str:
     """Which password a reset link was issued for, without keeping the hash."""
     return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# Sealed under the member's key (their id), or the key of an address (the id
+# of its invitation slot) for what is known before the address is a member's.
+
+
+def _address(fields: Any) -> str | None:
+    email = fields.get("email")
+    return str(slot_key(fields["tenant_id"], email)) if email else None
+
+
+personal(Member.Joined, email=OWNER, password_hash=OWNER, card=OWNER)
+personal(Member.CardUpdated, card=OWNER)
+personal(Member.PasswordChanged, password_hash=OWNER)
+personal_state(Member, email=OWNER, password_hash=OWNER, card_data=OWNER)
+personal(EmailIndex.Registered, email="member_id")
+personal(Invitation.Issued, email=_address)
+personal_state(Invitation, email=_address)
+personal(InvitationSlot.Pointed, email=OWNER)

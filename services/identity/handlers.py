@@ -542,6 +542,7 @@ class IdentityHandlers(Handlers):
             items=[
                 c.Contact(member_id=r.member_id, email=r.email, display_name=r.display_name)
                 for r in rows
+                if r.email  # an erased member has none
             ],
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 from services.identity import contract as c
 from services.identity.apikeys import ApiKey, prefix_of
 from services.identity.domain import Invitation, Member, Tenant
+from services.identity.erasure_domain import Erasure
 
 
 def to_public(event: Any) -> c.IdentityEvent | None:
@@ -59,4 +60,6 @@ def to_public(event: Any) -> c.IdentityEvent | None:
             )
         case ApiKey.Revoked():
             return c.ApiKeyRevoked(tenant_id=tenant_id, key_id=aggregate_id, revoked_by=event.by)
+        case Erasure.Completed():
+            return c.MemberErased(tenant_id=tenant_id, member_id=event.member_id)
     return None

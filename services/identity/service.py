@@ -7,6 +7,7 @@ from services.identity.apikey_handlers import ApiKeyHandlers
 from services.identity.apikeys import ApiKeyViews
 from services.identity.application import Identity
 from services.identity.contract import SERVICE
+from services.identity.erasure import ErasureHandlers, ErasureViews
 from services.identity.handlers import IdentityHandlers
 from services.identity.publication import to_public
 from services.identity.security import PasswordHasher
@@ -29,6 +30,8 @@ def build(
     host.add_endpoints(handlers.endpoints())
     host.add_projection(app, ApiKeyViews())
     host.add_endpoints(ApiKeyHandlers(host, app, handlers.throttle).endpoints())
+    host.add_projection(app, ErasureViews())
+    host.add_endpoints(ErasureHandlers(host, app).endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "handlers": handlers}
     return host
 

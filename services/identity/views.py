@@ -23,6 +23,7 @@ from services.identity.domain import (
     Tenant,
     fold,
 )
+from services.identity.erasure_domain import FORMER_MEMBER, Erasure
 from services.identity.taxonomy import BY_CODE
 from services.runtime.tenancy import scoped
 from services.runtime.views import keyed_upsert
@@ -195,6 +196,50 @@ class IdentityViews:
                 )
             case EmailIndex.Registered() | Member.PasswordChanged():
                 pass
+            case Erasure.Completed():
+                scrub_member(conn, event.tenant_id, event.member_id, list(event.invitation_ids))
+
+
+def scrub_member(
+    conn: sa.Connection, tenant_id: str, member_id: str, invitation_ids: list[str]
+) -> None:
+    """Identity's read models without the member's details (their row
+    stays, as FORMER_MEMBER, with its id, roles and dates)."""
+    m = members
+    conn.execute(
+        m.update()
+        .where(m.c.tenant_id == tenant_id, m.c.member_id == member_id)
+        .values(
+            display_name=FORMER_MEMBER,
+            sort_name=FORMER_MEMBER,
+            business_name="",
+            activity_text="",
+            offers="",
+            seeks="",
+            available_for="",
+            bio="",
+            links=[],
+            work_lat=None,
+            work_lon=None,
+            work_postcode=None,
+            home_lat=None,
+            home_lon=None,
+            home_postcode=None,
+            work_cell_lat=None,
+            work_cell_lon=None,
+            home_cell_lat=None,
+            home_cell_lon=None,
+            email="",
+            search_text="",
+        )
+    )
+    if invitation_ids:
+        i = invitations
+        conn.execute(
+            i.update()
+            .where(i.c.tenant_id == tenant_id, i.c.invitation_id.in_(invitation_ids))
+            .values(email="")
+        )
 
 
 # Built once: its compiled form is cached, where a statement built per event

@@ -468,3 +468,11 @@ class NeedReleased(ReferralsEvent):
 
 
 __all__ = ["Done"]
+
+
+class EraseProspect(ReferralsCommand[Done]):
+    """The slip's giver, a co-admin of its hub or a tenant admin: erase the
+    slip's outside prospect (name, company, e-mail, phone; docs/erasure.md).
+    The slip, its status and value stay. Asked again: nothing more."""
+
+    referral_id: str

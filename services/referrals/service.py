@@ -6,7 +6,7 @@ sender job).
 
 from __future__ import annotations
 
-from services.referrals import mail, reactions
+from services.referrals import erasure, mail, reactions
 from services.referrals.application import Referrals
 from services.referrals.contract import SERVICE
 from services.referrals.handlers import ReferralsHandlers
@@ -34,6 +34,8 @@ def build(
     sender = mail.NeedMailSender(host, mailer or mailer_for(settings))
     host.add_reaction(mail.mail_reaction(host, projector, sender.wake))
     host.add_job("mail", sender.run)
+    host.add_reaction(erasure.reaction(host, app))
+    host.add_endpoints(erasure.ProspectErasure(host, app).endpoints())
     host.context = {"app": app, "projector": projector, "engine": host.engine, "mail": sender}
     return host
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -84,6 +87,16 @@ NO_RESPONDERS_RETRIES = (0.05, 0.1, 0.2, 0.4)
 """Seconds between the tries of a request nobody subscribes to (about 0.75 s
 in all) before it is answered `Unavailable`."""
 
+ATTEMPTS = 4
+"""Sends of a query or an idempotent command within its timeout, one every
+`timeout / ATTEMPTS` seconds while none has answered (`Bus.request`): a
+replica that dies holding a request costs its caller a quarter of the
+timeout, not all of it."""
+
+RESEND_KEY_PREFIX = "bus-"
+"""Of the idempotency key `Bus.request` gives an idempotent command sent
+without one, so that its sends are one request to the service."""
+
 
 class Bus:
     def __init__(
@@ -105,6 +118,9 @@ class Bus:
         self.servers = nats_servers(url)
         self.shown = ", ".join(redact_url(u) for u in self.servers)  # for logs: no password
         self.name = name
+        # Which process served a request, in its log line: the host (a pod's
+        # name on Kubernetes) and the process id.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
         self.request_timeout = request_timeout
         self.nc: NATS | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -328,45 +344,136 @@ class Bus:
         self, message: Request[R], ctx: RequestContext, timeout: float | None = None
     ) -> R:
         """Send a command or query and return its decoded reply, or raise the
-        typed error the service answered with."""
+        typed error the service answered with.
+
+        A query, or a command that honours an idempotency key, is sent again
+        when no answer came within `1/ATTEMPTS` of the timeout (NATS hands it
+        to any replica, so not to one that died holding the first), up to
+        `ATTEMPTS` sends within the timeout; the first answer to any of them
+        wins (a slow replica's late answer is as good as another's). An
+        idempotent command always carries a key — the caller's, else one
+        made here — and every send carries the same one: the service runs it
+        once and answers each send with that outcome. Any other command is
+        sent once and waits the whole timeout: sent again, it could be done
+        twice (docs/reliability.md, "A reply lost with its replica")."""
         cls = type(message)
+        key = None
+        if cls.idempotent:
+            key = ctx.idempotency_key or f"{RESEND_KEY_PREFIX}{uuid.uuid4().hex}"
         envelope = Envelope(
             tenant_id=ctx.tenant_id,
             actor=ctx.actor,
             correlation_id=ctx.correlation_id,
             body=msgspec.Raw(encoder.encode(message)),
             credential=ctx.credential,
-            idempotency_key=ctx.idempotency_key if cls.idempotent else None,
+            idempotency_key=key,
         )
         payload = encoder.encode(envelope)
-        msg: Msg | None = None
+        headers = {CORRELATION_HEADER: ctx.correlation_id}
+        resendable = cls.request_kind == "qry" or cls.idempotent
+        sends = ATTEMPTS if resendable else 1
+        total = timeout or self.request_timeout
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + total
+        step = total / sends
+        pending: set[asyncio.Task[Msg | None]] = set()
+        held: Reply | None = None  # a resend's "still running", while an earlier send may answer
+        refused: Unavailable | None = None  # a send nobody received
+        unanswered = False  # a send received, but not answered by the deadline
+        unreceived: set[int] = set()  # sends that NATS said nobody received, tried again
+        sent = 0
+        try:
+            while True:
+                wait: float | None = None
+                if sent < sends:
+                    wait = started + sent * step - loop.time()
+                    if wait <= 0 and unreceived:
+                        wait = 0.05  # a send waits for a replica: another would too
+                    elif wait <= 0:
+                        sent += 1
+                        if sent > 1:
+                            self._resent(cls, sent, ctx)
+                        pending.add(
+                            asyncio.create_task(
+                                self._send(cls, payload, headers, deadline, sent, unreceived)
+                            )
+                        )
+                        wait = started + sent * step - loop.time() if sent < sends else None
+                done, pending = await asyncio.wait(
+                    pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    try:
+                        msg = task.result()
+                    except _NotReceived as e:
+                        refused = Unavailable(str(e))
+                        continue
+                    if msg is None:  # no answer by the deadline
+                        unanswered = True
+                        continue
+                    reply = reply_decoder.decode(msg.data)
+                    if pending and _still_running(reply):
+                        held = reply  # an earlier send runs it: its answer is the one
+                        continue
+                    return _outcome(cls, reply)
+                if not pending:
+                    if held is not None:
+                        return _outcome(cls, held)
+                    if refused is not None and not unanswered:
+                        raise refused
+                    raise Unavailable(_no_answer(cls))
+        finally:
+            for task in pending:
+                task.cancel()
+
+    def _resent(self, cls: type[Request[Any]], attempt: int, ctx: RequestContext) -> None:
+        metrics.REQUEST_RESENDS.labels(service=cls.service, request=cls.__name__).inc()
+        log.info(
+            "request.resent",
+            request=cls.__name__,
+            service=cls.service,
+            attempt=attempt,
+            correlation_id=ctx.correlation_id,
+        )
+
+    async def _send(
+        self,
+        cls: type[Request[Any]],
+        payload: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        number: int,
+        unreceived: set[int],
+    ) -> Msg | None:
+        """One send of a request: its answer, or None if none came by
+        `deadline`. One nobody subscribes to is tried again for about 0.75 s
+        (`NO_RESPONDERS_RETRIES`; its `number` is in `unreceived` meanwhile)
+        before it raises `_NotReceived`."""
+        loop = asyncio.get_running_loop()
         try:
             for delay in (*NO_RESPONDERS_RETRIES, None):
                 try:
-                    msg = await self.client.request(
+                    return await self.client.request(
                         cls.subject(),
                         payload,
-                        timeout=timeout or self.request_timeout,
-                        headers={CORRELATION_HEADER: ctx.correlation_id},
+                        timeout=max(0.001, deadline - loop.time()),
+                        headers=headers,
                     )
-                    break
+                except (TimeoutError, nats.errors.TimeoutError):
+                    return None
+                except nats.errors.ConnectionClosedError:
+                    raise Unavailable("the message bus is not connected") from None
                 except nats.errors.NoRespondersError:
                     # never delivered, so safe to send again: a replica may be
                     # moments from serving (starting, or taking over)
-                    if delay is None:
-                        raise Unavailable(f"the {cls.service} service is not running") from None
+                    if delay is None or loop.time() + delay >= deadline:
+                        break
+                    unreceived.add(number)
                     await asyncio.sleep(delay)
-        except (TimeoutError, nats.errors.TimeoutError):
-            raise Unavailable(f"the {cls.service} service did not answer in time") from None
-        except nats.errors.ConnectionClosedError:
-            raise Unavailable("the message bus is not connected") from None
-        assert msg is not None  # each try either answered, or raised at the last
-        reply = reply_decoder.decode(msg.data)
-        if reply.error is not None:
-            e = reply.error
-            raise error_from_code(e.code, e.message, e.field, e.rule, e.retry_after)
-        decoded: R = msgspec.msgpack.decode(reply.ok, type=cls.reply_type())
-        return decoded
+            raise _NotReceived(f"the {cls.service} service is not running")
+        finally:
+            unreceived.discard(number)
 
     async def ping(self, service: str, timeout: float = 1.0) -> bool:
         return await self.health(service, timeout) is not None
@@ -506,7 +613,20 @@ class Bus:
         elapsed = time.perf_counter() - started
         metrics.REQUESTS.labels(service=service, request=name, outcome=outcome).inc()
         metrics.REQUEST_SECONDS.labels(service=service, request=name).observe(elapsed)
-        log.debug("request.handled", request=name, outcome=outcome, ms=round(elapsed * 1000, 1))
+        # One line per request served (docs/operations.md, "Logs"): what,
+        # where, for whom and how it ended; never the request's values.
+        (log.info if endpoint.request.request_kind == "cmd" else log.debug)(
+            "request.handled",
+            subject=endpoint.request.subject(),
+            request=name,
+            service=service,
+            replica=self.replica,
+            tenant=ctx.tenant_id,
+            actor=ctx.actor.kind,
+            correlation_id=ctx.correlation_id,
+            outcome=outcome,
+            ms=round(elapsed * 1000, 1),
+        )
         return reply
 
     async def _answer_once(
@@ -624,3 +744,31 @@ def _error_info(e: QuartierError) -> ErrorInfo:
     return ErrorInfo(
         code=e.code, message=e.message, field=e.field, rule=e.rule, retry_after=e.retry_after
     )
+
+
+class _NotReceived(Exception):
+    """No replica subscribed to a send (NATS said so): it was never run."""
+
+
+def _still_running(reply: Reply) -> bool:
+    """A resend's answer that the first send of its idempotency key still runs."""
+    e = reply.error
+    return e is not None and e.code == "conflict" and e.message == idempotency.STILL_RUNNING
+
+
+def _no_answer(cls: type[Request[Any]]) -> str:
+    if cls.request_kind == "cmd":
+        return (
+            f"the {cls.service} service did not answer in time: "
+            "the command may or may not have taken effect"
+        )
+    return f"the {cls.service} service did not answer in time"
+
+
+def _outcome(cls: type[Request[R]], reply: Reply) -> R:
+    """A reply's value, or the typed error it carries, raised."""
+    if reply.error is not None:
+        e = reply.error
+        raise error_from_code(e.code, e.message, e.field, e.rule, e.retry_after)
+    decoded: R = msgspec.msgpack.decode(reply.ok, type=cls.reply_type())
+    return decoded

@@ -20,12 +20,18 @@ from datetime import date, time
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     JSONTranscoder,
+    Mapper,
     Notification,
     OperationalError,
     PersistenceError,
@@ -37,6 +43,7 @@ from eventsourcing.persistence import (
 
 from services.runtime.errors import Conflict, NotFound, Unavailable
 from services.runtime.logging import get_logger
+from services.runtime.personal import Keyring, PersonalMapper, keyring_for
 from services.runtime.store import is_busy
 
 log = get_logger(__name__)
@@ -155,6 +162,30 @@ class ServiceApplication(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._listeners: list[Callable[[int], None]] = []
+
+    keyring: Keyring
+    """The keys of the people whose data this application's events hold
+    (services/runtime/personal.py: crypto-shredding)."""
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        self.keyring = keyring_for(self.env)
+        return PersonalMapper.wrapping(super().construct_mapper(), self.keyring)
+
+    def forget(self, tenant_id: str, subjects: Sequence[str]) -> int:
+        """Destroy these people's keys: what was sealed under them reads as
+        erased from now on, in this process at once (the aggregate cache,
+        which holds opened values, is emptied). Returns how many keys were
+        destroyed; forgetting twice destroys nothing more."""
+        count = self.keyring.forget(tenant_id, subjects)
+        cache = getattr(self.repository, "cache", None)
+        if isinstance(cache, LRUCache):
+            with cache.lock:
+                cache.cache.clear()
+                cache.clear()
+                cache.full = False
+        elif cache is not None:
+            cache.cache.clear()
+        return count
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -48,6 +48,7 @@ INTERRUPTED = (
     " a new key if it did not"
 )
 TRANSIENT = ("unavailable", "internal")
+STILL_RUNNING = "a request with this idempotency key is still running"
 
 metadata = sa.MetaData()
 
@@ -134,7 +135,7 @@ class IdempotencyStore:
             if datetime.now(UTC) - row.created_at > timedelta(seconds=self.stale_after):
                 raise Conflict(INTERRUPTED, field="idempotency_key")
             if asyncio.get_running_loop().time() > deadline:
-                raise Conflict("a request with this idempotency key is still running")
+                raise Conflict(STILL_RUNNING)
             await asyncio.sleep(POLL)
 
     # -- on a worker thread ---------------------------------------------------------------

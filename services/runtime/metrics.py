@@ -53,6 +53,12 @@ PARKED = Gauge(
     "Events a projection or reaction could not apply (parked)",
     ["service"],
 )
+REQUEST_RESENDS = Counter(
+    "quartier_request_resends_total",
+    "Queries and idempotent commands sent again after a quarter of their timeout without"
+    " an answer (the replica holding the first send may have died), by the process sending",
+    ["service", "request"],
+)
 NATS_RECONNECTS = Counter(
     "quartier_nats_reconnects_total",
     "Reconnections to NATS",

@@ -190,6 +190,9 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten rows are zeroed, not left in free pages: an
+    # erasure scrubs personal data from read models (docs/erasure.md).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 

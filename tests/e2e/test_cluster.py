@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 import uuid
 from collections import Counter
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats.errors
 import pytest
 
 from infra import nats_auth
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.skipif(
     not Path("/proc/locks").exists(), reason="finds the leader replica through /proc/locks"
 )
 
-START_DEADLINE = 90.0  # 3 NATS nodes, 2 identity replicas, 2 gateways on a loaded machine
+START_DEADLINE = 150.0  # 3 NATS nodes, 2 identity replicas, 2 gateways (67 s seen when loaded)
 FAILOVER_DEADLINE = 60.0  # a kill: another replica leads, the relay publishes again
 EXTRA = {
     "QUARTIER_SERVICES": "identity",
@@ -77,6 +77,7 @@ class Run:
     stream_leaders: tuple[str, str]  # the stream's leader node before and after
     election: float  # seconds from the node's kill to another leading the stream
     gap: float  # seconds from the node's kill to the next event on the stream
+    survivors: str  # the URLs of the NATS nodes never killed (comma-separated)
     started: dict[str, list[str]]  # what ran before the kills: process → command lines
     gateways_ready: list[int]  # the HTTP status of each gateway's /health/ready then
     crashed_at_start: list[str]  # processes that crashed before the kills
@@ -218,20 +219,11 @@ async def scenario(launcher: Launcher) -> Run:
         (stream_leader, new_leader),
         election,
         gap,
+        survivors,
         started,
         gateways_ready,
         crashed_at_start,
     )
-
-
-def listens(url: str) -> bool:
-    """Whether a node of the cluster is up (the killed one may not be yet)."""
-    host, port = url.removeprefix("nats://").rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _port_of(node: Proc) -> str:
@@ -287,23 +279,31 @@ def test_another_node_leads_the_stream_after_its_leader_is_killed(run: Run) -> N
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky on a loaded 2-core CI machine: a NATS request timed out after a kill "
-    "(failed once in two clean runs); cause not found yet, see the closing note",
-)
 def test_every_acknowledged_write_is_stored_once_and_on_the_stream_once(run: Run) -> None:
     data_dir = run.launcher.data_dir
-    url = next(u for u in (data_dir / "nats.url").read_text().strip().split(",") if listens(u))
     deadline = time.monotonic() + FAILOVER_DEADLINE
+    failures: list[str] = []
     while True:  # the relay catches up with the last writes
         stores = read_stores(run.env)
-        stream = run_apart(read_stream(url, data_dir))
+        try:
+            # Through the nodes never killed. The killed one comes back
+            # QUARTIER_RESTART_DELAY (20 s) after its kill, about when this
+            # test runs on a slow machine, and the cluster's leaders may move
+            # as it rejoins: a JetStream request may then go unanswered for a
+            # while (the test once failed on such a timeout), so a read is
+            # tried again, within the deadline.
+            stream = run_apart(read_stream(run.survivors.split(",")[0], data_dir))
+        except (nats.errors.Error, TimeoutError) as e:
+            failures.append(f"{type(e).__name__}: {e}")
+            assert time.monotonic() < deadline, f"the stream could not be read: {failures}"
+            continue
         missing = missing_from_stream(stores, stream)
         if not missing:
             break
         assert time.monotonic() < deadline, f"not on the stream: {missing[:20]}"
         time.sleep(0.5)
+    if failures:
+        print(f"\nreads of the stream tried again: {failures}")
     events = stores["identity"]
 
     def registered(slug: str) -> int:  # the network's public TenantRegistered

@@ -236,6 +236,7 @@ async def test_services_gateway_and_cli_work_with_their_own_credentials(
             assert {c.durable for c in hubs.reactions if c.handled} == {
                 "hubs-directory",
                 "hubs-admissions",
+                "hubs-erasure",  # reads identity's events, acts on MemberErased only
             }
 
             async def relayed() -> list[bytes]:  # the gateway reads the tenant's stream

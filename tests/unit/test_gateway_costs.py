@@ -510,7 +510,10 @@ def test_the_production_banner_never_prints_the_operator_token(
             nats_url="nats://x",
         )
         fake = SimpleNamespace(
-            settings=settings, base_url="http://h", nats_url="nats://x", demo=False
+            settings=settings,
+            gateway_ports=lambda: [8000],
+            nats_url="nats://x",
+            demo=False,
         )
         launcher._banner(fake)  # type: ignore[arg-type]
         out = capsys.readouterr().out

@@ -168,5 +168,6 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "Need",
         "WebhookEndpoint",
         "WebhookDelivery",
+        "Erasure",
     }
     assert set(PARTS.nodes) == implementing

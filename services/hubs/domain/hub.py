@@ -38,6 +38,7 @@ from services.hubs.domain.values import (
 )
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import each, personal, personal_state
 
 
 class Hub(TenantAggregate):
@@ -809,3 +810,11 @@ class Hub(TenantAggregate):
         self.roster = list(roster)
         self.term_meetup_limit = term_meetups
         self.meetups_this_term = 0
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# A sponsor's note, an objector's reason: under their author's key, in the
+# events and in the hub's snapshots.
+personal(Hub.CandidateNominated, note="sponsor_id")
+personal(Hub.ObjectionRaised, reason="objector_id")
+personal_state(Hub, nominations=each(note="sponsor_id", objections=each(reason="objector_id")))

@@ -20,6 +20,7 @@ from eventsourcing.domain import event
 from services.referrals.domain.money import check_money
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.personal import personal
 from services.runtime.text import free_text, single_line
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://quartier.example/referrals")
@@ -520,3 +521,25 @@ def check_settings(v: dict[str, int]) -> dict[str, int]:
                 field=f"green_{measure}",
             )
     return v
+
+
+# -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
+# Texts are sealed under their author's key; a slip's prospect under a key of
+# its own (`prospect:<referral id>`), destroyed with the giver's erasure.
+
+
+def prospect_subject(referral_id: Any) -> str:
+    return f"prospect:{referral_id}"
+
+
+def thanks_author(fields: Any) -> str:
+    """Who wrote a thanks' text: the thanking member; for a won slip's thanks,
+    the slip's giver (it is the slip's text)."""
+    return str(fields["giver_id"] if fields.get("referral_id") else fields["receiver_id"])
+
+
+personal(Referral.Given, about="giver_id", prospect=lambda f: prospect_subject(f["originator_id"]))
+personal(Referral.Moved, reason="by")
+personal(Thanks.Recorded, about=lambda f: thanks_author(f))
+personal(Need.Posted, words="poster_id", description="poster_id")
+personal(Need.Answered, message="member_id")
