@@ -259,6 +259,20 @@ def test_an_api_keys_secret_is_shown_once(page: Any, demo: DemoSystem) -> None:
     assert secret not in str(page.evaluate("JSON.stringify(sessionStorage)"))
 
 
+def test_erase_a_members_personal_data_once_confirmed(page: Any, demo: DemoSystem) -> None:
+    sign_in(page, demo.base_url)
+    page.locator("nav a[href='#/data']").click()
+    page.locator("#erase-who").select_option(label="Hugo Lefèvre")
+    button = page.get_by_role("button", name="Effacer ce membre")
+    expect(button).to_be_disabled()  # not before it is confirmed
+    page.get_by_label("Je confirme : c'est définitif").check()
+    button.click()
+    expect(page.get_by_role("status").filter(has_text="Données effacées.")).to_be_visible()
+    expect(page.locator("#erase-who option", has_text="Hugo Lefèvre")).to_have_count(0)
+    erasures = demo.graphql("{ erasures { edges { node { status } } } }", demo.token())
+    assert [e["node"]["status"] for e in erasures["erasures"]["edges"]] == ["COMPLETED"]
+
+
 # -- meetups: at the table, then the close --------------------------------------------
 
 

@@ -252,9 +252,19 @@ const M = {
   prefix: ["Début", "Prefix"],
   lastUsed: ["Dernier usage", "Last used"],
   revoked: ["révoquée", "revoked"],
+  erasures: ["Demandes d'effacement", "Erasure requests"],
+  erasureHint: [
+    "Efface les données personnelles d'un membre (nom, e-mail, fiche, lieux, textes) ; son compte est fermé.",
+    "Erases a member's personal data (name, e-mail, card, places, texts); their account is closed.",
+  ],
+  erasureSure: ["Je confirme : c'est définitif", "I confirm: this cannot be undone"],
+  requestErasure: ["Effacer ce membre", "Erase this member"],
+  erased: ["Données effacées.", "Data erased."],
+  er_REQUESTED: ["demandée", "requested"],
+  er_COMPLETED: ["faite", "done"],
   notBuilt: [
-    "Exports et demandes d'effacement : pas encore dans l'API publique.",
-    "Exports and erasure requests: not in the public API yet.",
+    "Exports : pas encore dans l'API publique.",
+    "Exports: not in the public API yet.",
   ],
   // errors
   errorTitle: ["Refusé", "Refused"],

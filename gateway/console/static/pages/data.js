@@ -1,11 +1,12 @@
 // Data (tenant admins): webhook endpoints and their delivery log, API keys
-// (pages/apikeys.js). A new
+// (pages/apikeys.js), erasure requests (pages/erasures.js). A new
 // endpoint's signing secret is shown once, right after its creation (or a
 // rotation), and kept nowhere else.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, Secret } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime } from "../i18n.js";
 import { ApiKeys } from "./apikeys.js";
+import { Erasures } from "./erasures.js";
 
 const ENDPOINTS = `query Endpoints { webhookEndpoints(first: 10) { totalCount edges { node {
   id url description eventTypes enabled disabledReason pending failingSince createdAt
@@ -135,6 +136,7 @@ export function DataPage() {
       )}
     </section>
     <${ApiKeys} />
+    <${Erasures} />
     <p class="muted not-built">${t("notBuilt")}</p>
   </div>`;
 }
