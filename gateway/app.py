@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from gateway.budgets import Budgets, Limits
 from gateway.console import routes as console_routes
 from gateway.context import RateLimiter, context_getter
+from gateway.exports import routes as export_routes
 from gateway.http import graphql_controller, method_not_allowed_handler
 from gateway.limits import MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_WS_MESSAGE
 from gateway.pages import routes as page_routes
@@ -224,6 +225,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> ASGIApp:
         route_handlers=[
             controller,
             *v1_routes,
+            *export_routes,
             live,
             ready,
             metrics_endpoint,

@@ -75,6 +75,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         needs=("identity", "hubs", "events", "referrals"),
         reactions=("identity", "hubs", "meetups", "referrals", "webhooks"),
     ),
+    # asks the others as an export's requester; forgets archives on erasure
+    ServiceSpec(
+        "exports", needs=("identity", "hubs", "events", "referrals"), reactions=("identity",)
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SERVICES}

@@ -467,6 +467,30 @@ class NeedReleased(ReferralsEvent):
     poster_id: str
 
 
+# -- exports' queries (services/referrals/exports.py) --------------------------------
+
+
+class OneToOnePage(Message):
+    items: list[OneToOne]
+    total: int
+
+
+class ListNetworkOneToOnes(ReferralsQuery[OneToOnePage]):
+    """Tenant admins (the exports service asks as them): every one-to-one of
+    the network, oldest first, a page at a time."""
+
+    offset: int = 0
+    limit: int = 50
+
+
+class ListNetworkNeeds(ReferralsQuery[NeedPage]):
+    """Tenant admins (the exports service asks as them): every need of the
+    network with all its answers, oldest first, a page at a time."""
+
+    offset: int = 0
+    limit: int = 50
+
+
 __all__ = ["Done"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from services.referrals import erasure, mail, reactions
 from services.referrals.application import Referrals
 from services.referrals.contract import SERVICE
+from services.referrals.exports import ExportQueries
 from services.referrals.handlers import ReferralsHandlers
 from services.referrals.publication import to_public
 from services.referrals.views import LedgerViews, directory
@@ -27,6 +28,7 @@ def build(
     for tables in (directory.MEMBERS, directory.HUBS, directory.MEETUPS):
         host.add_tables(tables)
     host.add_endpoints(ReferralsHandlers(host, app).endpoints())
+    host.add_endpoints(ExportQueries(host).endpoints())  # for the exports service
     for reaction in reactions.reactions(host):
         host.add_reaction(reaction)
     # needs' mails: planned from this service's own NeedPosted, sent from the outbox

@@ -169,5 +169,6 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "WebhookEndpoint",
         "WebhookDelivery",
         "Erasure",
+        "Export",
     }
     assert set(PARTS.nodes) == implementing

@@ -1,0 +1,3 @@
+from services.exports.service import main
+
+main()

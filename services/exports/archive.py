@@ -1,0 +1,288 @@
+"""The archive: one file per kind of record, CSV for flat tables and NDJSON
+(one JSON object per line) for records with nested parts, then
+`manifest.json` (each file's format, row count, size and JSON Schema of a
+row, and the time taken) and `README.txt` (the same, for people), zipped.
+
+Rows are written to temporary files as they come (never the whole network
+in memory); the limits (`Limits`) are checked as each row is written, so an
+export too large fails before it costs more."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from services.events import contract as ec
+from services.hubs import contract as hc
+from services.identity import contract as idc
+from services.referrals import contract as rc
+
+
+class TooLarge(Exception):
+    """The export passed one of its limits."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int = 100_000  # per file
+    max_bytes: int = 256 * 1024 * 1024  # the files, uncompressed, in all
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of the archive: its rows are the contract type `row`, with
+    `extra` leading columns (e.g. the hub a member row belongs to) and
+    without the `drop` fields."""
+
+    name: str
+    row: type
+    about: str
+    extra: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+    @property
+    def format(self) -> str:
+        return "csv" if self.name.endswith(".csv") else "ndjson"
+
+    @property
+    def columns(self) -> list[str]:
+        fields = [f for f in self.row.__struct_fields__ if f not in self.drop]  # type: ignore[attr-defined]
+        return [*self.extra, *fields]
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of one row (CSV: a cell holding a list or an
+        object holds its JSON)."""
+        schema = msgspec.json.schema(self.row)
+        defs = schema.get("$defs", {})
+        own = defs.get(self.row.__name__, schema)
+        properties = own.setdefault("properties", {})
+        for name in self.drop:
+            properties.pop(name, None)
+        own["required"] = [r for r in own.get("required", []) if r not in self.drop]
+        for name in reversed(self.extra):
+            properties[name] = {"type": "string"}
+            own["required"] = [name, *own["required"]]
+        own["properties"] = {k: properties[k] for k in self.columns if k in properties}
+        return schema
+
+
+FILES: tuple[FileSpec, ...] = (
+    FileSpec(
+        "members.csv",
+        idc.MemberCard,
+        "Members and their profile cards (a member's own export: their card only, "
+        "with their e-mail address and places).",
+        drop=("distance_km",),
+    ),
+    FileSpec("hubs.ndjson", hc.Hub, "Hubs: area, current rules, roles."),
+    FileSpec(
+        "hub_members.csv",
+        hc.HubMember,
+        "Who belongs to which hub, admitted when, sponsored by whom.",
+        extra=("hub_id",),
+    ),
+    FileSpec(
+        "hub_rules_history.ndjson",
+        hc.RulesVersion,
+        "Every version of every hub's rules, who changed them and why.",
+        extra=("hub_id",),
+    ),
+    FileSpec("meetups.ndjson", ec.Meetup, "Meetups, past and upcoming.", drop=("my_rsvp",)),
+    FileSpec(
+        "meetup_rsvps.csv", ec.Rsvp, "Answers to meetups (seats, waitlist).", extra=("meetup_id",)
+    ),
+    FileSpec(
+        "meetup_attendance.csv",
+        ec.AttendanceEntry,
+        "Attendance recorded at meetups (visitors by id only).",
+        extra=("meetup_id",),
+    ),
+    FileSpec(
+        "referrals.ndjson",
+        rc.Slip,
+        "Referrals with their prospect and status history.",
+    ),
+    FileSpec("thanks.csv", rc.Thanks, "Thanks for closed business."),
+    FileSpec(
+        "one_to_ones.csv",
+        rc.OneToOne,
+        "One-to-ones logged (a member's own export: their latest 200).",
+    ),
+    FileSpec("needs.ndjson", rc.Need, "Needs posted to the network and their answers."),
+    FileSpec(
+        "reports.ndjson",
+        rc.Results,
+        "Results over the last 365 days: the network, each hub and each member "
+        "(a member's own export: theirs).",
+    ),
+    FileSpec(
+        "hub_engagement.ndjson",
+        rc.HubEngagement,
+        "Each hub's engagement now: its core and each member's traffic light.",
+    ),
+)
+
+BY_NAME = {f.name: f for f in FILES}
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+@dataclass
+class Written:
+    spec: FileSpec
+    path: Path
+    handle: IO[str]
+    rows: int = 0
+    writer: Any = None
+
+
+@dataclass
+class ArchiveWriter:
+    """Writes rows to one temporary file per FileSpec, then zips them.
+    `close()` removes every temporary file."""
+
+    limits: Limits = field(default_factory=Limits)
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="quartier-x-")))
+    files: dict[str, Written] = field(default_factory=dict)
+    total_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        for spec in FILES:
+            path = self.directory / spec.name
+            handle = path.open("w", encoding="utf-8", newline="")
+            written = Written(spec, path, handle)
+            if spec.format == "csv":
+                written.writer = csv.writer(handle, lineterminator="\r\n")
+                written.writer.writerow(spec.columns)
+            self.files[spec.name] = written
+
+    def add(self, name: str, rows: Iterable[Any], **extra: str) -> int:
+        """Write contract structs (or dicts of their fields) as rows of file
+        `name`, with the `extra` columns' values. Raises TooLarge."""
+        written = self.files[name]
+        spec = written.spec
+        count = 0
+        for row in rows:
+            data: dict[str, Any] = dict(
+                row if isinstance(row, Mapping) else msgspec.to_builtins(row)
+            )
+            for dropped in spec.drop:
+                data.pop(dropped, None)
+            data = {**extra, **data}
+            if spec.format == "csv":
+                buffer = io.StringIO()
+                csv.writer(buffer, lineterminator="\r\n").writerow(
+                    [cell(data.get(c)) for c in spec.columns]
+                )
+                line = buffer.getvalue()
+            else:
+                line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+            size = len(line.encode())
+            if written.rows + 1 > self.limits.max_rows:
+                raise TooLarge(f"{name} would hold more than {self.limits.max_rows} rows")
+            if self.total_bytes + size > self.limits.max_bytes:
+                raise TooLarge(f"the export would be larger than {self.limits.max_bytes} bytes")
+            written.handle.write(line)
+            written.rows += 1
+            self.total_bytes += size
+            count += 1
+        return count
+
+    def counts(self) -> dict[str, int]:
+        return {name: w.rows for name, w in self.files.items()}
+
+    def finish(self, about: Mapping[str, Any], started: datetime, finished: datetime) -> Path:
+        """Zip the files with `manifest.json` and `README.txt`; the zip's path."""
+        for written in self.files.values():
+            written.handle.close()
+        seconds = round((finished - started).total_seconds(), 3)
+        entries = [
+            {
+                "name": w.spec.name,
+                "format": w.spec.format,
+                "description": w.spec.about,
+                "rows": w.rows,
+                "bytes": w.path.stat().st_size,
+                **({"columns": w.spec.columns} if w.spec.format == "csv" else {}),
+                "schema": w.spec.schema(),
+            }
+            for w in self.files.values()
+        ]
+        manifest = {
+            **about,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "seconds": seconds,
+            "files": entries,
+        }
+        target = self.directory / "export.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("README.txt", readme(manifest))
+            archive.writestr(
+                "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+            )
+            for written in self.files.values():
+                archive.write(written.path, written.spec.name)
+        return target
+
+    def close(self) -> None:
+        for written in self.files.values():
+            written.handle.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def readme(manifest: Mapping[str, Any]) -> str:
+    lines = [
+        "Quartier export",
+        "===============",
+        "",
+        f"Network: {manifest.get('network', '')}",
+        f"Scope: {manifest.get('scope', '')}"
+        + (
+            " (everything the network holds about one member)"
+            if manifest.get("scope") == "me"
+            else ""
+        ),
+        f"Export id: {manifest.get('export_id', '')}",
+        f"Requested at: {manifest.get('requested_at', '')}",
+        f"Made from {manifest['started_at']} to {manifest['finished_at']} "
+        f"({manifest['seconds']} seconds).",
+        "",
+        "Files (one per kind of record; manifest.json gives each one's JSON Schema):",
+        "",
+    ]
+    for entry in manifest["files"]:
+        lines.append(f"* {entry['name']} ({entry['rows']} rows): {entry['description']}")
+        if entry["format"] == "csv":
+            lines.append(f"    columns: {', '.join(entry['columns'])}")
+    lines += [
+        "",
+        "CSV files: UTF-8, comma-separated, a header line, RFC 4180 quoting, CRLF line ends.",
+        "A cell holding a list or an object holds its JSON; an empty cell is a missing value.",
+        "Cells are the data as written: a spreadsheet may read a cell starting with = + - or @",
+        "as a formula, so import the columns as text.",
+        "NDJSON files: UTF-8, one JSON object per line.",
+        "Times are ISO 8601 in UTC (meetups' local_start is local to their time zone);",
+        "amounts are exact decimals with an ISO 4217 currency.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Exports through the GraphQL gateway, over real HTTP, as an admin console
+would: start a network export (a repeat answers the same one), follow it to
+READY, download the zip from its short-lived link; a member may not export
+the network (a typed error, nothing started) but gets their own data; a
+tampered link is refused; a tenant API key with the `export` scope
+exports the network, one without it or asking ME is Forbidden."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import System, join, open_network
+from tests.e2e.test_api_keys import create_key
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
+
+START = (
+    "mutation($input: StartExportInput!) { startExport(input: $input) { __typename"
+    " ... on ExportStarted { export { id exportId scope status progress downloadUrl } }"
+    " ... on Forbidden { code message } ... on Unauthenticated { code } } }"
+)
+EXPORTS = (
+    "{ exports(first: 5) { totalCount edges { node { id exportId scope status progress"
+    " requestedAt readyAt expiresAt downloadUrl } } } }"
+)
+
+
+async def ready_export(system: System, token: str, export_id: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        answer = await system.gql(EXPORTS, None, token)
+        for edge in answer["data"]["exports"]["edges"]:
+            node = edge["node"]
+            if node["exportId"] == export_id and node["status"] in ("READY", "FAILED"):
+                return dict(node)
+        return None
+
+    found: dict[str, Any] = await eventually(check, timeout=60)
+    return found
+
+
+async def test_an_admin_exports_the_network_and_a_member_their_own_data(system: System) -> None:
+    net = await open_network(system, "x-gql")
+    member = await join(system, net, f"m@{net.slug}.example", "Member")
+    admin = net.admin.access
+
+    started = await system.gql(START, {"input": {"scope": "NETWORK"}}, admin)
+    export = started["data"]["startExport"]["export"]
+    assert export["status"] in ("QUEUED", "RUNNING", "READY") and export["scope"] == "NETWORK"
+    refused = await system.gql(START, {"input": {"scope": "NETWORK"}}, member.access)
+    assert refused["data"]["startExport"]["__typename"] == "Forbidden"
+
+    node = await ready_export(system, admin, export["exportId"])
+    assert node["status"] == "READY" and node["progress"] == 1.0
+    url = node["downloadUrl"]
+    assert url and url.startswith(system.settings.public_url)
+    response = await system.client.get(url.removeprefix(system.settings.public_url))
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+        manifest = json.loads(z.read("manifest.json"))
+        counts = {f["name"]: f["rows"] for f in manifest["files"]}
+    assert counts["members.csv"] == 2 and manifest["scope"] == "network"
+
+    tampered = url.removeprefix(system.settings.public_url)[:-3] + "xyz"
+    bad = await system.client.get(tampered)
+    assert bad.status_code == 403 and bad.json()["error"]["code"] == "invalid_token"
+
+    own = await system.gql(START, {"input": {"scope": "ME"}}, member.access)
+    own_id = own["data"]["startExport"]["export"]["exportId"]
+    mine = await ready_export(system, member.access, own_id)
+    listed = await system.gql(EXPORTS, None, member.access)
+    assert [e["node"]["exportId"] for e in listed["data"]["exports"]["edges"]] == [own_id]
+    got = await system.client.get(mine["downloadUrl"].removeprefix(system.settings.public_url))
+    with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+        members = z.read("members.csv").decode()
+    assert member.email in members and net.admin.email not in members
+
+
+async def test_an_api_key_with_the_export_scope_exports_the_network(system: System) -> None:
+    net = await open_network(system, "x-key")
+    key, _ = await create_key(system, net, ["EXPORT"])
+    stream_only, _ = await create_key(system, net, ["EVENTS_READ"])
+
+    refused = await system.gql(START, {"input": {"scope": "NETWORK"}}, stream_only)
+    assert refused["data"]["startExport"]["__typename"] == "Forbidden"
+    own = await system.gql(START, {"input": {"scope": "ME"}}, key)
+    assert own["data"]["startExport"]["__typename"] == "Forbidden"  # a key is no member
+
+    started = await system.gql(START, {"input": {"scope": "NETWORK"}}, key)
+    assert started["data"]["startExport"]["__typename"] == "ExportStarted", started
+    export = started["data"]["startExport"]["export"]
+    node = await ready_export(system, key, export["exportId"])
+    assert node["status"] == "READY", node
+    got = await system.client.get(node["downloadUrl"].removeprefix(system.settings.public_url))
+    with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+        assert net.admin.email in z.read("members.csv").decode()
+    admins = await system.gql(EXPORTS, None, net.admin.access)  # the admins see it too
+    assert export["exportId"] in {e["node"]["exportId"] for e in admins["data"]["exports"]["edges"]}
