@@ -26,23 +26,31 @@ from tests.browser.system import DemoSystem, sign_in
 LEA = "Léa Fontaine"
 VOLTAIRE = "Cercle Voltaire"
 
-HUB_QUERY = """query { hubs { id name rulesVersion rules { objectionWindowDays }
-  members(first: 50) { edges { node { member { displayName } } } }
-  meetups(when: UPCOMING, first: 5) { edges { node { id title startsAt state
-    series { nextLocalStart } attendance { status member { displayName } }
-    nextMeetup { localStart } } } } } }"""
+HUBS_QUERY = "{ hubs { id name rulesVersion rules { objectionWindowDays } } }"
+MEMBERS_QUERY = """query M($id: ID!) { hub(id: $id) {
+  members(first: 50) { edges { node { member { displayName } } } } } }"""
+LUNCH_QUERY = """{ hubs { name meetups(when: UPCOMING, first: 3) { edges { node {
+  id title startsAt series { nextLocalStart } attendance { status member { displayName } } } } } } }"""
 
 
 def voltaire(demo: DemoSystem) -> dict[str, Any]:
-    hubs = demo.graphql(HUB_QUERY, demo.token())["hubs"]
+    hubs = demo.graphql(HUBS_QUERY, demo.token())["hubs"]
     (hub,) = [h for h in hubs if h["name"] == VOLTAIRE]
     return hub
 
 
+def voltaire_members(demo: DemoSystem) -> list[str]:
+    hub = demo.graphql(MEMBERS_QUERY, demo.token(), id=voltaire(demo)["id"])["hub"]
+    return [e["node"]["member"]["displayName"] for e in hub["members"]["edges"]]
+
+
 def next_lunch(demo: DemoSystem) -> dict[str, Any]:
+    hubs = demo.graphql(LUNCH_QUERY, demo.token())["hubs"]
     lunches = [
         e["node"]
-        for e in voltaire(demo)["meetups"]["edges"]
+        for h in hubs
+        if h["name"] == VOLTAIRE
+        for e in h["meetups"]["edges"]
         if e["node"]["title"] == "Déjeuner du jeudi"
     ]
     return lunches[0]
@@ -130,8 +138,7 @@ def test_approve_the_pending_nomination(page: Any, demo: DemoSystem) -> None:
     card.get_by_role("button", name="Admettre").click()
     expect(page.get_by_role("status")).to_contain_text("Admis·e.")
     expect(page.locator("article.nomination", has_text=LEA)).to_have_count(0)
-    members = [e["node"]["member"]["displayName"] for e in voltaire(demo)["members"]["edges"]]
-    assert LEA in members
+    assert LEA in voltaire_members(demo)
 
 
 NOMINATE = """mutation N($input: NominateCandidateInput!) { nominateCandidate(input: $input) {
@@ -257,6 +264,19 @@ def test_an_api_keys_secret_is_shown_once(page: Any, demo: DemoSystem) -> None:
     expect(row).to_be_visible()
     assert secret not in page.content()
     assert secret not in str(page.evaluate("JSON.stringify(sessionStorage)"))
+
+
+def test_export_the_network_and_get_its_download_link(page: Any, demo: DemoSystem) -> None:
+    sign_in(page, demo.base_url)
+    page.locator("nav a[href='#/data']").click()
+    page.get_by_role("button", name="Exporter les données du réseau").click()
+    expect(page.get_by_role("status").filter(has_text="Export lancé.")).to_be_visible()
+    link = page.locator("ul.exports").get_by_role("link", name="Télécharger")
+    expect(link).to_be_visible(timeout=120_000)  # the page follows the export until it is ready
+    href = link.get_attribute("href")
+    assert href
+    archive = httpx.get(httpx.URL(demo.console_url).join(href), timeout=60)
+    assert archive.status_code == 200 and archive.content[:2] == b"PK"  # a zip
 
 
 def test_erase_a_members_personal_data_once_confirmed(page: Any, demo: DemoSystem) -> None:

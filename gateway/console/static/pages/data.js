@@ -1,5 +1,6 @@
 // Data (tenant admins): webhook endpoints and their delivery log, API keys
-// (pages/apikeys.js), erasure requests (pages/erasures.js). A new
+// (pages/apikeys.js), exports (pages/exports.js), erasure requests
+// (pages/erasures.js). A new
 // endpoint's signing secret is shown once, right after its creation (or a
 // rotation), and kept nowhere else.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, Secret } from "../ui.js";
@@ -7,6 +8,7 @@ import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime } from "../i18n.js";
 import { ApiKeys } from "./apikeys.js";
 import { Erasures } from "./erasures.js";
+import { Exports } from "./exports.js";
 
 const ENDPOINTS = `query Endpoints { webhookEndpoints(first: 10) { totalCount edges { node {
   id url description eventTypes enabled disabledReason pending failingSince createdAt
@@ -136,7 +138,7 @@ export function DataPage() {
       )}
     </section>
     <${ApiKeys} />
+    <${Exports} />
     <${Erasures} />
-    <p class="muted not-built">${t("notBuilt")}</p>
   </div>`;
 }
