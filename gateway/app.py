@@ -6,7 +6,8 @@ graphql-transport-ws; GraphiQL outside production), `/v1/…` (the HTTP API:
 the event stream and its schemas, `gateway.v1`), `/health/live`,
 `/health/ready` (NATS connected and every service answering), and the pages
 e-mails link to, without login (`gateway.pages`: `/links/…`,
-`/unsubscribe/…`, `/calendar/<token>.ics`)."""
+`/unsubscribe/…`, `/calendar/<token>.ics`), and the admin console at
+`/console/` (`gateway.console`, static files on the GraphQL API)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from gateway.budgets import Budgets, Limits
+from gateway.console import routes as console_routes
 from gateway.context import RateLimiter, context_getter
 from gateway.exports import routes as export_routes
 from gateway.http import graphql_controller, method_not_allowed_handler
@@ -89,7 +91,18 @@ GATEWAY_SECONDS = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-ROUTES = ("graphql", "v1", "health", "metrics", "rsvp", "vote", "visit", "unsubscribe", "calendar")
+ROUTES = (
+    "graphql",
+    "v1",
+    "health",
+    "metrics",
+    "rsvp",
+    "vote",
+    "visit",
+    "unsubscribe",
+    "calendar",
+    "console",
+)
 
 
 def oversized_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -217,6 +230,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> ASGIApp:
             ready,
             metrics_endpoint,
             *page_routes,
+            *console_routes,
         ],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
         lifespan=[lifespan],

@@ -402,6 +402,7 @@ def _banner(launcher: Launcher) -> None:
         "Quartier is running.",
         f"  GraphQL (GraphiQL in a browser): {gateways[0]}/graphql",
         *(f"{more}{url}/graphql" for url in gateways[1:]),
+        f"  Admin console:                   {gateways[0]}/console/",
         f"  Health:                          {gateways[0]}/health/ready",
         *(f"{more}{url}/health/ready" for url in gateways[1:]),
         f"  NATS:                            {launcher.nats_url}",
