@@ -231,7 +231,7 @@ def test_defaults() -> None:
     assert s.reaction_fetch_wait == 1.0
     assert s.mail_dir == Path(".quartier/mail")
     assert s.smtp_url is None
-    assert s.services == ("identity", "hubs", "events", "referrals", "webhooks")
+    assert s.services == ("identity", "hubs", "events", "referrals", "webhooks", "exports")
 
 
 def test_values_from_the_environment() -> None:
