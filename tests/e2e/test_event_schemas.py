@@ -30,6 +30,7 @@ from tests.e2e.hubs.steps import (
     until_status,
 )
 from tests.e2e.referrals import done
+from tests.e2e.test_api_keys import create_key, revoke
 from tests.support.identity import PASSWORD, mailed_tokens
 from tests.support.waiting import eventually
 
@@ -40,6 +41,10 @@ NOT_PRODUCED_HERE = {  # webhooks': test_webhooks_graphql.py
     t for t in event_schemas() if t.startswith(("quartier.events.", "quartier.webhooks."))
 }
 REFERRALS_EVENTS = {t.split(".")[2] for t in event_schemas() if t.startswith("quartier.referrals.")}
+
+
+ERASE = """mutation($input: RequestErasureInput!) { requestErasure(input: $input) {
+  __typename ... on Error { code message } } }"""
 
 
 async def published_schemas(system: System) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -159,6 +164,11 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
     await word_of_mouth(system, clock, net, ines, sofia)
 
     await succeed(system, "setTenantLocale", {"locale": "EN"}, admin, "TenantLocaleSet")
+    # an analytics consumer's key, made and revoked; Paul, who left, asks to be erased
+    _, key = await create_key(system, net, ["EVENTS_READ"])
+    assert (await revoke(system, net, key["id"]))["__typename"] == "ApiKeyRevoked"
+    erased = await system.gql(ERASE, {"input": {"memberId": paul.id}}, admin.access)
+    assert erased["data"]["requestErasure"]["__typename"] == "ErasureRequested", erased
 
     # the consumer's side: the whole history over HTTP, the schemas from the API
     async def history() -> list[dict[str, Any]] | None:
@@ -167,7 +177,13 @@ async def test_every_event_of_a_realistic_run_validates_against_its_schema(
         )
         events = [json.loads(line) for line in response.text.splitlines() if line]
         names = {e["type"].split(".")[2] for e in events}
-        wanted = {"MemberRemoved", "MemberJoined", "TenantLocaleChanged", *REFERRALS_EVENTS}
+        wanted = {
+            "MemberRemoved",
+            "MemberJoined",
+            "TenantLocaleChanged",
+            "MemberErased",
+            *REFERRALS_EVENTS,
+        }
         return events if wanted <= names else None
 
     events = await eventually(history)
