@@ -8,16 +8,17 @@ refused request takes nothing from the next bucket):
    or an anonymous client address (`address:<ip>`, see `client_address`);
 2. the caller's **network** (`tenant:<tenant id>`), for members.
 
-A member's own buckets are smaller than their network's (a quarter, by
-default), so one member's flood empties their own bucket and is refused
+A member's own rates are below their network's (a quarter of its requests
+and half its cost, by default), so one member's flood empties their own bucket and is refused
 there, before it reaches the network's: the others of the network, their
 admin among them, keep being served. Each bucket holds a request count
 (`QUARTIER_RATE_LIMIT` a minute for a network, `QUARTIER_MEMBER_RATE_LIMIT`
 for a member or address) and a cost (`gateway.costs`: fields times page sizes;
 `QUARTIER_COST_LIMIT` a minute for a network, `QUARTIER_MEMBER_COST_LIMIT`
 for a member or address), each refilled continuously. A request bucket holds
-a minute's worth, a cost bucket ten seconds' (`COST_BURST_SECONDS`): a burst
-is served at once, a sustained flood of costly questions gets the rate.
+a minute's worth; a network's cost bucket ten seconds' (`COST_BURST_SECONDS`),
+a member's twenty (`MEMBER_COST_BURST_SECONDS`): a burst is served at once,
+a sustained flood of costly questions gets the rate.
 
 A refusal says when to come back: `Retry-After` (seconds, rounded up) is
 when the bucket will hold what the request needs.
@@ -54,9 +55,16 @@ bucket is a full one, which favours no attacker: a new key starts full)."""
 
 
 COST_BURST_SECONDS = 10.0
-"""A cost bucket holds ten seconds' worth: a burst of costly questions is
-served, a sustained flood of them gets the rate. (A request bucket holds a
-minute's.)"""
+"""A network's cost bucket holds ten seconds' worth: a burst of costly
+questions is served, a sustained flood of them gets the rate. (A request
+bucket holds a minute's.) Short, because a burst is work the other networks
+share the replica with (docs/performance.md, tenant isolation)."""
+
+MEMBER_COST_BURST_SECONDS = 20.0
+"""A member's cost bucket holds twenty seconds' worth: at the defaults (half
+the network's rate) as much as the network's, one query of the largest cost
+allowed (`gateway.costs.MAX_COST`), while a member's sustained flood gets
+half the network's rate and leaves the other half to the others."""
 
 
 @dataclass
@@ -112,8 +120,8 @@ class Limits:
 
     tenant_requests: int = 1200
     member_requests: int = 300
-    tenant_cost: int = 240_000
-    member_cost: int = 60_000
+    tenant_cost: int = 60_000
+    member_cost: int = 30_000
     tenant_concurrency: int = 4
     queue_timeout: float = 10.0
     concurrency: int = 16
@@ -141,7 +149,7 @@ class Budgets:
             "tenant": Buckets(limits.tenant_requests, clock),
         }
         self.costs = {
-            "caller": Buckets(limits.member_cost, clock, COST_BURST_SECONDS),
+            "caller": Buckets(limits.member_cost, clock, MEMBER_COST_BURST_SECONDS),
             "tenant": Buckets(limits.tenant_cost, clock, COST_BURST_SECONDS),
         }
         self.turns = FairQueue(

@@ -169,10 +169,10 @@ async def test_a_members_costly_queries_are_refused_with_retry_after_and_the_adm
     system: System,
 ) -> None:
     net, member = await member_and_admin(system)
-    # a bucket holds 10 seconds' worth: 333, two of these questions
+    # a member's bucket holds 20 seconds' worth: 666, four of these questions
     limited = system.settings.with_(member_cost_limit_per_minute=2000, cost_limit_per_minute=60_000)
     async with serve_gateway(limited) as gateway:
-        for _ in range(2):
+        for _ in range(4):
             answer = await gateway.gql(MEMBERS, token=member.access)
             assert "errors" not in answer, answer
         response = await gateway.post(MEMBERS, token=member.access)

@@ -310,22 +310,22 @@ def test_the_networks_bucket_bounds_its_members_together() -> None:
 
 
 def test_retry_after_says_when_the_bucket_has_enough() -> None:
-    # a cost bucket holds ten seconds' worth: 10 a second, 100 at most
+    # a member's cost bucket holds twenty seconds' worth: 10 a second, 200 at most
     found, clock = budgets(member_cost=600, tenant_cost=6000)
-    found.cost("member:t:a", "t", 100)
+    found.cost("member:t:a", "t", 200)
     with pytest.raises(Refused) as refusal:
         found.cost("member:t:a", "t", 50)
     assert refusal.value.retry_after == 5
     clock.now += 5
     found.cost("member:t:a", "t", 50)
     # costlier than a whole bucket: asked as the whole bucket, never forever
-    clock.now += 10
+    clock.now += 20
     found.cost("member:t:a", "t", 10**9)
 
 
 def test_a_caller_refused_for_cost_is_refused_at_the_door_until_retry_after() -> None:
     found, clock = budgets(member_cost=600, tenant_cost=60_000)
-    found.cost("member:t:a", "t", 100)
+    found.cost("member:t:a", "t", 200)  # the whole bucket (twenty seconds' worth)
     with pytest.raises(Refused):
         found.cost("member:t:a", "t", 100)
     for _ in range(3):  # cheap requests too: it did not wait
