@@ -21,7 +21,8 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream
 from strawberry.types import Info
 
-from gateway.context import Context
+from gateway.budgets import Buckets, Budgets, Refused
+from gateway.context import Context, peer_address
 from gateway.keys import EXPORT, require_scope
 from gateway.kit import (
     Connection,
@@ -193,14 +194,40 @@ nodes: dict[str, NodeLoader] = {"Export": export_node}
 
 STATUS = {"invalid_input": 400, "invalid_token": 403, "not_found": 404, "unavailable": 503}
 
+DOWNLOADS_PER_MINUTE = 10
+"""Downloads of one export a minute, per gateway replica, whoever asks (a
+leaked link cannot be hammered from many addresses); each client address
+spends its own request budget too (`gateway.budgets`)."""
+
 
 def _error(error: QuartierError) -> Response[Any]:
+    return _json(error.code, error.message, STATUS.get(error.code, 500))
+
+
+def _json(code: str, message: str, status: int, **headers: str) -> Response[Any]:
     return Response(
-        {"error": {"code": error.code, "message": error.message}},
-        status_code=STATUS.get(error.code, 500),
+        {"error": {"code": code, "message": message}},
+        status_code=status,
         media_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **headers},
     )
+
+
+def _admit(state: State, request: Request[Any, Any, Any], export_id: str) -> None:
+    """Spend a request of the client's address (the budgets every anonymous
+    request spends), then one of the export's downloads; Refused when
+    either is spent (nothing is taken from the export's bucket then)."""
+    budgets: Budgets = state.budgets
+    budgets.request(f"address:{peer_address(state, request.headers, request.scope)}", None)
+    downloads: Buckets | None = state.get("export_downloads")
+    if downloads is None:
+        downloads = Buckets(DOWNLOADS_PER_MINUTE)
+        state["export_downloads"] = downloads
+    key = f"export:{export_id}"
+    wait = downloads.wait(key, 1)
+    if wait > 0:
+        raise Refused("this export was downloaded too often: come back after Retry-After", wait)
+    downloads.take(key, 1)
 
 
 async def _rest(
@@ -226,12 +253,21 @@ async def download(
     request: Request[Any, Any, Any], state: State, export_id: FromPath[str]
 ) -> Response[Any]:
     """The archive of a ready export, for whoever holds a valid link (no
-    sign-in: the link is short-lived and signed for this export only)."""
+    sign-in: the link is short-lived and signed for this export only), within
+    the client's request budget and the export's downloads a minute (429
+    with `Retry-After` past them)."""
     token = request.query_params.get("token") or ""
+    export_id = export_id[:64]
+    try:
+        _admit(state, request, export_id)
+    except Refused as refused:
+        return _json(
+            "rate_limited", refused.message, 429, **{"Retry-After": str(refused.retry_after)}
+        )
     ctx = RequestContext(correlation_id=new_correlation_id())
     try:
         first = await state.bus.request(
-            c.GetArchiveChunk(export_id=export_id[:64], token=token[:600], index=0), ctx
+            c.GetArchiveChunk(export_id=export_id, token=token[:600], index=0), ctx
         )
     except QuartierError as e:
         return _error(e)

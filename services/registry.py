@@ -77,7 +77,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     # asks the others as an export's requester; forgets archives on erasure
     ServiceSpec(
-        "exports", needs=("identity", "hubs", "events", "referrals"), reactions=("identity",)
+        "exports",
+        needs=("identity", "hubs", "events", "referrals", "webhooks"),
+        reactions=("identity",),
     ),
 )
 

@@ -180,6 +180,20 @@ class DatePoll(Message):
     my_votes: dict[str, Vote] = {}  # slot id -> the asking member's vote
 
 
+class PollVote(Message):
+    """One member's vote on one slot of a date poll."""
+
+    poll_id: str
+    slot_id: str
+    member_id: str
+    vote: Vote
+
+
+class PollVotePage(Message):
+    items: list[PollVote]
+    total: int
+
+
 class Card(Message):
     card_id: str
     title: str
@@ -526,6 +540,15 @@ class GetDatePoll(EventsQuery[DatePoll]):
 class ListDatePolls(EventsQuery[list[DatePoll]]):
     hub_id: str
     state: PollState | None = None
+
+
+class ListPollVotes(EventsQuery[PollVotePage]):
+    """Tenant admins (the network's export): each member's votes on a date
+    poll, by member then slot. Members see a poll's tallies only."""
+
+    poll_id: str
+    offset: int = 0
+    limit: int = 50
 
 
 class ListWorkshopProposals(EventsQuery[list[WorkshopProposal]]):

@@ -5,7 +5,12 @@ row, and the time taken) and `README.txt` (the same, for people), zipped.
 
 Rows are written to temporary files as they come (never the whole network
 in memory); the limits (`Limits`) are checked as each row is written, so an
-export too large fails before it costs more."""
+export too large fails before it costs more.
+
+CSV cells of **text columns** (a field typed as a string) that a spreadsheet
+would read as a formula are neutralised as OWASP recommends (`neutralise`):
+a single quote `'` is put in front. Numbers, amounts, times, booleans and
+JSON cells are written as they are (a negative amount stays `-12.50`)."""
 
 from __future__ import annotations
 
@@ -22,11 +27,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+import msgspec.inspect as mi
 
 from services.events import contract as ec
 from services.hubs import contract as hc
 from services.identity import contract as idc
 from services.referrals import contract as rc
+from services.webhooks import contract as wc
 
 
 class TooLarge(Exception):
@@ -59,6 +66,15 @@ class FileSpec:
     def columns(self) -> list[str]:
         fields = [f for f in self.row.__struct_fields__ if f not in self.drop]  # type: ignore[attr-defined]
         return [*self.extra, *fields]
+
+    @property
+    def text_columns(self) -> frozenset[str]:
+        """The columns holding text (a string, a string enum, or either or
+        nothing), whose cells `neutralise` escapes; the extra columns are ids."""
+        info = mi.type_info(self.row)
+        assert isinstance(info, mi.StructType)
+        found = {f.name for f in info.fields if _is_text(f.type)}
+        return frozenset({*self.extra, *found} - set(self.drop))
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of one row (CSV: a cell holding a list or an
@@ -109,6 +125,29 @@ FILES: tuple[FileSpec, ...] = (
         extra=("meetup_id",),
     ),
     FileSpec(
+        "mission_cards.csv",
+        ec.CardDraw,
+        "Mission cards drawn at meetups: who holds each, done when "
+        "(a member's own export: the cards they hold).",
+        extra=("meetup_id",),
+    ),
+    FileSpec(
+        "date_polls.ndjson",
+        ec.DatePoll,
+        "Date polls: their slots with the tallies of votes, the slot chosen.",
+        drop=("my_votes",),
+    ),
+    FileSpec(
+        "date_poll_votes.csv",
+        ec.PollVote,
+        "Each member's vote on each slot of a date poll (a member's own export: theirs).",
+    ),
+    FileSpec(
+        "workshop_proposals.csv",
+        ec.WorkshopProposal,
+        "Workshop proposals (a member's own export: the ones they proposed).",
+    ),
+    FileSpec(
         "referrals.ndjson",
         rc.Slip,
         "Referrals with their prospect and status history.",
@@ -131,9 +170,42 @@ FILES: tuple[FileSpec, ...] = (
         rc.HubEngagement,
         "Each hub's engagement now: its core and each member's traffic light.",
     ),
+    FileSpec(
+        "invitations.csv",
+        idc.InvitationInfo,
+        "Invitations to join the network, pending, accepted or not (never their secret link; "
+        "the network's export only).",
+    ),
+    FileSpec(
+        "webhook_endpoints.csv",
+        wc.Endpoint,
+        "Webhook endpoints: URL, event types, description, enabled (never their signing "
+        "secret; the network's export only).",
+    ),
 )
 
 BY_NAME = {f.name: f for f in FILES}
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV Injection)."""
+
+
+def _is_text(kind: mi.Type) -> bool:
+    if isinstance(kind, mi.UnionType):
+        return all(_is_text(k) for k in kind.types if not isinstance(k, mi.NoneType))
+    if isinstance(kind, mi.LiteralType):
+        return all(isinstance(v, str) for v in kind.values)
+    return isinstance(kind, mi.StrType)
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet would take for a formula, with a single
+    quote in front (OWASP): one starting with = + - @, a tab or a carriage
+    return, also after leading whitespace (` =1+1`: some spreadsheets trim
+    it on import). Any other text is left as it is."""
+    if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def cell(value: Any) -> str:
@@ -146,6 +218,11 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any, text: bool) -> str:
+    found = cell(value)
+    return neutralise(found) if text and isinstance(value, str) else found
+
+
 @dataclass
 class Written:
     spec: FileSpec
@@ -153,6 +230,7 @@ class Written:
     handle: IO[str]
     rows: int = 0
     writer: Any = None
+    text: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -169,7 +247,7 @@ class ArchiveWriter:
         for spec in FILES:
             path = self.directory / spec.name
             handle = path.open("w", encoding="utf-8", newline="")
-            written = Written(spec, path, handle)
+            written = Written(spec, path, handle, text=spec.text_columns)
             if spec.format == "csv":
                 written.writer = csv.writer(handle, lineterminator="\r\n")
                 written.writer.writerow(spec.columns)
@@ -191,7 +269,7 @@ class ArchiveWriter:
             if spec.format == "csv":
                 buffer = io.StringIO()
                 csv.writer(buffer, lineterminator="\r\n").writerow(
-                    [cell(data.get(c)) for c in spec.columns]
+                    [_csv_cell(data.get(c), c in written.text) for c in spec.columns]
                 )
                 line = buffer.getvalue()
             else:
@@ -278,8 +356,9 @@ def readme(manifest: Mapping[str, Any]) -> str:
         "",
         "CSV files: UTF-8, comma-separated, a header line, RFC 4180 quoting, CRLF line ends.",
         "A cell holding a list or an object holds its JSON; an empty cell is a missing value.",
-        "Cells are the data as written: a spreadsheet may read a cell starting with = + - or @",
-        "as a formula, so import the columns as text.",
+        "A text cell that a spreadsheet would read as a formula (starting with = + - @, a tab",
+        "or a carriage return, also after spaces) starts with a single quote ' put there",
+        "by the export (OWASP's advice); numbers, amounts and times are written as they are.",
         "NDJSON files: UTF-8, one JSON object per line.",
         "Times are ISO 8601 in UTC (meetups' local_start is local to their time zone);",
         "amounts are exact decimals with an ISO 4217 currency.",

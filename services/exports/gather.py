@@ -27,6 +27,7 @@ from services.referrals import contract as rc
 from services.runtime.bus import Bus
 from services.runtime.tenancy import RequestContext
 from services.runtime.views import MAX_PAGE
+from services.webhooks import contract as wc
 
 REPORT_DAYS = 365
 
@@ -90,6 +91,10 @@ class Gatherer:
         self.writer.add("one_to_ones.csv", one_to_ones)
         needs = await pages(lambda o: self.ask(rc.ListNetworkNeeds(offset=o, limit=MAX_PAGE)))
         self.writer.add("needs.ndjson", needs)
+        invitations = await pages(lambda o: self.ask(idc.ListInvitations(offset=o, limit=MAX_PAGE)))
+        self.writer.add("invitations.csv", invitations)
+        endpoints = await pages(lambda o: self.ask(wc.ListEndpoints(offset=o, limit=MAX_PAGE)))
+        self.writer.add("webhook_endpoints.csv", endpoints)
         await self.progress(0.8)
         since, until = self.now - timedelta(days=REPORT_DAYS), self.now
         self.writer.add(
@@ -166,6 +171,35 @@ class Gatherer:
             meetups = await pages(partial(self._meetups, hub_id, when))
             for meetup in meetups:
                 await self._meetup(meetup, own_only)
+        await self._polls(hub_id, own_only)
+        proposals = await self.ask(ec.ListWorkshopProposals(hub_id=hub_id))
+        if own_only:
+            proposals = [p for p in proposals if p.host_id == self.me]
+        self.writer.add("workshop_proposals.csv", proposals)
+
+    async def _polls(self, hub_id: str, own_only: bool) -> None:
+        """The hub's date polls with their tallies, and the votes: every
+        member's (tenant admins ask them poll by poll), or for a member's
+        own export the polls they voted in with their own votes."""
+        polls: list[ec.DatePoll] = await self.ask(ec.ListDatePolls(hub_id=hub_id))
+        for poll in polls:
+            if own_only:
+                if not poll.my_votes:
+                    continue
+                votes = [
+                    ec.PollVote(poll_id=poll.poll_id, slot_id=slot, member_id=self.me, vote=vote)
+                    for slot, vote in sorted(poll.my_votes.items())
+                ]
+            else:
+                votes = await pages(partial(self._votes, poll.poll_id))
+            self.writer.add("date_polls.ndjson", [poll])
+            self.writer.add("date_poll_votes.csv", votes)
+
+    async def _votes(self, poll_id: str, offset: int) -> ec.PollVotePage:
+        page: ec.PollVotePage = await self.ask(
+            ec.ListPollVotes(poll_id=poll_id, offset=offset, limit=MAX_PAGE)
+        )
+        return page
 
     async def _meetups(self, hub_id: str, when: ec.When, offset: int) -> ec.MeetupPage:
         page: ec.MeetupPage = await self.ask(
@@ -188,14 +222,17 @@ class Gatherer:
     async def _meetup(self, meetup: ec.Meetup, own_only: bool) -> None:
         rsvps = await self.ask(ec.ListRsvps(meetup_id=meetup.meetup_id))
         attendance = await self.ask(ec.GetAttendance(meetup_id=meetup.meetup_id))
+        draws = await self.ask(ec.ListDraws(meetup_id=meetup.meetup_id))
         if own_only:
             rsvps = [r for r in rsvps if r.member_id == self.me]
             attendance = [a for a in attendance if a.member_id == self.me]
-            if not rsvps and not attendance and meetup.host_id != self.me:
+            draws = [d for d in draws if d.member_id == self.me]
+            if not rsvps and not attendance and not draws and meetup.host_id != self.me:
                 return  # a meetup of their hub they had nothing to do with
         self.writer.add("meetups.ndjson", [meetup])
         self.writer.add("meetup_rsvps.csv", rsvps, meetup_id=meetup.meetup_id)
         self.writer.add("meetup_attendance.csv", attendance, meetup_id=meetup.meetup_id)
+        self.writer.add("mission_cards.csv", draws, meetup_id=meetup.meetup_id)
 
 
 def _own_slip(slip: rc.Slip) -> rc.Slip:

