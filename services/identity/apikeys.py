@@ -17,6 +17,7 @@ table of last uses written at most once a minute per key).
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -39,6 +40,8 @@ MIN_LIFETIME = timedelta(minutes=1)  # and at least this far
 MAX_LIVE_KEYS = 50  # unrevoked keys of a network
 LAST_USE_EVERY = timedelta(minutes=1)  # `last used` is written at most this often per key
 SCOPES = frozenset(c.API_KEY_SCOPES)
+_SELECTOR = re.compile(r"[0-9a-fA-F]{32}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe base64, as `new_secret` makes
 
 
 # -- the key as a string ------------------------------------------------------------
@@ -59,11 +62,20 @@ def looks_like_key(token: str) -> bool:
 
 
 def split_key(key: str) -> tuple[UUID, str]:
-    """`qk_<id hex>_<secret>` → (id, secret); anything else Unauthenticated."""
+    """`qk_<id hex>_<secret>` → (id, secret); anything else Unauthenticated.
+    Whitespace around the key (a line break after a pasted or stored key) is
+    ignored; inside it (a folded or broken line, a space) the key is invalid:
+    a key is one run of `qk_`, hex digits and URL-safe characters."""
+    key = key.strip()
     body = key.removeprefix(KEY_PREFIX) if key.startswith(KEY_PREFIX) else ""
     selector, sep, secret = body[:32], body[32:33], body[33:]
     try:
-        if sep != "_" or not 20 <= len(secret) <= 100:
+        if (
+            sep != "_"
+            or not 20 <= len(secret) <= 100
+            or not _SELECTOR.fullmatch(selector)
+            or not _SECRET.fullmatch(secret)
+        ):
             raise ValueError
         return UUID(hex=selector), secret
     except ValueError:
