@@ -2,7 +2,8 @@
 network: two lunches with attendance and a won referral. Run as a
 consumer runs it (a process of its own, with an API key over HTTP), it is
 stopped after two events and started again: it resumes from its saved
-position with no duplicate and no gap, and draws its PNG."""
+position with no duplicate and no gap, and draws its PNG; each run's
+summary says what that run read, and the totals."""
 
 from __future__ import annotations
 
@@ -108,10 +109,19 @@ async def test_the_dashboard_follows_resumes_and_draws(
     )  # every service's events relayed
 
     # a first run stops after two events (a crash, a deploy), the second resumes
-    await run_example(system, key, tmp_path, "--stop-after", "2")
+    out = await run_example(system, key, tmp_path, "--stop-after", "2")
     assert len((tmp_path / "seen.txt").read_text().split()) == 2
+    assert "2 new events read (from the start); 2 processed in all" in out, out
     out = await run_example(system, key, tmp_path)
-    assert f"{len(events)} events processed" in out
+    rest = len(events) - 2
+    assert (
+        f"{rest} new events read (after the saved position); {len(events)} processed in all" in out
+    ), out
+    # started again with nothing new: it says so, and keeps its totals
+    out = await run_example(system, key, tmp_path)
+    assert f"0 new events read (after the saved position); {len(events)} processed in all" in out, (
+        out
+    )
 
     seen = (tmp_path / "seen.txt").read_text().split()
     assert seen == [e["id"] for e in events]  # each once, in order, none missing
