@@ -324,3 +324,27 @@ async def test_the_subscription_takes_a_key_and_stops_at_its_revocation(system: 
                 break
         errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
         assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+
+
+async def test_a_flood_of_bad_keys_from_one_address_does_not_lock_out_a_good_key(
+    system: System, clock: MovableClock
+) -> None:
+    """Over HTTP, from one address (every test client is 127.0.0.1, as
+    consumers behind one NAT): after many bad keys, bad keys wait (429 with
+    Retry-After) while a good key from the same address reads (200)."""
+    net = await open_network(system, "keys-flood")
+    secret, _ = await create_key(system, net, ["EVENTS_READ"])
+    bad = "qk_" + "0" * 32 + "_" + "x" * 43
+    statuses = [
+        (await system.client.get("/v1/events", headers=auth(bad))).status_code for _ in range(25)
+    ]
+    assert statuses[:20] == [401] * 20 and statuses[-1] == 429, statuses
+    refused = await system.client.get("/v1/events", headers=auth(bad))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"]["code"] == "rate_limited"
+    for _ in range(3):
+        assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 200
+    answer = await system.gql("{ __typename }", token=secret)
+    assert answer["data"] == {"__typename": "Query"}, answer
+    clock.advance(hours=2)  # the address's failures forgotten (the module's other tests)
+    assert (await system.client.get("/v1/events", headers=auth(bad))).status_code == 401
