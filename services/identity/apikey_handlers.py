@@ -87,8 +87,10 @@ class ApiKeyHandlers(Handlers):
         before it: only failures are throttled, per client address and per
         key id (docs/api-keys.md). While one of them waits, a failing key is
         refused (RateLimited) without a write and a malformed one without
-        reading the key; a good key costs reads and, at most once a minute,
-        the write of its last use."""
+        reading the key. A revoked or expired key presented with its right
+        secret is no guess: it is answered why (Unauthenticated), uncounted.
+        A good key costs reads and, at most once a minute, the write of its
+        last use."""
         now = self.clock.now()
         try:
             key_id, secret = k.split_key(q.key)
@@ -110,6 +112,8 @@ class ApiKeyHandlers(Handlers):
             if tenant is None:
                 raise Unauthenticated("this API key is not valid")
         except Unauthenticated:
+            if k.authentic(row, secret):  # revoked or expired: no guess, its holder is told why
+                raise
             self._failed(watched, wait, now, found=row is not None)
             raise
         try:

@@ -296,10 +296,16 @@ def key_row(conn: sa.Connection, key_id: str) -> Any:
     return conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
 
 
+def authentic(row: Any, secret: str) -> bool:
+    """The presented secret is the key's (constant time)."""
+    return row is not None and hmac.compare_digest(row.secret_hash, hash_secret(secret))
+
+
 def check(row: Any, secret: str, now: datetime) -> None:
     """The presented secret against the row (constant time), then whether
-    the key still works. Every refusal reads alike to the caller."""
-    if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
+    the key still works: a wrong secret is "not valid"; only the holder of
+    the right one learns that the key was revoked or has expired."""
+    if not authentic(row, secret):
         raise Unauthenticated("this API key is not valid")
     if row.revoked_at is not None:
         raise Unauthenticated("this API key has been revoked")

@@ -249,6 +249,40 @@ async def test_guesses_at_one_key_from_many_addresses_wait_but_its_owner_does_no
         await verify(client_bus, wrong, "192.0.2.100")
 
 
+async def test_a_revoked_key_s_holder_is_told_why_and_never_throttled(
+    identity: ServiceHost, client_bus: Bus, clock: MovableClock
+) -> None:
+    """A consumer that keeps retrying with its revoked (or expired) key is
+    no guesser: it holds the right secret. It is told why each time, and its
+    retries count nothing, also from an address that waits."""
+    _, admin = await create_network(client_bus, "keys-retry", "admin@retry.example")
+    revoked = await client_bus.request(
+        idc.CreateApiKey(name="r", scopes=["events:read"]), as_member(admin)
+    )
+    await client_bus.request(idc.RevokeApiKey(key_id=revoked.key.key_id), as_member(admin))
+    expiring = await client_bus.request(
+        idc.CreateApiKey(
+            name="e", scopes=["events:read"], expires_at=clock.now() + timedelta(minutes=5)
+        ),
+        as_member(admin),
+    )
+    clock.advance(minutes=6)
+    before = throttle_rows(identity)
+    for _ in range(25):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await verify(client_bus, revoked.secret, "192.0.2.50")
+        with pytest.raises(Unauthenticated, match="expired"):
+            await verify(client_bus, expiring.secret, "192.0.2.50")
+    assert throttle_rows(identity) == before
+    for _ in range(20):  # then the address waits (bad keys from it)
+        with pytest.raises(Unauthenticated):
+            await verify(client_bus, "qk_" + "2" * 32 + "_" + "x" * 43, "192.0.2.50")
+    with pytest.raises(RateLimited):
+        await verify(client_bus, "qk_" + "2" * 32 + "_" + "x" * 43, "192.0.2.50")
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await verify(client_bus, revoked.secret, "192.0.2.50")
+
+
 @pytest.mark.parametrize(
     ("shape", "works"),
     [
