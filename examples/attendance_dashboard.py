@@ -57,7 +57,13 @@ ATTENDED = {"present", "late", "visitor"}
 
 
 class Refused(Exception):
-    """The server refused the key (401/403): no point in retrying."""
+    """The server refused the key (401/403, or a stream ended because the key
+    was revoked or expired): no point in retrying with it."""
+
+
+class Ended(OSError):
+    """The server ended the stream for a passing reason (it is stopping, the
+    stream failed): resume from the saved position."""
 
 
 @dataclass
@@ -103,7 +109,8 @@ def read_events(
     url: str, key: str, after: str | None, follow: bool, heartbeat: int = 15
 ) -> Iterator[dict[str, Any] | None]:
     """The network's events after `after`, as dicts; None for a heartbeat
-    (the stream is quiet) when following."""
+    (the stream is quiet) when following. A last line `{"error": …}` (the
+    server ended the stream, docs/stream.md) raises Refused or Ended."""
     params: list[tuple[str, str]] = [("types", ",".join(TYPES))]
     if not url.startswith(("http://", "https://")):
         raise ValueError("the URL must be http:// or https://")
@@ -125,7 +132,13 @@ def read_events(
     with response:
         for line in response:
             text = line.strip()
-            yield json.loads(text) if text else None
+            item = json.loads(text) if text else None
+            if item is not None and "error" in item:
+                error = item["error"]
+                if error.get("code") in ("unauthenticated", "forbidden"):
+                    raise Refused(f"{error.get('code')}: {error.get('message')}")
+                raise Ended(f"{error.get('code')}: {error.get('message')}")
+            yield item
 
 
 def draw(state: State, png: Path) -> None:
@@ -176,10 +189,12 @@ def run(
     follow: bool = False,
     stop_after: int | None = None,
     seen_log: Path | None = None,
-) -> State:
-    """Read (and follow), keep the state, draw. `stop_after`: stop after
-    so many events this run (a forced stop, for trying resumption);
-    `seen_log`: append each processed event's id there (to check it)."""
+) -> tuple[State, int]:
+    """Read (and follow), keep the state, draw. The state, and how many
+    events this run read (after the position it started from).
+    `stop_after`: stop after so many events this run (a forced stop, for
+    trying resumption); `seen_log`: append each processed event's id there
+    (to check it)."""
     state = State.load(state_path)
     done = 0
     backoff = 1.0
@@ -199,10 +214,10 @@ def run(
                 done += 1
                 backoff = 1.0
                 if stop_after is not None and done >= stop_after:
-                    return state
+                    return state, done
             if not follow:
                 draw(state, png)
-                return state
+                return state, done
         except Refused:
             raise
         except (OSError, ValueError) as e:  # a dropped connection: resume from the state
@@ -223,17 +238,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", type=int, help="stop after so many events (testing)")
     parser.add_argument("--seen-log", type=Path, help="append each processed event id (testing)")
     args = parser.parse_args(argv)
+    args.key = (args.key or "").strip()  # (a key stored with its line break)
     if not args.key:
         parser.error("give an API key with --key or QUARTIER_API_KEY")
+    resumed = State.load(args.state).position is not None
     try:
-        state = run(
+        state, read_now = run(
             args.url, args.key, args.state, args.png, args.follow, args.stop_after, args.seen_log
         )
     except Refused as e:
         print(f"the key was refused: {e}", file=sys.stderr)
         return 2
-    print(f"{state.processed} events processed; position saved in {args.state}; chart: {args.png}")
+    except Ended as e:  # (following, it resumes by itself)
+        print(f"the server ended the stream: {e}; run again to resume", file=sys.stderr)
+        return 1
+    print(summary(read_now, state.processed, resumed))
+    print(f"position saved in {args.state}; chart: {args.png}")
     return 0
+
+
+def summary(read_now: int, total: int, resumed: bool) -> str:
+    """What this run read, then the totals: `3 new events read (after the
+    saved position); 42 processed in all`."""
+    plural = "s" if read_now != 1 else ""
+    since = "after the saved position" if resumed else "from the start"
+    return f"{read_now} new event{plural} read ({since}); {total} processed in all"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -200,9 +201,13 @@ def gateway_bus(settings: Settings) -> Bus:
     )
 
 
-def create_app(settings: Settings, bus: Bus | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings, bus: Bus | None = None, stopping: asyncio.Event | None = None
+) -> ASGIApp:
     """The ASGI app. Its start-up connects `bus` unless it is connected
-    already (`main` connects it before the HTTP server starts)."""
+    already (`main` connects it before the HTTP server starts). `stopping`,
+    once set (`gateway_server`), ends the long responses (`GET /v1/events`)
+    with a last line saying the server is stopping."""
     bus = bus or gateway_bus(settings)
 
     @asynccontextmanager
@@ -240,6 +245,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> ASGIApp:
                 "settings": settings,
                 "limiter": RateLimiter(settings.rate_limit_per_minute),
                 "budgets": budgets_of(settings),
+                "stopping": stopping if stopping is not None else asyncio.Event(),
             }
         ),
         debug=False,
@@ -264,6 +270,22 @@ def server_options() -> dict[str, Any]:
         "ws_max_size": MAX_WS_MESSAGE,
         "log_level": "warning",
     }
+
+
+def gateway_server(config: Any, stopping: asyncio.Event) -> Any:
+    """uvicorn's server for `config`, which sets `stopping` as its shutdown
+    begins (SIGTERM, SIGINT, `should_exit`), before it waits for the open
+    connections: the running event streams then end with a last line
+    saying so (docs/stream.md) instead of being cut when the graceful
+    shutdown's time is up."""
+    import uvicorn
+
+    class GatewayServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            stopping.set()
+            await super().shutdown(sockets)
+
+    return GatewayServer(config)
 
 
 async def serve(settings: Settings, bus: Bus, server: Any) -> None:
@@ -297,8 +319,9 @@ def main() -> None:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level, service="gateway")
         bus = gateway_bus(settings)
+        stopping = asyncio.Event()
         config = uvicorn.Config(
-            create_app(settings, bus),
+            create_app(settings, bus, stopping),
             host=settings.http_host,
             port=settings.http_port,
             timeout_graceful_shutdown=10,
@@ -306,7 +329,7 @@ def main() -> None:
         )
         # the event loop uvicorn.run would use (uvloop when installed)
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-            runner.run(serve(settings, bus, uvicorn.Server(config)))
+            runner.run(serve(settings, bus, gateway_server(config, stopping)))
     except ConfigurationError as e:
         print(f"quartier-gateway: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -14,7 +14,7 @@ its network.
 * `while_allowed(items, recheck)`: a long response (a stream, a
   subscription) re-checks its credential every `RECHECK_SECONDS` and stops
   when it no longer holds the scope (a revoked or expired key, an ended
-  session, a demoted admin).
+  session, a demoted admin), or when the server is stopping (`Stopping`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from litestar.datastructures import Headers, State
 
 from gateway.context import Principal, current_principal, resolve_principal
 from services.identity.contract import API_KEY_SCOPES
-from services.runtime.errors import Forbidden, Unauthenticated
+from services.runtime.errors import Forbidden, Unauthenticated, Unavailable
 from services.runtime.messages import Actor, new_correlation_id
 from services.runtime.tenancy import RequestContext
 
@@ -131,27 +132,40 @@ async def bearer(state: State, headers: Headers, scope: str, address: str | None
     return require_scope(principal, scope)
 
 
+class Stopping(Unavailable):
+    """The server is stopping: a long response ends (resume elsewhere or later)."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is stopping: reconnect and resume from your last position")
+
+
 async def while_allowed(
     items: AsyncIterator[T],
     recheck: Callable[[], Awaitable[None]],
     every: float = RECHECK_SECONDS,
+    stopping: asyncio.Event | None = None,
 ) -> AsyncIterator[T]:
     """`items`, as long as `recheck()` (called every `every` seconds, while
     items flow or not) raises nothing; its error ends the iteration and is
-    raised to the consumer. The item being awaited is cancelled then."""
+    raised to the consumer. `stopping` set (the server is stopping) ends it
+    too, with `Stopping`. The item being awaited is cancelled then."""
     iterator = aiter(items)
     pending: asyncio.Task[T] | None = None
+    stop = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
     checked = time.monotonic()
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(iterator))
             wait = max(0.0, checked + every - time.monotonic())
-            done, _ = await asyncio.wait({pending}, timeout=wait)
+            watched: set[asyncio.Future[Any]] = {pending} if stop is None else {pending, stop}
+            done, _ = await asyncio.wait(watched, timeout=wait, return_when=FIRST_COMPLETED)
+            if stop is not None and stop.done():
+                raise Stopping()
             if time.monotonic() - checked >= every:
                 await recheck()
                 checked = time.monotonic()
-            if not done:
+            if pending not in done:
                 continue
             task, pending = pending, None
             try:
@@ -160,10 +174,11 @@ async def while_allowed(
                 return
             yield item
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        for waiting in (pending, stop):
+            if waiting is not None:
+                waiting.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiting
         close = getattr(iterator, "aclose", None)
         if close is not None:
             with contextlib.suppress(Exception):

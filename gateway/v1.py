@@ -10,7 +10,9 @@ analytics consumers, and the published contracts of its events.
   so many. Who may read is decided by `gateway.stream.events_reader` (the
   `events:read` scope: a tenant admin's access token, or an API key), as for
   the GraphQL subscription; a running response re-checks it every few
-  seconds and ends when it no longer holds (a revoked or expired key).
+  seconds and ends when it no longer holds (a revoked or expired key); a
+  response the server ends (that, expiry, stopping, a failure) ends with a
+  last line saying why (`body`).
 * `GET /v1/schemas`: the index of the JSON Schemas; `GET /v1/schemas/<type>`
   one event type's `data` schema, `GET /v1/schemas/cloudevent` the envelope.
   Public, as in docs/schemas/.
@@ -21,6 +23,7 @@ of their code (400, 401, 403, 404, 406, 429, 503); never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -32,7 +35,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream
 
 from gateway.context import Principal, current_principal, peer_address, resolve_principal
-from gateway.keys import while_allowed
+from gateway.keys import Stopping, while_allowed
 from gateway.stream import EventsReader, events_reader, still_reading
 from infra.catalogue import event_schema_copy, schema_index
 from services.runtime.errors import Forbidden, QuartierError, Unauthenticated
@@ -191,30 +194,64 @@ def sse_message(item: StreamedEvent | None) -> bytes:
     return b"id: " + item.position.encode() + b"\ndata: " + item.json_with_position() + b"\n\n"
 
 
+def ending(code: str, message: str) -> dict[str, Any]:
+    """The last line of a response the server ends (docs/stream.md, "How a
+    response ends"): the same shape as an error before the stream starts."""
+    return {"error": {"code": code, "message": message}}
+
+
+def ndjson_end(error: dict[str, Any]) -> bytes:
+    return json.dumps(error, ensure_ascii=False).encode() + b"\n"
+
+
+def sse_end(error: dict[str, Any]) -> bytes:
+    """An `error` event (`addEventListener("error", …)` gets it with its
+    `data`; a network failure's error event has none)."""
+    return b"event: error\ndata: " + json.dumps(error, ensure_ascii=False).encode() + b"\n\n"
+
+
+EXPIRED = (
+    "the credential has expired: reconnect with a fresh one and the position of your last event"
+)
+RESUME = "reconnect and resume from the position of your last event"
+
+
 async def body(
     reader: EventReader,
     media_type: str,
     caller: EventsReader,
     recheck: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event | None = None,
 ) -> AsyncIterator[bytes]:
+    """The response's lines. When the server ends it — the credential no
+    longer allows reading (revoked or expired key, ended session, demoted
+    admin), the credential's expiry, the server stopping, the stream failing —
+    a last line says why (`ending`), in NDJSON as a JSON object, in SSE as an
+    `error` event; an end the client asked for (`limit`, the end of the
+    history without `follow`) has none."""
     render = sse_message if media_type == SSE else ndjson_line
+    end = sse_end if media_type == SSE else ndjson_end
     try:
         if media_type == SSE:
             yield f"retry: {SSE_RETRY_MS}\n\n".encode()
         try:
-            async for item in while_allowed(reader, recheck):
+            async for item in while_allowed(reader, recheck, stopping=stopping):
                 yield render(item)
         except (Unauthenticated, Forbidden) as refused:  # revoked, expired, demoted
             log.info(
                 "v1.events_refused", tenant=caller.tenant_id, who=caller.who, code=refused.code
             )
-            if media_type == SSE:
-                yield b": the credential no longer allows reading: stop, or use another\n\n"
+            yield end(ending(refused.code, f"{refused.message}: the stream has ended"))
             return
-        if reader.expired and media_type == SSE:
-            yield b": the credential expired: reconnect with a fresh one\n\n"
+        except Stopping as stopped:
+            log.info("v1.events_stopping", tenant=caller.tenant_id, who=caller.who)
+            yield end(ending(stopped.code, stopped.message))
+            return
+        if reader.expired:
+            yield end(ending("unauthenticated", EXPIRED))
     except QuartierError as e:  # the stream failed midway: the client resumes
         log.warning("v1.events_failed", tenant=caller.tenant_id, code=e.code)
+        yield end(ending(e.code, f"{e.message}: the stream has ended; {RESUME}"))
     finally:
         log.info(
             "v1.events_closed",
@@ -288,7 +325,7 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
     )
     recheck = still_reading(state.bus, principal, correlation_id, address)
     return Stream(
-        body(reader, media_type, caller, recheck),
+        body(reader, media_type, caller, recheck, state.get("stopping")),
         media_type=media_type,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

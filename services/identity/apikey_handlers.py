@@ -4,7 +4,9 @@ verifies a key presented as a Bearer credential."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -22,6 +24,13 @@ from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
 
 log = get_logger("quartier.identity.api_keys")
+
+# Failures against one key id (a wrong secret for a real key), from any
+# address: a distributed guesser of that key. Like the address's policy, it
+# only slows failures down: the right secret always works, so an attacker
+# who knows a key's id (it is in the ApiKeyCreated event) cannot lock its
+# consumer out.
+API_KEY_ID = t.Policy("api-key-id", free=20, base=1, cap=900, forget=3600)
 
 
 class ApiKeyHandlers(Handlers):
@@ -74,35 +83,38 @@ class ApiKeyHandlers(Handlers):
 
     @handles(c.VerifyApiKey)
     def verify_api_key(self, q: c.VerifyApiKey, ctx: RequestContext) -> c.ApiKeyGrant:
-        """Who the key is now. An address that presented too many bad keys
-        waits (RateLimited) before anything is checked; a good key costs
-        reads and, at most once a minute, the write of its last use."""
+        """Who the key is now. A good key always works, whatever others sent
+        before it: only failures are throttled, per client address and per
+        key id (docs/api-keys.md). While one of them waits, a failing key is
+        refused (RateLimited) without a write and a malformed one without
+        reading the key. A revoked or expired key presented with its right
+        secret is no guess: it is answered why (Unauthenticated), uncounted.
+        A good key costs reads and, at most once a minute, the write of its
+        last use."""
         now = self.clock.now()
-        keys = (
-            [(t.API_KEY_ADDRESS, t.key(t.API_KEY_ADDRESS, q.client_address))]
-            if q.client_address
-            else []
-        )
-        wait = self.throttle.waiting(keys, now)
-        if wait:
-            raise RateLimited(
-                f"too many invalid API keys: try again in {wait} second{'s' if wait != 1 else ''}",
-                retry_after=wait,
-            )
+        try:
+            key_id, secret = k.split_key(q.key)
+        except Unauthenticated:
+            key_id, secret = None, ""
+        watched = self._throttled(q.client_address, key_id)
+        wait = self.throttle.waiting(watched, now)
+        if key_id is None:
+            self._failed(watched, wait, now, found=False)
+            raise Unauthenticated("this API key is not valid")
 
         def look(conn: sa.Connection) -> tuple[Any, c.Tenant | None]:
             row = k.key_row(conn, str(key_id))
             return row, views.tenant_by_id(conn, row.tenant_id) if row is not None else None
 
+        row, tenant = self.read(look)
         try:
-            key_id, secret = k.split_key(q.key)
-            row, tenant = self.read(look)
             k.check(row, secret, now)
             if tenant is None:
                 raise Unauthenticated("this API key is not valid")
         except Unauthenticated:
-            if keys:
-                self.throttle.attempt(keys, now, "API key")
+            if k.authentic(row, secret):  # revoked or expired: no guess, its holder is told why
+                raise
+            self._failed(watched, wait, now, found=row is not None)
             raise
         try:
             with t.writing(self.engine) as conn:
@@ -116,3 +128,28 @@ class ApiKeyHandlers(Handlers):
             scopes=list(row.scopes or ()),
             expires_at=k.as_utc(row.expires_at),
         )
+
+    @staticmethod
+    def _throttled(address: str | None, key_id: UUID | None) -> list[tuple[t.Policy, str]]:
+        """The throttle's keys a failure counts on: the client's address,
+        and the key id it named (when it named one)."""
+        watched = [(t.API_KEY_ADDRESS, t.key(t.API_KEY_ADDRESS, address))] if address else []
+        if key_id is not None:
+            watched.append((API_KEY_ID, t.key(API_KEY_ID, key_id.hex)))
+        return watched
+
+    def _failed(
+        self, watched: list[tuple[t.Policy, str]], wait: int, now: datetime, found: bool
+    ) -> None:
+        """A failed key: RateLimited while its address or key id waits
+        (counting nothing: a flood costs no write, and retrying early does
+        not lengthen the wait); else the failure is counted (on the key id
+        only if such a key exists: random ids would only fill the table)."""
+        if wait:
+            raise RateLimited(
+                f"too many invalid API keys: try again in {wait} second{'s' if wait != 1 else ''}",
+                retry_after=wait,
+            )
+        counted = [(p, h) for p, h in watched if found or p is not API_KEY_ID]
+        if counted:
+            self.throttle.attempt(counted, now, "API key")

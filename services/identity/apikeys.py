@@ -17,6 +17,7 @@ table of last uses written at most once a minute per key).
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -39,6 +40,8 @@ MIN_LIFETIME = timedelta(minutes=1)  # and at least this far
 MAX_LIVE_KEYS = 50  # unrevoked keys of a network
 LAST_USE_EVERY = timedelta(minutes=1)  # `last used` is written at most this often per key
 SCOPES = frozenset(c.API_KEY_SCOPES)
+_SELECTOR = re.compile(r"[0-9a-fA-F]{32}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe base64, as `new_secret` makes
 
 
 # -- the key as a string ------------------------------------------------------------
@@ -59,11 +62,20 @@ def looks_like_key(token: str) -> bool:
 
 
 def split_key(key: str) -> tuple[UUID, str]:
-    """`qk_<id hex>_<secret>` → (id, secret); anything else Unauthenticated."""
+    """`qk_<id hex>_<secret>` → (id, secret); anything else Unauthenticated.
+    Whitespace around the key (a line break after a pasted or stored key) is
+    ignored; inside it (a folded or broken line, a space) the key is invalid:
+    a key is one run of `qk_`, hex digits and URL-safe characters."""
+    key = key.strip()
     body = key.removeprefix(KEY_PREFIX) if key.startswith(KEY_PREFIX) else ""
     selector, sep, secret = body[:32], body[32:33], body[33:]
     try:
-        if sep != "_" or not 20 <= len(secret) <= 100:
+        if (
+            sep != "_"
+            or not 20 <= len(secret) <= 100
+            or not _SELECTOR.fullmatch(selector)
+            or not _SECRET.fullmatch(secret)
+        ):
             raise ValueError
         return UUID(hex=selector), secret
     except ValueError:
@@ -284,10 +296,16 @@ def key_row(conn: sa.Connection, key_id: str) -> Any:
     return conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
 
 
+def authentic(row: Any, secret: str) -> bool:
+    """The presented secret is the key's (constant time)."""
+    return row is not None and hmac.compare_digest(row.secret_hash, hash_secret(secret))
+
+
 def check(row: Any, secret: str, now: datetime) -> None:
     """The presented secret against the row (constant time), then whether
-    the key still works. Every refusal reads alike to the caller."""
-    if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
+    the key still works: a wrong secret is "not valid"; only the holder of
+    the right one learns that the key was revoked or has expired."""
+    if not authentic(row, secret):
         raise Unauthenticated("this API key is not valid")
     if row.revoked_at is not None:
         raise Unauthenticated("this API key has been revoked")

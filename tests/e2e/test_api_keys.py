@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from gateway.app import create_app, gateway_server, server_options
 from services.runtime.clock import MovableClock
-from tests.e2e.conftest import Network, System, assert_error, join, open_network
+from tests.e2e.conftest import Network, System, assert_error, join, mutate, open_network
+from tests.e2e.test_identity_sessions import sign_in
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 
@@ -53,25 +59,43 @@ async def revoke(system: System, net: Network, key_id: str) -> dict[str, Any]:
 
 
 async def follow_until_closed(
-    system: System, key: str, then: Any, **params: Any
-) -> list[dict[str, Any]]:
+    system: System, key: str, then: Any, sse: bool = False, **params: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Follow the stream with `key`; once an event came, run `then()`; the
-    events read until the server ends the response."""
+    events read until the server ended the response, and the error its last
+    line gave (NDJSON: a JSON object `{"error": …}`; SSE: an `error` event)."""
     events: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    headers = {**auth(key), **({"Accept": "text/event-stream"} if sse else {})}
     async with system.client.stream(
-        "GET", "/v1/events", params={"follow": "true", **params}, headers=auth(key)
+        "GET", "/v1/events", params={"follow": "true", **params}, headers=headers
     ) as response:
         assert response.status_code == 200, await response.aread()
 
         async def read() -> None:
+            kind = "message"
             async for line in response.aiter_lines():
-                if line.strip():
-                    events.append(json.loads(line))
-                    if len(events) == 1:
-                        await then()
+                if sse and line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                    continue
+                if sse and not line.startswith("data: "):
+                    kind = "message" if not line else kind
+                    continue
+                payload = json.loads(line.removeprefix("data: ")) if line.strip() else None
+                if payload is None:
+                    continue
+                if "error" in payload:
+                    assert not sse or kind == "error", (kind, payload)
+                    ends.append(payload["error"])
+                    continue
+                assert not ends, "nothing follows the last line"
+                events.append(payload)
+                if len(events) == 1:
+                    await then()
 
         await asyncio.wait_for(read(), 60)
-    return events
+    assert len(ends) == 1, ends
+    return events, ends[0]
 
 
 async def test_admins_create_list_and_revoke_keys(system: System, clock: MovableClock) -> None:
@@ -165,8 +189,9 @@ async def test_a_key_reads_its_stream_within_its_scopes_only(system: System) -> 
     assert used[key["id"]] is not None
 
 
+@pytest.mark.parametrize("sse", [False, True], ids=["ndjson", "sse"])
 async def test_revoking_a_key_stops_its_running_stream(
-    system: System, capfd: pytest.CaptureFixture[str]
+    system: System, capfd: pytest.CaptureFixture[str], sse: bool
 ) -> None:
     net = await open_network(system, "keys-revoke")
     secret, key = await create_key(system, net, ["EVENTS_READ"])
@@ -174,8 +199,9 @@ async def test_revoking_a_key_stops_its_running_stream(
     async def revoke_it() -> None:
         assert (await revoke(system, net, key["id"]))["__typename"] == "ApiKeyRevoked"
 
-    events = await follow_until_closed(system, secret, revoke_it)
-    assert events  # it read, then the server ended the response
+    events, end = await follow_until_closed(system, secret, revoke_it, sse=sse)
+    assert events  # it read, then the server ended the response, saying why
+    assert end["code"] == "unauthenticated" and "revoked" in end["message"], end
     assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 401
     # the revocation is an event too (no secret, no hash)
     history = await system.client.get("/v1/events", headers=auth(net.admin.access))
@@ -195,8 +221,77 @@ async def test_an_expiring_key_stops_its_running_stream(
     async def later() -> None:
         clock.advance(minutes=3)
 
-    assert await follow_until_closed(system, secret, later)
+    events, end = await follow_until_closed(system, secret, later)
+    assert events
+    assert end["code"] == "unauthenticated" and "expired" in end["message"], end
     assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 401
+
+
+async def test_a_demoted_admin_s_stream_ends_with_a_last_line(system: System) -> None:
+    net = await open_network(system, "keys-demote")
+    bea = await join(system, net, "bea@demote.example", "Bea")
+    promoted = await mutate(
+        system, "setTenantAdmin", {"memberId": bea.id, "admin": True}, net.admin.access
+    )
+    assert promoted["__typename"] == "TenantAdminSet", promoted
+    bea = await sign_in(system, net.slug, bea.email)  # her sessions ended: she signs in again
+
+    async def demote() -> None:
+        demoted = await mutate(
+            system, "setTenantAdmin", {"memberId": bea.id, "admin": False}, net.admin.access
+        )
+        assert demoted["member"]["roles"] == [], demoted
+
+    events, end = await follow_until_closed(system, bea.access, demote, sse=True)
+    assert events
+    assert end["code"] in ("unauthenticated", "forbidden") and "ended" in end["message"], end
+
+
+async def test_a_stopping_server_ends_its_streams_with_a_last_line(system: System) -> None:
+    """A second gateway (as `python -m gateway` serves it) told to exit: its
+    running streams end at once, each with a last line saying so."""
+    net = await open_network(system, "keys-stop")
+    secret, _ = await create_key(system, net, ["EVENTS_READ"])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    stopping = asyncio.Event()
+    config = uvicorn.Config(
+        create_app(system.settings, stopping=stopping),
+        lifespan="on",
+        timeout_graceful_shutdown=60,
+        **server_options(),
+    )
+    server = gateway_server(config, stopping)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: server.started, timeout=15)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, timeout=15.0) as client:
+            ends: dict[bool, list[str]] = {}
+            started: list[bool] = []
+
+            async def follow(sse: bool) -> None:
+                headers = {**auth(secret), **({"Accept": "text/event-stream"} if sse else {})}
+                async with client.stream(
+                    "GET", "/v1/events", params={"follow": "true"}, headers=headers
+                ) as response:
+                    assert response.status_code == 200
+                    started.append(sse)
+                    ends[sse] = [line async for line in response.aiter_lines() if line.strip()]
+
+            readers = [asyncio.create_task(follow(sse)) for sse in (False, True)]
+            await eventually(lambda: len(started) == 2, timeout=15)
+            server.should_exit = True
+            await asyncio.wait_for(asyncio.gather(*readers), 30)  # not the graceful 60 s
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+    last = json.loads(ends[False][-1])["error"]
+    assert last["code"] == "unavailable" and "stopping" in last["message"], ends[False]
+    assert ends[True][-2] == "event: error", ends[True]
+    last = json.loads(ends[True][-1].removeprefix("data: "))["error"]
+    assert last["code"] == "unavailable" and "stopping" in last["message"], ends[True]
 
 
 async def test_the_subscription_takes_a_key_and_stops_at_its_revocation(system: System) -> None:
@@ -229,3 +324,27 @@ async def test_the_subscription_takes_a_key_and_stops_at_its_revocation(system: 
                 break
         errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
         assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+
+
+async def test_a_flood_of_bad_keys_from_one_address_does_not_lock_out_a_good_key(
+    system: System, clock: MovableClock
+) -> None:
+    """Over HTTP, from one address (every test client is 127.0.0.1, as
+    consumers behind one NAT): after many bad keys, bad keys wait (429 with
+    Retry-After) while a good key from the same address reads (200)."""
+    net = await open_network(system, "keys-flood")
+    secret, _ = await create_key(system, net, ["EVENTS_READ"])
+    bad = "qk_" + "0" * 32 + "_" + "x" * 43
+    statuses: list[int] = []
+    while 429 not in statuses and len(statuses) < 25:  # (the module's other tests count too)
+        statuses.append((await system.client.get("/v1/events", headers=auth(bad))).status_code)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {401}, statuses
+    refused = await system.client.get("/v1/events", headers=auth(bad))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"]["code"] == "rate_limited"
+    for _ in range(3):
+        assert (await system.client.get("/v1/events", headers=auth(secret))).status_code == 200
+    answer = await system.gql("{ __typename }", token=secret)
+    assert answer["data"] == {"__typename": "Query"}, answer
+    clock.advance(hours=2)  # the address's failures forgotten (the module's other tests)
+    assert (await system.client.get("/v1/events", headers=auth(bad))).status_code == 401

@@ -2,7 +2,8 @@
 network: two lunches with attendance and a won referral. Run as a
 consumer runs it (a process of its own, with an API key over HTTP), it is
 stopped after two events and started again: it resumes from its saved
-position with no duplicate and no gap, and draws its PNG."""
+position with no duplicate and no gap, and draws its PNG; each run's
+summary says what that run read, and the totals."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.runtime.clock import MovableClock
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, mutate
 from tests.e2e.meetups import lunch_club
 from tests.e2e.referrals import done, hold_lunch, members_known, prospect
 from tests.support.waiting import eventually
@@ -32,11 +33,22 @@ TYPES = (
     "quartier.events.AttendanceRecorded.,quartier.referrals.ReferralWon.,quartier.hubs.HubCreated."
 )
 CREATE = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
-  __typename ... on ApiKeyCreated { secret } } }"""
+  __typename ... on ApiKeyCreated { secret apiKey { id } } } }"""
+REVOKE = """mutation($input: RevokeApiKeyInput!) { revokeApiKey(input: $input) { __typename } }"""
+VOLTAIRE = {"centre": {"lat": 48.8575, "lon": 2.3795}, "radiusKm": 1.5}
 
 
 async def run_example(system: System, key: str, tmp: Path, *extra: str) -> str:
-    process = await asyncio.create_subprocess_exec(
+    process = await start_example(system, key, tmp, *extra)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def start_example(
+    system: System, key: str, tmp: Path, *extra: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLE),
         "--url",
@@ -53,9 +65,6 @@ async def run_example(system: System, key: str, tmp: Path, *extra: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
 
 
 async def test_the_dashboard_follows_resumes_and_draws(
@@ -94,6 +103,7 @@ async def test_the_dashboard_follows_resumes_and_draws(
         CREATE, {"input": {"name": "dashboard", "scopes": ["EVENTS_READ"]}}, club.admin.access
     )
     key = created["data"]["createApiKey"]["secret"]
+    key_id = created["data"]["createApiKey"]["apiKey"]["id"]
 
     async def expected() -> list[dict[str, object]]:
         response = await system.client.get(
@@ -108,10 +118,19 @@ async def test_the_dashboard_follows_resumes_and_draws(
     )  # every service's events relayed
 
     # a first run stops after two events (a crash, a deploy), the second resumes
-    await run_example(system, key, tmp_path, "--stop-after", "2")
+    out = await run_example(system, key, tmp_path, "--stop-after", "2")
     assert len((tmp_path / "seen.txt").read_text().split()) == 2
+    assert "2 new events read (from the start); 2 processed in all" in out, out
     out = await run_example(system, key, tmp_path)
-    assert f"{len(events)} events processed" in out
+    rest = len(events) - 2
+    assert (
+        f"{rest} new events read (after the saved position); {len(events)} processed in all" in out
+    ), out
+    # started again with nothing new: it says so, and keeps its totals
+    out = await run_example(system, key, tmp_path)
+    assert f"0 new events read (after the saved position); {len(events)} processed in all" in out, (
+        out
+    )
 
     seen = (tmp_path / "seen.txt").read_text().split()
     assert seen == [e["id"] for e in events]  # each once, in order, none missing
@@ -124,6 +143,25 @@ async def test_the_dashboard_follows_resumes_and_draws(
     assert {c: Decimal(v) for c, v in month.items()} == {"EUR": Decimal("1200.5")}
     png = (tmp_path / "dashboard.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+    # following: a new event comes live; the key is revoked meanwhile: the
+    # stream's last line says so, and the consumer stops (no retry loop)
+    following = await start_example(system, key, tmp_path, "--follow")
+    hub = await mutate(
+        system,
+        "createHub",
+        {"name": "Atelier Oberkampf", "kind": "NEIGHBOURHOOD", "area": VOLTAIRE},
+        club.admin.access,
+    )
+    assert hub["__typename"] == "HubPayload", hub
+    await eventually(
+        lambda: len((tmp_path / "seen.txt").read_text().split()) == len(events) + 1, timeout=30
+    )
+    revoked = await system.gql(REVOKE, {"input": {"id": key_id}}, club.admin.access)
+    assert revoked["data"]["revokeApiKey"]["__typename"] == "ApiKeyRevoked", revoked
+    _, err = await asyncio.wait_for(following.communicate(), 60)
+    assert following.returncode == 2, err.decode()
+    assert "this API key has been revoked: the stream has ended" in err.decode(), err.decode()
 
 
 async def _complete(pending: object) -> list[dict[str, object]] | None:

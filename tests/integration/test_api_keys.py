@@ -2,7 +2,8 @@
 real store: who may create, list and revoke them; their bad inputs (a clear
 error, nothing saved); verification against the current state (revoked,
 expired, another network's, malformed); the secret never stored nor listed;
-`last used` written at most once a minute; bad keys throttled per address."""
+`last used` written at most once a minute; bad keys throttled per address
+and per key id, a good key never; whitespace around a key ignored."""
 
 from __future__ import annotations
 
@@ -177,9 +178,12 @@ async def test_expiry_and_last_use_follow_the_clock(
         await verify(client_bus, issued.secret)
 
 
-async def test_bad_keys_are_throttled_per_address(
+async def test_bad_keys_are_throttled_but_a_good_key_always_works(
     identity: ServiceHost, client_bus: Bus, clock: MovableClock
 ) -> None:
+    """A shared address (a NAT, a proxy) flooded with bad keys: its failures
+    wait, cheaply (refused without a write); a valid key from that very
+    address keeps working, and so does the address's own backoff."""
     _, admin = await create_network(client_bus, "keys-guess", "admin@guess.example")
     issued = await client_bus.request(
         idc.CreateApiKey(name="d", scopes=["events:read"]), as_member(admin)
@@ -191,15 +195,128 @@ async def test_bad_keys_are_throttled_per_address(
         issued.secret[:-1] + ("A" if issued.secret[-1] != "A" else "B"),
         "qk_" + "0" * 32 + "_" + "x" * 43,
     ]
+    nat = "203.0.113.7"
     for i in range(20):
         with pytest.raises(Unauthenticated):
-            await verify(client_bus, guesses[i % len(guesses)], "203.0.113.7")
-    with pytest.raises(RateLimited) as waiting:
-        await verify(client_bus, guesses[0], "203.0.113.7")
-    assert waiting.value.retry_after and waiting.value.retry_after >= 1
-    # the guessing address waits, even with a good key; others do not
-    with pytest.raises(RateLimited):
-        await verify(client_bus, issued.secret, "203.0.113.7")
+            await verify(client_bus, guesses[i % len(guesses)], nat)
+    for guess in guesses:  # every kind of failure now waits
+        with pytest.raises(RateLimited) as waiting:
+            await verify(client_bus, guess, nat)
+        assert waiting.value.retry_after and waiting.value.retry_after >= 1
+    # the flood goes on: refused without counting (no write: the wait does not grow)
+    before = throttle_rows(identity)
+    for _ in range(30):
+        with pytest.raises(RateLimited):
+            await verify(client_bus, guesses[0], nat)
+    assert throttle_rows(identity) == before
+    # a valid key from the flooded address works, every time
+    for _ in range(3):
+        assert (await verify(client_bus, issued.secret, nat)).key_id == issued.key.key_id
     assert (await verify(client_bus, issued.secret, "198.51.100.1")).key_id
+    # the backoff passes: failures are answered as such again (and wait again)
     clock.advance(seconds=2)
-    assert (await verify(client_bus, issued.secret, "203.0.113.7")).key_id
+    with pytest.raises(Unauthenticated):
+        await verify(client_bus, guesses[0], nat)
+    with pytest.raises(RateLimited):
+        await verify(client_bus, guesses[0], nat)
+
+
+async def test_guesses_at_one_key_from_many_addresses_wait_but_its_owner_does_not(
+    identity: ServiceHost, client_bus: Bus, clock: MovableClock
+) -> None:
+    """Wrong secrets for one key id (its id is public in its event), each
+    from another address: counted on the key id, which then waits; the key's
+    consumer, with the right secret, is never locked out."""
+    _, admin = await create_network(client_bus, "keys-spread", "admin@spread.example")
+    issued = await client_bus.request(
+        idc.CreateApiKey(name="d", scopes=["events:read"]), as_member(admin)
+    )
+    key_id = issued.key.key_id.replace("-", "")
+    wrong = f"qk_{key_id}_{'B' * 43}"
+    for i in range(20):
+        with pytest.raises(Unauthenticated):
+            await verify(client_bus, wrong, f"198.51.100.{i + 10}")
+    with pytest.raises(RateLimited):
+        await verify(client_bus, wrong, "192.0.2.99")  # a fresh address: the key id waits
+    with pytest.raises(RateLimited):
+        await verify(client_bus, wrong)  # no address known
+    assert (await verify(client_bus, issued.secret, "192.0.2.99")).key_id
+    # another key id is not slowed by this one's guesses
+    with pytest.raises(Unauthenticated):
+        await verify(client_bus, "qk_" + "1" * 32 + "_" + "x" * 43, "192.0.2.99")
+    clock.advance(seconds=2)
+    with pytest.raises(Unauthenticated):
+        await verify(client_bus, wrong, "192.0.2.100")
+
+
+async def test_a_revoked_key_s_holder_is_told_why_and_never_throttled(
+    identity: ServiceHost, client_bus: Bus, clock: MovableClock
+) -> None:
+    """A consumer that keeps retrying with its revoked (or expired) key is
+    no guesser: it holds the right secret. It is told why each time, and its
+    retries count nothing, also from an address that waits."""
+    _, admin = await create_network(client_bus, "keys-retry", "admin@retry.example")
+    revoked = await client_bus.request(
+        idc.CreateApiKey(name="r", scopes=["events:read"]), as_member(admin)
+    )
+    await client_bus.request(idc.RevokeApiKey(key_id=revoked.key.key_id), as_member(admin))
+    expiring = await client_bus.request(
+        idc.CreateApiKey(
+            name="e", scopes=["events:read"], expires_at=clock.now() + timedelta(minutes=5)
+        ),
+        as_member(admin),
+    )
+    clock.advance(minutes=6)
+    before = throttle_rows(identity)
+    for _ in range(25):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await verify(client_bus, revoked.secret, "192.0.2.50")
+        with pytest.raises(Unauthenticated, match="expired"):
+            await verify(client_bus, expiring.secret, "192.0.2.50")
+    assert throttle_rows(identity) == before
+    for _ in range(20):  # then the address waits (bad keys from it)
+        with pytest.raises(Unauthenticated):
+            await verify(client_bus, "qk_" + "2" * 32 + "_" + "x" * 43, "192.0.2.50")
+    with pytest.raises(RateLimited):
+        await verify(client_bus, "qk_" + "2" * 32 + "_" + "x" * 43, "192.0.2.50")
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await verify(client_bus, revoked.secret, "192.0.2.50")
+
+
+@pytest.mark.parametrize(
+    ("shape", "works"),
+    [
+        ("{key}\n", True),  # stored or pasted with its line break
+        ("  {key} \r\n", True),
+        ("\t{key}", True),
+        ("{head}\n{tail}", False),  # a folded or broken line
+        ("{head}\r\n {tail}", False),
+        ("{head} {tail}", False),
+        ("{head}{tail}\u200b", False),  # an invisible character is no whitespace
+        ("{upper}", True),  # the id's hex digits in capitals
+    ],
+)
+async def test_whitespace_around_a_key_is_ignored_inside_it_refused(
+    identity: ServiceHost, client_bus: Bus, shape: str, works: bool
+) -> None:
+    _, admin = await create_network(client_bus, "keys-space", "admin@space.example")
+    issued = await client_bus.request(
+        idc.CreateApiKey(name="d", scopes=["events:read"]), as_member(admin)
+    )
+    key = issued.secret
+    presented = shape.format(
+        key=key,
+        head=key[:20],
+        tail=key[20:],
+        upper=key[:3] + key[3:35].upper() + key[35:],
+    )
+    if works:
+        assert (await verify(client_bus, presented, "192.0.2.1")).key_id == issued.key.key_id
+    else:
+        with pytest.raises(Unauthenticated):
+            await verify(client_bus, presented, "192.0.2.1")
+
+
+def throttle_rows(identity: ServiceHost) -> list[tuple[object, ...]]:
+    with identity.context["engine"].connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("SELECT * FROM credential_attempts"))]
