@@ -246,7 +246,9 @@ def _replayed(reply: c.Replayed) -> WebhookReplayed:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Tenant admin: the network's webhook endpoints.")
+    @strawberry.field(
+        description="Tenant admin or an `events:read` API key: the network's webhook endpoints."
+    )
     async def webhook_endpoints(
         self, info: Info[Context, Any], first: int = 20, after: str | None = None
     ) -> Connection[WebhookEndpoint]:
@@ -259,7 +261,9 @@ class Query:
             caller=MANAGE,
         )
 
-    @strawberry.field(description="Tenant admin: an endpoint by global id, or null.")
+    @strawberry.field(
+        description="Tenant admin or an `events:read` API key: an endpoint by global id, or null."
+    )
     async def webhook_endpoint(
         self, info: Info[Context, Any], id: strawberry.ID
     ) -> WebhookEndpoint | None:
@@ -276,7 +280,7 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Tenant admin: register an endpoint; its signing secret is shown this once."
+        description="Tenant admin or an `events:read` API key: register an endpoint; its signing secret is shown this once."
     )
     async def create_webhook_endpoint(
         self, info: Info[Context, Any], input: CreateWebhookEndpointInput
@@ -290,7 +294,9 @@ class Mutation:
             caller=MANAGE,
         )
 
-    @strawberry.mutation(description="Tenant admin: change, disable or enable an endpoint.")
+    @strawberry.mutation(
+        description="Tenant admin or an `events:read` API key: change, disable or enable an endpoint."
+    )
     async def update_webhook_endpoint(
         self, info: Info[Context, Any], input: UpdateWebhookEndpointInput
     ) -> WebhookEndpointResult:
@@ -308,7 +314,7 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Tenant admin: a new signing secret (shown this once); the previous one "
+        description="Tenant admin or an `events:read` API key: a new signing secret (shown this once); the previous one "
         "keeps signing for 24 hours."
     )
     async def rotate_webhook_secret(
@@ -321,7 +327,9 @@ class Mutation:
             caller=MANAGE,
         )
 
-    @strawberry.mutation(description="Tenant admin: delete an endpoint (its queue is dropped).")
+    @strawberry.mutation(
+        description="Tenant admin or an `events:read` API key: delete an endpoint (its queue is dropped)."
+    )
     async def delete_webhook_endpoint(
         self, info: Info[Context, Any], input: WebhookEndpointInput
     ) -> WebhookDeleteResult:
@@ -333,7 +341,9 @@ class Mutation:
             caller=MANAGE,
         )
 
-    @strawberry.mutation(description="Tenant admin: send a delivery's event again.")
+    @strawberry.mutation(
+        description="Tenant admin or an `events:read` API key: send a delivery's event again."
+    )
     async def replay_webhook_delivery(
         self, info: Info[Context, Any], input: ReplayWebhookDeliveryInput
     ) -> WebhookReplayResult:
@@ -344,7 +354,9 @@ class Mutation:
             caller=MANAGE,
         )
 
-    @strawberry.mutation(description="Tenant admin: send a range of deliveries again.")
+    @strawberry.mutation(
+        description="Tenant admin or an `events:read` API key: send a range of deliveries again."
+    )
     async def replay_webhook_deliveries(
         self, info: Info[Context, Any], input: ReplayWebhookDeliveriesInput
     ) -> WebhookReplayResult:
