@@ -3,7 +3,7 @@
 // changed between versions.
 import { html, useState, useEffect, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, getLang, fmtDateTime } from "../i18n.js";
+import { t, tc, getLang, fmtDateTime } from "../i18n.js";
 
 const RULE_FIELDS = `admissionMode nonCompetition nonCompetitionLiftAt nonCompetitionLifted
   objectionWindowDays maxVisits facilitatorTermDays facilitatorTermMeetups referralsMeetingDays`;
@@ -173,7 +173,7 @@ export function HubsPage({ me, admin }) {
         <section class="card" aria-labelledby="rules-now-h">
           <h3 id="rules-now-h">${t("rules")}</h3>
           <dl class="kv">${RULES.map(([f]) => html`<dt>${t("r_" + f)}</dt><dd>${show(hub.rules[f])}</dd>`)}
-            <dt>${t("membersCount")}</dt><dd>${hub.memberCount}</dd>
+            <dt>${tc("membersCount")}</dt><dd>${hub.memberCount}</dd>
             <dt>${t("coAdmins")}</dt><dd>${(hub.coAdmins || []).map((m) => m.displayName).join(", ") || "—"}</dd>
           </dl>
         </section>

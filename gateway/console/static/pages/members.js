@@ -1,7 +1,7 @@
 // Members: the directory with profile cards, the network's admins, invitations.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtDate } from "../i18n.js";
+import { t, tc, fmtDate } from "../i18n.js";
 
 const MEMBERS = `query Members($text: String, $after: String) {
   members(first: 48, text: $text, after: $after) {
@@ -78,7 +78,7 @@ function Invitations() {
         <div class="field check">
           <input id="invite-admin" type="checkbox" checked=${asAdmin}
             onChange=${(e) => setAsAdmin(e.target.checked)} />
-          <label for="invite-admin">${t("inviteAsAdmin")}</label>
+          <label for="invite-admin">${tc("inviteAsAdmin")}</label>
         </div>
       </div>
       <button type="submit" disabled=${invite.busy}>${t("invite")}</button>
