@@ -13,8 +13,9 @@
 so that, with the lunches' attendance, the reports show results, a core,
 members drifting away, and traffic lights of every colour.
 
-**Dates.** The story spans five months: each step has its own day (`DAYS`:
-days before the load; a slip that names the lunch where giver and receiver
+**Dates.** The story spans five months: each step has its own day (days
+before the load: each slip's `days`, the thanks', the one-to-ones',
+`NEED_DAYS`; a slip that names the lunch where giver and receiver
 met is given the day after that lunch), and the steps are written in the
 order of their days, the services' movable clock (outside production) moved
 to each day first, then back to where it was (infra/clock.py). So the
