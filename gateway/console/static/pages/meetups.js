@@ -66,7 +66,7 @@ function Attendance({ m, onSaved }) {
               ${MARKS.map(
                 (s) => html`<label class=${marks[p.id] === s ? "on" : ""}>
                   <input type="radio" name=${"mark-" + p.id} value=${s} checked=${marks[p.id] === s}
-                    onChange=${() => setMarks((old) => ({ ...old, [p.id]: s }))} />${t("a_" + s)}</label>`,
+                    onChange=${() => setMarks((old) => ({ ...old, [p.id]: s }))} />${tc("a_" + s)}</label>`,
               )}
             </div>
           </fieldset>

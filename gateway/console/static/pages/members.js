@@ -90,10 +90,10 @@ function Invitations() {
     ${rows.length > 0 &&
     html`<div class="table-wrap"><table>
       <thead><tr><th scope="col">${t("email")}</th><th scope="col">${t("status")}</th>
-        <th scope="col">${t("expires")}</th><th scope="col">${t("invitedBy")}</th><th scope="col"><span class="muted">—</span></th></tr></thead>
+        <th scope="col">${t("expires")}</th><th scope="col">${t("invitedBy")}</th><th scope="col"><span class="sr">${t("revoke")}</span></th></tr></thead>
       <tbody>${rows.map(
         (i) => html`<tr>
-          <td>${i.email}</td><td>${i.status}</td><td>${fmtDate(i.expiresAt)}</td>
+          <td>${i.email}</td><td>${t("inv_" + i.status)}</td><td>${fmtDate(i.expiresAt)}</td>
           <td>${i.invitedBy ? i.invitedBy.displayName : "—"}</td>
           <td>${i.status === "pending" &&
           html`<button type="button" class="secondary small" disabled=${revoke.busy}
