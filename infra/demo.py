@@ -358,7 +358,7 @@ async def load_demo(
         )
     hubs = await load_hubs(bus, sessions)
     # each part only where its service runs (QUARTIER_SERVICES may leave it out)
-    lunches: list[str] = []
+    lunches: list[tuple[str, datetime]] = []
     if "events" in settings.services:
         lunches = await load_meetups(bus, settings, sessions, hubs)
     if "referrals" in settings.services:
@@ -389,8 +389,13 @@ ADMISSIONS: tuple[tuple[str, str, str], ...] = (
     (ARTISANS, "hugo", "lea"),
 )
 # A nomination still in its objection window, with an objection.
-PENDING = (VOLTAIRE, "julien", "lea", "Léa cooks for half the quartier: she belongs here.")
-OBJECTION = ("marc", "I would like to meet her at a lunch first.")
+PENDING = (
+    VOLTAIRE,
+    "julien",
+    "lea",
+    "Léa nourrit déjà la moitié du quartier : sa place est parmi nous.",
+)
+OBJECTION = ("marc", "J'aimerais d'abord la rencontrer à un déjeuner.")
 ROSTER = (VOLTAIRE, ("sophie", "julien", "ines"))
 
 

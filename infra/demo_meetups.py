@@ -275,8 +275,8 @@ class MeetupsDemo:
 
     # -- the whole of it -----------------------------------------------------------
 
-    async def load(self) -> list[str]:
-        """Returns the ids of the past lunches, oldest first."""
+    async def load(self) -> list[tuple[str, datetime]]:
+        """Returns the past lunches (id, start in UTC), oldest first."""
         lunch = await self.series(self.voltaire, LUNCH)
         done = False
         if lunch is not None:
@@ -296,7 +296,7 @@ class MeetupsDemo:
             for m in (await self.meetups_of(self.voltaire)).values()
             if m.series_id == lunch.series_id and m.state == "closed"
         ]
-        return [m.meetup_id for m in sorted(closed, key=lambda m: m.starts_at)]
+        return [(m.meetup_id, m.starts_at) for m in sorted(closed, key=lambda m: m.starts_at)]
 
     async def history(self, lunch: ec.Series | None) -> None:
         """Move the clock back, write what is missing of the past lunches, and
@@ -525,7 +525,7 @@ async def load_meetups(
     settings: Settings,
     sessions: Mapping[str, idc.Session],
     hubs: Mapping[str, hc.Hub],
-) -> list[str]:
+) -> list[tuple[str, datetime]]:
     """Create what is missing of the demo's meetups (idempotent); return the
-    ids of the past lunches, oldest first."""
+    past lunches (id, start in UTC), oldest first."""
     return await MeetupsDemo(bus, settings, sessions, hubs).load()

@@ -8,23 +8,41 @@
 * one-to-ones, confirmed and not;
 * a need matched and met inside the network, and one released after its
   response window;
+* the network's engagement settings (a young network's thresholds, below);
 
-so that, with the lunches' attendance, the reports show results, a core and
-members drifting away.
+so that, with the lunches' attendance, the reports show results, a core,
+members drifting away, and traffic lights of every colour.
 
-The story spans twelve days: on the services' movable clock (outside
-production), slips, needs and one-to-ones are written twelve days ago, the
-answers eight days ago, the outcomes three days ago, and the clock goes back
-to where it was (infra/clock.py); the need is released now, its window
-passed. Without a movable clock (production, or a clock that does not
-answer) everything happens now, and the release is skipped with a log line.
+**Dates.** The story spans five months: each step has its own day (days
+before the load: each slip's `days`, the thanks', the one-to-ones',
+`NEED_DAYS`; a slip that names the lunch where giver and receiver
+met is given the day after that lunch), and the steps are written in the
+order of their days, the services' movable clock (outside production) moved
+to each day first, then back to where it was (infra/clock.py). So the
+referrals service records each step at its day: a slip's `given_at` and
+history, a thanks' `at`, a one-to-one's confirmation, and the results and
+lights computed from them. The need is released now, its window passed.
+Without a movable clock (production, or a clock that does not answer)
+everything happens now, and the release is skipped with a log line. What
+the event stream's CloudEvent `time` says is the recording service's
+business (docs/console.md, "The demo's dates").
+
+**Lights.** The demo network sets its engagement settings once (a tenant
+admin's `SetEngagementSettings`, only while they are the defaults: a change
+made since is kept): a network whose weekly lunch began five weeks ago
+measures over three months, green from 4 meetups, 3 referrals given and 2
+confirmed one-to-ones, amber from 2, 1 and 1. The story then gives green
+(Claire, Sophie, Julien), amber (Karim, Inès, Lucas, Nadia) and red
+(Amélie: her one-to-one is not confirmed; Thomas: one lunch; Marc, Émilie).
+With the defaults (12 meetups in six months for green) five weeks of lunches
+would leave every light red.
 
 Every item looks at what is there first (a slip by its giver and subject, a
-thanks by its subject, a one-to-one by its pair and day, a need by its
-words), so a second load sends nothing and moves no clock. A command the
-referrals service refuses or fails is logged (`demo.referrals_step_failed`,
-with its step and error) and the rest goes on: the demo never hides it, and
-never stops the system for it.
+thanks by its subject, a one-to-one by its pair, a need by its words), so a
+second load sends nothing and moves no clock, and an interrupted load
+resumes. A command the referrals service refuses or fails is logged
+(`demo.referrals_step_failed`, with its step and error) and the rest goes
+on: the demo never hides it, and never stops the system for it.
 """
 
 from __future__ import annotations
@@ -32,7 +50,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -46,7 +64,6 @@ from services.identity import contract as idc
 from services.referrals import contract as rc
 from services.runtime.bus import Bus
 from services.runtime.errors import Forbidden, QuartierError, Unavailable
-from services.runtime.operations import ClockState
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
 
@@ -55,9 +72,18 @@ log = structlog.get_logger("demo")
 T = TypeVar("T")
 
 KNOWN_TIMEOUT = 30.0  # seconds for the referrals service to learn the demo's members
-GIVEN_DAYS_AGO = 12
-ANSWERED_DAYS_AGO = 8
-OUTCOME_DAYS_AGO = 3
+AFTER_LUNCH = timedelta(days=1)  # a slip naming a lunch is given the day after it
+
+# The demo network's engagement settings (set once, over the defaults only).
+ENGAGEMENT = rc.EngagementSettings(
+    light_months=3,
+    green_meetups=4,
+    amber_meetups=2,
+    green_referrals=3,
+    amber_referrals=1,
+    green_one_to_ones=2,
+    amber_one_to_ones=1,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,7 @@ class DemoSlip:
     about: str
     warmth: int
     path: tuple[rc.ReferralStatus, ...]  # the statuses after "given", in order
+    days: tuple[int, ...]  # days before the load: given, then each status of `path`
     prospect: rc.Prospect | None = None
     prospect_member: str | None = None  # inside: a member of the network
     reason: str = ""  # declined or lost
@@ -74,42 +101,73 @@ class DemoSlip:
     lunch: int | None = None  # where they met: the index of a past lunch (oldest first)
 
 
+def _outside(name: str, company: str = "", email: str = "") -> rc.Prospect:
+    return rc.Prospect(name=name, company=company, email=email)
+
+
+WON: tuple[rc.ReferralStatus, ...] = ("accepted", "contacted", "won")
+
+# Oldest first (by the day given).
 SLIPS: tuple[DemoSlip, ...] = (
     DemoSlip(
+        "sophie",
+        "nadia",
+        "Statuts de SAS pour deux clients qui s'associent",
+        4,
+        WON,
+        (150, 148, 141, 128),
+        prospect=_outside("M. Caron", "Caron & Diallo"),
+        value=Decimal("1200.00"),
+    ),
+    DemoSlip(
+        "claire",
+        "julien",
+        "Site vitrine pour un cabinet de kinésithérapie",
+        3,
+        WON,
+        (121, 119, 112, 96),
+        prospect=_outside("Cabinet Kiné Voltaire"),
+        value=Decimal("1800.00"),
+    ),
+    DemoSlip(
         "karim",
+        "hugo",
+        "Placards sur mesure pour une cliente de la rue Saint-Maur",
+        4,
+        WON,
+        (112, 110, 104, 81),
+        prospect=_outside("Mme Girard", email="girard@example.com"),
+        value=Decimal("2900.00"),
+    ),
+    DemoSlip(
+        "claire",
+        "amelie",
+        "Plaquette pour une librairie de la rue de la Roquette",
+        3,
+        WON,
+        (70, 68, 60, 45),
+        prospect=_outside("Librairie La Roquette"),
+        value=Decimal("950.00"),
+    ),
+    DemoSlip(
         "thomas",
-        "Mise aux normes électrique d'un appartement rue Popincourt",
+        "hugo",
+        "Agencement de la boutique de Léa",
         5,
-        ("accepted", "contacted", "won"),
-        prospect=rc.Prospect(name="Mme Lambert", email="lambert@example.com"),
-        value=Decimal("2450.00"),
-        lunch=4,  # both there (Thomas late): a slip names a meetup where both were present
+        WON,
+        (64, 62, 57, 34),
+        prospect_member="lea",
+        value=Decimal("3800.00"),
     ),
     DemoSlip(
         "sophie",
-        "marc",
-        "Responsabilité civile pro pour une cliente qui ouvre son cabinet",
-        4,
-        ("accepted", "contacted", "lost"),
-        prospect=rc.Prospect(name="Dr Morel", company="Cabinet Morel"),
-        reason="La cliente a gardé son assureur actuel.",
-    ),
-    DemoSlip(
-        "julien",
-        "amelie",
-        "Charte graphique pour une boutique en ligne de céramique",
-        3,
-        ("accepted", "contacted"),
-        prospect=rc.Prospect(name="Atelier Terre & Feu", company="Terre & Feu"),
-        lunch=2,
-    ),
-    DemoSlip(
         "ines",
-        "nadia",
-        "Contrat de distribution bilingue pour un importateur",
-        4,
-        ("accepted",),
-        prospect=rc.Prospect(name="M. Ortega", company="Ortega Import"),
+        "Traduction des statuts d'une filiale espagnole",
+        3,
+        WON,
+        (55, 53, 47, 30),
+        prospect=_outside("Mme Ruiz", "Ruiz Export"),
+        value=Decimal("680.00"),
     ),
     DemoSlip(
         "lucas",
@@ -117,8 +175,96 @@ SLIPS: tuple[DemoSlip, ...] = (
         "Site pour un studio de yoga",
         2,
         ("declined",),
-        prospect=rc.Prospect(name="Studio Prana"),
+        (44, 41),
+        prospect=_outside("Studio Prana"),
         reason="Plus de disponibilité avant le printemps.",
+    ),
+    DemoSlip(
+        "nadia",
+        "ines",
+        "Relecture d'un contrat de licence en anglais",
+        3,
+        WON,
+        (40, 38, 33, 25),
+        prospect=_outside("M. Weber", "Weber Design"),
+        value=Decimal("420.00"),
+    ),
+    DemoSlip(
+        "claire",
+        "nadia",
+        "Bail commercial d'une boutique rue Keller",
+        4,
+        ("accepted",),
+        (35, 33),
+        prospect=_outside("Mme Nguyen", "Fleurs Keller"),
+    ),
+    DemoSlip(
+        "sophie",
+        "marc",
+        "Responsabilité civile pro pour une cliente qui ouvre son cabinet",
+        4,
+        ("accepted", "contacted", "lost"),
+        (33, 31, 27, 12),
+        prospect=_outside("Dr Morel", "Cabinet Morel"),
+        reason="La cliente a gardé son assureur actuel.",
+    ),
+    DemoSlip(
+        "julien",
+        "emilie",
+        "Atelier gestion du stress pour l'équipe d'une agence",
+        2,
+        (),
+        (28,),
+        prospect=_outside("Agence Pixel & Co"),
+    ),
+    DemoSlip(
+        "karim",
+        "thomas",
+        "Mise aux normes électrique d'un appartement rue Popincourt",
+        5,
+        WON,
+        (26, 24, 20, 6),
+        prospect=_outside("Mme Lambert", email="lambert@example.com"),
+        value=Decimal("2450.00"),
+    ),
+    DemoSlip(
+        "sophie",
+        "julien",
+        "Automatiser la collecte des factures d'un cabinet infirmier",
+        3,
+        ("accepted", "contacted"),
+        (21, 19, 15),
+        prospect=_outside("Cabinet infirmier Parmentier"),
+    ),
+    DemoSlip(
+        "julien",
+        "lucas",
+        "Photos d'équipe pour une jeune pousse du passage Beslay",
+        4,
+        WON,
+        (20, 18, 14, 9),  # given the day after the lunch where they met (below)
+        prospect=_outside("M. Petitjean", "Beslay Labs"),
+        value=Decimal("540.00"),
+        lunch=1,  # both there: a slip names a meetup where both were present
+    ),
+    DemoSlip(
+        "ines",
+        "nadia",
+        "Contrat de distribution bilingue pour un importateur",
+        4,
+        ("accepted",),
+        (16, 14),
+        prospect=_outside("M. Ortega", "Ortega Import"),
+    ),
+    DemoSlip(
+        "julien",
+        "amelie",
+        "Charte graphique pour une boutique en ligne de céramique",
+        3,
+        ("accepted", "contacted"),
+        (13, 10, 6),  # given the day after the lunch where they met (below)
+        prospect=_outside("Atelier Terre & Feu", "Terre & Feu"),
+        lunch=2,
     ),
     DemoSlip(
         "claire",
@@ -126,27 +272,27 @@ SLIPS: tuple[DemoSlip, ...] = (
         "Comptabilité de l'association des commerçants de la rue Oberkampf",
         2,
         (),
-        prospect=rc.Prospect(name="Association Oberkampf Commerces"),
-    ),
-    DemoSlip(
-        "thomas",
-        "hugo",
-        "Agencement de la boutique de Léa",
-        5,
-        ("accepted", "contacted", "won"),
-        prospect_member="lea",
-        value=Decimal("3800.00"),
+        (9,),
+        prospect=_outside("Association Oberkampf Commerces"),
     ),
 )
-# Thanks for business that came from a member without a slip: receiver thanks giver.
-THANKS = ("marc", "sophie", "Un client venu par Sophie pour son assurance de local", "600.00")
-# One-to-ones: (logged by, the other, days ago, confirmed by the other)
+# Thanks for business that came from a member without a slip: receiver thanks
+# giver, days before the load.
+THANKS = ("marc", "sophie", "Un client venu par Sophie pour l'assurance de son local", "600.00", 75)
+# One-to-ones: (logged by, the other, days before the load, confirmed by the
+# other the day after).
 ONE_TO_ONES: tuple[tuple[str, str, int, bool], ...] = (
+    ("marc", "sophie", 130, True),
+    ("claire", "sophie", 62, True),
+    ("ines", "claire", 45, True),
+    ("sophie", "nadia", 30, True),
+    ("claire", "julien", 20, True),
     ("julien", "lucas", 10, True),
     ("karim", "hugo", 9, True),
     ("amelie", "lea", 4, False),
 )
-# A need matched and met inside: who posts, activity codes, words; who answers and meets it.
+# A need matched and met inside: who posts, activity codes, words; who answers
+# and meets it; days before the load: posted, answered, met.
 NEED_MET = (
     "lea",
     ["photographer"],
@@ -154,7 +300,8 @@ NEED_MET = (
     "lucas",
     "Je passe à la boutique jeudi avec un éclairage de studio.",
 )
-# A need nobody inside met: released once its window has passed.
+NEED_DAYS = (12, 8, 3)
+# A need nobody inside met: posted with the other, released once its window has passed.
 NEED_RELEASED = ("emilie", "Local partagé à temps partiel près de Charonne")
 
 
@@ -245,6 +392,9 @@ class ReferralsDemo:
         }
         return {"slips": slips, "thanks": thanks, "one_to_ones": one_to_ones, "needs": needs}
 
+    def one_to_one(self, snap: dict[str, Any], by: str, other: str) -> rc.OneToOne | None:
+        return next((o for o in snap["one_to_ones"][by] if o.other_id == self.id_of(other)), None)
+
     def missing(self, snap: dict[str, Any]) -> bool:
         for s in SLIPS:
             slip = snap["slips"].get((s.giver, s.about))
@@ -253,8 +403,8 @@ class ReferralsDemo:
         if not any(t.about == THANKS[2] for t in snap["thanks"]):
             return True
         for by, other, _, confirmed in ONE_TO_ONES:
-            found = [o for o in snap["one_to_ones"][by] if o.other_id == self.id_of(other)]
-            if not found or (confirmed and found[0].status != "confirmed"):
+            found = self.one_to_one(snap, by, other)
+            if found is None or (confirmed and found.status != "confirmed"):
                 return True
         met = self.need(snap, NEED_MET[0], NEED_MET[2])
         released = self.need(snap, NEED_RELEASED[0], NEED_RELEASED[1])
@@ -266,7 +416,8 @@ class ReferralsDemo:
 
     # -- the story -----------------------------------------------------------------
 
-    async def load(self, lunches: list[str]) -> None:
+    async def load(self, lunches: list[tuple[str, datetime]]) -> None:
+        await self.engagement_settings()
         snap = await self.snapshot()
         if not self.missing(snap):
             return
@@ -279,7 +430,7 @@ class ReferralsDemo:
             except clock.ClockError as e:
                 log.warning("demo.referrals_history_skipped", reason=str(e))
         try:
-            await self.story(snap, lunches, start)
+            await self.story(snap, lunches, start.now if start is not None else None)
         finally:
             if start is not None:
                 await restore_clock(self.bus, self.settings, start.offset_seconds)
@@ -287,22 +438,154 @@ class ReferralsDemo:
         if self.failed:
             log.error("demo.referrals_incomplete", failed_steps=self.failed)
 
-    async def at(self, start: ClockState | None, days_ago: int) -> None:
-        if start is not None:
-            await clock.move_to(self.bus, self.settings, start.now - timedelta(days=days_ago))
+    async def engagement_settings(self) -> None:
+        """The demo network's thresholds, set once: only over the defaults."""
+        current = await self.ask(rc.GetEngagementSettings(), "claire")
+        if current == rc.EngagementSettings() and current != ENGAGEMENT:
+            await self.step(
+                "engagement settings",
+                partial(self.ask, rc.SetEngagementSettings(settings=ENGAGEMENT), "claire"),
+            )
+
+    def timeline(
+        self, snap: dict[str, Any], lunches: list[tuple[str, datetime]], now: datetime
+    ) -> list[tuple[datetime, int, Callable[[], Awaitable[None]]]]:
+        """Every step of the story at its moment (`now` minus its days), in
+        the order they happen (ties in the order written)."""
+        steps: list[tuple[datetime, int, Callable[[], Awaitable[None]]]] = []
+
+        def at(moment: datetime, action: Callable[[], Awaitable[None]]) -> None:
+            steps.append((moment, len(steps), action))
+
+        def ago(days: int) -> datetime:
+            return now - timedelta(days=days)
+
+        slips: dict[int, rc.Slip | None] = {
+            i: snap["slips"].get((s.giver, s.about)) for i, s in enumerate(SLIPS)
+        }
+        for i, s in enumerate(SLIPS):
+            given = ago(s.days[0])
+            if s.lunch is not None and s.lunch < len(lunches):
+                given = min(lunches[s.lunch][1] + AFTER_LUNCH, now)
+            at(given, partial(self.give, i, slips, lunches))
+            for status, days in zip(s.path, s.days[1:], strict=True):
+                at(max(ago(days), given), partial(self.advance, i, slips, status))
+        at(ago(THANKS[4]), partial(self.thanks, snap))
+        logged: dict[tuple[str, str], rc.OneToOne | None] = {}
+        for by, other, days, confirm in ONE_TO_ONES:
+            met = ago(days)
+            at(met, partial(self.log_one_to_one, snap, logged, by, other, met.date()))
+            if confirm:
+                at(met + timedelta(days=1), partial(self.confirm_one_to_one, logged, by, other))
+        posted, answered, met = (ago(d) for d in NEED_DAYS)
+        needs: dict[str, rc.Need | None] = {}
+        at(posted, partial(self.post_needs, snap, needs))
+        at(answered, partial(self.answer_need, needs))
+        at(met, partial(self.meet_need, needs))
+        return sorted(steps, key=lambda step: (step[0], step[1]))
 
     async def story(
-        self, snap: dict[str, Any], lunches: list[str], start: ClockState | None
+        self,
+        snap: dict[str, Any],
+        lunches: list[tuple[str, datetime]],
+        now: datetime | None,
     ) -> None:
-        """Twelve days ago the slips and the needs; eight days ago the answers;
-        three days ago the outcomes, the thanks and the one-to-ones."""
-        slips: dict[int, rc.Slip | None] = {}
-        await self.at(start, GIVEN_DAYS_AGO)
-        for i, s in enumerate(SLIPS):
-            slips[i] = snap["slips"].get((s.giver, s.about)) or await self.step(
-                f"give {s.giver}->{s.receiver}", partial(self.ask, self.give(s, lunches), s.giver)
+        """The steps in the order of their days, the clock moved to each day
+        first (`now`: the services' time before; None: no movable clock,
+        everything happens now)."""
+        last = None
+        for moment, _, action in self.timeline(snap, lunches, now or datetime.now(UTC)):
+            if now is not None and moment != last:
+                await clock.move_to(self.bus, self.settings, moment)
+                last = moment
+            await action()
+
+    async def give(
+        self, i: int, slips: dict[int, rc.Slip | None], lunches: list[tuple[str, datetime]]
+    ) -> None:
+        s = SLIPS[i]
+        if slips[i] is not None:
+            return
+        met_at = lunches[s.lunch][0] if s.lunch is not None and s.lunch < len(lunches) else None
+        slips[i] = await self.step(
+            f"give {s.giver}->{s.receiver}",
+            partial(
+                self.ask,
+                rc.GiveReferral(
+                    receiver_id=self.id_of(s.receiver),
+                    about=s.about,
+                    warmth=s.warmth,
+                    prospect=s.prospect,
+                    prospect_member_id=self.id_of(s.prospect_member) if s.prospect_member else None,
+                    hub_id=self.voltaire.hub_id if met_at else None,
+                    meetup_id=met_at,
+                ),
+                s.giver,
+            ),
+        )
+
+    async def advance(self, i: int, slips: dict[int, rc.Slip | None], target: str) -> None:
+        """Move the slip along its path up to `target` (`slips` follows: the
+        entry becomes the slip as it now is); nothing if it is there already."""
+        s, slip = SLIPS[i], slips[i]
+        if slip is None:
+            return
+        statuses = ("given", *s.path)
+        done = statuses.index(slip.status) if slip.status in statuses else len(statuses)
+        for status in statuses[done + 1 : statuses.index(target) + 1]:
+            moved = await self.step(
+                f"{status} {s.giver}->{s.receiver}",
+                partial(self.ask, self.transition(status, slip.referral_id, s), s.receiver),
             )
-        needs = {}
+            if moved is None:
+                return
+            slip = slips[i] = moved
+
+    async def thanks(self, snap: dict[str, Any]) -> None:
+        receiver, giver, about, amount, _ = THANKS
+        if any(t.about == about for t in snap["thanks"]):
+            return
+        await self.step(
+            f"thanks {receiver}->{giver}",
+            partial(
+                self.ask,
+                rc.RecordThanks(
+                    giver_id=self.id_of(giver),
+                    value=rc.Money(amount=Decimal(amount)),
+                    about=about,
+                    hub_id=self.voltaire.hub_id,
+                ),
+                receiver,
+            ),
+        )
+
+    async def log_one_to_one(
+        self,
+        snap: dict[str, Any],
+        logged: dict[tuple[str, str], rc.OneToOne | None],
+        by: str,
+        other: str,
+        met_on: date,
+    ) -> None:
+        """Logged on the day they met (`logged` follows)."""
+        logged[by, other] = self.one_to_one(snap, by, other) or await self.step(
+            f"one-to-one {by}-{other}",
+            partial(self.ask, rc.LogOneToOne(other_id=self.id_of(other), met_on=met_on), by),
+        )
+
+    async def confirm_one_to_one(
+        self, logged: dict[tuple[str, str], rc.OneToOne | None], by: str, other: str
+    ) -> None:
+        """Confirmed by the other (the day after they met)."""
+        found = logged.get((by, other))
+        if found is None or found.status != "logged":
+            return
+        await self.step(
+            f"confirm one-to-one {by}-{other}",
+            partial(self.ask, rc.ConfirmOneToOne(one_to_one_id=found.one_to_one_id), other),
+        )
+
+    async def post_needs(self, snap: dict[str, Any], needs: dict[str, rc.Need | None]) -> None:
         for key, codes, words in (
             (NEED_MET[0], NEED_MET[1], NEED_MET[2]),
             (NEED_RELEASED[0], [], NEED_RELEASED[1]),
@@ -312,98 +595,31 @@ class ReferralsDemo:
                 partial(self.ask, rc.PostNeed(activity_codes=codes, words=words), key),
             )
 
-        await self.at(start, ANSWERED_DAYS_AGO)
-        await self.advance(slips, upto=1)
+    async def answer_need(self, needs: dict[str, rc.Need | None]) -> None:
         need = needs.get(NEED_MET[0])
-        poster, _, _, helper, message = NEED_MET
-        if need is not None and need.status == "open":
-            mine = await self.ask(rc.GetNeed(need_id=need.need_id), helper)
-            if not mine.answers:
-                await self.step(
-                    f"answer need {helper}",
-                    partial(self.ask, rc.AnswerNeed(need_id=need.need_id, message=message), helper),
-                )
-
-        await self.at(start, OUTCOME_DAYS_AGO)
-        await self.advance(slips, upto=3)
-        if need is not None and need.status == "open":
+        _, _, _, helper, message = NEED_MET
+        if need is None or need.status != "open":
+            return
+        mine = await self.ask(rc.GetNeed(need_id=need.need_id), helper)
+        if not mine.answers:
             await self.step(
-                f"need met {poster}",
-                partial(
-                    self.ask,
-                    rc.MarkNeedMet(need_id=need.need_id, member_id=self.id_of(helper)),
-                    poster,
-                ),
+                f"answer need {helper}",
+                partial(self.ask, rc.AnswerNeed(need_id=need.need_id, message=message), helper),
             )
-        if not any(t.about == THANKS[2] for t in snap["thanks"]):
-            receiver, giver, about, amount = THANKS
-            await self.step(
-                f"thanks {receiver}->{giver}",
-                partial(
-                    self.ask,
-                    rc.RecordThanks(
-                        giver_id=self.id_of(giver),
-                        value=rc.Money(amount=Decimal(amount)),
-                        about=about,
-                        hub_id=self.voltaire.hub_id,
-                    ),
-                    receiver,
-                ),
-            )
-        today = (start.now if start is not None else datetime.now(UTC)).date()
-        for by, other, days, confirm in ONE_TO_ONES:
-            found = [o for o in snap["one_to_ones"][by] if o.other_id == self.id_of(other)]
-            logged = (
-                found[0]
-                if found
-                else await self.step(
-                    f"one-to-one {by}-{other}",
-                    partial(
-                        self.ask,
-                        rc.LogOneToOne(
-                            other_id=self.id_of(other), met_on=today - timedelta(days=days)
-                        ),
-                        by,
-                    ),
-                )
-            )
-            if logged is not None and confirm and logged.status == "logged":
-                await self.step(
-                    f"confirm one-to-one {by}-{other}",
-                    partial(
-                        self.ask, rc.ConfirmOneToOne(one_to_one_id=logged.one_to_one_id), other
-                    ),
-                )
 
-    def give(self, s: DemoSlip, lunches: list[str]) -> rc.GiveReferral:
-        met_at = lunches[s.lunch] if s.lunch is not None and s.lunch < len(lunches) else None
-        return rc.GiveReferral(
-            receiver_id=self.id_of(s.receiver),
-            about=s.about,
-            warmth=s.warmth,
-            prospect=s.prospect,
-            prospect_member_id=self.id_of(s.prospect_member) if s.prospect_member else None,
-            hub_id=self.voltaire.hub_id if met_at else None,
-            meetup_id=met_at,
+    async def meet_need(self, needs: dict[str, rc.Need | None]) -> None:
+        need = needs.get(NEED_MET[0])
+        poster, _, _, helper, _ = NEED_MET
+        if need is None or need.status != "open":
+            return
+        await self.step(
+            f"need met {poster}",
+            partial(
+                self.ask,
+                rc.MarkNeedMet(need_id=need.need_id, member_id=self.id_of(helper)),
+                poster,
+            ),
         )
-
-    async def advance(self, slips: dict[int, rc.Slip | None], upto: int) -> None:
-        """Move each slip along its path up to `upto` steps after "given"
-        (`slips` follows: each entry becomes the slip as it now is)."""
-        for i, s in enumerate(SLIPS):
-            slip = slips.get(i)
-            if slip is None:
-                continue
-            statuses = ("given", *s.path)
-            done = statuses.index(slip.status) if slip.status in statuses else len(statuses)
-            for status in statuses[done + 1 : upto + 1]:
-                moved = await self.step(
-                    f"{status} {s.giver}->{s.receiver}",
-                    partial(self.ask, self.transition(status, slip.referral_id, s), s.receiver),
-                )
-                if moved is None:
-                    break
-                slip = slips[i] = moved
 
     @staticmethod
     def transition(status: str, referral_id: str, s: DemoSlip) -> Any:
@@ -443,9 +659,9 @@ async def load_referrals(
     settings: Settings,
     sessions: Mapping[str, idc.Session],
     hubs: Mapping[str, hc.Hub],
-    lunches: list[str] | None = None,
+    lunches: list[tuple[str, datetime]] | None = None,
 ) -> None:
     """Create what is missing of the demo's referrals (idempotent).
-    `lunches`: the ids of the past lunches, oldest first (where givers and
-    receivers met)."""
+    `lunches`: the past lunches (id, start in UTC), oldest first (where givers
+    and receivers met)."""
     await ReferralsDemo(bus, settings, sessions, hubs).load(lunches or [])

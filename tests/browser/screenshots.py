@@ -18,13 +18,24 @@ from typing import Any
 from tests.browser.system import CHROMIUM_ARGS, LAPTOP, PHONE, DemoSystem, chromium_path, sign_in
 
 OUT = Path("docs/console")
-PAGES = ["members", "admissions", "hubs", "roster", "meetups", "results", "data"]
+# each page, and what shows that its data is there (a page asks in turns:
+# the hubs first, then the chosen hub's)
+PAGES = {
+    "members": "article.member",
+    "admissions": "article.nomination",
+    "hubs": "ol.history li",
+    "roster": "ol.roster li",
+    "meetups": "ul.meetups li",
+    "results": "table.lights-table tbody tr",
+    "data": "#era-h",
+}
 
 
-def _settle(page: Any) -> None:
+def _settle(page: Any, shown: str = "main h1") -> None:
     from playwright.sync_api import expect
 
     page.locator("main h1").wait_for()
+    page.locator(shown).first.wait_for()
     expect(page.locator("[aria-busy=true]")).to_have_count(0)
 
 
@@ -51,9 +62,9 @@ def take(out: Path = OUT) -> list[Path]:
                 written.append(out / "sign-in.png")
                 laptop.screenshot(path=written[-1])
                 sign_in(laptop, demo.base_url)
-                for name in PAGES:
+                for name, shown in PAGES.items():
                     laptop.locator(f"nav a[href='#/{name}']").click()
-                    _settle(laptop)
+                    _settle(laptop, shown)
                     written.append(out / f"{name}.png")
                     laptop.screenshot(path=written[-1], full_page=True)
 

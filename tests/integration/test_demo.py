@@ -104,11 +104,19 @@ async def test_the_demo_has_a_history_and_loads_once(
         assert Counter(s.status for s in slips.items) == Counter(
             s.path[-1] if s.path else "given" for s in SLIPS
         )
+        (at_lunch,) = [s for s in SLIPS if s.lunch is not None and s.path[-1:] == ("won",)]
         won = [s for s in slips.items if s.status == "won" and s.meetup_id]
-        assert won and won[0].value == rc.Money(amount=Decimal("2450.00"))
-        assert won[0].meetup_id == lunches[4].meetup_id
+        assert won and won[0].value == rc.Money(amount=at_lunch.value or Decimal(0))
+        assert won[0].meetup_id == lunches[at_lunch.lunch or 0].meetup_id
         assert [h.status for h in won[0].history] == ["given", "accepted", "contacted", "won"]
-        assert won[0].given_at < datetime.now(UTC) - timedelta(days=10)
+        # given the day after that lunch, each step on its own later day
+        day_after = lunches[at_lunch.lunch or 0].starts_at + timedelta(days=1)
+        assert abs(won[0].given_at - day_after) < timedelta(minutes=1)
+        assert all(a.at < b.at for a, b in itertools.pairwise(won[0].history))
+        # the story spans months: given from five months ago to last week
+        given = sorted(s.given_at for s in slips.items)
+        assert given[0] < datetime.now(UTC) - timedelta(days=140)
+        assert given[-1] > datetime.now(UTC) - timedelta(days=14)
         thanks = await client_bus.request(rc.ListThanks(direction="all", limit=50), admin)
         assert any(t.referral_id is None for t in thanks.items)
         one_to_ones = await client_bus.request(rc.ListOneToOnes(), as_member(sessions["amelie"]))
@@ -123,6 +131,12 @@ async def test_the_demo_has_a_history_and_loads_once(
         engagement = await client_bus.request(rc.GetHubEngagement(hub_id=voltaire.hub_id), admin)
         assert sessions["claire"].member_id in engagement.core
         assert sessions["emilie"].member_id in engagement.drifting
+        # the network's thresholds give lights of every colour
+        lights = {e.member_id: e.light for e in engagement.members}
+        assert set(lights.values()) == {"green", "amber", "red"}
+        assert lights[sessions["claire"].member_id] == "green"
+        assert lights[sessions["karim"].member_id] == "amber"
+        assert lights[sessions["emilie"].member_id] == "red"
 
         # -- a second load adds nothing, and leaves the clock alone, even when a
         # demo member has changed their password meanwhile (found by the admin)

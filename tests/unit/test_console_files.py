@@ -50,7 +50,7 @@ def test_every_text_the_pages_use_exists_in_french_and_english() -> None:
     keys = _keys()
     missing = set()
     for name in MODULES:
-        for key in re.findall(r'\bt\("([A-Za-z_]+)"\)', ASSETS[name].body.decode()):
+        for key in re.findall(r'\btc?\("([A-Za-z_]+)"\)', ASSETS[name].body.decode()):
             if key not in keys:
                 missing.add((name, key))
     assert not missing

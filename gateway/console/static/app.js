@@ -111,7 +111,10 @@ function Shell({ session, network, onSignOut }) {
   const me = session.member || {};
   const admin = Boolean(me.isTenantAdmin);
   const pages = PAGES.filter(([, , , adminOnly]) => admin || !adminOnly);
-  const found = pages.find(([name]) => name === current) || pages[0];
+  // an admins' page opened by someone else (a link, a typed address): said
+  // so plainly on the page, rather than another page shown in its place
+  const refused = admin ? null : PAGES.find(([n, , , adminOnly]) => adminOnly && n === current);
+  const found = refused || pages.find(([name]) => name === current) || pages[0];
   const [name, , Page] = found;
   useEffect(() => {
     document.title = `${t(found[1])} — ${t("app")}`;
@@ -141,7 +144,10 @@ function Shell({ session, network, onSignOut }) {
       </ul>
     </nav>
     <main id="main" tabindex="-1" class="content">
-      <${Page} key=${name} me=${me} admin=${admin} />
+      ${refused
+        ? html`<div><h1>${t(found[1])}</h1>
+            <p class="card notice" role="status">${t("adminOnlyPage")}</p></div>`
+        : html`<${Page} key=${name} me=${me} admin=${admin} />`}
     </main>
   </div>`;
 }

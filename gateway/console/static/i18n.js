@@ -27,10 +27,14 @@ const M = {
   menu: ["Sections", "Sections"],
   hub: ["Pôle", "Hub"],
   chooseHub: ["Choisir un pôle", "Choose a hub"],
-  adminOnly: ["Réservé aux administrateurs.", "For admins only."],
+  adminOnlyPage: [
+    "Réservé aux administrateurs du réseau : cette page n'est pas accessible avec votre compte.",
+    "For the network's admins only: this page is not available to your account.",
+  ],
   signedInAs: ["Connecté·e : ", "Signed in: "],
   networkAdmin: ["administrateur du réseau", "network admin"],
   member: ["membre", "member"],
+  memberLabel: ["Membre", "Member"],
   reason: ["Raison", "Reason"],
   // navigation
   members: ["Membres", "Members"],
@@ -58,6 +62,10 @@ const M = {
   status: ["État", "Status"],
   expires: ["Expire", "Expires"],
   invitedBy: ["Invité par", "Invited by"],
+  inv_pending: ["en attente", "pending"],
+  inv_accepted: ["acceptée", "accepted"],
+  inv_revoked: ["retirée", "revoked"],
+  inv_expired: ["expirée", "expired"],
   membersCount: ["membres", "members"],
   more: ["Voir plus", "Show more"],
   // admissions
@@ -67,6 +75,10 @@ const M = {
   note: ["Mot du parrain", "Sponsor's note"],
   objections: ["Objections", "Objections"],
   noObjection: ["Aucune objection.", "No objection."],
+  objectionsForAdmins: [
+    "Leur contenu n'est montré qu'aux administrateurs du pôle.",
+    "Their content is shown to the hub's admins only.",
+  ],
   windowCloses: ["Fenêtre d'objection : ", "Objection window: "],
   windowClosed: ["fenêtre close", "window closed"],
   left: ["restant", "left"],
@@ -95,7 +107,7 @@ const M = {
   rulesVersion: ["version", "version"],
   history: ["Historique des règles", "Rules history"],
   changed: ["Changements", "Changes"],
-  firstVersion: ["Première version.", "First version."],
+  firstVersion: ["Première version, à la création du pôle.", "First version, at the hub's creation."],
   automatic: ["automatique", "automatic"],
   changeRules: ["Modifier les règles", "Change the rules"],
   rulesSaved: ["Nouvelle version des règles enregistrée.", "New version of the rules saved."],
@@ -204,9 +216,9 @@ const M = {
   l_GREEN: ["vert", "green"],
   l_AMBER: ["orange", "amber"],
   l_RED: ["rouge", "red"],
-  me_MEETUPS: ["rencontres", "meetups"],
-  me_REFERRALS_GIVEN: ["recommandations", "referrals"],
-  me_ONE_TO_ONES: ["tête-à-tête", "one-to-ones"],
+  me_MEETUPS: ["Rencontres", "Meetups"],
+  me_REFERRALS_GIVEN: ["Recommandations", "Referrals"],
+  me_ONE_TO_ONES: ["Tête-à-tête", "One-to-ones"],
   rs_GIVEN: ["donnée", "given"],
   rs_ACCEPTED: ["acceptée", "accepted"],
   rs_DECLINED: ["déclinée", "declined"],
@@ -259,6 +271,10 @@ const M = {
   ],
   erasureSure: ["Je confirme : c'est définitif", "I confirm: this cannot be undone"],
   requestErasure: ["Effacer ce membre", "Erase this member"],
+  soleAdminNotOffered: [
+    " n'est pas proposé·e : seul·e administrateur·rice du réseau, son effacement laisserait le réseau sans administrateur. Nommez d'abord un autre administrateur (page Membres).",
+    " is not offered: the network's sole admin, whose erasure would leave the network without one. Make another member an admin first (Members page).",
+  ],
   erased: ["Données effacées.", "Data erased."],
   er_REQUESTED: ["demandée", "requested"],
   er_COMPLETED: ["faite", "done"],
@@ -325,6 +341,13 @@ export function t(key) {
   const entry = M[key];
   if (!entry) return key;
   return lang === "en" ? entry[1] : entry[0];
+}
+
+// The same text as a label (a field's, a column's, a term's): with a
+// capital letter, as every label of the console starts.
+export function tc(key) {
+  const text = t(key);
+  return text.charAt(0).toLocaleUpperCase(lang) + text.slice(1);
 }
 
 // An API error in the user's language: a headline from its rule or code,

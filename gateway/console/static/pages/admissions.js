@@ -1,6 +1,8 @@
 // Admissions: a hub's pending nominations, their objections and the
 // window's countdown; admit (with an exception reason when the
-// one-per-profession rule stands) or reject (with a reason).
+// one-per-profession rule stands) or reject (with a reason). Every member
+// sees how many objections a nomination has; their content only the hub's
+// admins (the API's rule), so the others read that, never "no objection".
 import { html, useState, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok, useNow, useId } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime, fmtCountdown } from "../i18n.js";
@@ -57,12 +59,14 @@ function Nomination({ hub, n, onDone, decides }) {
           ${" "}<span class="tag warn countdown">${left ? `${left} ${t("left")}` : t("windowClosed")}</span></dd>`}
     </dl>
     <h4>${t("objections")} (${n.objectionCount})</h4>
-    ${n.objections.length === 0
+    ${n.objectionCount === 0
       ? html`<p class="muted">${t("noObjection")}</p>`
-      : html`<ul class="plain">${n.objections.map(
-          (o) => html`<li><strong>${o.objector ? o.objector.displayName : "—"}</strong> :
-            ${" "}${o.reason} <span class="muted small">(${fmtDateTime(o.raisedAt)})</span></li>`,
-        )}</ul>`}
+      : n.objections.length === 0
+        ? html`<p class="muted objections-hidden">${t("objectionsForAdmins")}</p>`
+        : html`<ul class="plain">${n.objections.map(
+            (o) => html`<li><strong>${o.objector ? o.objector.displayName : "—"}</strong> :
+              ${" "}${o.reason} <span class="muted small">(${fmtDateTime(o.raisedAt)})</span></li>`,
+          )}</ul>`}
     ${exception !== null &&
     html`<div class="field">
       <p class="muted">${t("exceptionHint")}</p>

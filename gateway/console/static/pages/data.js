@@ -5,7 +5,7 @@
 // rotation), and kept nowhere else.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, Secret } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtDateTime } from "../i18n.js";
 import { ApiKeys } from "./apikeys.js";
 import { Erasures } from "./erasures.js";
 import { Exports } from "./exports.js";
@@ -71,7 +71,7 @@ function Endpoint({ ep, onChanged, showSecret }) {
     ${deliveries.length > 0 &&
     html`<div class="table-wrap"><table>
       <thead><tr><th scope="col">${t("when")}</th><th scope="col">${t("event")}</th><th scope="col">${t("status")}</th>
-        <th scope="col">${t("attempts")}</th><th scope="col"><span class="sr">${t("replay")}</span></th></tr></thead>
+        <th scope="col">${tc("attempts")}</th><th scope="col"><span class="sr">${t("replay")}</span></th></tr></thead>
       <tbody>${deliveries.map(
         (d) => html`<tr><td>${fmtDateTime(d.createdAt)}</td><td>${d.eventType}</td>
           <td>${t("ds_" + d.status)}${d.lastError ? html`<br /><span class="muted small">${d.lastError}</span>` : ""}</td>

@@ -1,12 +1,14 @@
 // Data (tenant admins): erasure of a member's personal data, on their
 // behalf (confirmed first: it cannot be undone), and the erasures done.
+// The network's sole admin is not offered (the network would be left
+// without one): the form says why, and how to erase them all the same.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime } from "../i18n.js";
 
 const ERASURES = `query Erasures { erasures(first: 20) { edges { node {
   id status requestedAt completedAt member { id displayName } } } } }`;
-const PEOPLE = `query People { members(first: 50) { edges { node { id displayName } } } }`;
+const PEOPLE = `query People { members(first: 50) { edges { node { id displayName isTenantAdmin } } } }`;
 
 export function Erasures() {
   const q = useQuery(ERASURES, {}, []);
@@ -15,9 +17,12 @@ export function Erasures() {
   const [sure, setSure] = useState(false);
   const erased = new Set(((q.data && q.data.erasures.edges) || []).map((e) => e.node.member && e.node.member.id));
   // those already erased (they read as a former member) are not offered again
-  const members = ((people.data && people.data.members.edges.map((e) => e.node)) || []).filter(
+  const everyone = ((people.data && people.data.members.edges.map((e) => e.node)) || []).filter(
     (m) => !erased.has(m.id),
   );
+  const admins = everyone.filter((m) => m.isTenantAdmin);
+  const soleAdmin = admins.length === 1 ? admins[0] : null;
+  const members = everyone.filter((m) => m !== soleAdmin);
   const erase = useAction(async () => {
     await mutate(
       `mutation E($input: RequestErasureInput!) { requestErasure(input: $input) {
@@ -40,7 +45,9 @@ export function Erasures() {
       erase.run();
     }}>
       <p class="muted">${t("erasureHint")}</p>
-      <div class="field"><label for="erase-who">${t("member")}</label>
+      ${soleAdmin &&
+      html`<p class="muted sole-admin">${soleAdmin.displayName}${t("soleAdminNotOffered")}</p>`}
+      <div class="field"><label for="erase-who">${t("memberLabel")}</label>
         <select id="erase-who" required value=${who} onChange=${(e) => setWho(e.target.value)}>
           <option value="">—</option>
           ${members.map((m) => html`<option value=${m.id}>${m.displayName}</option>`)}
@@ -52,9 +59,10 @@ export function Erasures() {
     </form>
     <${Loading} q=${q} />
     ${q.data && list.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
-    <ul class="plain card">${list.map(
-      (x) => html`<li>${fmtDateTime(x.requestedAt)} — ${x.member ? x.member.displayName : "—"}
-        <span class="tag">${t("er_" + x.status)}</span></li>`,
-    )}</ul>
+    ${list.length > 0 &&
+    html`<ul class="plain card">${list.map(
+      (x) => html`<li>${fmtDateTime(x.requestedAt)} — ${x.member ? x.member.displayName : "—"}${" "}<span
+        class="tag">${t("er_" + x.status)}</span></li>`,
+    )}</ul>`}
   </section>`;
 }

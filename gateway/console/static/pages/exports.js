@@ -33,14 +33,15 @@ export function Exports() {
     <${ErrorBox} error=${start.error} /><${Ok} text=${start.ok} />
     <${Loading} q=${q} />
     ${q.data && list.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
-    <ul class="plain card exports">${list.map(
+    ${list.length > 0 &&
+    html`<ul class="plain card exports">${list.map(
       (x) => html`<li class="row between">
-        <span>${fmtDateTime(x.requestedAt)} — ${x.scope === "NETWORK" ? t("network") : t("mine")}
-          <span class="tag">${t("ex_" + x.status)}</span>${x.error ? html` <span class="muted small">${x.error}</span>` : ""}</span>
+        <span>${fmtDateTime(x.requestedAt)} — ${x.scope === "NETWORK" ? t("network") : t("mine")}${" "}<span
+          class="tag">${t("ex_" + x.status)}</span>${x.error ? html` <span class="muted small">${x.error}</span>` : ""}</span>
         ${(x.status === "QUEUED" || x.status === "RUNNING") &&
         html`<progress max="1" value=${x.progress} aria-label=${t("progress")}>${Math.round(x.progress * 100)} %</progress>`}
         ${x.downloadUrl && html`<a href=${x.downloadUrl} download>${t("download")}</a>`}
       </li>`,
-    )}</ul>
+    )}</ul>`}
   </section>`;
 }

@@ -1,9 +1,11 @@
 // Hubs: the area (a plain SVG of the radius and the postcodes: no map tiles),
 // the rules editor, and the versioned history of the rules with what
-// changed between versions.
+// changed between versions. The first version reads "first version, at the
+// hub's creation": its reason is the API's own marker ("hub created"), not
+// words of a member, and is not shown.
 import { html, useState, useEffect, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, getLang, fmtDateTime } from "../i18n.js";
+import { t, tc, getLang, fmtDateTime } from "../i18n.js";
 
 const RULE_FIELDS = `admissionMode nonCompetition nonCompetitionLiftAt nonCompetitionLifted
   objectionWindowDays maxVisits facilitatorTermDays facilitatorTermMeetups referralsMeetingDays`;
@@ -135,11 +137,12 @@ function History({ versions }) {
           : [];
         return html`<li class="version" data-version=${v.version}>
           <div class="row between">
-            <strong>${t("rulesVersion")} ${v.version}</strong>
-            <span class="muted small">${fmtDateTime(v.changedAt)} —
-              ${v.changedBy ? v.changedBy.displayName : t("automatic")}</span>
+            <strong>${tc("rulesVersion")} ${v.version}</strong>
+            <span class="muted small">${fmtDateTime(v.changedAt)} — ${v.changedBy
+              ? v.changedBy.displayName
+              : t("automatic")}</span>
           </div>
-          ${v.reason && html`<p>${t("reason")} : ${v.reason}</p>`}
+          ${before && v.reason && html`<p>${t("reason")} : ${v.reason}</p>`}
           ${before
             ? html`<ul class="diff">${changes.map(
                 (f) => html`<li>${t("r_" + f)} : <del>${show(before.rules[f])}</del> → <ins>${show(v.rules[f])}</ins></li>`,
@@ -173,7 +176,7 @@ export function HubsPage({ me, admin }) {
         <section class="card" aria-labelledby="rules-now-h">
           <h3 id="rules-now-h">${t("rules")}</h3>
           <dl class="kv">${RULES.map(([f]) => html`<dt>${t("r_" + f)}</dt><dd>${show(hub.rules[f])}</dd>`)}
-            <dt>${t("membersCount")}</dt><dd>${hub.memberCount}</dd>
+            <dt>${tc("membersCount")}</dt><dd>${hub.memberCount}</dd>
             <dt>${t("coAdmins")}</dt><dd>${(hub.coAdmins || []).map((m) => m.displayName).join(", ") || "—"}</dd>
           </dl>
         </section>

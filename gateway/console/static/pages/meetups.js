@@ -3,7 +3,7 @@
 // next date fixed (the series' rhythm proposes it), mission cards, date polls.
 import { html, useState, useEffect, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok, hashParam, setHashParam, useId } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtLocal, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtLocal, fmtDateTime } from "../i18n.js";
 
 const CALENDAR = `query Calendar($id: ID!, $when: MeetupWhen!) { hub(id: $id) { id name
   meetups(when: $when, first: 30) { edges { node { id title kind localStart timezone state
@@ -66,7 +66,7 @@ function Attendance({ m, onSaved }) {
               ${MARKS.map(
                 (s) => html`<label class=${marks[p.id] === s ? "on" : ""}>
                   <input type="radio" name=${"mark-" + p.id} value=${s} checked=${marks[p.id] === s}
-                    onChange=${() => setMarks((old) => ({ ...old, [p.id]: s }))} />${t("a_" + s)}</label>`,
+                    onChange=${() => setMarks((old) => ({ ...old, [p.id]: s }))} />${tc("a_" + s)}</label>`,
               )}
             </div>
           </fieldset>
@@ -159,10 +159,10 @@ function MeetupDetail({ id, onBack, onChanged, me, admin }) {
     <section class="card" aria-labelledby="rsvp-h">
       <h3 id="rsvp-h">${`${t("rsvps")} — ${m.seated}${m.capacity ? "/" + m.capacity : ""} ${t("seated")}, ${m.waiting} ${t("waitlist").toLowerCase()}, ${m.maybe} ${t("maybe")}, ${m.declined} ${t("declined")}`}</h3>
       <dl class="kv">
-        <dt>${t("seated")}</dt><dd>${names(seated)}</dd>
+        <dt>${tc("seated")}</dt><dd>${names(seated)}</dd>
         <dt>${t("waitlist")}</dt><dd>${waiting.map((r) => `${r.waitlistPosition}. ${r.member ? r.member.displayName : "—"}`).join(", ") || "—"}</dd>
-        <dt>${t("maybe")}</dt><dd>${names(maybe)}</dd>
-        <dt>${t("declined")}</dt><dd>${names(no)}</dd>
+        <dt>${tc("maybe")}</dt><dd>${names(maybe)}</dd>
+        <dt>${tc("declined")}</dt><dd>${names(no)}</dd>
       </dl>
     </section>
     ${!open && m.attendance.length > 0 &&
@@ -202,8 +202,8 @@ function Poll({ p, onChanged, runs }) {
     <div class="row between"><h3>${p.title}</h3><span class="tag">${t("s_" + p.state)}</span></div>
     <p class="muted">${p.venue.name} — ${p.voters} ${t("voters")}</p>
     <div class="table-wrap"><table>
-      <thead><tr><th scope="col">${t("when")}</th><th scope="col">${t("pv_yes")}</th>
-        <th scope="col">${t("pv_ifNeedBe")}</th><th scope="col">${t("pv_no")}</th><th scope="col"><span class="sr">${t("chooseSlot")}</span></th></tr></thead>
+      <thead><tr><th scope="col">${t("when")}</th><th scope="col">${tc("pv_yes")}</th>
+        <th scope="col">${tc("pv_ifNeedBe")}</th><th scope="col">${tc("pv_no")}</th><th scope="col"><span class="sr">${t("chooseSlot")}</span></th></tr></thead>
       <tbody>${p.slots.map(
         (s) => html`<tr class=${s.slotId === p.chosenSlotId ? "chosen" : ""}>
           <td>${fmtLocal(s.localStart)}${s.yes === best && best > 0 ? " ★" : ""}</td>

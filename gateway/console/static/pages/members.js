@@ -1,7 +1,7 @@
 // Members: the directory with profile cards, the network's admins, invitations.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtDate } from "../i18n.js";
+import { t, tc, fmtDate } from "../i18n.js";
 
 const MEMBERS = `query Members($text: String, $after: String) {
   members(first: 48, text: $text, after: $after) {
@@ -78,7 +78,7 @@ function Invitations() {
         <div class="field check">
           <input id="invite-admin" type="checkbox" checked=${asAdmin}
             onChange=${(e) => setAsAdmin(e.target.checked)} />
-          <label for="invite-admin">${t("inviteAsAdmin")}</label>
+          <label for="invite-admin">${tc("inviteAsAdmin")}</label>
         </div>
       </div>
       <button type="submit" disabled=${invite.busy}>${t("invite")}</button>
@@ -90,10 +90,10 @@ function Invitations() {
     ${rows.length > 0 &&
     html`<div class="table-wrap"><table>
       <thead><tr><th scope="col">${t("email")}</th><th scope="col">${t("status")}</th>
-        <th scope="col">${t("expires")}</th><th scope="col">${t("invitedBy")}</th><th scope="col"><span class="muted">—</span></th></tr></thead>
+        <th scope="col">${t("expires")}</th><th scope="col">${t("invitedBy")}</th><th scope="col"><span class="sr">${t("revoke")}</span></th></tr></thead>
       <tbody>${rows.map(
         (i) => html`<tr>
-          <td>${i.email}</td><td>${i.status}</td><td>${fmtDate(i.expiresAt)}</td>
+          <td>${i.email}</td><td>${t("inv_" + i.status)}</td><td>${fmtDate(i.expiresAt)}</td>
           <td>${i.invitedBy ? i.invitedBy.displayName : "—"}</td>
           <td>${i.status === "pending" &&
           html`<button type="button" class="secondary small" disabled=${revoke.busy}

@@ -73,12 +73,13 @@ function Engagement() {
       </div>
     </div>
     <div class="table-wrap"><table class="lights-table">
-      <thead><tr><th scope="col">${t("member")}</th><th scope="col">${t("lights")}</th>
+      <thead><tr><th scope="col">${t("memberLabel")}</th><th scope="col">${t("lights")}</th>
         ${["MEETUPS", "REFERRALS_GIVEN", "ONE_TO_ONES"].map((k) => html`<th scope="col">${t("me_" + k)}</th>`)}</tr></thead>
       <tbody>${e.members.map(
         (m) => html`<tr>
-          <td>${m.member ? m.member.displayName : "—"}${m.inCore ? html` <span class="tag">${t("core")}</span>` : ""}
-            ${m.drifting ? html` <span class="tag warn">${t("drifting")}</span>` : ""}</td>
+          <td>${m.member ? m.member.displayName : "—"}${m.inCore ? html` <span class="tag">${t("core")}</span>` : ""}${m.drifting
+            ? html` <span class="tag warn">${t("drifting")}</span>`
+            : ""}</td>
           <td><span class=${"dot " + m.light} aria-hidden="true"></span>${t("l_" + m.light)}</td>
           ${["MEETUPS", "REFERRALS_GIVEN", "ONE_TO_ONES"].map((k) => {
             const x = m.measures.find((y) => y.measure === k);
