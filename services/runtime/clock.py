@@ -48,15 +48,38 @@ class MovableClock:
         self._listeners.append(listener)
 
 
+_event_offset = timedelta(0)
+"""The offset of this process's development clock (`ShiftedClock`), which
+`event_timestamp` adds: zero in production, where there is none."""
+
+
+def event_timestamp() -> datetime:
+    """When a domain event happens (its `timestamp`, the CloudEvent `time`
+    on the stream, the `created_at` of read models): the system's time,
+    moved by the offset of the process's development clock when there is
+    one (`quartier clock`, the demo's history), so that the events a system
+    records agree with the time its services see. The system's time in
+    production. (A `MovableClock`, the tests' clock that stands still, does
+    not move it: events keep the system's time there.)"""
+    return datetime.now(UTC) + _event_offset
+
+
+def _set_event_offset(offset: timedelta) -> None:
+    global _event_offset
+    _event_offset = offset
+
+
 class ShiftedClock:
     """The system's time moved forward (or back) by an offset: development
     and demo environments run on it, so that `quartier clock +8d` lets one
     try time-based rules (objection windows, reminders, expiries) on a running
     system. Listeners hear every move, as with MovableClock. Never in
-    production."""
+    production. Its offset also moves the time domain events record
+    (`event_timestamp`): one development clock a process."""
 
     def __init__(self, offset: timedelta = timedelta(0)):
         self.offset = offset
+        _set_event_offset(offset)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[datetime], None]] = []
         self._moves: set[str] = set()
@@ -84,6 +107,7 @@ class ShiftedClock:
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         with self._lock:
             self.offset += delta or timedelta(**kwargs)
+            _set_event_offset(self.offset)
         now = self.now()
         for listener in list(self._listeners):
             listener(now)

@@ -16,7 +16,7 @@ import time as _time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -41,6 +41,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from services.runtime.clock import event_timestamp
 from services.runtime.errors import Conflict, NotFound, Unavailable
 from services.runtime.logging import get_logger
 from services.runtime.personal import Keyring, PersonalMapper, keyring_for
@@ -394,6 +395,10 @@ class TenantAggregate(Aggregate):
 
     class Event(Aggregate.Event):
         tenant_id: str
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return event_timestamp()
 
     class Created(Event, Aggregate.Created):
         pass

@@ -117,6 +117,14 @@ async def test_the_demo_has_a_history_and_loads_once(
         given = sorted(s.given_at for s in slips.items)
         assert given[0] < datetime.now(UTC) - timedelta(days=140)
         assert given[-1] > datetime.now(UTC) - timedelta(days=14)
+        # and so do the events' times (the stream's `time`: the moved clock's)
+        app = hosts["referrals"].context["app"]
+        recorded_at = [
+            app.mapper.to_domain_event(n).timestamp
+            for n in app.recorder.select_notifications(start=1, limit=10_000)
+        ]
+        assert min(recorded_at) < datetime.now(UTC) - timedelta(days=140)
+        assert len({(t.year, t.month) for t in recorded_at}) >= 5
         thanks = await client_bus.request(rc.ListThanks(direction="all", limit=50), admin)
         assert any(t.referral_id is None for t in thanks.items)
         one_to_ones = await client_bus.request(rc.ListOneToOnes(), as_member(sessions["amelie"]))
