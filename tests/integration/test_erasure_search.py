@@ -296,4 +296,6 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
     slip = await bus.request(rc.GetSlip(referral_id=given.referral_id), them)
     assert slip.status == "won" and slip.prospect is None and slip.about == ""
     cards = await bus.request(idc.GetMembers(member_ids=[subject.member_id]), them)
-    assert cards[0].display_name == "former member"
+    # named in the network's locale (French by default); no activity either
+    assert cards[0].display_name == "ancien membre" and cards[0].erased
+    assert cards[0].activity_code is None and cards[0].activity_label is None
