@@ -12,7 +12,15 @@
 3. `scrub(conn, tenant_id, member_id)` blanks the read models' copies, in
    one transaction with the reaction's tracking position (a redelivered
    event changes nothing); the SQLite WAL is then checkpointed, so no page
-   image of the old rows stays behind.
+   image of the old rows stays behind;
+4. `release(tenant_id, member_id)` (optional): what the member held that
+   other members depend on is handed on (a hub's facilitator role and
+   roster places, a meetup's seat): done through the service's own
+   commands, each a no-op when there is nothing left to hand on, so a
+   redelivered event changes nothing.
+
+An event whose payload names another tenant than the one it was published
+in is ignored (logged): a reaction acts in the event's own tenant only.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ log = get_logger("quartier.erasure")
 
 Lookup = Callable[[sa.Connection, str, str], list[str]]
 Scrub = Callable[[sa.Connection, str, str], None]
+Release = Callable[[str, str], None]
 
 
 def erasure_reaction(
@@ -46,6 +55,7 @@ def erasure_reaction(
     subjects: Lookup,
     needles: Lookup,
     scrub: Scrub,
+    release: Release | None = None,
     name: str = "erasure",
 ) -> Reaction:
     """`event_type`: identity's `MemberErased` (a contract type the service
@@ -58,6 +68,9 @@ def erasure_reaction(
             return
         data = decode_data(event, event_type)
         tenant_id, member_id = data.tenant_id, data.member_id
+        if tenant_id != event.tenant:
+            log.warning("erasure.tenant_mismatch", member_id=member_id)
+            return
 
         def erase() -> None:
             with host.engine.connect() as conn:
@@ -66,6 +79,8 @@ def erasure_reaction(
             mails = clear_mail_drop(host.settings.mail_dir, words)
             clear_replies(host.engine, words)
             keys = app.forget(tenant_id, [member_id, *found])
+            if release is not None:
+                release(tenant_id, member_id)
             tables.apply(host.engine, tracking, lambda conn: scrub(conn, tenant_id, member_id))
             checkpoint(host.engine)
             log.info("erasure.done", keys=keys, mails_deleted=mails, member_id=member_id)
