@@ -1,7 +1,9 @@
 """Hubs' part of a member's erasure (docs/erasure.md): on identity's
 `MemberErased`, the member's key is destroyed (the notes they wrote as a
-sponsor, the reasons of their objections) and the read models' copies are
-blanked, with the notes written about them as a candidate; their activity
+sponsor, the reasons of their objections, and what was written about them:
+why they were admitted past the one-per-profession rule, refused or
+removed) and the read models' copies are blanked, with the notes written
+about them as a candidate; their activity
 code is dropped from the local directory (they no longer hold their
 profession's seat under the one-per-profession rule). What they held that
 other members depend on is handed on, in every hub of the network
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from services.hubs.application import Hubs
 from services.hubs.domain import Hub
 from services.hubs.views import directory
-from services.hubs.views.hubs import hubs
+from services.hubs.views.hubs import hub_members, hubs
 from services.hubs.views.nominations import nominations, objections
 from services.identity import contract as idc
 from services.runtime.erasure import erasure_reaction
@@ -38,6 +40,19 @@ def needles(conn: sa.Connection, tenant_id: str, member_id: str) -> list[str]:
         sa.select(n.c.note).where(n.c.tenant_id == tenant_id, n.c.sponsor_id == member_id)
     )
     found = [r.note for r in rows]
+    # what was written about them as a candidate, and why they were admitted
+    rows = conn.execute(
+        sa.select(n.c.note, n.c.exception_reason, n.c.decision_reason).where(
+            n.c.tenant_id == tenant_id, n.c.candidate_id == member_id
+        )
+    )
+    found += [t for r in rows for t in (r.note, r.exception_reason, r.decision_reason) if t]
+    rows = conn.execute(
+        sa.select(hub_members.c.exception_reason).where(
+            hub_members.c.tenant_id == tenant_id, hub_members.c.member_id == member_id
+        )
+    )
+    found += [r.exception_reason for r in rows if r.exception_reason]
     rows = conn.execute(
         sa.select(objections.c.reason).where(
             objections.c.tenant_id == tenant_id, objections.c.objector_id == member_id
@@ -48,6 +63,25 @@ def needles(conn: sa.Connection, tenant_id: str, member_id: str) -> list[str]:
 
 def scrub(conn: sa.Connection, tenant_id: str, member_id: str) -> None:
     n = nominations
+    # why they were admitted past the one-per-profession rule, or refused
+    conn.execute(
+        n.update()
+        .where(n.c.tenant_id == tenant_id, n.c.candidate_id == member_id)
+        .values(
+            exception_reason=sa.case((n.c.exception_reason.is_(None), None), else_=""),
+            decision_reason=sa.case((n.c.decision_reason.is_(None), None), else_=""),
+        )
+    )
+    m = hub_members
+    conn.execute(
+        m.update()
+        .where(
+            m.c.tenant_id == tenant_id,
+            m.c.member_id == member_id,
+            m.c.exception_reason.is_not(None),
+        )
+        .values(exception_reason="")
+    )
     conn.execute(
         n.update()
         .where(

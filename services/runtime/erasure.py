@@ -6,18 +6,19 @@
    the visitors they brought, the prospects of the slips they gave), and
    `needles(...)`: the words (addresses, names) by which the mail drop's
    files about those people are found, both read before anything is erased;
-2. those mail-drop files are deleted, and so are the kept replies of
-   idempotent commands (`services/runtime/idempotency.py`) that quote those
-   words; the keys are destroyed (`forget`); each is safe to do again;
-3. `scrub(conn, tenant_id, member_id)` blanks the read models' copies, in
-   one transaction with the reaction's tracking position (a redelivered
-   event changes nothing); the SQLite WAL is then checkpointed, so no page
-   image of the old rows stays behind;
-4. `release(tenant_id, member_id)` (optional): what the member held that
+2. `release(tenant_id, member_id)` (optional): what the member held that
    other members depend on is handed on (a hub's facilitator role and
    roster places, a meetup's seat): done through the service's own
    commands, each a no-op when there is nothing left to hand on, so a
-   redelivered event changes nothing.
+   redelivered event changes nothing; before the keys go, so that what it
+   seals about the member is shredded with the rest;
+3. those mail-drop files are deleted, and so are the kept replies of
+   idempotent commands (`services/runtime/idempotency.py`) that quote those
+   words; the keys are destroyed (`forget`); each is safe to do again;
+4. `scrub(conn, tenant_id, member_id)` blanks the read models' copies, in
+   one transaction with the reaction's tracking position (a redelivered
+   event changes nothing); the SQLite WAL is then checkpointed, so no page
+   image of the old rows stays behind.
 
 An event whose payload names another tenant than the one it was published
 in is ignored (logged): a reaction acts in the event's own tenant only.
@@ -76,11 +77,11 @@ def erasure_reaction(
             with host.engine.connect() as conn:
                 found = subjects(conn, tenant_id, member_id)
                 words = needles(conn, tenant_id, member_id)
+            if release is not None:  # first: what it writes about them is shredded too
+                release(tenant_id, member_id)
             mails = clear_mail_drop(host.settings.mail_dir, words)
             clear_replies(host.engine, words)
             keys = app.forget(tenant_id, [member_id, *found])
-            if release is not None:
-                release(tenant_id, member_id)
             tables.apply(host.engine, tracking, lambda conn: scrub(conn, tenant_id, member_id))
             checkpoint(host.engine)
             log.info("erasure.done", keys=keys, mails_deleted=mails, member_id=member_id)

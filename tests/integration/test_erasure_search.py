@@ -62,6 +62,7 @@ MARKERS = {
     "answer": f"{M}answer",
     "decline": f"{M}decline",
     "thanks": f"{M}thanks",
+    "exception": f"{M}exception",
 }
 
 
@@ -172,6 +173,19 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
         ),
         me,
     )
+    # an admin nominates the subject to another hub, with an exception reason about them
+    club = await bus.request(
+        hc.CreateHub(name="Club photo", kind="trade_club", area=VOLTAIRE, rules=hc.Rules()), adm
+    )
+    await bus.request(
+        hc.NominateCandidate(
+            hub_id=club.hub_id,
+            candidate_id=subject.member_id,
+            note="welcome",
+            exception_reason=f"{MARKERS['exception']} the second one",
+        ),
+        adm,
+    )
     await members_known(hosts["events"], tid, hub.hub_id, 4)
 
     # meetups: a visitor brought by the subject, a workshop, a substitute
@@ -269,7 +283,7 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
         before |= search_postgres(settings)
     reached = set().union(*before.values())
     # the markers were written where the search looks (else it would prove nothing)
-    assert {"name", "email", "prospect_name", "need_text", "visitor_name"} <= reached
+    assert {"name", "email", "prospect_name", "need_text", "visitor_name", "exception"} <= reached
     results_before = await bus.request(
         rc.GetResults(scope="member", subject_id=other.member_id), adm
     )

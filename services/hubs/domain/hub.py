@@ -861,20 +861,30 @@ class Hub(TenantAggregate):
 
 
 # -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
-# A sponsor's note, an objector's reason: under their author's key; a
-# member's activity code (in a small network it says who they are): under
-# theirs; in the events and in the hub's snapshots.
+# A sponsor's note, an objector's reason: under their author's key. What is
+# about a member (their activity code: in a small network it says who they
+# are; why they were admitted past the one-per-profession rule, refused or
+# removed): under theirs. In the events and in the hub's snapshots.
 personal(Hub.Created, founder_activity="founder_id")
-personal(Hub.CandidateNominated, note="sponsor_id", candidate_activity="candidate_id")
+personal(
+    Hub.CandidateNominated,
+    note="sponsor_id",
+    candidate_activity="candidate_id",
+    exception_reason="candidate_id",
+)
 personal(Hub.CandidateJoinedNetwork, activity_code="member_id")
 personal(Hub.ObjectionRaised, reason="objector_id")
-personal(Hub.MemberAdmitted, activity_code="member_id")
+personal(Hub.MemberAdmitted, activity_code="member_id", exception_reason="member_id")
+personal(Hub.AdmissionRejected, reason="candidate_id")
+personal(Hub.MemberLeft, reason="member_id")
 personal_state(
     Hub,
-    members=each(activity_code=KEY),
+    members=each(activity_code=KEY, exception_reason=KEY),
     nominations=each(
         note="sponsor_id",
         candidate_activity="candidate_id",
+        exception_reason="candidate_id",
+        decision_reason="candidate_id",
         objections=each(reason="objector_id"),
     ),
 )
