@@ -14,7 +14,8 @@ A member asks for themselves, or a tenant admin on their behalf
    `services/runtime/personal.py`), so that their e-mail, password hash and
    card read as erased in every event and snapshot;
 4. completes the erasure: the read models drop the member's details (the
-   directory row reads "former member") and the relay publishes the
+   directory row reads as a former member, named in the network's locale
+   when read: `former_member`) and the relay publishes the
    non-personal `MemberErased`, on which every other service holding
    personal data destroys its own keys of the member and scrubs its views.
 
