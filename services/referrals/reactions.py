@@ -33,7 +33,7 @@ def _identity(conn: sa.Connection, e: Any, event: CloudEvent) -> None:
             directory.member_joined(conn, e.tenant_id, e.member_id, list(e.roles))
         case idc.MemberRolesChanged():
             directory.roles_changed(conn, e.tenant_id, e.member_id, list(e.roles))
-        case idc.MemberErased():  # in order with the member's other events
+        case idc.MemberErased() if e.tenant_id == event.tenant:  # in order, tenant's own
             directory.member_erased(conn, e.tenant_id, e.member_id)
 
 

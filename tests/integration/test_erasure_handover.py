@@ -7,6 +7,9 @@ no longer lists them. Memberships and counts stay. One system start."""
 
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
 from services.events import contract as ec
@@ -17,6 +20,7 @@ from services.identity import contract as idc
 from services.referrals import contract as rc
 from services.runtime.bus import Bus
 from services.runtime.clock import MovableClock
+from services.runtime.stream import CloudEvent, json_encoder
 from tests.support.identity import as_member
 from tests.support.meetups import OPEN_RULES, VENUE, VOLTAIRE, local, open_club
 from tests.support.services import Services
@@ -98,3 +102,48 @@ async def test_an_erased_member_hands_on_roles_seats_and_places(
     hub = hubs_host.context["app"].get(club.tenant.tenant_id, hub_id, Hub)
     assert not hub.hand_on_erased(ana.member_id, clock.now())
     assert hub.members[ana.member_id].activity_code in (None, "")
+
+
+async def test_an_erasure_naming_another_network_changes_nothing_there(
+    services: Services, clock: MovableClock, client_bus: Bus
+) -> None:
+    """A `MemberErased` published in one network whose payload names a member
+    of another is ignored: the reactions act in the event's own network."""
+    await services.start("referrals")
+    events = services.hosts["events"]
+    bus = client_bus
+    here = await open_club(bus, events, "erase-here", ["Hugo"])
+    there = await open_club(bus, events, "erase-there", ["Dora"])
+    dora = there.members[0]
+    hub_id = there.hub.hub_id
+    await bus.request(hc.VolunteerAsFacilitator(hub_id=hub_id), as_member(dora))
+    await bus.request(hc.HandOverFacilitation(hub_id=hub_id), as_member(there.admin))
+    await services.settle()
+    before = await bus.request(hc.GetHub(hub_id=hub_id), as_member(there.admin))
+    assert before.facilitator_id == dora.member_id
+
+    payload = {"tenant_id": there.tenant.tenant_id, "member_id": dora.member_id}
+    identity = services.hosts["identity"].context["app"]
+    forged = CloudEvent(
+        id=f"identity:{identity.max_notification_id() + 1000}",
+        source="quartier/identity",
+        type=idc.MemberErased.type_name(),
+        subject=dora.member_id,
+        time=clock.now(),
+        tenant=here.tenant.tenant_id,
+        sequence=identity.max_notification_id() + 1000,
+        data=msgspec.Raw(json.dumps(payload).encode()),
+    )
+    subject = f"quartier.evt.{here.tenant.tenant_id}.identity.MemberErased"
+    await bus.jetstream().publish(subject, json_encoder.encode(forged))
+    await services.settle()
+
+    after = await bus.request(hc.GetHub(hub_id=hub_id), as_member(there.admin))
+    assert after == before
+    engagement = await bus.request(rc.GetHubEngagement(hub_id=hub_id), as_member(there.admin))
+    assert dora.member_id in {e.member_id for e in engagement.members}
+    with services.hosts["hubs"].engine.connect() as conn:
+        found = hub_directory.activities(conn, there.tenant.tenant_id, [dora.member_id])
+    assert found[dora.member_id] is not None
+    cards = await bus.request(idc.GetMembers(member_ids=[dora.member_id]), as_member(dora))
+    assert not cards[0].erased
