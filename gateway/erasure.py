@@ -122,8 +122,10 @@ class Mutation:
     @strawberry.mutation(
         description="Erase a member's personal data (name, e-mail, card, places, texts; "
         "the visitors and prospects they brought): yourself, or a tenant admin on a "
-        "member's behalf. Their account is closed; events, counts and other members' "
-        "records stay. Asking again answers the same erasure."
+        "member's behalf. Their account is closed; their roles (tenant admin, hub co-admin, "
+        "facilitator) and meetup seats are handed on; events, memberships, counts and other "
+        "members' records stay. The network's only tenant admin is refused "
+        "(`last_tenant_admin`). Asking again answers the same erasure."
     )
     async def request_erasure(
         self, info: Info[Context, Any], input: RequestErasureInput

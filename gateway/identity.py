@@ -115,6 +115,12 @@ class Member(Node):
     distance_km: float | None = strawberry.field(
         description="In a search near a point: distance of the nearer of work and home, rounded."
     )
+    erased: bool = strawberry.field(
+        description=(
+            "A former member whose personal data was erased: the name reads "
+            '"former member" in the network\'s language, the card is empty.'
+        )
+    )
 
     @strawberry.field
     def is_tenant_admin(self) -> bool:
@@ -143,6 +149,7 @@ class Member(Node):
             work=Place(**msgspec.structs.asdict(card.work)) if card.work else None,
             home=Place(**msgspec.structs.asdict(card.home)) if card.home else None,
             distance_km=card.distance_km,
+            erased=card.erased,
         )
 
 

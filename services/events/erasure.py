@@ -2,7 +2,10 @@
 identity's `MemberErased`, the member's key is destroyed (their workshop
 descriptions, the names of those who stood in for them), and so are the
 keys of the visitors they invited (a visitor's name and address); the read
-models' copies are blanked. Attendance, answers, counts and draws stay."""
+models' copies are blanked. Their answers to the meetups still open to
+answers become "no" (`release`): a seat they held goes to the first in
+line, as when a member declines, and a place on a waitlist is freed. Past
+attendance, answers, counts and draws stay."""
 
 from __future__ import annotations
 
@@ -12,18 +15,22 @@ from services.events import contract as c
 from services.events.application import Meetups
 from services.events.domain.people import Visitor
 from services.events.handlers.base import EventsHandlers
-from services.events.views.meetups import attendance
+from services.events.views.meetups import attendance, first_in_line, meetups, rsvps
 from services.events.views.planning import proposals, visitor_names, visits
 from services.identity import contract as idc
 from services.runtime.erasure import clear_replies, erasure_reaction
+from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.handlers import handles
 from services.runtime.host import ServiceHost
+from services.runtime.logging import get_logger
 from services.runtime.messages import Done
 from services.runtime.personal import checkpoint, clear_mail_drop
 from services.runtime.reactions import Reaction
 from services.runtime.tenancy import RequestContext
 
 ERASED_VISITOR = "former visitor"
+
+log = get_logger("quartier.events.erasure")
 
 
 def _visitors(conn: sa.Connection, tenant_id: str, member_id: str) -> list[str]:
@@ -102,6 +109,56 @@ def reaction(host: ServiceHost, app: Meetups) -> Reaction:
             .values(substitute="")
         )
 
+    def catch_up() -> None:
+        for projector in host.projectors:
+            projector.catch_up()
+
+    def release(tenant_id: str, member_id: str) -> None:
+        """Their answers to meetups still to come become "no" (each a no-op
+        when it already is, or when answers are closed)."""
+        now = host.clock.now()
+        catch_up()  # every answer recorded so far
+        with host.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rsvps.c.meetup_id)
+                .join(
+                    meetups,
+                    sa.and_(
+                        meetups.c.tenant_id == rsvps.c.tenant_id,
+                        meetups.c.meetup_id == rsvps.c.meetup_id,
+                    ),
+                )
+                .where(
+                    rsvps.c.tenant_id == tenant_id,
+                    rsvps.c.member_id == member_id,
+                    rsvps.c.answer != "no",
+                    meetups.c.state == "scheduled",
+                    meetups.c.starts_at > now,
+                )
+            )
+            meetup_ids = sorted(r.meetup_id for r in rows)
+
+        def next_in_line(meetup_id: str, exclude: str) -> str | None:
+            catch_up()
+            with host.engine.connect() as conn:
+                return first_in_line(conn, tenant_id, meetup_id, exclude)
+
+        released = 0
+        for meetup_id in meetup_ids:
+            try:
+                app.answer(tenant_id, meetup_id, member_id, "no", now, next_in_line)
+                released += 1
+            except (RuleViolation, NotFound):
+                continue  # answers closed meanwhile (the deadline passed), or none
+        catch_up()
+        log.info("erasure.answers_released", meetups=released, member_id=member_id)
+
     return erasure_reaction(
-        host, app, idc.MemberErased, subjects=_visitors, needles=needles, scrub=scrub
+        host,
+        app,
+        idc.MemberErased,
+        subjects=_visitors,
+        needles=needles,
+        scrub=scrub,
+        release=release,
     )

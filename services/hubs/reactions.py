@@ -1,7 +1,8 @@
 """Hubs' policies for identity's and the meetups service's published events.
 
 * `directory`: keeps each member's activity code (MemberJoined,
-  ProfileCardUpdated) in hubs' own database, for the one-per-profession rule.
+  ProfileCardUpdated) in hubs' own database, for the one-per-profession rule;
+  an erased member's (MemberErased) is dropped, in order with the others.
 * `admissions`: when a candidate nominated by e-mail accepts identity's
   invitation (MemberJoined with that invitation), continues the admission:
   asks identity where they are, checks them, and opens the objection window.
@@ -37,25 +38,29 @@ log = get_logger("quartier.hubs.reactions")
 
 JOINED = idc.MemberJoined.type_name()
 CARD_UPDATED = idc.ProfileCardUpdated.type_name()
+ERASED = idc.MemberErased.type_name()
 MEETUP_CLOSED = ec.MeetupClosed.type_name()
 
 
 def directory_reaction(host: ServiceHost) -> Reaction:
     async def handle(event: CloudEvent, tracking: Tracking) -> None:
-        data: idc.MemberJoined | idc.ProfileCardUpdated
+        data: idc.MemberJoined | idc.ProfileCardUpdated | idc.MemberErased
         if event.type == JOINED:
             data = decode_data(event, idc.MemberJoined)
         elif event.type == CARD_UPDATED:
             data = decode_data(event, idc.ProfileCardUpdated)
+        elif event.type == ERASED:
+            data = decode_data(event, idc.MemberErased)
         else:
             return
+        if data.tenant_id != event.tenant:
+            return
+        activity = None if isinstance(data, idc.MemberErased) else data.activity_code
         await host.offload(
             directory.DIRECTORY.apply,
             host.engine,
             tracking,
-            lambda conn: directory.record_activity(
-                conn, data.tenant_id, data.member_id, data.activity_code
-            ),
+            lambda conn: directory.record_activity(conn, data.tenant_id, data.member_id, activity),
         )
 
     return Reaction(name="directory", upstream="identity", handle=handle)

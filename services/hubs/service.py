@@ -27,7 +27,7 @@ def build(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> ServiceHost:
     host.add_reaction(reactions.directory_reaction(host))
     host.add_reaction(reactions.admissions(host, app))
     host.add_reaction(reactions.facilitator_terms(host, app, projector))
-    host.add_reaction(erasure.reaction(host, app))
+    host.add_reaction(erasure.reaction(host, app, projector))
     closer = WindowCloser(host, app, projector)
     host.add_job("objection-windows", closer.run)
     terms = TermEnder(host, app, projector)

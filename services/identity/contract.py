@@ -84,6 +84,7 @@ class MemberCard(Message):
     work: Place | None = None
     home: Place | None = None
     distance_km: float | None = None
+    erased: bool = False  # a former member: personal data erased (docs/erasure.md)
 
 
 class Tenant(Message):

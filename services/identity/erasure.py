@@ -5,19 +5,22 @@ A member asks for themselves, or a tenant admin on their behalf
 
 1. records the request (`Erasure`, one per member: asking again answers the
    same erasure and changes nothing more);
-2. withdraws the invitations still pending to the member's address, ends
-   their sessions, and deletes the mail-drop files addressed to them or
-   naming them;
+2. withdraws the invitations still pending to the member's address, takes
+   back their tenant admin role (the network's only admin is refused
+   before anything is recorded: another admin is named first), ends their
+   sessions, and deletes the mail-drop files addressed to them or naming
+   them;
 3. destroys the member's keys (their account and card, and their address:
    `services/runtime/personal.py`), so that their e-mail, password hash and
    card read as erased in every event and snapshot;
 4. completes the erasure: the read models drop the member's details (the
-   directory row reads "former member") and the relay publishes the
+   directory row reads as a former member, named in the network's locale
+   when read: `former_member`) and the relay publishes the
    non-personal `MemberErased`, on which every other service holding
    personal data destroys its own keys of the member and scrubs its views.
 
-The account cannot sign in any more (the password hash is gone); its id,
-its roles and everything other members did with it stay.
+The account cannot sign in any more (the password hash is gone); its id
+and everything other members did with it stay.
 """
 
 from __future__ import annotations
@@ -178,8 +181,7 @@ class ErasureHandlers(Handlers):
     def request_erasure(self, cmd: c.RequestErasure, ctx: RequestContext) -> c.ErasureInfo:
         tenant_id = ctx.require_tenant()
         by = self._require_self_or_admin(ctx, cmd.member_id)
-        tenant = self.app.tenant(tenant_id)
-        if tenant.admin_ids == [cmd.member_id]:
+        if self._admins(tenant_id) == [cmd.member_id]:
             raise RuleViolation(
                 "a network keeps at least one tenant admin: make another member admin first",
                 rule="last_tenant_admin",
@@ -190,6 +192,22 @@ class ErasureHandlers(Handlers):
         if erasure.status != COMPLETED:
             erasure = self._carry_out(erasure)
         return _info_of(erasure)
+
+    def _admins(self, tenant_id: str) -> list[str]:
+        """The network's tenant admins: as the network records them, or (a
+        network registered before it kept them) as the directory says."""
+        recorded = self.app.tenant(tenant_id).admin_ids
+        if recorded is not None:
+            return sorted(recorded)
+
+        def admins(conn: sa.Connection) -> list[str]:
+            m = views.members
+            rows = conn.execute(
+                sa.select(m.c.member_id, m.c.roles).where(m.c.tenant_id == tenant_id)
+            )
+            return sorted(r.member_id for r in rows if "tenant_admin" in (r.roles or ()))
+
+        return self.read(admins)
 
     def _carry_out(self, erasure: Erasure) -> Erasure:
         """Steps 2-4 (module doc). Each is safe to run again: a request that
@@ -207,6 +225,14 @@ class ErasureHandlers(Handlers):
             invitation = self.app.find(invitation_id, Invitation)
             if invitation is not None and invitation.status == "pending":
                 self.app.update(tenant_id, invitation_id, Invitation, Invitation.revoke)
+        if "tenant_admin" in member.roles:
+            # an erased admin cannot act any more: the role goes (the last
+            # admin was refused above), so the network's admins can act
+            self.write(
+                lambda: self.app.set_tenant_admin(
+                    tenant_id, member_id, False, lambda: self._admins(tenant_id)
+                )
+            )
         for session_id in self.read(
             lambda conn: views.active_session_ids(conn, tenant_id, member_id)
         ):

@@ -10,9 +10,19 @@ from eventsourcing.domain import event
 
 from services.identity.domain import NAMESPACE, slot_key
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import Locale, locale_of
 
 FORMER_MEMBER = "former member"
-"""How an erased member's directory row is named."""
+"""How an erased member's directory row is named in storage; it is shown
+in the network's locale (`former_member`)."""
+
+FORMER_MEMBER_NAMES: dict[Locale, str] = {"fr": "ancien membre", "en": FORMER_MEMBER}
+
+
+def former_member(locale: str | None) -> str:
+    """An erased member's display name, in the network's locale."""
+    return FORMER_MEMBER_NAMES[locale_of(locale)]
+
 
 REQUESTED: Final = "requested"
 COMPLETED: Final = "completed"

@@ -35,14 +35,14 @@ def to_public(event: Any) -> c.IdentityEvent | None:
                 member_id=aggregate_id,
                 invitation_id=str(event.invitation_id) if event.invitation_id else None,
                 invited_by=event.invited_by,
-                activity_code=event.card.get("activity_code"),
+                activity_code=event.card.get("activity_code") or None,  # erased: ""
                 roles=list(event.roles),
             )
         case Member.CardUpdated():
             return c.ProfileCardUpdated(
                 tenant_id=tenant_id,
                 member_id=aggregate_id,
-                activity_code=event.card.get("activity_code"),
+                activity_code=event.card.get("activity_code") or None,  # erased: ""
                 changed=list(event.changed),
             )
         case Member.RolesChanged():

@@ -24,7 +24,7 @@ from services.identity.domain import (
     fingerprint,
     fold,
 )
-from services.identity.erasure_domain import FORMER_MEMBER, Erasure
+from services.identity.erasure_domain import FORMER_MEMBER, Erasure, former_member
 from services.identity.taxonomy import BY_CODE
 from services.runtime.tenancy import scoped
 from services.runtime.views import keyed_upsert
@@ -249,7 +249,8 @@ def scrub_member(
     conn: sa.Connection, tenant_id: str, member_id: str, invitation_ids: list[str]
 ) -> None:
     """Identity's read models without the member's details (their row
-    stays, as FORMER_MEMBER, with its id, roles and dates)."""
+    stays, as FORMER_MEMBER, with its id, roles and dates: no activity, no
+    text, no place, no address)."""
     m = members
     conn.execute(
         m.update()
@@ -258,6 +259,7 @@ def scrub_member(
             display_name=FORMER_MEMBER,
             sort_name=FORMER_MEMBER,
             business_name="",
+            activity_code=None,
             activity_text="",
             offers="",
             seeks="",
@@ -368,10 +370,13 @@ def to_card(
 ) -> c.MemberCard:
     is_self = viewer_id == row.member_id
     profession = BY_CODE.get(row.activity_code or "")
+    # an erased member has no address (every other member has one): their
+    # name is shown in the network's locale (the row's `locale`, when read)
+    erased = not row.email
     return c.MemberCard(
         member_id=row.member_id,
         tenant_id=row.tenant_id,
-        display_name=row.display_name,
+        display_name=former_member(getattr(row, "locale", None)) if erased else row.display_name,
         business_name=row.business_name,
         activity_code=row.activity_code,
         activity_label=profession.label if profession else None,
@@ -389,6 +394,7 @@ def to_card(
         work=_place(row.work_lat, row.work_lon, row.work_postcode) if is_self else None,
         home=_place(row.home_lat, row.home_lon, row.home_postcode) if is_self else None,
         distance_km=None if distance_km is None else _coarse(distance_km),
+        erased=erased,
     )
 
 
@@ -427,7 +433,9 @@ def tenant_by_id(conn: sa.Connection, tenant_id: str) -> c.Tenant | None:
 def member_rows(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> list[Any]:
     if not member_ids:
         return []
-    rows = conn.execute(scoped(members, tenant_id).where(members.c.member_id.in_(member_ids)))
+    rows = conn.execute(
+        with_locale(scoped(members, tenant_id)).where(members.c.member_id.in_(member_ids))
+    )
     by_id = {r.member_id: r for r in rows}
     return [by_id[m] for m in member_ids if m in by_id]
 
@@ -458,10 +466,19 @@ def nearest_km(row: Any, lat: float, lon: float) -> float | None:
     return min(distances) if distances else None
 
 
+def with_locale(query: sa.Select[Any]) -> sa.Select[Any]:
+    """Member rows with their network's locale (`locale`, None for the
+    default): an erased member's name is shown in it (`to_card`)."""
+    return query.add_columns(tenant_settings.c.locale).outerjoin(
+        tenant_settings, tenant_settings.c.tenant_id == members.c.tenant_id
+    )
+
+
 def search(
     conn: sa.Connection, tenant_id: str, q: c.SearchMembers
 ) -> tuple[Sequence[tuple[sa.Row[Any], float | None]], int]:
-    query = scoped(members, tenant_id)
+    # erased members (no address left) are not in the directory's searches
+    query = with_locale(scoped(members, tenant_id)).where(members.c.email != "")
     if q.activity_code:
         query = query.where(members.c.activity_code == q.activity_code)
     words = fold(q.text or "").split()[:8]

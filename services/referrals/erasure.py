@@ -2,7 +2,11 @@
 `MemberErased`, the member's key is destroyed (their slips' and thanks'
 texts, their needs, their answers and reasons), and so are the keys of the
 prospects of the slips they gave; the ledger's copies are blanked. Slips,
-values, statuses and counts stay: other members' ledgers do not change."""
+values, statuses and counts stay: other members' ledgers do not change.
+The member is no longer an active member of the network here
+(`directory.member_erased`, also done in order by the members reaction):
+nothing more can be given to them, and the engagement reports leave them
+out of a hub's core and drifting members."""
 
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ def _thanks_by(member_id: str) -> sa.ColumnElement[bool]:
 
 
 def scrub(conn: sa.Connection, tenant_id: str, member_id: str) -> None:
+    directory.member_erased(conn, tenant_id, member_id)
     conn.execute(
         slips.update()
         .where(slips.c.tenant_id == tenant_id, slips.c.giver_id == member_id)

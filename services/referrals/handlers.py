@@ -623,6 +623,9 @@ class ReferralsHandlers(Handlers):
             members = directory.members_of(conn, tenant_id, q.hub_id)
             if member_id not in members and not self._is_admin(ctx, q.hub_id):
                 raise Forbidden("only members of the hub see its engagement")
+            # an erased member is in no one's core, and drifts from nothing
+            erased = directory.erased_among(conn, tenant_id, members)
+            members = [m for m in members if m not in erased]
             since = now - timedelta(days=30 * settings["light_months"])
             attended = directory.attendances(conn, tenant_id, q.hub_id)
             given = ledger.given_since(conn, tenant_id, since)

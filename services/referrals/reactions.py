@@ -33,6 +33,8 @@ def _identity(conn: sa.Connection, e: Any, event: CloudEvent) -> None:
             directory.member_joined(conn, e.tenant_id, e.member_id, list(e.roles))
         case idc.MemberRolesChanged():
             directory.roles_changed(conn, e.tenant_id, e.member_id, list(e.roles))
+        case idc.MemberErased() if e.tenant_id == event.tenant:  # in order, tenant's own
+            directory.member_erased(conn, e.tenant_id, e.member_id)
 
 
 def _hubs(conn: sa.Connection, e: Any, event: CloudEvent) -> None:
@@ -100,7 +102,7 @@ def reactions(host: ServiceHost) -> list[Reaction]:
             "members",
             "identity",
             directory.MEMBERS,
-            (idc.MemberJoined, idc.MemberRolesChanged),
+            (idc.MemberJoined, idc.MemberRolesChanged, idc.MemberErased),
             _identity,
         ),
         _reaction(

@@ -6,13 +6,22 @@
    the visitors they brought, the prospects of the slips they gave), and
    `needles(...)`: the words (addresses, names) by which the mail drop's
    files about those people are found, both read before anything is erased;
-2. those mail-drop files are deleted, and so are the kept replies of
+2. `release(tenant_id, member_id)` (optional): what the member held that
+   other members depend on is handed on (a hub's facilitator role and
+   roster places, a meetup's seat): done through the service's own
+   commands, each a no-op when there is nothing left to hand on, so a
+   redelivered event changes nothing; before the keys go, so that what it
+   seals about the member is shredded with the rest;
+3. those mail-drop files are deleted, and so are the kept replies of
    idempotent commands (`services/runtime/idempotency.py`) that quote those
    words; the keys are destroyed (`forget`); each is safe to do again;
-3. `scrub(conn, tenant_id, member_id)` blanks the read models' copies, in
+4. `scrub(conn, tenant_id, member_id)` blanks the read models' copies, in
    one transaction with the reaction's tracking position (a redelivered
    event changes nothing); the SQLite WAL is then checkpointed, so no page
    image of the old rows stays behind.
+
+An event whose payload names another tenant than the one it was published
+in is ignored (logged): a reaction acts in the event's own tenant only.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ log = get_logger("quartier.erasure")
 
 Lookup = Callable[[sa.Connection, str, str], list[str]]
 Scrub = Callable[[sa.Connection, str, str], None]
+Release = Callable[[str, str], None]
 
 
 def erasure_reaction(
@@ -46,6 +56,7 @@ def erasure_reaction(
     subjects: Lookup,
     needles: Lookup,
     scrub: Scrub,
+    release: Release | None = None,
     name: str = "erasure",
 ) -> Reaction:
     """`event_type`: identity's `MemberErased` (a contract type the service
@@ -58,11 +69,16 @@ def erasure_reaction(
             return
         data = decode_data(event, event_type)
         tenant_id, member_id = data.tenant_id, data.member_id
+        if tenant_id != event.tenant:
+            log.warning("erasure.tenant_mismatch", member_id=member_id)
+            return
 
         def erase() -> None:
             with host.engine.connect() as conn:
                 found = subjects(conn, tenant_id, member_id)
                 words = needles(conn, tenant_id, member_id)
+            if release is not None:  # first: what it writes about them is shredded too
+                release(tenant_id, member_id)
             mails = clear_mail_drop(host.settings.mail_dir, words)
             clear_replies(host.engine, words)
             keys = app.forget(tenant_id, [member_id, *found])

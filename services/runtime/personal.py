@@ -51,6 +51,10 @@ from eventsourcing.utils import get_topic, resolve_topic
 OWNER = "originator_id"
 """A subject: the id of the aggregate whose event it is."""
 
+KEY = "__key__"
+"""In `each(...)` over a dict: a subject that is the item's key in the dict
+(`personal_state(Hub, members=each(activity_code=KEY))`: the member id)."""
+
 SEALED = "__sealed__"
 """The key of a sealed value's envelope (a dict) in the stored JSON."""
 
@@ -381,18 +385,18 @@ class Sealer:
                 state[name] = self.seal(str(tenant_id), subject, value)
 
     def _seal_each(self, tenant_id: str, container: Any, spec: Each) -> Any:
-        def seal_item(item: Any) -> Any:
+        def seal_item(item: Any, key: Any = None) -> Any:
             if not dataclasses.is_dataclass(item) or isinstance(item, type):
                 return item
             values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
-            self.seal_fields(values, spec.fields, {**values, "tenant_id": tenant_id})
+            self.seal_fields(values, spec.fields, {**values, "tenant_id": tenant_id, KEY: key})
             copy = object.__new__(type(item))  # no __init__: no checks on envelopes
             for key, value in values.items():
                 object.__setattr__(copy, key, value)
             return copy
 
         if isinstance(container, dict):
-            return {k: seal_item(v) for k, v in container.items()}
+            return {k: seal_item(v, k) for k, v in container.items()}
         if isinstance(container, list | tuple):
             return type(container)(seal_item(v) for v in container)
         return container

@@ -4,6 +4,7 @@ found, and what the erased member reads as (docs/erasure.md)."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.identity import contract as idc
@@ -68,9 +69,20 @@ async def test_who_may_erase_and_what_an_erased_member_reads_as(
         idc.GetMembers(member_ids=[alice.member_id, bob.member_id]), as_member(admin)
     )
     by_id = {c.member_id: c for c in cards}
-    assert by_id[alice.member_id].display_name == "former member"
-    assert by_id[alice.member_id].bio == ""
-    assert by_id[bob.member_id].display_name == "Bob"
+    erased = by_id[alice.member_id]
+    # named in the network's locale (French by default): nothing of the card left
+    assert erased.display_name == "ancien membre" and erased.erased
+    assert (erased.activity_code, erased.activity_label, erased.bio, erased.links) == (
+        None,
+        None,
+        "",
+        [],
+    )
+    assert (erased.work_postcode, erased.home_postcode, erased.email) == (None, None, "")
+    assert by_id[bob.member_id].display_name == "Bob" and not by_id[bob.member_id].erased
+    # not in the directory's searches any more
+    found = await client_bus.request(idc.SearchMembers(), as_member(admin))
+    assert alice.member_id not in {c.member_id for c in found.items}
     member = app.get(tid, alice.member_id, Member)
     assert member.email == "" and member.card_data["display_name"] == ""
     # the account cannot sign in any more
@@ -89,3 +101,39 @@ async def test_who_may_erase_and_what_an_erased_member_reads_as(
         idc.RequestErasure(member_id=bob.member_id), as_member(admin)
     )
     assert erased_bob.status == "completed"
+
+
+async def test_an_erased_member_reads_in_the_networks_language_and_loses_the_admin_role(
+    identity: ServiceHost, client_bus: Bus
+) -> None:
+    tenant, admin = await create_network(client_bus, "erase-en", "admin@erase-en.example")
+    tid = tenant.tenant_id
+    await client_bus.request(idc.SetTenantLocale(locale="en"), as_member(admin))
+    carol = await add_member(client_bus, tid, "carol@erase-en.example", card("Carol"))
+    await client_bus.request(
+        idc.SetTenantAdmin(member_id=carol.member_id, admin=True), admin_ctx(admin)
+    )
+
+    # another admin is there: the admin may be erased; the role goes with the data
+    done = await client_bus.request(idc.RequestErasure(member_id=admin.member_id), admin_ctx(carol))
+    assert done.status == "completed"
+    cards = await client_bus.request(idc.GetMembers(member_ids=[admin.member_id]), as_member(carol))
+    assert cards[0].display_name == "former member" and cards[0].erased
+    assert "tenant_admin" not in cards[0].roles
+    # now Carol is the network's only admin: she cannot be erased, nothing changes
+    app = identity.context["app"]
+    before = app.max_notification_id()
+    with pytest.raises(RuleViolation) as last:
+        await client_bus.request(idc.RequestErasure(member_id=carol.member_id), admin_ctx(carol))
+    assert last.value.rule == "last_tenant_admin"
+    assert app.max_notification_id() == before
+
+
+def admin_ctx(session: idc.Session) -> RequestContext:
+    """A session whose roles include tenant admin (a token issued after the
+    role was granted)."""
+    ctx = as_member(session)
+    return RequestContext(
+        tenant_id=ctx.tenant_id,
+        actor=msgspec.structs.replace(ctx.actor, roles=("tenant_admin",)),
+    )

@@ -62,6 +62,7 @@ MARKERS = {
     "answer": f"{M}answer",
     "decline": f"{M}decline",
     "thanks": f"{M}thanks",
+    "exception": f"{M}exception",
 }
 
 
@@ -172,6 +173,19 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
         ),
         me,
     )
+    # an admin nominates the subject to another hub, with an exception reason about them
+    club = await bus.request(
+        hc.CreateHub(name="Club photo", kind="trade_club", area=VOLTAIRE, rules=hc.Rules()), adm
+    )
+    await bus.request(
+        hc.NominateCandidate(
+            hub_id=club.hub_id,
+            candidate_id=subject.member_id,
+            note="welcome",
+            exception_reason=f"{MARKERS['exception']} the second one",
+        ),
+        adm,
+    )
     await members_known(hosts["events"], tid, hub.hub_id, 4)
 
     # meetups: a visitor brought by the subject, a workshop, a substitute
@@ -269,7 +283,7 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
         before |= search_postgres(settings)
     reached = set().union(*before.values())
     # the markers were written where the search looks (else it would prove nothing)
-    assert {"name", "email", "prospect_name", "need_text", "visitor_name"} <= reached
+    assert {"name", "email", "prospect_name", "need_text", "visitor_name", "exception"} <= reached
     results_before = await bus.request(
         rc.GetResults(scope="member", subject_id=other.member_id), adm
     )
@@ -296,4 +310,6 @@ async def test_no_marker_of_an_erased_member_remains_anywhere(
     slip = await bus.request(rc.GetSlip(referral_id=given.referral_id), them)
     assert slip.status == "won" and slip.prospect is None and slip.about == ""
     cards = await bus.request(idc.GetMembers(member_ids=[subject.member_id]), them)
-    assert cards[0].display_name == "former member"
+    # named in the network's locale (French by default); no activity either
+    assert cards[0].display_name == "ancien membre" and cards[0].erased
+    assert cards[0].activity_code is None and cards[0].activity_label is None

@@ -38,7 +38,7 @@ from services.hubs.domain.values import (
 )
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
-from services.runtime.personal import each, personal, personal_state
+from services.runtime.personal import KEY, each, personal, personal_state
 
 
 class Hub(TenantAggregate):
@@ -664,6 +664,54 @@ class Hub(TenantAggregate):
             self.term_meetup_limit = None
             self.meetups_this_term = 0
 
+    # -- erasure (docs/erasure.md) ----------------------------------------------
+
+    def hand_on_erased(self, member_id: str, at: datetime) -> bool:
+        """A member of the network was erased: they cannot act any more, so
+        what they held that others depend on is handed on, with the hub's
+        usual events. Their membership stays (counts do not change). They
+        leave the roster; a facilitator hands over to the next volunteer as
+        a hand-over does (without going back to the roster), or, with nobody
+        on it, the hub has no facilitator (`FacilitatorChanged` to none); a
+        co-admin stops being one (the last one too: the network's tenant
+        admins administer every hub); a nomination of theirs still pending
+        is refused (rule `erased`). False when there was nothing to do
+        (asked again: nothing more)."""
+        changed = False
+        if self.facilitator_id == member_id:
+            roster = [m for m in self.roster if m != member_id]
+            next_id: str | None = roster[0] if roster else None
+            rest = roster[1:]
+            self._facilitator_changed(
+                facilitator_id=next_id,
+                previous_id=member_id,
+                term_ends_at=(
+                    at + timedelta(days=self.rules.facilitator_term_days) if next_id else None
+                ),
+                roster=rest,
+                term_meetups=self.rules.facilitator_term_meetups if next_id else None,
+                ended_by=None,
+            )
+            changed = True
+        elif member_id in self.roster:
+            self._roster_changed(roster=[m for m in self.roster if m != member_id])
+            changed = True
+        if member_id in self.co_admins:
+            self._co_admin_removed(member_id=member_id, by=member_id)
+            changed = True
+        for nomination_id, n in list(self.nominations.items()):
+            if n.candidate_id == member_id and n.is_pending:
+                self._rejected(
+                    nomination_id=nomination_id,
+                    candidate_id=member_id,
+                    decided_by=None,
+                    reason="the candidate's personal data was erased",
+                    rule="erased",
+                    at=at,
+                )
+                changed = True
+        return changed
+
     # -- co-admins -------------------------------------------------------------
 
     def add_co_admin(self, member_id: str, by: str) -> None:
@@ -813,8 +861,30 @@ class Hub(TenantAggregate):
 
 
 # -- personal data (services/runtime/personal.py, docs/erasure.md) -------------
-# A sponsor's note, an objector's reason: under their author's key, in the
-# events and in the hub's snapshots.
-personal(Hub.CandidateNominated, note="sponsor_id")
+# A sponsor's note, an objector's reason: under their author's key. What is
+# about a member (their activity code: in a small network it says who they
+# are; why they were admitted past the one-per-profession rule, refused or
+# removed): under theirs. In the events and in the hub's snapshots.
+personal(Hub.Created, founder_activity="founder_id")
+personal(
+    Hub.CandidateNominated,
+    note="sponsor_id",
+    candidate_activity="candidate_id",
+    exception_reason="candidate_id",
+)
+personal(Hub.CandidateJoinedNetwork, activity_code="member_id")
 personal(Hub.ObjectionRaised, reason="objector_id")
-personal_state(Hub, nominations=each(note="sponsor_id", objections=each(reason="objector_id")))
+personal(Hub.MemberAdmitted, activity_code="member_id", exception_reason="member_id")
+personal(Hub.AdmissionRejected, reason="candidate_id")
+personal(Hub.MemberLeft, reason="member_id")
+personal_state(
+    Hub,
+    members=each(activity_code=KEY, exception_reason=KEY),
+    nominations=each(
+        note="sponsor_id",
+        candidate_activity="candidate_id",
+        exception_reason="candidate_id",
+        decision_reason="candidate_id",
+        objections=each(reason="objector_id"),
+    ),
+)

@@ -17,8 +17,9 @@ def grandfathered_reason(version: int) -> str:
 def competitor(
     activity: str | None, members: Mapping[str, str | None], exclude: str | None = None
 ) -> str | None:
-    """A member who already represents `activity`, if any."""
-    if activity is None:
+    """A member who already represents `activity`, if any (an erased
+    member's reads empty: they represent none)."""
+    if not activity:
         return None
     for member_id, code in members.items():
         if member_id != exclude and code == activity:
@@ -31,7 +32,7 @@ def current_activities(
 ) -> dict[str, str | None]:
     """Members' activities: the latest known from identity (`fresh`), else the
     one recorded at admission."""
-    return {m: fresh.get(m, info.activity_code) for m, info in members.items()}
+    return {m: fresh.get(m, info.activity_code) or None for m, info in members.items()}
 
 
 def non_competition_exception(
@@ -70,7 +71,7 @@ def sharing_an_activity(
     activities = current_activities(members, fresh)
     for member_id, info in sorted(members.items(), key=lambda item: item[1].admitted_at):
         code = activities.get(member_id)
-        if code is None or info.exception_reason:
+        if not code or info.exception_reason:
             continue
         if code in first:
             found.append(member_id)

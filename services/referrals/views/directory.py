@@ -97,6 +97,27 @@ def member_joined(conn: sa.Connection, tenant_id: str, member_id: str, roles: li
     )
 
 
+def member_erased(conn: sa.Connection, tenant_id: str, member_id: str) -> None:
+    """An erased member (identity's MemberErased) is no longer an active
+    member of the network: they give, receive and answer nothing more, and
+    reports leave them out of the core and the drifting (docs/erasure.md)."""
+    keyed_update(conn, members, {"tenant_id": tenant_id, "member_id": member_id}, active=False)
+
+
+def erased_among(conn: sa.Connection, tenant_id: str, member_ids: list[str]) -> set[str]:
+    """Those of `member_ids` who were erased (`member_erased`)."""
+    if not member_ids:
+        return set()
+    rows = conn.execute(
+        sa.select(members.c.member_id).where(
+            members.c.tenant_id == tenant_id,
+            members.c.member_id.in_(member_ids),
+            members.c.active.is_(False),
+        )
+    )
+    return {r.member_id for r in rows}
+
+
 def roles_changed(conn: sa.Connection, tenant_id: str, member_id: str, roles: list[str]) -> None:
     keyed_update(
         conn,
