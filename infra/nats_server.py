@@ -4,12 +4,15 @@ by the tests (Debian's nats-server is too old)."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +34,32 @@ def nats_server_binary() -> str:
     return found
 
 
+# Ports handed out by `free_port`: below Linux's ephemeral range (32768-60999),
+# where the kernel picks the local ports of outgoing connections and of
+# bind-to-0, so that none of those takes a port between the moment it is
+# chosen and the moment its server binds it.
+_PORTS = range(20000, 32000)
+_random = random.SystemRandom()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port on 127.0.0.1 that nothing listens on now, for a server started
+    next that must know its port beforehand (the launcher's NATS, a cluster's
+    nodes). Chosen at random among `_PORTS` and checked by binding it: two
+    test processes (pytest-xdist workers) rarely pick the same one, and the
+    kernel never gives it to an outgoing connection meanwhile. A server that
+    can pick its own port should (`start_nats_server` without a port)."""
+    for _ in range(100):
+        port = _random.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range is full: any free one
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -42,6 +67,7 @@ class NatsServer:
     process: subprocess.Popen[bytes]
     port: int
     store_dir: Path
+    ports_dir: Path | None = None  # where it reports its port (removed once it stopped)
 
     @property
     def url(self) -> str:
@@ -55,6 +81,8 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.ports_dir is not None:
+            shutil.rmtree(self.ports_dir, ignore_errors=True)
 
 
 def nats_server_args(
@@ -90,28 +118,54 @@ def start_nats_server(
     config: Path | None = None,
 ) -> NatsServer:
     """Start a server and wait until it listens (the tests' way; the launcher
-    runs the same command line under its supervisor)."""
-    port = port or free_port()
+    runs the same command line under its supervisor). Without `port` the
+    server binds a free one itself (`-p -1`) and tells which in its ports
+    file: no other process (another pytest-xdist worker) can take it between
+    a choice and a bind."""
     store_dir.mkdir(parents=True, exist_ok=True)
+    ports_dir = None if port else Path(tempfile.mkdtemp(prefix="nats-ports-"))
+    args = nats_server_args(store_dir, port or -1, extra_args, config)
+    if ports_dir is not None:
+        args += ["--ports_file_dir", str(ports_dir)]
     with open(log_file or os.devnull, "ab") as out:  # the server keeps its own copy
         # Its own session: a Ctrl-C meant for the test run must not reach it.
-        process = subprocess.Popen(
-            nats_server_args(store_dir, port, extra_args, config),
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+        process = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nats-server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return NatsServer(process, port, store_dir)
-        except OSError:
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {process.returncode}")
+            listening = port or _reported_port(ports_dir, process.pid)
+            if listening:
+                try:
+                    with socket.create_connection(("127.0.0.1", listening), timeout=0.2):
+                        return NatsServer(process, listening, store_dir, ports_dir)
+                except OSError:
+                    pass
             time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"nats-server did not listen on port {port} within {wait}s")
+        raise RuntimeError(f"nats-server did not listen on port {port or 'any'} within {wait}s")
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if ports_dir is not None:
+            shutil.rmtree(ports_dir, ignore_errors=True)
+        raise
+
+
+def _reported_port(ports_dir: Path | None, pid: int) -> int | None:
+    """The client port a server started with `--ports_file_dir` reports, once
+    it listens (None before)."""
+    if ports_dir is None:
+        return None
+    # named `<executable>_<pid>.ports`
+    try:
+        (path,) = ports_dir.glob(f"*_{pid}.ports")
+        ports = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # not written yet (or half-written)
+    urls = ports.get("nats") or []
+    return int(urls[0].rsplit(":", 1)[1]) if urls else None
 
 
 # -- a cluster on loopback -----------------------------------------------------------

@@ -18,8 +18,13 @@ services, nor for those that need the stores empty.
 (`--dist loadgroup`):
 `xdist_group` below keeps on one worker what shares a system or a module- or
 package-scoped fixture. Nothing is shared between workers: temporary
-directories are per worker, ports free ones, PostgreSQL schema prefixes
-random (tests/support/env.py)."""
+directories are per worker, PostgreSQL schema prefixes random
+(tests/support/env.py); a test's NATS server binds a free port itself, and
+ports chosen beforehand (`infra.nats_server.free_port`) come from below the
+kernel's ephemeral range. On a worker the services run 2 workers each, not
+4, so that two workers' systems stay within PostgreSQL's 100 connections
+(tests/support/env.py). Parametrised ids must be the same on every worker
+(fixed values: no uuid4() or now() in them), or xdist refuses to run."""
 
 from __future__ import annotations
 

@@ -5,7 +5,10 @@ admin, another network's ids (answered exactly like missing ones); then bad
 input, several shapes for each mutation. Each refusal is a typed error of
 the mutation's result union, and nothing changes: the services' event counts
 and what the hub and its meetups show are the same before and after. Then
-the same valid inputs, from the right people, go through."""
+the same valid inputs, from the right people, go through.
+
+The tests share one system per store (`shared_system`): each opens its own
+two networks (`given_agendas`), and the shared clock only moves forward."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from tests.e2e.meetups import (
 )
 from tests.support.env import OPERATOR_TOKEN
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 
 BAD_IDS = ["garbage", "", global_id("Meetup", "not-a-uuid")]
 NODE_FIELDS = {

@@ -11,6 +11,13 @@ from services.runtime.settings import Settings
 POSTGRES_URL = os.environ.get("QUARTIER_TEST_POSTGRES_URL") or None
 JWT_SECRET = "test-secret-" + "x" * 40
 OPERATOR_TOKEN = "test-operator-token-0123456789"
+# Each service's PostgreSQL pool holds max(2, QUARTIER_WORKERS) connections
+# (and as many more under load): a system of 6 services on 4 workers opens
+# about 45. On pytest-xdist workers (`make test TEST_WORKERS=2`) two systems
+# run at once, against the server's max_connections of 100 (shared with
+# `quartier up` runs of test_faults.py and test_launcher.py): 2 workers a
+# service (about 35 connections a system) keep them under it.
+WORKERS = "2" if os.environ.get("PYTEST_XDIST_WORKER") else "4"
 
 
 def make_settings(
@@ -26,7 +33,7 @@ def make_settings(
         # a stop waits for each reaction's idle pull: the services of a test
         # stop in about this time rather than a second
         "QUARTIER_REACTION_FETCH_WAIT": "0.2",
-        "QUARTIER_WORKERS": "4",
+        "QUARTIER_WORKERS": WORKERS,
         # the gateway's budgets have their own tests (test_gateway_limits.py);
         # elsewhere a test's requests are its own, not an abuse
         "QUARTIER_MEMBER_RATE_LIMIT": "1200",

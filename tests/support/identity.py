@@ -45,10 +45,12 @@ def mailed_tokens(mail_dir: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in sorted(mail_dir.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes())
-        body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
-        match = TOKEN.search(body)
-        if match:
-            found[str(message["To"])] = match.group(1)
+        for part in message.walk():  # other services' mails may be multipart
+            body = part.get_payload(decode=True)
+            match = TOKEN.search(body.decode()) if isinstance(body, bytes) else None
+            if match:
+                found[str(message["To"])] = match.group(1)
+                break
     return found
 
 
