@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import pytest_asyncio
 from infra.nats_server import NatsServer, start_nats_server
 from services import registry
 from services.runtime.bus import Bus
-from services.runtime.clock import MovableClock
+from services.runtime.clock import MovableClock, set_event_offset
 from services.runtime.host import ServiceHost
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
@@ -87,6 +87,14 @@ def xdist_group(item: pytest.Item) -> str | None:
     }
     # a package's fixture covers its modules' too
     return min(groups, key=len) if groups else None
+
+
+@pytest.fixture(autouse=True)
+def events_on_the_systems_time() -> Iterator[None]:
+    """A test that moves a development clock (`ShiftedClock`) moves the time
+    events record in this process (`event_timestamp`): put it back after."""
+    yield
+    set_event_offset(timedelta(0))
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ def event_timestamp() -> datetime:
     return datetime.now(UTC) + _event_offset
 
 
-def _set_event_offset(offset: timedelta) -> None:
+def set_event_offset(offset: timedelta) -> None:
+    """Set the offset `event_timestamp` adds (a `ShiftedClock` does it as it
+    is made and moved; tests put it back between tests)."""
     global _event_offset
     _event_offset = offset
 
@@ -79,7 +81,7 @@ class ShiftedClock:
 
     def __init__(self, offset: timedelta = timedelta(0)):
         self.offset = offset
-        _set_event_offset(offset)
+        set_event_offset(offset)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[datetime], None]] = []
         self._moves: set[str] = set()
@@ -107,7 +109,7 @@ class ShiftedClock:
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         with self._lock:
             self.offset += delta or timedelta(**kwargs)
-            _set_event_offset(self.offset)
+            set_event_offset(self.offset)
         now = self.now()
         for listener in list(self._listeners):
             listener(now)

@@ -4,19 +4,10 @@ demo's history), so that a moved system's stream agrees with its services."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from services.identity.domain import Tenant
 from services.runtime import clock
-
-
-@pytest.fixture(autouse=True)
-def no_development_clock() -> Iterator[None]:
-    yield
-    clock.ShiftedClock()  # back to the system's time for the next tests
 
 
 def recorded_age(tenant: Tenant) -> timedelta:
