@@ -314,18 +314,38 @@ class ArchiveWriter:
         }
         target = self.directory / "export.zip"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("README.txt", readme(manifest))
+            archive.writestr(entry("README.txt", finished), readme(manifest))
             archive.writestr(
-                "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+                entry("manifest.json", finished),
+                json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
             )
             for written in self.files.values():
-                archive.write(written.path, written.spec.name)
+                with (
+                    written.path.open("rb") as source,
+                    archive.open(entry(written.spec.name, finished), "w") as sink,
+                ):
+                    shutil.copyfileobj(source, sink)
         return target
 
     def close(self) -> None:
         for written in self.files.values():
             written.handle.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+FILE_MODE = 0o100644  # a regular file, rw-r--r--
+
+
+def entry(name: str, when: datetime) -> zipfile.ZipInfo:
+    """A zip entry as every file of the archive has it: a regular file of
+    mode 0644 (Unix attributes), deflated, dated when the export was made
+    (UTC). Neither the temporary files' modes (the process's umask) nor
+    `writestr`'s default (0600) reach the archive."""
+    info = zipfile.ZipInfo(name, date_time=when.utctimetuple()[:6])
+    info.create_system = 3  # Unix: unzip honours external_attr's mode
+    info.external_attr = FILE_MODE << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def readme(manifest: Mapping[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The exports service's pure parts: the archive's limits stop an export
 before it grows past them; text cells a spreadsheet would read as formulas
 are neutralised (OWASP) while numbers, amounts and JSON cells are written as
-they are; a download link names one export of one network until it expires,
+they are; every entry of the zip is a regular file of mode 0644, whatever the
+umask; a download link names one export of one network until it expires,
 and any change to it is refused."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import zipfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,6 +64,33 @@ def test_rows_are_written_as_csv_and_the_limits_stop_a_large_export() -> None:
             small.add("one_to_ones.csv", [one_to_one(n) for n in range(5)])
     finally:
         small.close()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def test_every_entry_of_the_archive_is_a_regular_file_of_mode_0644(umask: int) -> None:
+    """README.txt and manifest.json (written from memory) and the data files
+    (written to temporary files, whose mode follows the umask) alike."""
+    previous = os.umask(umask)
+    try:
+        writer = ArchiveWriter()
+    finally:
+        os.umask(previous)
+    try:
+        writer.add("one_to_ones.csv", [one_to_one(1)])
+        path = writer.finish({"scope": "me"}, NOW, NOW + timedelta(seconds=2))
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            assert z.testzip() is None
+            assert z.read("one_to_ones.csv").decode().count("\r\n") == 2  # content intact
+    finally:
+        writer.close()
+    names = [i.filename for i in infos]
+    assert names[:2] == ["README.txt", "manifest.json"]
+    assert sorted(names[2:]) == sorted(f.name for f in FILES)
+    modes = {i.filename: (i.create_system, oct(i.external_attr >> 16)) for i in infos}
+    assert modes == dict.fromkeys(names, (3, oct(stat.S_IFREG | 0o644)))
+    assert {i.date_time for i in infos} == {(2026, 5, 12, 9, 30, 2)}  # when it was made, UTC
+    assert {i.compress_type for i in infos} == {zipfile.ZIP_DEFLATED}
 
 
 FORMULAS = [
