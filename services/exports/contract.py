@@ -87,7 +87,11 @@ class StartExport(ExportsCommand[Export]):
     """`network`: tenant admins, or a tenant API key with the `export` scope.
     `me`: any member, about themself. At most one export per network and
     scope (per member for `me`) is queued or running: starting again answers
-    that one.
+    that one. Exports started in 24 hours are counted in separate budgets
+    (docs/exports.md, "Limits"): the network's `network` exports
+    (RuleViolation `max_exports`), a member's own `me` exports
+    (`max_own_exports`) and all its members' `me` exports together
+    (`max_members_exports`); no member can spend the `network` budget.
 
     `api_key_id`: set by the gateway only, for a key whose `export` scope it
     has just checked with identity; the request then comes from the `service`

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -30,6 +30,8 @@ from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
 from services.runtime.tenancy import RequestContext, as_service
 from services.runtime.views import check_page
+
+DAY = timedelta(hours=24)
 
 
 class ExportsHandlers(Handlers):
@@ -84,6 +86,38 @@ class ExportsHandlers(Handlers):
 
         return self.read(query)
 
+    def _within_budget(
+        self, conn: sa.Connection, tenant_id: str, scope: str, member_id: str, now: datetime
+    ) -> None:
+        """RuleViolation if starting one more export of `scope` would pass a
+        budget of the last 24 hours (docs/exports.md, "Limits"): the
+        network's `network` exports, or the member's own `me` exports and
+        then all its members' together. The budgets are separate, so no
+        member can use up what the network's admins and keys need."""
+        since = now - DAY
+        o = self.options
+        budgets: list[tuple[str | None, int, str, str]] = (
+            [(None, o.network_per_day, "max_exports", "a network may start at most {} exports")]
+            if scope == "network"
+            else [
+                (member_id, o.own_per_day, "max_own_exports", "you may start at most {} exports"),
+                (
+                    None,
+                    o.members_per_day,
+                    "max_members_exports",
+                    "this network's members, all together, may start at most {} exports",
+                ),
+            ]
+        )
+        for who, limit, rule, sentence in budgets:
+            count, oldest = views.started_since(conn, tenant_id, scope, since, who)
+            if count >= limit:
+                raise RuleViolation(
+                    f"{sentence.format(limit)} of scope {scope.upper()} in 24 hours: the next "
+                    f"one may start from {_minute_after((oldest or now) + DAY)} UTC",
+                    rule=rule,
+                )
+
     # -- commands -----------------------------------------------------------------------
 
     @handles(c.StartExport)
@@ -106,13 +140,7 @@ class ExportsHandlers(Handlers):
                     running = views.active(conn, key)
                     if running is not None:
                         return self._reply(running)
-                    recent = views.started_since(conn, tenant_id, now - timedelta(hours=24))
-                    if recent >= self.options.per_day:
-                        raise RuleViolation(
-                            f"a network may start at most {self.options.per_day} exports "
-                            "in 24 hours",
-                            rule="max_exports",
-                        )
+                    self._within_budget(conn, tenant_id, cmd.scope, member_id, now)
                     export_id = str(uuid.uuid4())
                     conn.execute(
                         views.exports.insert().values(
@@ -185,6 +213,12 @@ class ExportsHandlers(Handlers):
             )
 
         return self.read(query)
+
+
+def _minute_after(when: datetime) -> str:
+    """`when` in UTC to the minute, rounded up (never a time still refused)."""
+    up = when.astimezone(UTC).replace(second=0, microsecond=0)
+    return f"{up if up == when else up + timedelta(minutes=1):%Y-%m-%d %H:%M}"
 
 
 def _is_uuid(text: str) -> bool:

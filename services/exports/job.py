@@ -1,9 +1,11 @@
 """The export job (a singleton: only the service's leader runs it), on the
 runtime's job loop (`run_rounds`): each round expires the archives whose time
 is over (their chunks deleted, the export EXPIRED), then makes the queued
-exports one after the other, oldest first. It wakes when an export is
-started on this replica, when the movable clock moves (tests), and polls
-every `poll_interval` seconds for exports started on other replicas.
+exports one after the other: `network` ones first (members' own exports
+queued before them never hold up the admins' and keys'), then oldest first.
+It wakes when an export is started on this replica, when the movable clock
+moves (tests), and polls every `poll_interval` seconds for exports started
+on other replicas.
 
 Making one: claim it (queued → running, so two leaders in a row never make
 it twice), check that its requester still may (identity's current roles),
@@ -40,19 +42,30 @@ from services.runtime.wakeup import Wakeup, run_rounds
 
 log = get_logger("quartier.exports")
 
+NETWORK_PER_DAY = 20  # `network` exports a network may start in 24 hours (admins and keys)
+OWN_PER_DAY = 3  # `me` exports one member may start in 24 hours
+MEMBERS_PER_DAY = 50  # `me` exports a network's members may start in 24 hours, together
+
 ERASED = "a member of the network was erased while it was made: start it again"
 
 
 @dataclass(frozen=True)
 class Options:
     """`keep`: how long a ready archive is kept (at most 24 hours);
-    `link_seconds`: how long a download link lives; `per_day`: exports a
-    network may start in 24 hours (all scopes and members together)."""
+    `link_seconds`: how long a download link lives. Exports started in 24
+    hours, in separate budgets so that no member can spend what the
+    network's admins and API keys need (docs/exports.md, "Limits"):
+    `network_per_day`, the network's `network` exports (its admins and keys
+    together); `own_per_day`, one member's own (`me`) exports;
+    `members_per_day`, the `me` exports of all the network's members
+    together (never counted against `network` ones)."""
 
     limits: Limits = field(default_factory=Limits)
     keep: timedelta = timedelta(hours=24)
     link_seconds: int = LINK_SECONDS
-    per_day: int = 20
+    network_per_day: int = NETWORK_PER_DAY
+    own_per_day: int = OWN_PER_DAY
+    members_per_day: int = MEMBERS_PER_DAY
     poll_interval: float = 2.0
 
 
@@ -140,7 +153,7 @@ class Exporter:
             row = conn.execute(
                 sa.select(views.exports)
                 .where(e.status == "queued")
-                .order_by(e.requested_at, e.export_id)
+                .order_by(sa.case((e.scope == "network", 0), else_=1), e.requested_at, e.export_id)
                 .limit(1)
             ).first()
             if row is None:

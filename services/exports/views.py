@@ -68,13 +68,20 @@ def active(conn: sa.Connection, key: str) -> Any:
     return conn.execute(sa.select(exports).where(exports.c.active_key == key)).first()
 
 
-def started_since(conn: sa.Connection, tenant_id: str, since: datetime) -> int:
-    query = (
-        sa.select(sa.func.count())
-        .select_from(exports)
-        .where((exports.c.tenant_id == tenant_id) & (exports.c.requested_at >= since))
-    )
-    return int(conn.execute(query).scalar_one())
+def started_since(
+    conn: sa.Connection, tenant_id: str, scope: str, since: datetime, member_id: str | None = None
+) -> tuple[int, datetime | None]:
+    """How many exports of `scope` the network (or, given `member_id`, that
+    requester) started since `since`, whatever became of them, and when
+    the oldest of them was started."""
+    e = exports.c
+    where = (e.tenant_id == tenant_id) & (e.scope == scope) & (e.requested_at >= since)
+    if member_id is not None:
+        where &= e.requested_by == member_id
+    count, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(e.requested_at)).where(where)
+    ).one()
+    return int(count), oldest  # min() keeps the column's type: an aware UTC time
 
 
 def visible(tenant_id: str, member_id: str, admin: bool) -> sa.Select[Any]:

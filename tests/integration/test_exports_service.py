@@ -7,7 +7,9 @@ endpoints without their secret; a topic written as a formula neutralised), a
 member's own export (their data only: their cards, their own votes, their
 proposals; never another member's address), QUEUED → RUNNING →
 READY, links that expire or are tampered with, other networks' exports and
-links, repeated starts and the daily limit, expiry after 24 hours, and
+links, repeated starts and the daily limits (a member flooding ME exports
+spends their own budget and their network members' shared one, never the
+admins' and API keys'; NETWORK exports made first), expiry after 24 hours, and
 identity's erasure (an event as identity would publish it) deleting every
 archive of the network."""
 
@@ -45,6 +47,7 @@ from services.runtime.errors import (
     Unauthenticated,
 )
 from services.runtime.host import ServiceHost
+from services.runtime.messages import Actor
 from services.runtime.stream import CloudEvent, json_encoder
 from services.runtime.tenancy import RequestContext
 from services.webhooks import contract as wc
@@ -228,7 +231,7 @@ async def test_a_network_export_a_members_own_and_an_erasure(
     admin, ana, bob = as_member(net.admin), as_member(net.ana), as_member(net.bob)
 
     # a first replica runs no job: the exports stay queued until the second starts
-    options = Options(per_day=3)
+    options = Options(network_per_day=3, own_per_day=1, members_per_day=2)
     standby = build(services.settings, clock=services.clock, options=options)
     standby.jobs.clear()
     try:
@@ -267,9 +270,9 @@ async def test_a_network_export_a_members_own_and_an_erasure(
             await bus.request(c.GetExport(export_id="../not-an-id"), admin)
         mine = await bus.request(c.StartExport(scope="me"), ana)
         await bus.request(c.StartExport(scope="me"), bob)
-        with pytest.raises(RuleViolation) as limit:  # the fourth of the day
+        with pytest.raises(RuleViolation) as limit:  # the members' third ME of the day
             await bus.request(c.StartExport(scope="me"), admin)
-        assert limit.value.rule == "max_exports"
+        assert limit.value.rule == "max_members_exports"
         page = await bus.request(c.ListExports(), ana)
         assert [x.export_id for x in page.items] == [mine.export_id]
         assert (await bus.request(c.ListExports(), admin)).total == 1  # the network's
@@ -424,3 +427,130 @@ async def test_a_network_export_a_members_own_and_an_erasure(
             c.GetArchiveChunk(export_id=own.export_id, token=own.download_token or ""),
             RequestContext(),
         )
+
+
+DAY = timedelta(hours=24)
+
+
+def finish(host: ServiceHost, export_id: str) -> None:
+    """As the job would once it is done with it (here it runs on no replica)."""
+    e = views.exports.c
+    with host.engine.begin() as conn:
+        conn.execute(
+            views.exports.update()
+            .where(e.export_id == export_id)
+            .values(status="failed", error="made elsewhere", active_key=None)
+        )
+
+
+def counted(host: ServiceHost, tenant_id: str, scope: str) -> int:
+    e = views.exports.c
+    with host.engine.connect() as conn:
+        query = sa.select(sa.func.count()).where((e.tenant_id == tenant_id) & (e.scope == scope))
+        return int(conn.execute(query).scalar_one())
+
+
+def next_minute(clock: MovableClock) -> str:
+    """A day from now, to the minute rounded up, as the refusals say it."""
+    when = clock.now() + DAY
+    up = when.replace(second=0, microsecond=0)
+    return f"{up if up == when else up + timedelta(minutes=1):%Y-%m-%d %H:%M} UTC"
+
+
+async def test_no_member_can_use_up_the_exports_the_networks_admins_and_keys_need(
+    services: Services, clock: MovableClock, client_bus: Bus
+) -> None:
+    """The tryout's flood (a member starting ME exports again and again)
+    spends that member's own budget only; several members together spend
+    their shared one; the network's admins and API keys keep theirs, and
+    another network is untouched. Network exports are made first."""
+    await services.start("identity")
+    bus = client_bus
+    tenant, admin_session = await create_network(bus, "x-budget", "admin@x-budget.example")
+    people = [
+        await add_member(bus, tenant.tenant_id, f"{n}@x-budget.example", card(n.title(), "baker"))
+        for n in ("ana", "bob", "cem")
+    ]
+    other, other_admin = await create_network(bus, "x-ailleurs", "admin@x-ailleurs.example")
+    dan = await add_member(bus, other.tenant_id, "dan@x-ailleurs.example", card("Dan", "baker"))
+    admin = as_member(admin_session)
+    ana, bob, cem = (as_member(p) for p in people)
+    key = RequestContext(tenant_id=tenant.tenant_id, actor=Actor(kind="service"))
+    key_id = "0f9e5a52-3c1b-4b8e-9d55-2f6f0c8a7b10"
+
+    # only the requests: no replica runs the job, so nothing is made meanwhile
+    options = Options(network_per_day=3, own_per_day=3, members_per_day=5)
+    host = build(services.settings, clock=services.clock, options=options)
+    host.jobs.clear()
+    services.hosts["exports"] = await started_host(host)
+
+    # one member flooding ME: repeats answer the queued one, then their own budget ends
+    first = await bus.request(c.StartExport(scope="me"), ana)
+    for _ in range(5):
+        assert (await bus.request(c.StartExport(scope="me"), ana)).export_id == first.export_id
+    finish(host, first.export_id)
+    for _ in range(2):
+        finish(host, (await bus.request(c.StartExport(scope="me"), ana)).export_id)
+    for _ in range(17):  # the tryout's 17 starts in 25 seconds
+        with pytest.raises(RuleViolation) as refused:
+            await bus.request(c.StartExport(scope="me"), ana)
+        assert refused.value.rule == "max_own_exports"
+        assert refused.value.message == (
+            "you may start at most 3 exports of scope ME in 24 hours: "
+            f"the next one may start from {next_minute(clock)}"
+        )
+    assert counted(host, tenant.tenant_id, "me") == 3  # the refusals started nothing
+
+    # the network's admin and an API key are unaffected
+    network = await bus.request(c.StartExport(scope="network"), admin)
+    assert network.status == "queued" and network.scope == "network"
+    by_key = await bus.request(c.StartExport(scope="network", api_key_id=key_id), key)
+    assert by_key.export_id == network.export_id  # the one queued, as a repeat
+
+    # several members: their shared budget (5) ends, whoever asks next
+    finish(host, (await bus.request(c.StartExport(scope="me"), bob)).export_id)
+    await bus.request(c.StartExport(scope="me"), cem)  # the fifth, left queued
+    for who in (bob, admin):  # bob within his own 3, the admin asking their own
+        with pytest.raises(RuleViolation) as refused:
+            await bus.request(c.StartExport(scope="me"), who)
+        assert refused.value.rule == "max_members_exports"
+        assert refused.value.message == (
+            "this network's members, all together, may start at most 5 exports of scope ME "
+            f"in 24 hours: the next one may start from {next_minute(clock)}"
+        )
+
+    # ... and NETWORK exports still start, up to their own budget
+    finish(host, network.export_id)
+    finish(host, (await bus.request(c.StartExport(scope="network"), admin)).export_id)
+    last = await bus.request(c.StartExport(scope="network", api_key_id=key_id), key)
+    assert last.requested_by == "key:" + key_id.replace("-", "")
+    finish(host, last.export_id)
+    with pytest.raises(RuleViolation) as refused:
+        await bus.request(c.StartExport(scope="network"), admin)
+    assert refused.value.rule == "max_exports"
+    assert refused.value.message.startswith(
+        "a network may start at most 3 exports of scope NETWORK in 24 hours"
+    )
+
+    # another network, a minute later: neither budget was touched
+    clock.advance(timedelta(minutes=1))
+    theirs = [
+        await bus.request(c.StartExport(scope=scope), who)
+        for who, scope in ((as_member(dan), "me"), (as_member(other_admin), "network"))
+    ]
+    assert {(x.tenant_id, x.status) for x in theirs} == {(other.tenant_id, "queued")}
+
+    # the job makes NETWORK exports first, then the oldest: Cem's ME, then Dan's
+    exporter = host.context["exporter"]
+    claimed = [await host.offload(exporter.claim_next) for _ in range(4)]
+    assert [(r.tenant_id, r.scope) for r in claimed[:3]] == [
+        (other.tenant_id, "network"),
+        (tenant.tenant_id, "me"),
+        (other.tenant_id, "me"),
+    ]
+    assert claimed[0].export_id == theirs[1].export_id and claimed[3] is None
+
+    # a day later every budget is whole again
+    clock.advance(DAY)
+    for who, scope in ((ana, "me"), (admin, "network")):
+        assert (await bus.request(c.StartExport(scope=scope), who)).status == "queued"
