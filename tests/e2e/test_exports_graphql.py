@@ -3,7 +3,9 @@ would: start a network export (a repeat answers the same one), follow it to
 READY, download the zip from its short-lived link; a member may not export
 the network (a typed error, nothing started) but gets their own data; a
 tampered link is refused; a tenant API key with the `export` scope
-exports the network, one without it or asking ME is Forbidden; downloads
+exports the network, one without it or asking ME is Forbidden; a member
+starting ME exports again and again reaches their own limit (RuleViolation
+`max_own_exports`) while the admin and a key still export the network; downloads
 are rate-limited per export and per client address (429, `Retry-After`)."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from gateway.exports import DOWNLOADS_PER_MINUTE
+from services.exports.job import OWN_PER_DAY
 from tests.e2e.conftest import System, join, open_network, serve_gateway
 from tests.e2e.test_api_keys import create_key
 from tests.support.waiting import eventually
@@ -26,7 +29,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
 START = (
     "mutation($input: StartExportInput!) { startExport(input: $input) { __typename"
     " ... on ExportStarted { export { id exportId scope status progress downloadUrl } }"
-    " ... on Forbidden { code message } ... on Unauthenticated { code } } }"
+    " ... on Forbidden { code message } ... on Unauthenticated { code }"
+    " ... on RuleViolation { rule message } } }"
 )
 EXPORTS = (
     "{ exports(first: 5) { totalCount edges { node { id exportId scope status progress"
@@ -104,6 +108,36 @@ async def test_an_api_key_with_the_export_scope_exports_the_network(system: Syst
         assert net.admin.email in z.read("members.csv").decode()
     admins = await system.gql(EXPORTS, None, net.admin.access)  # the admins see it too
     assert export["exportId"] in {e["node"]["exportId"] for e in admins["data"]["exports"]["edges"]}
+
+
+async def test_a_member_starting_exports_again_and_again_never_blocks_the_network(
+    system: System,
+) -> None:
+    """The tryout's flood: a member's own exports stop at their own limit
+    (a typed RuleViolation naming it), and the admin and an API key still
+    start the network's export."""
+    net = await open_network(system, "x-flood")
+    member = await join(system, net, f"m@{net.slug}.example", "Member")
+    key, _ = await create_key(system, net, ["EXPORT"])
+    for _ in range(OWN_PER_DAY):
+        started = await system.gql(START, {"input": {"scope": "ME"}}, member.access)
+        own_id = started["data"]["startExport"]["export"]["exportId"]
+        assert (await ready_export(system, member.access, own_id))["status"] == "READY"
+    for _ in range(3):
+        refused = (await system.gql(START, {"input": {"scope": "ME"}}, member.access))["data"]
+        assert refused["startExport"]["__typename"] == "RuleViolation", refused
+        assert refused["startExport"]["rule"] == "max_own_exports"
+        assert refused["startExport"]["message"].startswith(
+            f"you may start at most {OWN_PER_DAY} exports of scope ME in 24 hours"
+        )
+
+    started = await system.gql(START, {"input": {"scope": "NETWORK"}}, net.admin.access)
+    assert started["data"]["startExport"]["__typename"] == "ExportStarted", started
+    export_id = started["data"]["startExport"]["export"]["exportId"]
+    by_key = await system.gql(START, {"input": {"scope": "NETWORK"}}, key)
+    assert by_key["data"]["startExport"]["__typename"] == "ExportStarted", by_key
+    assert by_key["data"]["startExport"]["export"]["scope"] == "NETWORK"
+    assert (await ready_export(system, key, export_id))["status"] == "READY"
 
 
 GUESS = "00000000-0000-4000-8000-{:012d}"  # an export id someone guesses
