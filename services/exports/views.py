@@ -75,12 +75,11 @@ def started_since(
     requester) started since `since`, whatever became of them, and when
     the oldest of them was started."""
     e = exports.c
-    where = (e.tenant_id == tenant_id) & (e.scope == scope) & (e.requested_at >= since)
+    query = scoped(exports, tenant_id).where((e.scope == scope) & (e.requested_at >= since))
     if member_id is not None:
-        where &= e.requested_by == member_id
-    count, oldest = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(e.requested_at)).where(where)
-    ).one()
+        query = query.where(e.requested_by == member_id)
+    rows = query.subquery()
+    count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(rows.c.requested_at))).one()
     return int(count), oldest  # min() keeps the column's type: an aware UTC time
 
 
