@@ -410,7 +410,7 @@ async def test_a_redelivered_event_is_queued_once(
     made = await client_bus.request(
         c.CreateEndpoint(url=receiver.url, event_types=["quartier.identity.Made"]), ctx
     )
-    (identity,) = [r for r in dev.reactions if r.reaction.upstream == "identity"]
+    (identity,) = [r for r in dev.reactions if r.reaction.name == "identity"]
     event = CloudEvent(
         id="identity:100000",
         source="quartier/identity",
