@@ -321,6 +321,7 @@ async def test_only_the_networks_admins_manage_its_endpoints(
             c.CreateEndpoint(url=receiver.url),
             c.UpdateEndpoint(endpoint_id=endpoint_id, enabled=False),
             c.DeleteEndpoint(endpoint_id=endpoint_id),
+            c.RetryDeliveries(endpoint_id=endpoint_id),
             c.ListEndpoints(),
         ):
             with pytest.raises(Forbidden):
@@ -332,6 +333,8 @@ async def test_only_the_networks_admins_manage_its_endpoints(
         c.UpdateEndpoint(endpoint_id=endpoint_id, description="mine"),
         c.RotateEndpointSecret(endpoint_id=endpoint_id),
         c.DeleteEndpoint(endpoint_id=endpoint_id),
+        c.RetryDeliveries(endpoint_id=endpoint_id),
+        c.RetryDeliveries(endpoint_id="not-an-endpoint"),
         c.ListDeliveries(endpoint_id=endpoint_id),
     ):
         with pytest.raises(NotFound):
