@@ -180,7 +180,8 @@ KEY_REVOKED = idc.ApiKeyRevoked.type_name()
 
 
 def _record_key(conn: sa.Connection, e: idc.ApiKeyCreated | idc.ApiKeyRevoked, at: Any) -> None:
-    row = conn.execute(sa.select(api_keys.c.key_id).where(api_keys.c.key_id == e.key_id)).first()
+    key = (api_keys.c.tenant_id == e.tenant_id) & (api_keys.c.key_id == e.key_id)
+    row = conn.execute(sa.select(api_keys.c.key_id).where(key)).first()
     if isinstance(e, idc.ApiKeyCreated):
         values: dict[str, Any] = {"expires_at": e.expires_at}
     else:
@@ -188,11 +189,7 @@ def _record_key(conn: sa.Connection, e: idc.ApiKeyCreated | idc.ApiKeyRevoked, a
     if row is None:
         conn.execute(api_keys.insert().values(key_id=e.key_id, tenant_id=e.tenant_id, **values))
     else:
-        conn.execute(
-            api_keys.update()
-            .where((api_keys.c.key_id == e.key_id) & (api_keys.c.tenant_id == e.tenant_id))
-            .values(**values)
-        )
+        conn.execute(api_keys.update().where(key).values(**values))
 
 
 def key_reaction(host: ServiceHost, dispatcher: Dispatcher) -> Reaction:

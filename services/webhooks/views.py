@@ -127,8 +127,8 @@ key_metadata = sa.MetaData()
 api_keys = sa.Table(
     "api_keys",
     key_metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
     sa.Column("key_id", sa.String(36), primary_key=True),
-    sa.Column("tenant_id", sa.String(36), nullable=False),
     sa.Column("expires_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
 )
