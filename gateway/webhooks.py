@@ -108,12 +108,19 @@ class WebhookEndpoint(Node):
     )
     description: str
     enabled: bool
-    disabled_reason: str | None = strawberry.field(description='"admin" or "failing".')
+    disabled_reason: str | None = strawberry.field(
+        description='"admin", "failing", "api_key_revoked" or "api_key_expired" (the API key '
+        "that created it stopped working)."
+    )
     created_at: datetime
     updated_at: datetime
     secret_rotated_at: datetime | None
     pending: int
     failing_since: datetime | None
+    owner: str = strawberry.field(
+        description="Whose credential it depends on: a member id, or `key:<API key id>` when a "
+        "key created it (revoking or the expiry of that key disables it)."
+    )
 
     @strawberry.field(description="Its deliveries, newest first.")
     async def deliveries(
@@ -152,6 +159,7 @@ class WebhookEndpoint(Node):
             secret_rotated_at=e.secret_rotated_at,
             pending=e.pending,
             failing_since=e.failing_since,
+            owner=e.owner,
         )
 
 
@@ -338,6 +346,20 @@ class Mutation:
             info,
             lambda: c.DeleteEndpoint(endpoint_id=_endpoint_id(raw)),
             lambda _: WebhookEndpointDeleted(endpoint_id=raw),
+            caller=MANAGE,
+        )
+
+    @strawberry.mutation(
+        description="Tenant admin or an `events:read` API key: retry now — the endpoint's next "
+        "pending delivery is due at once, its retry schedule started again (after an outage)."
+    )
+    async def retry_webhook_deliveries(
+        self, info: Info[Context, Any], input: WebhookEndpointInput
+    ) -> WebhookEndpointResult:
+        return await command(
+            info,
+            lambda: c.RetryDeliveries(endpoint_id=_endpoint_id(input.endpoint_id)),
+            lambda e: WebhookEndpointPayload(endpoint=WebhookEndpoint.from_contract(e)),
             caller=MANAGE,
         )
 

@@ -73,7 +73,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "webhooks",
         needs=("identity", "hubs", "events", "referrals"),
-        reactions=("identity", "hubs", "meetups", "referrals", "webhooks"),
+        reactions=("identity", "hubs", "meetups", "referrals", "webhooks", "keys"),
     ),
     # asks the others as an export's requester; forgets archives on erasure
     ServiceSpec(

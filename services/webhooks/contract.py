@@ -28,7 +28,7 @@ from services.runtime.messages import Command, Done, Message, PublicEvent, Query
 SERVICE = "webhooks"
 
 DeliveryStatus = Literal["pending", "delivered", "failed", "skipped"]
-DisabledReason = Literal["admin", "failing"]
+DisabledReason = Literal["admin", "failing", "api_key_revoked", "api_key_expired"]
 
 
 class WebhooksCommand(Command[R]):
@@ -49,7 +49,11 @@ class WebhooksEvent(PublicEvent):
 class Endpoint(Message):
     """An endpoint as its network's admins see it (never its secret).
     `event_types`: prefixes of CloudEvents types (empty: every type);
-    `disabled_reason`: "admin" or "failing" while disabled."""
+    `disabled_reason` while disabled: "admin", "failing", or
+    "api_key_revoked"/"api_key_expired" (the key that created it stopped
+    working). `owner`: whose credential it depends on: the member id, or
+    `key:<id>` when an API key created it (until a tenant admin enables it
+    again after that key was revoked or expired: it is then theirs)."""
 
     endpoint_id: str
     tenant_id: str
@@ -63,6 +67,7 @@ class Endpoint(Message):
     secret_rotated_at: datetime | None
     pending: int  # deliveries waiting to be sent
     failing_since: datetime | None  # first failed attempt of the delivery at the head
+    owner: str = ""
 
 
 class EndpointSecret(Message):
@@ -144,14 +149,27 @@ class CreateEndpoint(WebhooksCommand[EndpointSecret]):
 
 class UpdateEndpoint(WebhooksCommand[Endpoint]):
     """Fields left None are kept. `enabled=False` disables the endpoint
-    (reason "admin"); `enabled=True` enables it again (a failing endpoint's
-    queue resumes where it stood)."""
+    (reason "admin"); `enabled=True` enables it again: its queue resumes
+    where it stood, and its next pending delivery is due at once, with its
+    retry schedule started again (`RetryDeliveries`). An endpoint disabled
+    because its API key was revoked or expired is enabled again by a tenant
+    admin only (a key: Forbidden), and becomes theirs (`Endpoint.owner`)."""
 
     endpoint_id: str
     url: str | None = None
     event_types: list[str] | None = None
     description: str | None = None
     enabled: bool | None = None
+
+
+class RetryDeliveries(WebhooksCommand[Endpoint]):
+    """Retry now: the endpoint's next pending delivery (the head of its
+    queue) is due at once and its retry schedule starts again (10 s, 20 s,
+    … three days), e.g. once a receiver is back after an outage. Nothing
+    pending: nothing changes. A disabled endpoint's queue waits until it is
+    enabled (which does the same)."""
+
+    endpoint_id: str
 
 
 class RotateEndpointSecret(WebhooksCommand[EndpointSecret]):
@@ -239,7 +257,9 @@ class EndpointUpdated(WebhooksEvent):
 
 class EndpointDisabled(WebhooksEvent):
     """By an admin (`reason` "admin", `disabled_by` the member) or by the
-    service after a delivery failed for its whole schedule ("failing")."""
+    service (`disabled_by` None): after a delivery failed for its whole
+    schedule ("failing"), or because the API key that created the endpoint
+    was revoked ("api_key_revoked") or has expired ("api_key_expired")."""
 
     endpoint_id: str
     reason: DisabledReason

@@ -22,6 +22,16 @@ queue. A failed attempt schedules the next on the host's clock
 schedule is spent the delivery is "failed", the endpoint disabled (reason
 "failing", an `EndpointDisabled` event) and its network's admins mailed.
 
+**Endpoints of API keys.** An endpoint that a tenant API key created
+depends on that key (`endpoint_owners`): the `keys` reaction learns the
+network's keys from identity's ApiKeyCreated and ApiKeyRevoked (`api_keys`)
+and, on a revocation, disables every enabled endpoint of that key (reason
+"api_key_revoked", an `EndpointDisabled` event, the admins mailed). An
+expiry is a time, not an event: before each attempt the dispatcher looks
+whether the endpoint's key has been revoked or has expired (one read of its
+own table, no request to identity) and, if so, disables it (reason
+"api_key_expired" or "api_key_revoked") instead of sending.
+
 **Retention** (the dispatcher, at most once an hour of the host's clock).
 Finished deliveries (delivered, failed, skipped) created more than
 `Options.retention` ago (30 days, `QUARTIER_WEBHOOKS_RETENTION_DAYS`) are
@@ -46,6 +56,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 
 from services.identity import contract as idc
+from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.host import ServiceHost
 from services.runtime.logging import get_logger
 from services.runtime.mail import Mailer
@@ -59,13 +70,18 @@ from services.webhooks.domain import Endpoint, next_attempt_after, url_host, wan
 from services.webhooks.secrets import SecretBox
 from services.webhooks.views import (
     DELIVERIES,
+    KEYS,
     PRUNE_BATCH,
     RETENTION,
     admins,
+    api_keys,
     attempts,
     deliveries,
     endpoints,
+    key_endpoints,
+    key_stopped,
     prune,
+    restarted_after,
 )
 
 log = get_logger("quartier.webhooks")
@@ -157,6 +173,52 @@ def reactions(host: ServiceHost, wake: Callable[[], None]) -> list[Reaction]:
         return Reaction(name=name, upstream=upstream, handle=handle)
 
     return [reaction(name, upstream) for name, upstream in UPSTREAMS]
+
+
+KEY_CREATED = idc.ApiKeyCreated.type_name()
+KEY_REVOKED = idc.ApiKeyRevoked.type_name()
+
+
+def _record_key(conn: sa.Connection, e: idc.ApiKeyCreated | idc.ApiKeyRevoked, at: Any) -> None:
+    key = (api_keys.c.tenant_id == e.tenant_id) & (api_keys.c.key_id == e.key_id)
+    row = conn.execute(sa.select(api_keys.c.key_id).where(key)).first()
+    if isinstance(e, idc.ApiKeyCreated):
+        values: dict[str, Any] = {"expires_at": e.expires_at}
+    else:
+        values = {"revoked_at": at}
+    if row is None:
+        conn.execute(api_keys.insert().values(key_id=e.key_id, tenant_id=e.tenant_id, **values))
+    else:
+        conn.execute(api_keys.update().where(key).values(**values))
+
+
+def key_reaction(host: ServiceHost, dispatcher: Dispatcher) -> Reaction:
+    """`keys`: identity's API keys (a durable consumer of its own, which
+    reads identity's events from the start). A revocation disables every
+    enabled endpoint that depends on the key; handled again (a redelivery),
+    it finds none left to disable, and an endpoint a tenant admin has taken
+    over since no longer depends on the key. An event whose payload names
+    another network than the one it was published for is ignored."""
+
+    async def handle(event: CloudEvent, tracking: Tracking) -> None:
+        data: idc.ApiKeyCreated | idc.ApiKeyRevoked
+        if event.type == KEY_CREATED:
+            data = decode_data(event, idc.ApiKeyCreated)
+        elif event.type == KEY_REVOKED:
+            data = decode_data(event, idc.ApiKeyRevoked)
+        else:
+            return
+        if data.tenant_id != event.tenant:
+            log.warning("webhooks.key_tenant_mismatch", tenant=event.tenant, key=data.key_id)
+            return
+        found = data
+        await host.offload(
+            KEYS.apply, host.engine, tracking, lambda conn: _record_key(conn, found, event.time)
+        )
+        if isinstance(data, idc.ApiKeyRevoked):
+            await dispatcher.stop_key_endpoints(data.tenant_id, data.key_id)
+
+    return Reaction(name="keys", upstream="identity", handle=handle)
 
 
 class Dispatcher:
@@ -290,7 +352,10 @@ class Dispatcher:
 
     def _head(
         self, tenant_id: str, endpoint_id: str, now: datetime
-    ) -> tuple[Any, Any, list[str]] | None:
+    ) -> tuple[Any, Any, list[str], int] | str | None:
+        """The endpoint, its due head, the signing secrets and where the
+        head's schedule started again; or why the endpoint must be disabled
+        instead (its API key stopped working); or None (nothing due)."""
         with self.host.engine.connect() as conn:
             endpoint = conn.execute(
                 sa.select(endpoints).where(
@@ -311,8 +376,12 @@ class Dispatcher:
             ).first()
             if head is None or head.next_attempt_at > now:
                 return None
+            stopped = key_stopped(conn, tenant_id, endpoint_id, now)
+            if stopped is not None:
+                return stopped
             keys = self.box.signing_keys(conn, tenant_id, endpoint_id, now)
-        return endpoint, head, [k.secret for k in keys]
+            base = restarted_after(conn, head.delivery_id)
+        return endpoint, head, [k.secret for k in keys], base
 
     async def _attempt_head(
         self, client: httpx.AsyncClient, tenant_id: str, endpoint_id: str
@@ -322,7 +391,10 @@ class Dispatcher:
         found = await self.host.offload(self._head, tenant_id, endpoint_id, self.clock.now())
         if found is None:
             return False
-        endpoint, head, secrets = found
+        if isinstance(found, str):
+            await self.disable(tenant_id, endpoint_id, found)
+            return False
+        endpoint, head, secrets, base = found
         if not secrets:
             log.error("webhooks.no_secret", tenant=tenant_id, endpoint=endpoint_id)
             return False
@@ -338,21 +410,22 @@ class Dispatcher:
             timeout=self.options.timeout,
         )
         client.cookies.clear()
-        spent = await self.host.offload(self._record, head, at, outcome)
+        spent = await self.host.offload(self._record, head, at, outcome, base)
         if spent:
-            await self._give_up(tenant_id, endpoint_id)
+            await self.disable(tenant_id, endpoint_id, "failing")
         return outcome.ok
 
-    def _record(self, head: Any, at: datetime, outcome: outbound.Outcome) -> bool:
+    def _record(self, head: Any, at: datetime, outcome: outbound.Outcome, base: int = 0) -> bool:
         """Log the attempt and move the delivery on, in one transaction.
-        Returns True when the schedule is spent (the delivery failed)."""
+        Returns True when the schedule is spent (the delivery failed).
+        `base`: attempts made before its schedule started again."""
         number = head.attempts + 1
         values: dict[str, Any] = {"attempts": number, "last_error": outcome.error}
         spent = False
         if outcome.ok:
             values.update(status="delivered", delivered_at=at, next_attempt_at=None)
         else:
-            delay = next_attempt_after(number)
+            delay = next_attempt_after(max(number - base, 1))
             values["first_failed_at"] = head.first_failed_at or at
             if delay is None:
                 values.update(status="failed", next_attempt_at=None)
@@ -393,26 +466,48 @@ class Dispatcher:
         )
         return spent
 
-    async def _give_up(self, tenant_id: str, endpoint_id: str) -> None:
-        """The head failed for three days: disable the endpoint, mail the admins."""
+    async def stop_key_endpoints(self, tenant_id: str, key_id: str) -> int:
+        """Disable every enabled endpoint of the network that depends on this
+        (revoked) key; answers how many were disabled."""
+
+        def find() -> list[str]:
+            with self.host.engine.connect() as conn:
+                return key_endpoints(conn, tenant_id, key_id)
+
+        done = 0
+        for endpoint_id in await self.host.offload(find):
+            done += await self.disable(tenant_id, endpoint_id, "api_key_revoked")
+        return done
+
+    async def disable(self, tenant_id: str, endpoint_id: str, reason: str) -> bool:
+        """Disable the endpoint for `reason` ("failing": its head failed for
+        three days; "api_key_revoked"/"api_key_expired": the key it depends
+        on stopped working) and mail the admins. False if it was disabled
+        already (nothing done, nobody mailed)."""
         now = self.clock.now()
 
         def disable() -> bool:
-            _, changed = self.app.update(
-                tenant_id, endpoint_id, Endpoint, lambda e: e.disable("failing", None, now)
-            )
+            try:
+                _, changed = self.app.update(
+                    tenant_id, endpoint_id, Endpoint, lambda e: e.disable(reason, None, now)
+                )
+            except (NotFound, RuleViolation):  # deleted meanwhile: nothing left to stop
+                return False
             self.project()
             return changed
 
         if not await self.host.offload(disable):
-            return
-        log.warning("webhooks.endpoint_disabled", tenant=tenant_id, endpoint=endpoint_id)
+            return False
+        log.warning(
+            "webhooks.endpoint_disabled", tenant=tenant_id, endpoint=endpoint_id, reason=reason
+        )
         try:
-            await self._mail_admins(tenant_id, endpoint_id)
+            await self._mail_admins(tenant_id, endpoint_id, reason)
         except Exception:  # the mail is a courtesy: the event and the state are what count
             log.exception("webhooks.mail_failed", tenant=tenant_id, endpoint=endpoint_id)
+        return True
 
-    async def _mail_admins(self, tenant_id: str, endpoint_id: str) -> None:
+    async def _mail_admins(self, tenant_id: str, endpoint_id: str, reason: str) -> None:
         def who() -> tuple[list[str], str]:
             with self.host.engine.connect() as conn:
                 ids = list(
@@ -437,10 +532,25 @@ class Dispatcher:
             message["To"] = person.email
             message["Subject"] = f"Webhook endpoint disabled: {host}"
             message.set_content(
-                f"Hello {person.display_name},\n\n"
-                f"The webhook endpoint {endpoint_id} ({host}) of your network has failed "
-                "every delivery attempt for three days, so it has been disabled.\n"
-                "Its failed delivery and the events since can be replayed once the "
-                "receiver works again: enable the endpoint, then replay (docs/webhooks.md).\n"
+                f"Hello {person.display_name},\n\n" + _why(reason, endpoint_id, host)
             )
             await self.host.offload(self.mailer.send, message)
+
+
+def _why(reason: str, endpoint_id: str, host: str) -> str:
+    """The mail's explanation of a disabling."""
+    if reason in ("api_key_revoked", "api_key_expired"):
+        how = "was revoked" if reason == "api_key_revoked" else "has expired"
+        return (
+            f"The webhook endpoint {endpoint_id} ({host}) of your network was created "
+            f"with an API key that {how}, so it has been disabled: no event goes to it "
+            "any more.\n"
+            "If you know this endpoint and want it, a tenant admin can enable it again "
+            "(it is then theirs); otherwise delete it (docs/webhooks.md).\n"
+        )
+    return (
+        f"The webhook endpoint {endpoint_id} ({host}) of your network has failed "
+        "every delivery attempt for three days, so it has been disabled.\n"
+        "Its failed delivery and the events since can be replayed once the "
+        "receiver works again: enable the endpoint, then replay (docs/webhooks.md).\n"
+    )

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from eventsourcing.domain import event
 
-from services.runtime.errors import InvalidInput, RuleViolation
+from services.runtime.errors import Forbidden, InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
 from services.runtime.text import single_line
 
@@ -29,6 +29,14 @@ MAX_TYPE_LEN = 200
 MAX_DESCRIPTION = 200
 MAX_ENDPOINTS = 20  # per network
 _TYPE_PREFIX = re.compile(r"^quartier\.[A-Za-z0-9_.]*$")
+KEY_REASONS = ("api_key_revoked", "api_key_expired")
+"""Why an endpoint its API key created was disabled: that key no longer works."""
+
+
+def key_of(owner: str) -> str | None:
+    """The API key id an owner names (`key:<id>`), or None for a member."""
+    return owner.removeprefix("key:") if owner.startswith("key:") else None
+
 
 # -- the retry schedule --------------------------------------------------------------
 
@@ -156,6 +164,7 @@ class Endpoint(TenantAggregate):
     Created: ClassVar[type[Any]]
     Updated: ClassVar[type[Any]]
     Disabled: ClassVar[type[Any]]
+    Adopted: ClassVar[type[Any]]
     SecretRotated: ClassVar[type[Any]]
     Deleted: ClassVar[type[Any]]
 
@@ -174,6 +183,10 @@ class Endpoint(TenantAggregate):
         self.event_types = list(event_types)
         self.description = description
         self.created_by = created_by
+        # whose credential the endpoint depends on: its creator (a member, or
+        # `key:<id>`: revoking or the expiry of that key disables it), until
+        # a tenant admin enables it again after that (`Adopted`)
+        self.owner = created_by
         self.created_at = at
         self.updated_at = at
         self.enabled = True
@@ -229,6 +242,16 @@ class Endpoint(TenantAggregate):
                 self.disable("admin", by, at)
             enabled = None
         turn_on = enabled is True and not self.enabled
+        if turn_on and self.disabled_reason in KEY_REASONS:
+            # disabled because the key that made it stopped working: a person
+            # looks at it and takes it over, never another key
+            if key_of(by) is not None:
+                raise Forbidden(
+                    "an endpoint disabled because its API key stopped working "
+                    "is enabled again by a tenant admin only"
+                )
+            if self.owner != by:
+                self._adopted(by=by, at=at)
         if (new_url, types, text) == (self.url, self.event_types, self.description) and not turn_on:
             return False
         self._updated(
@@ -260,7 +283,8 @@ class Endpoint(TenantAggregate):
         self.updated_at = at
 
     def disable(self, reason: str, by: str | None, at: datetime) -> bool:
-        """Reason "admin" (by a member) or "failing" (by the service). Returns
+        """Reason "admin" (by a member), or by the service (`by` None):
+        "failing", "api_key_revoked", "api_key_expired". Returns
         False if it was disabled already (nothing recorded)."""
         self._check_live()
         if not self.enabled:
@@ -272,6 +296,11 @@ class Endpoint(TenantAggregate):
     def _disabled(self, reason: str, by: str | None, at: datetime) -> None:
         self.enabled = False
         self.disabled_reason = reason
+        self.updated_at = at
+
+    @event("Adopted")
+    def _adopted(self, by: str, at: datetime) -> None:
+        self.owner = by
         self.updated_at = at
 
     def rotate_secret(self, by: str, at: datetime) -> None:

@@ -1,10 +1,10 @@
 """Webhooks' endpoints: who may do what, and the calls.
 
-Every request is a tenant admin's. The token says who signed in; whether
-they are still a tenant admin is asked of identity, the owner of roles, at
-each request (`_admin`), so a demoted admin loses access at once rather than
-when their token expires. Tenant API keys (issue #10 item 1) are not built
-yet: when they are, a key with the right scope will pass the same check.
+Every request is a tenant admin's, or a tenant API key's with
+`events:read` (`key:<id>`, checked by the gateway at each request). The
+token says who signed in; whether they are still a tenant admin is asked of
+identity, the owner of roles, at each request (`_admin`), so a demoted admin
+loses access at once rather than when their token expires.
 
 A URL is checked (syntax, then where its host resolves) before anything is
 saved; the endpoint and its secret are saved in one unit of work.
@@ -129,18 +129,42 @@ class WebhooksHandlers(Handlers):
 
         def unit() -> c.Endpoint:
             now = self._now()
-            self._change(
-                ctx,
-                cmd.endpoint_id,
-                lambda e: e.update(
+            turned_on: list[bool] = []
+
+            def change(e: Endpoint) -> None:
+                was = e.enabled
+                e.update(
                     by,
                     now,
                     url=cmd.url,
                     event_types=cmd.event_types,
                     description=cmd.description,
                     enabled=cmd.enabled,
-                ),
-            )
+                )
+                turned_on[:] = [e.enabled and not was]
+
+            self._change(ctx, cmd.endpoint_id, change)
+            if any(turned_on):  # enabled again: its queue goes on at once
+                self._restart(ctx.require_tenant(), cmd.endpoint_id, now)
+            return self._endpoint(ctx, cmd.endpoint_id)
+
+        reply = await self.unit(unit)
+        if reply.enabled and self._wake is not None:
+            self._wake()
+        return reply
+
+    def _restart(self, tenant_id: str, endpoint_id: str, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            return views.restart_schedule(conn, tenant_id, endpoint_id, now)
+
+    @handles(c.RetryDeliveries)
+    async def retry(self, cmd: c.RetryDeliveries, ctx: RequestContext) -> c.Endpoint:
+        await self._admin(ctx)
+        tenant_id = ctx.require_tenant()
+
+        def unit() -> c.Endpoint:
+            self._endpoint(ctx, cmd.endpoint_id)  # one of the network's, not deleted
+            self._restart(tenant_id, cmd.endpoint_id, self._now())
             return self._endpoint(ctx, cmd.endpoint_id)
 
         reply = await self.unit(unit)

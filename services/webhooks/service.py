@@ -30,7 +30,7 @@ from services.webhooks.handlers import WebhooksHandlers
 from services.webhooks.publication import to_public
 from services.webhooks.secrets import SecretBox, key_material
 from services.webhooks.secrets import metadata as secrets_metadata
-from services.webhooks.views import DELIVERIES, EndpointViews
+from services.webhooks.views import DELIVERIES, KEYS, EndpointOwners, EndpointViews
 
 
 def options_from_env(settings: Settings, environ: Mapping[str, str] | None = None) -> Options:
@@ -68,7 +68,9 @@ def build(
     host = ServiceHost(SERVICE, settings, clock)
     app = host.new_app(Webhooks, translate=to_public)
     projector = host.add_projection(app, EndpointViews())
+    host.add_projection(app, EndpointOwners())
     host.add_tables(DELIVERIES)
+    host.add_tables(KEYS)
     secrets_metadata.create_all(host.engine)
     box = SecretBox(key_material(settings))
 
@@ -80,6 +82,7 @@ def build(
     host.add_endpoints(WebhooksHandlers(host, app, box, options, dispatcher.wake).endpoints())
     for reaction in delivery.reactions(host, dispatcher.wake):
         host.add_reaction(reaction)
+    host.add_reaction(delivery.key_reaction(host, dispatcher))
     host.add_job("deliveries", dispatcher.run)
     host.context = {
         "app": app,

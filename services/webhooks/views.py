@@ -2,9 +2,17 @@
 database:
 
 * `endpoints`: projected from the Endpoint aggregate's events (`EndpointViews`);
+* `endpoint_owners`: whose credential each endpoint depends on (its
+  creator, a member or `key:<id>`, until adopted), projected on its own
+  (`EndpointOwners`, a projection of its own so that a database made before
+  it is filled from the start of the events);
 * `deliveries` and `attempts`: written by the delivery reactions (one row
   per event and endpoint, with the upstream position in the same
-  transaction: `DELIVERIES`) and by the dispatcher (attempts and states).
+  transaction: `DELIVERIES`) and by the dispatcher (attempts and states);
+  `retry_restarts`: where a delivery's retry schedule started again (an
+  endpoint enabled again, or "retry now");
+* `api_keys`: the network's API keys as identity's events tell them (expiry,
+  revocation), kept by the `keys` reaction (`KEYS`).
 
 Every query goes through `scoped(table, tenant_id)`.
 """
@@ -39,6 +47,17 @@ endpoints = sa.Table(
     sa.Column("secret_rotated_at", UTCDateTime),
     # the wall-clock time of its Created event, as events' `time` is: it gets the events after
     sa.Column("since", UTCDateTime, nullable=False),
+)
+
+owner_metadata = sa.MetaData()
+
+endpoint_owners = sa.Table(
+    "endpoint_owners",
+    owner_metadata,
+    sa.Column("endpoint_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(36), nullable=False),
+    sa.Column("owner", sa.String(80), nullable=False),  # a member id, or `key:<id>`
+    sa.Index("endpoint_owners_by_owner", "tenant_id", "owner"),
 )
 
 delivery_metadata = sa.MetaData()
@@ -80,6 +99,17 @@ attempts = sa.Table(
     sa.Column("ok", sa.Boolean, nullable=False),
 )
 
+# A delivery's retry schedule started again after `restarted_after` attempts
+# (a table of its own, so that databases made before it need no migration;
+# no row: the schedule counts from the first attempt).
+retry_restarts = sa.Table(
+    "retry_restarts",
+    delivery_metadata,
+    sa.Column("delivery_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(36), nullable=False),
+    sa.Column("restarted_after", sa.Integer, nullable=False),
+)
+
 # tenant admins, learnt from identity's events: whom to mail when an endpoint is disabled
 admins = sa.Table(
     "admins",
@@ -89,6 +119,21 @@ admins = sa.Table(
 )
 
 DELIVERIES = TrackedTables("webhooks-deliveries", delivery_metadata)
+
+key_metadata = sa.MetaData()
+
+# The network's API keys as identity's ApiKeyCreated/ApiKeyRevoked tell them:
+# whether the key an endpoint depends on still works (docs/webhooks.md).
+api_keys = sa.Table(
+    "api_keys",
+    key_metadata,
+    sa.Column("tenant_id", sa.String(36), primary_key=True),
+    sa.Column("key_id", sa.String(36), primary_key=True),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+KEYS = TrackedTables("webhooks-keys", key_metadata)
 
 RETENTION = timedelta(days=30)
 """How long deliveries and attempts are kept (`QUARTIER_WEBHOOKS_RETENTION_DAYS`):
@@ -138,8 +183,10 @@ def apply(conn: sa.Connection, e: Any) -> None:
             _set(conn, e, **values)
         case Endpoint.Disabled():
             _set(conn, e, enabled=False, disabled_reason=e.reason, updated_at=e.at)
-        case Endpoint.SecretRotated():
-            _set(conn, e, secret_rotated_at=e.at, updated_at=e.at)
+        case Endpoint.SecretRotated() | Endpoint.Adopted():
+            _set(conn, e, updated_at=e.at)
+            if isinstance(e, Endpoint.SecretRotated):
+                _set(conn, e, secret_rotated_at=e.at)
         case Endpoint.Deleted():
             _set(conn, e, enabled=False, deleted=True, updated_at=e.at)
             conn.execute(
@@ -150,6 +197,29 @@ def apply(conn: sa.Connection, e: Any) -> None:
                 )
                 .values(status="skipped", next_attempt_at=None, last_error="endpoint deleted")
             )
+
+
+def apply_owner(conn: sa.Connection, e: Any) -> None:
+    key = endpoint_owners.c.endpoint_id == str(e.originator_id)
+    match e:
+        case Endpoint.Created():
+            conn.execute(
+                endpoint_owners.insert().values(
+                    endpoint_id=str(e.originator_id), tenant_id=e.tenant_id, owner=e.created_by
+                )
+            )
+        case Endpoint.Adopted():
+            conn.execute(endpoint_owners.update().where(key).values(owner=e.by))
+        case Endpoint.Deleted():
+            conn.execute(endpoint_owners.delete().where(key))
+
+
+class EndpointOwners:
+    name = "webhooks-owners"
+    metadata = owner_metadata
+
+    def apply(self, conn: sa.Connection, event: Any) -> None:
+        apply_owner(conn, event)
 
 
 class EndpointViews:
@@ -181,6 +251,9 @@ def endpoint_reply(conn: sa.Connection, row: Any) -> c.Endpoint:
     head = conn.execute(
         sa.select(deliveries.c.first_failed_at).where(pending).order_by(deliveries.c.n).limit(1)
     ).first()
+    owner = conn.execute(
+        sa.select(endpoint_owners.c.owner).where(endpoint_owners.c.endpoint_id == row.endpoint_id)
+    ).scalar_one_or_none()
     return c.Endpoint(
         endpoint_id=row.endpoint_id,
         tenant_id=row.tenant_id,
@@ -194,6 +267,7 @@ def endpoint_reply(conn: sa.Connection, row: Any) -> c.Endpoint:
         secret_rotated_at=row.secret_rotated_at,
         pending=count,
         failing_since=head[0] if head else None,
+        owner=owner or "",
     )
 
 
@@ -312,6 +386,7 @@ def prune(conn: sa.Connection, before: datetime, batch: int = PRUNE_BATCH) -> tu
         gone_attempts += conn.execute(
             attempts.delete().where(attempts.c.delivery_id.in_(ids))
         ).rowcount
+        conn.execute(retry_restarts.delete().where(retry_restarts.c.delivery_id.in_(ids)))
         conn.execute(deliveries.delete().where(deliveries.c.delivery_id.in_(ids)))
     stale = sa.select(attempts.c.attempt_id).where(attempts.c.at < before).limit(batch)
     stale_ids = list(conn.execute(stale).scalars())
@@ -320,3 +395,81 @@ def prune(conn: sa.Connection, before: datetime, batch: int = PRUNE_BATCH) -> tu
             attempts.delete().where(attempts.c.attempt_id.in_(stale_ids))
         ).rowcount
     return len(ids), gone_attempts
+
+
+# -- API keys and the endpoints that depend on them ----------------------------------------
+
+
+def key_endpoints(conn: sa.Connection, tenant_id: str, key_id: str) -> list[str]:
+    """The enabled endpoints of the network that depend on this key."""
+    rows = conn.execute(
+        sa.select(endpoint_owners.c.endpoint_id)
+        .join(endpoints, endpoints.c.endpoint_id == endpoint_owners.c.endpoint_id)
+        .where(
+            (endpoint_owners.c.tenant_id == tenant_id)
+            & (endpoint_owners.c.owner == f"key:{key_id}")
+            & endpoints.c.enabled.is_(True)
+        )
+    )
+    return list(rows.scalars())
+
+
+def key_stopped(conn: sa.Connection, tenant_id: str, endpoint_id: str, now: datetime) -> str | None:
+    """Why the API key an endpoint depends on no longer works
+    ("api_key_revoked", "api_key_expired"), or None (a member's endpoint, a
+    working key, or a key not known yet: the reaction lags behind identity,
+    and the key was verified when the endpoint was made)."""
+    row = conn.execute(
+        sa.select(api_keys.c.revoked_at, api_keys.c.expires_at)
+        .select_from(endpoint_owners)
+        .join(
+            api_keys,
+            (endpoint_owners.c.owner == sa.literal("key:") + api_keys.c.key_id)
+            & (api_keys.c.tenant_id == endpoint_owners.c.tenant_id),
+        )
+        .where(
+            (endpoint_owners.c.tenant_id == tenant_id)
+            & (endpoint_owners.c.endpoint_id == endpoint_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return "api_key_revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "api_key_expired"
+    return None
+
+
+def restart_schedule(conn: sa.Connection, tenant_id: str, endpoint_id: str, now: datetime) -> bool:
+    """Make the endpoint's next pending delivery due now, its retry schedule
+    counted again from its next attempt. False when nothing is pending."""
+    head = conn.execute(
+        scoped(deliveries, tenant_id)
+        .where((deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == "pending"))
+        .order_by(deliveries.c.n)
+        .limit(1)
+    ).first()
+    if head is None:
+        return False
+    conn.execute(
+        deliveries.update()
+        .where((deliveries.c.delivery_id == head.delivery_id) & (deliveries.c.status == "pending"))
+        .values(next_attempt_at=now, first_failed_at=None)
+    )
+    conn.execute(retry_restarts.delete().where(retry_restarts.c.delivery_id == head.delivery_id))
+    conn.execute(
+        retry_restarts.insert().values(
+            delivery_id=head.delivery_id, tenant_id=tenant_id, restarted_after=head.attempts
+        )
+    )
+    return True
+
+
+def restarted_after(conn: sa.Connection, delivery_id: str) -> int:
+    found = conn.execute(
+        sa.select(retry_restarts.c.restarted_after).where(
+            retry_restarts.c.delivery_id == delivery_id
+        )
+    ).scalar_one_or_none()
+    return int(found or 0)

@@ -45,6 +45,10 @@ DELETE = (
     "mutation($input: WebhookEndpointInput!) { deleteWebhookEndpoint(input: $input) {"
     f" __typename ... on WebhookEndpointDeleted {{ endpointId }} {ERRORS} }} }}"
 )
+RETRY = (
+    "mutation($input: WebhookEndpointInput!) { retryWebhookDeliveries(input: $input) {"
+    f" __typename ... on WebhookEndpointPayload {{ endpoint {{ enabled pending owner }} }} {ERRORS} }} }}"
+)
 NODE = "query($id: ID!) { node(id: $id) { __typename ... on WebhookEndpoint { url } } }"
 
 
@@ -121,6 +125,10 @@ async def test_endpoints_events_are_on_the_stream_without_secrets_and_match_thei
     for change in ({"description": "warehouse"}, {"enabled": False}):
         answer = await system.gql(UPDATE, {"input": {"endpointId": endpoint_id, **change}}, token)
         assert answer["data"]["updateWebhookEndpoint"]["__typename"] == "WebhookEndpointPayload"
+    retried = await system.gql(RETRY, {"input": {"endpointId": endpoint_id}}, token)
+    payload = retried["data"]["retryWebhookDeliveries"]
+    assert payload["__typename"] == "WebhookEndpointPayload", retried
+    assert payload["endpoint"]["owner"] and not payload["endpoint"]["owner"].startswith("key:")
     gone = await system.gql(DELETE, {"input": {"endpointId": endpoint_id}}, token)
     assert gone["data"]["deleteWebhookEndpoint"]["endpointId"] == endpoint_id
 

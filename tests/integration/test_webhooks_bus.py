@@ -48,9 +48,14 @@ async def test_webhooks_work_with_their_own_credentials(
             )
             await gateway.request(idc.UpdateProfileCard(changes=card("Admin again")), ctx)
             await eventually(lambda: receiver.delivered, timeout=30)
-    webhooks = secured.hosts["webhooks"]
+            webhooks = secured.hosts["webhooks"]
+            await eventually(  # the keys reaction reads identity's events too
+                lambda: any(r.handled for r in webhooks.reactions if r.durable == "webhooks-keys"),
+                timeout=30,
+            )
     assert {r.durable for r in webhooks.reactions if r.handled} >= {
         "webhooks-identity",
+        "webhooks-keys",
         "webhooks-webhooks",
     }
     denied = [e for e in logs if e["event"] in ("nats.permission_denied", "nats.refused")]

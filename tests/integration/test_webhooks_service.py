@@ -321,6 +321,7 @@ async def test_only_the_networks_admins_manage_its_endpoints(
             c.CreateEndpoint(url=receiver.url),
             c.UpdateEndpoint(endpoint_id=endpoint_id, enabled=False),
             c.DeleteEndpoint(endpoint_id=endpoint_id),
+            c.RetryDeliveries(endpoint_id=endpoint_id),
             c.ListEndpoints(),
         ):
             with pytest.raises(Forbidden):
@@ -332,6 +333,8 @@ async def test_only_the_networks_admins_manage_its_endpoints(
         c.UpdateEndpoint(endpoint_id=endpoint_id, description="mine"),
         c.RotateEndpointSecret(endpoint_id=endpoint_id),
         c.DeleteEndpoint(endpoint_id=endpoint_id),
+        c.RetryDeliveries(endpoint_id=endpoint_id),
+        c.RetryDeliveries(endpoint_id="not-an-endpoint"),
         c.ListDeliveries(endpoint_id=endpoint_id),
     ):
         with pytest.raises(NotFound):
@@ -410,7 +413,7 @@ async def test_a_redelivered_event_is_queued_once(
     made = await client_bus.request(
         c.CreateEndpoint(url=receiver.url, event_types=["quartier.identity.Made"]), ctx
     )
-    (identity,) = [r for r in dev.reactions if r.reaction.upstream == "identity"]
+    (identity,) = [r for r in dev.reactions if r.reaction.name == "identity"]
     event = CloudEvent(
         id="identity:100000",
         source="quartier/identity",

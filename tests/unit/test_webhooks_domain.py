@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.runtime.errors import InvalidInput
+from services.runtime.errors import Forbidden, InvalidInput
 from services.runtime.settings import ConfigurationError, Settings
 from services.webhooks.domain import (
     RETRY_DELAYS,
     RETRY_FOR,
+    Endpoint,
     check_event_types,
     check_url,
     is_public_address,
@@ -158,3 +159,29 @@ def test_the_sealing_key_is_required_in_production(tmp_path: Path) -> None:
     generated = key_material(dev, {})
     assert key_material(dev, {}) == generated  # kept in the data dir
     assert (tmp_path / "webhooks-key").stat().st_mode & 0o077 == 0
+
+
+AT = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("reason", ["api_key_revoked", "api_key_expired"])
+def test_a_keys_endpoint_stopped_with_its_key_is_taken_over_by_the_admin_who_enables_it(
+    reason: str,
+) -> None:
+    endpoint = Endpoint.new("t1", "https://example.org/hook", [], "", "key:k1", AT)
+    assert endpoint.owner == "key:k1"
+    assert endpoint.disable(reason, None, AT)
+    assert not endpoint.disable(reason, None, AT)  # once
+    with pytest.raises(Forbidden):  # another key may not
+        endpoint.update("key:k2", AT, enabled=True)
+    assert not endpoint.enabled and endpoint.owner == "key:k1"
+    assert endpoint.update("m1", AT, enabled=True)
+    assert endpoint.enabled and endpoint.disabled_reason is None and endpoint.owner == "m1"
+
+
+def test_enabling_again_after_an_admin_or_a_failure_keeps_the_owner() -> None:
+    endpoint = Endpoint.new("t1", "https://example.org/hook", [], "", "key:k1", AT)
+    for reason in ("admin", "failing"):
+        endpoint.disable(reason, None, AT)
+        assert endpoint.update("key:k2", AT, enabled=True)
+        assert endpoint.enabled and endpoint.owner == "key:k1"
