@@ -17,7 +17,7 @@ import pytest
 
 from gateway.account_pages import HEADERS
 from services.identity.outbox import pending_count
-from tests.e2e.conftest import Network, System, invite, join, open_network
+from tests.e2e.conftest import Network, System, invite, join, mutate, open_network
 from tests.support.identity import PASSWORD
 from tests.support.logs import captured_logs
 from tests.support.waiting import eventually
@@ -163,3 +163,19 @@ async def test_a_password_is_reset_on_its_page(system: System) -> None:
     assert used.status_code == 410 and "Ce lien a déjà servi" in used.text
     without_network = await client.get(link.split("&network=")[0])
     assert without_network.status_code == 404
+
+
+async def test_an_english_network_s_page_speaks_english(system: System) -> None:
+    net = await open_network(system, "pole-english")
+    changed = await mutate(system, "setTenantLocale", {"locale": "EN"}, net.admin.access)
+    assert changed["__typename"] == "TenantLocaleSet", changed
+    address = f"ann@{net.slug}.example"
+    await invite(system, net, address)
+    link = mailed_link(system, address, "/accept-invitation")
+    shown = await system.client.get(link)
+    assert '<html lang="en">' in shown.text and "Join Network pole-english" in shown.text
+    short = await system.client.post(
+        link, data=form("short", display_name="Ann", activity_code="plumber")
+    )
+    assert short.status_code == 400
+    assert "A password has 10 to 256 characters" in short.text
