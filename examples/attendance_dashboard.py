@@ -22,7 +22,7 @@ any point resumes with no duplicate and no gap.
 
 Without `--follow` it reads what is there, draws, and stops; with it, it
 keeps following (redrawing when the stream is quiet) and reconnects after a
-failure from its saved position. Only the standard library and matplotlib
+failure from its saved position, until Ctrl-C (one line, the position saved). Only the standard library and matplotlib
 (`pip install 'quartier[examples]'`, or just `pip install matplotlib`).
 
 What it counts: `quartier.events.AttendanceRecorded.v1` entries marked
@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     except Ended as e:  # (following, it resumes by itself)
         print(f"the server ended the stream: {e}; run again to resume", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the state on disk is whole (saved after each event)
+        total = State.load(args.state).processed
+        print(f"stopped; position saved in {args.state} ({total} processed in all)")
+        return 0
     print(summary(read_now, state.processed, resumed))
     print(f"position saved in {args.state}; chart: {args.png}")
     return 0

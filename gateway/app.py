@@ -6,7 +6,8 @@ graphql-transport-ws; GraphiQL outside production), `/v1/…` (the HTTP API:
 the event stream and its schemas, `gateway.v1`), `/health/live`,
 `/health/ready` (NATS connected and every service answering), and the pages
 e-mails link to, without login (`gateway.pages`: `/links/…`,
-`/unsubscribe/…`, `/calendar/<token>.ics`), and the admin console at
+`/unsubscribe/…`, `/calendar/<token>.ics`; `gateway.account_pages`:
+`/accept-invitation`, `/reset-password`), and the admin console at
 `/console/` (`gateway.console`, static files on the GraphQL API)."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from gateway.account_pages import routes as account_page_routes
 from gateway.budgets import Budgets, Limits
 from gateway.console import routes as console_routes
 from gateway.context import RateLimiter, context_getter
@@ -103,6 +105,8 @@ ROUTES = (
     "unsubscribe",
     "calendar",
     "console",
+    "accept-invitation",
+    "reset-password",
 )
 
 
@@ -235,6 +239,7 @@ def create_app(
             ready,
             metrics_endpoint,
             *page_routes,
+            *account_page_routes,
             *console_routes,
         ],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},

@@ -104,7 +104,8 @@ async def tenant_create(settings: Settings, slug: str, name: str, admin_email: s
     print(
         f"Invitation for its admin {admin_email} (expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC):"
     )
-    print(f"  {public_url(settings)}/accept-invitation?token={invitation.token}")
+    link = f"{public_url(settings)}/accept-invitation?token={invitation.token}"
+    print(f"  {link}&network={done.tenant.slug}")
     return 0
 
 

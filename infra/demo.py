@@ -258,25 +258,28 @@ async def ensure_member(
     member: DemoMember,
     admin: idc.Session | None = None,
 ) -> idc.Session:
-    """Sign in as the member; if there is no such account, invite and accept.
-    A member who changed their password (or whose sign-in is throttled) is
-    found through the admin's view of the network: the demo acts as them by
-    their id and roles, as it does for everyone, without their password."""
-    try:
-        return await bus.request(
-            idc.Login(tenant_slug=SLUG, email=member.email, password=PASSWORD), RequestContext()
-        )
-    except (InvalidCredentials, RateLimited):
-        if admin is not None:
-            known = await find_member(bus, admin, member.email)
-            if known is not None:
-                log.info("demo.member_password_changed", member=member.key)
-                return known
-        elif member.admin:
-            raise DemoError(
-                f"the demo's admin {member.email} no longer signs in with the demo's"
-                " password: give it back (`resetPassword`) or start without --demo"
-            ) from None
+    """The member, invited and accepted if there is no such account yet.
+    With the admin's session, the member is looked up through the admin's
+    view of the network first (never a sign-in bound to fail: each failed
+    one is logged by identity as a refused login): the demo acts as them by
+    their id and roles, as it does for everyone, without their password.
+    Without it (the admin themselves, on a later start), a sign-in."""
+    if admin is not None:
+        known = await find_member(bus, admin, member.email)
+        if known is not None:
+            return known
+    else:
+        try:
+            return await bus.request(
+                idc.Login(tenant_slug=SLUG, email=member.email, password=PASSWORD),
+                RequestContext(),
+            )
+        except (InvalidCredentials, RateLimited):
+            if member.admin:
+                raise DemoError(
+                    f"the demo's admin {member.email} no longer signs in with the demo's"
+                    " password: give it back (`resetPassword`) or start without --demo"
+                ) from None
     sent = await bus.request(
         idc.InviteMember(email=member.email, as_admin=member.admin),
         operator(operator_token, tenant_id),
@@ -334,6 +337,7 @@ async def load_demo(
     from infra.demo_referrals import load_referrals
 
     settings = settings or Settings.from_env()
+    sessions: dict[str, idc.Session] = {}
     try:
         tenant = await bus.request(idc.GetTenant(slug=SLUG), RequestContext())
     except NotFound:
@@ -344,14 +348,16 @@ async def load_demo(
         tenant = created.tenant
         admin = MEMBERS[0]
         assert created.admin_invitation.token is not None
-        await bus.request(
+        first = await bus.request(
             idc.AcceptInvitation(
                 token=created.admin_invitation.token, password=PASSWORD, card=_card(admin.card)
             ),
             RequestContext(),
         )
-    sessions: dict[str, idc.Session] = {}
+        sessions[admin.key] = first  # a new network: no sign-in to try
     for member in MEMBERS:
+        if member.key in sessions:
+            continue
         admin_session = sessions.get(MEMBERS[0].key)
         sessions[member.key] = await ensure_member(
             bus, operator_token, tenant.tenant_id, member, admin_session

@@ -154,7 +154,7 @@ class Launcher:
 
     async def _start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(s.data_dir)
         if self.nats_nodes:
             await self._start_nats_cluster()
         elif not s.nats_url:
@@ -380,7 +380,18 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def private_data_dir(path: Path) -> None:
+    """The data directory, readable by its owner only (0700): it holds the
+    members' e-mails and password hashes (identity.db), the exports' files,
+    the NATS passwords. One made before (0755 by an older launcher, or by
+    hand) is closed again on every start; the files in it are the launcher's
+    processes', made under the umask 077 (`up`, the supervisor)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
 def up(demo: bool, nats_cluster: int = 1, replicas: int = 1) -> int:
+    os.umask(0o077)  # every file the launcher and its processes make is private
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, service="launcher")
     try:

@@ -33,6 +33,10 @@ from services.runtime.settings import ConfigurationError
 
 log = get_logger("quartier.launcher")
 
+# The children's umask: every file they make (SQLite databases with e-mails
+# and password hashes, export files, logs) is their owner's only.
+PRIVATE_UMASK = 0o077
+
 Probe = Callable[[], Awaitable[bool]]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -154,6 +158,7 @@ class Supervisor:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # Ctrl-C in the terminal is for the launcher only
+                umask=PRIVATE_UMASK,
                 preexec_fn=die_with_parent(),
             )
         finally:

@@ -177,7 +177,9 @@ class IdentityHandlers(Handlers):
     ) -> c.InvitationSent:
         """The token leaves identity by mail only (and, for the platform
         operator, in the reply: the operator hands it to a network's founder)."""
-        accept_url = f"{self.settings.public_url}/accept-invitation?token={token}"
+        accept_url = (
+            f"{self.settings.public_url}/accept-invitation?token={token}&network={tenant.slug}"
+        )
         self.mailer.send(
             invitation_message(
                 sender=self.settings.mail_from,

@@ -234,7 +234,7 @@ class IdentityMailer:
                 sender=self.settings.mail_from,
                 to=member.email,
                 network=tenant.name,
-                reset_url=f"{self.settings.public_url}/reset-password?token={token}",
+                reset_url=f"{self.settings.public_url}/reset-password?token={token}&network={tenant.slug}",
                 expires_at=reset.expires_at,
                 locale=tenant.locale,
                 now=now,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -157,6 +158,26 @@ async def test_the_dashboard_follows_resumes_and_draws(
     await eventually(
         lambda: len((tmp_path / "seen.txt").read_text().split()) == len(events) + 1, timeout=30
     )
+    # another follower, stopped by Ctrl-C once caught up: one line, its state saved
+    other = tmp_path / "other"
+    other.mkdir()
+    interrupted = await start_example(system, key, other, "--follow")
+    await eventually(
+        lambda: (
+            (other / "seen.txt").exists()
+            and len((other / "seen.txt").read_text().split()) == len(events) + 1
+        ),
+        timeout=30,
+    )
+    interrupted.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(interrupted.communicate(), 30)
+    assert interrupted.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode(), err.decode()
+    assert out.decode().splitlines() == [
+        f"stopped; position saved in {other / 'state.json'} ({len(events) + 1} processed in all)"
+    ]
+    assert json.loads((other / "state.json").read_text())["processed"] == len(events) + 1
+
     revoked = await system.gql(REVOKE, {"input": {"id": key_id}}, club.admin.access)
     assert revoked["data"]["revokeApiKey"]["__typename"] == "ApiKeyRevoked", revoked
     _, err = await asyncio.wait_for(following.communicate(), 60)

@@ -438,7 +438,10 @@ mutation Accept($input: AcceptInvitationInput!) {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("quartier-up").resolve() / "data"
+    path = tmp_path_factory.mktemp("quartier-up").resolve() / "data"
+    path.mkdir(mode=0o755)  # as an older launcher left it: open to all
+    path.chmod(0o755)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -487,6 +490,25 @@ def test_up_demo_prints_the_banner_and_runs_every_process(first_run: Launcher) -
     assert nats_url.startswith("nats://127.0.0.1:")
     assert nats_url in banner
     assert (first_run.data_dir / "public.url").read_text().strip() == first_run.base_url
+
+
+def test_the_data_directory_and_its_files_are_private(first_run: Launcher) -> None:
+    # made 0755 before the start (the fixture): closed again; files made 0600
+    assert stat.S_IMODE(first_run.data_dir.stat().st_mode) == 0o700
+    made = [p for p in first_run.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "identity.db" for p in made), made
+    open_ones = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in made}
+    assert {p: m for p, m in open_ones.items() if m != "0o600"} == {}
+
+
+def test_the_demo_tries_no_sign_in_bound_to_fail(first_run: Launcher) -> None:
+    # every process logs to the launcher's stderr (lines of processes may
+    # interleave: read as text); before the demo is loaded, the gateway is
+    # not started: no test's own sign-in
+    text = first_run.stderr_path.read_text(errors="replace")
+    text = text[: text.index('"launcher.demo_loaded"')]
+    assert '"AcceptInvitation"' in text  # identity's lines are there: the demo's members
+    assert "invalid_credentials" not in text
 
 
 def test_ready_means_the_demo_is_loaded(first_run: Launcher) -> None:
@@ -638,7 +660,9 @@ def test_tenant_create_prints_an_accept_url_on_the_systems_port(first_run: Launc
         "tenant", "create", "other-net", "Other", "--admin-email", "a@other.example"
     )
     assert result.returncode == 0, result.stderr
-    match = re.search(r"(\S+)/accept-invitation\?token=(\S+)", result.stdout)
+    match = re.search(
+        r"(\S+)/accept-invitation\?token=([^&\s]+)&network=other-net\b", result.stdout
+    )
     assert match, result.stdout
     assert match.group(1) == first_run.base_url
     assert "'other-net'" in result.stdout

@@ -10,6 +10,7 @@ where it was, and a second load adds nothing. One system for the whole story
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from services.runtime.clock import ShiftedClock
 from services.runtime.host import ServiceHost
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
+from tests.support.logs import captured_logs
 from tests.support.services import Services
 
 pytestmark = pytest.mark.asyncio
@@ -53,7 +55,12 @@ async def test_the_demo_has_a_history_and_loads_once(
     services = Services(sqlite_settings, clock)  # type: ignore[arg-type]
     hosts = await services.start_all()
     try:
-        sessions = await load_demo(client_bus, sqlite_settings.operator_token, sqlite_settings)
+        with captured_logs(logging.INFO) as logs:
+            sessions = await load_demo(client_bus, sqlite_settings.operator_token, sqlite_settings)
+        # a first load tries no sign-in bound to fail (each would be logged as refused)
+        handled = [(e["request"], e["outcome"]) for e in logs if e["event"] == "request.handled"]
+        assert ("AcceptInvitation", "ok") in handled  # the lines are there
+        assert [h for h in handled if h[0] == "Login" and h[1] != "ok"] == []
         # the clock is back where it was
         assert clock.offset == timedelta(0)
         admin = as_member(sessions["claire"])
