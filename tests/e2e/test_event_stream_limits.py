@@ -154,3 +154,40 @@ async def test_one_subscription_too_many_on_a_connection_is_a_coded_error(
         [error] = message["payload"]
         assert error["extensions"]["code"] == "RATE_LIMITED", error
         assert "100 subscriptions" in error["message"]
+
+
+async def test_a_key_s_graphql_and_stream_requests_share_its_bucket(system: System) -> None:
+    """A key's own bucket, whatever the address it comes from (each request
+    also spends its address's before the key is verified)."""
+    net = await open_network(system, "stream-key-budget")
+    key, _ = await create_key(system, net, ["EVENTS_READ", "REPORTS_READ"])
+    other_key, _ = await create_key(system, net, ["EVENTS_READ"])
+    network_report = "{ results(scope: TENANT) { scope } }"
+    limited = system.settings.with_(
+        member_rate_limit_per_minute=3,
+        rate_limit_per_minute=1000,
+        trusted_proxies=frozenset({"127.0.0.1"}),  # X-Forwarded-For picks the address
+    )
+
+    def sent(token: str, address: str) -> dict[str, str]:
+        return {**auth(token), "X-Forwarded-For": address}
+
+    async def report(token: str, address: str) -> httpx.Response:
+        return await gateway.client.post(
+            "/graphql", json={"query": network_report}, headers=sent(token, address)
+        )
+
+    async def stream(token: str, address: str) -> httpx.Response:
+        return await gateway.client.get(
+            "/v1/events", params={"limit": "1"}, headers=sent(token, address)
+        )
+
+    async with serve_gateway(limited) as gateway:
+        assert (await report(key, "10.0.0.1")).status_code == 200
+        for _ in range(2):
+            assert (await stream(key, "10.0.0.1")).status_code == 200
+        # from a fresh address: the key's bucket (3) is spent, by GraphQL and the stream
+        rate_limited(await stream(key, "10.0.0.2"))
+        assert (await report(key, "10.0.0.3")).status_code == 429
+        # another key of the network has its own
+        assert (await stream(other_key, "10.0.0.4")).status_code == 200

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.budgets import FOLLOW_RETRY_SECONDS, OpenStreams, Refused
+from services.runtime.settings import ConfigurationError, Settings
+from tests.unit.test_auth_and_settings import SECRETS
 
 
 def test_a_caller_is_bounded_below_its_network() -> None:
@@ -45,3 +47,16 @@ def test_a_release_counts_once_and_counts_are_forgotten_at_zero() -> None:
 @pytest.mark.parametrize(("per_tenant", "per_caller"), [(1, 1), (4, 1), (5, 2), (20, 5)])
 def test_the_default_share_of_a_caller(per_tenant: int, per_caller: int) -> None:
     assert OpenStreams(per_tenant).per_caller == per_caller
+
+
+def test_the_setting_and_the_gateway_s_counter() -> None:
+    assert Settings.from_env(dict(SECRETS)).stream_follows == 20
+    settings = Settings.from_env({**SECRETS, "QUARTIER_STREAM_FOLLOWS": "8"})
+    assert settings.stream_follows == 8
+    # (the gateway's counter from it: tests/e2e/test_event_stream_limits.py)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5"])
+def test_a_bad_setting_is_refused_at_start_up(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="QUARTIER_STREAM_FOLLOWS"):
+        Settings.from_env({**SECRETS, "QUARTIER_STREAM_FOLLOWS": value})
