@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -370,15 +371,13 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         follow=follow,
     )
     recheck = still_reading(state.bus, principal, correlation_id, address)
+    lines = body(reader, media_type, caller, recheck, state.get("stopping"), release=release)
+    if release is not None:
+        # a response never started (the client gone at once) runs no `finally`:
+        # its following turn is given back when it is collected
+        weakref.finalize(lines, release)
     return Stream(
-        body(
-            reader,
-            media_type,
-            caller,
-            recheck,
-            state.get("stopping"),
-            release=release,
-        ),
+        lines,
         media_type=media_type,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
