@@ -159,4 +159,3 @@ async def test_the_server_stopping(media_type: str) -> None:
 async def test_an_end_the_client_asked_for_has_no_error_line(media_type: str) -> None:
     lines = await read(Reader(), media_type)
     assert not any("error" in line for line in lines)
-
