@@ -31,9 +31,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from gateway.account_pages import routes as account_page_routes
-from gateway.budgets import Budgets, Limits
+from gateway.budgets import Budgets, Limits, OpenStreams
 from gateway.console import routes as console_routes
-from gateway.context import RateLimiter, context_getter
+from gateway.context import context_getter
 from gateway.exports import routes as export_routes
 from gateway.http import graphql_controller, method_not_allowed_handler
 from gateway.limits import MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_WS_MESSAGE
@@ -248,8 +248,8 @@ def create_app(
             {
                 "bus": bus,
                 "settings": settings,
-                "limiter": RateLimiter(settings.rate_limit_per_minute),
                 "budgets": budgets_of(settings),
+                "streams": OpenStreams(settings.stream_follows),
                 "stopping": stopping if stopping is not None else asyncio.Event(),
             }
         ),

@@ -280,3 +280,53 @@ def _trusted(address: str, trusted: frozenset[str]) -> bool:
     except ValueError:
         return False
     return any(ip in ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
+FOLLOW_RETRY_SECONDS = 30
+"""`Retry-After` of a refused `follow=true` stream: open streams end when
+their clients hang up, not at a time the gateway knows; half a minute is a
+reasonable wait before trying again."""
+
+
+class OpenStreams:
+    """Long responses open at once on a replica (`GET /v1/events?follow=true`),
+    counted per network and per caller (a key or a member): at most `per_tenant`
+    of one network and `per_caller` of one caller. `open` answers a release
+    (call it once, when the response ends) or raises Refused."""
+
+    def __init__(self, per_tenant: int, per_caller: int | None = None) -> None:
+        self.per_tenant = max(1, per_tenant)
+        self.per_caller = max(1, per_caller if per_caller is not None else -(-per_tenant // 4))
+        self.counts: dict[str, int] = {}
+
+    def open(self, tenant: str, caller: str) -> Callable[[], None]:
+        tenant_key, caller_key = f"tenant:{tenant}", f"caller:{caller}"
+        if self.counts.get(caller_key, 0) >= self.per_caller:
+            raise Refused(
+                f"this credential has {self.per_caller} following streams open already "
+                "(the most per key or member): close one, or read without follow",
+                FOLLOW_RETRY_SECONDS,
+            )
+        if self.counts.get(tenant_key, 0) >= self.per_tenant:
+            raise Refused(
+                f"this network has {self.per_tenant} following streams open already "
+                "(QUARTIER_STREAM_FOLLOWS): close one, or read without follow",
+                FOLLOW_RETRY_SECONDS,
+            )
+        for key in (tenant_key, caller_key):
+            self.counts[key] = self.counts.get(key, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            for key in (tenant_key, caller_key):
+                left = self.counts.get(key, 0) - 1
+                if left > 0:
+                    self.counts[key] = left
+                else:
+                    self.counts.pop(key, None)
+
+        return release

@@ -295,6 +295,13 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
             refused.message, headers={"Retry-After": str(refused.retry_after)}
         ) from None
     principal = await current_principal(state.bus, principal, correlation, address)
+    if principal.key_id is not None and principal.refused is None:
+        try:  # a verified API key: its own bucket, then its network's (docs/api-keys.md)
+            budgets.request(f"key:{principal.key_id}", principal.tenant_id)
+        except Refused as refused:
+            raise TooManyRequestsException(
+                refused.message, headers={"Retry-After": str(refused.retry_after)}
+            ) from None
     if principal.key_id is None and isinstance(principal.refused, RateLimited):
         raise TooManyRequestsException(
             principal.refused.message,

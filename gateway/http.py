@@ -59,6 +59,7 @@ from gateway.execution import (
     error_code,
 )
 from gateway.limits import MAX_BODY, MAX_DOCUMENT
+from gateway.stream import SubscriptionsPerConnection
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.gateway")
@@ -322,6 +323,7 @@ def graphql_controller(
 
     class QuartierGraphQLController(base):  # type: ignore[valid-type, misc]
         request_max_body_size = MAX_BODY
+        graphql_transport_ws_handler_class = SubscriptionsPerConnection
         exception_handlers = {
             HTTPException: http_exception_handler,
             Exception: internal_error_handler,

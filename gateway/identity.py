@@ -772,6 +772,7 @@ class Mutation(ApiKeyMutation):  # tenant API keys: gateway/apikeys.py
             info,
             lambda: c.UpdateProfileCard(changes=input.to_contract()),
             lambda card: ProfileCardUpdated(member=Member.from_card(card)),
+            fields={"changes.": ""},  # the input is the changes: `bio`, not `changes.bio`
         )
 
     @strawberry.mutation(description="Tenant admin: make a member tenant admin, or not.")

@@ -198,14 +198,27 @@ async def command(
     """Run a mutation: check the caller's credential, build the command (ids
     decoded: a malformed one is a ValidationError), send it, wrap the reply.
     A typed error becomes the matching member of the result union; `fields`
-    renames the service's field names to the mutation's input fields."""
+    renames the service's field names to the mutation's input fields: a name
+    ending with `.` renames a prefix (`{"changes.": ""}` for a command that
+    wraps the input's fields in `changes`: `changes.bio` is the input's `bio`)."""
     try:
         rctx = _caller_context(info, caller)
         return wrap(await info.context.ask(build(), rctx))
     except e.QuartierError as error:
-        if fields and error.field in fields:
-            error.field = fields[error.field]
+        if fields and error.field:
+            error.field = input_field(error.field, fields)
         return as_error_type(error)
+
+
+def input_field(field: str, fields: Mapping[str, str]) -> str:
+    """A service's field name as the mutation's input names it (`command`'s
+    `fields`: whole names first, then prefixes ending with `.`)."""
+    if field in fields:
+        return fields[field]
+    for old, new in fields.items():
+        if old.endswith(".") and field.startswith(old):
+            return new + field[len(old) :]
+    return field
 
 
 # -- Relay connections and nodes ---------------------------------------------------

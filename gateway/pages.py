@@ -37,7 +37,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response
 
-from gateway.budgets import client_address
+from gateway.budgets import Budgets, client_address
+from gateway.budgets import Refused as OverBudget
 from services.events import contract as ec
 from services.identity import contract as idc
 from services.runtime import errors as e
@@ -262,10 +263,24 @@ def _client(state: State, request: Request[Any, Any, Any]) -> str:
     )
 
 
+def _over_budget(state: State, request: Request[Any, Any, Any]) -> int | None:
+    """Spend one request of the client address's budget (`gateway.budgets`,
+    the one its anonymous GraphQL requests spend): None, or the seconds to
+    wait (`Retry-After`)."""
+    budgets: Budgets = state.budgets
+    try:
+        budgets.request(f"address:{_client(state, request)}", None)
+    except OverBudget as refused:
+        return refused.retry_after
+    return None
+
+
 def _check_rate(state: State, request: Request[Any, Any, Any]) -> None:
-    client = _client(state, request)
-    if not state.limiter.allow(f"pages:{client}"):
-        raise Refused(_error(None, "rate_limited", 429))
+    wait = _over_budget(state, request)
+    if wait is not None:
+        page = _error(None, "rate_limited", 429)
+        page.headers["Retry-After"] = str(wait)
+        raise Refused(page)
 
 
 async def _network(state: State, request: Request[Any, Any, Any], slug: str, token: str) -> Network:
@@ -459,10 +474,13 @@ async def calendar_feed(
 ) -> Response[str]:
     """`/calendar/<token>.ics`: the feed behind a secret address."""
     plain = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-    client = _client(state, request)
-    if not state.limiter.allow(f"pages:{client}"):
+    wait = _over_budget(state, request)
+    if wait is not None:
         return Response(
-            "Too many requests\n", status_code=429, media_type="text/plain", headers=plain
+            "Too many requests\n",
+            status_code=429,
+            media_type="text/plain",
+            headers={**plain, "Retry-After": str(wait)},
         )
     token = name.removesuffix(".ics")
     if token == name or not token or len(token) > MAX_TOKEN:

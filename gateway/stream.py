@@ -21,7 +21,12 @@ from typing import Any
 
 import msgspec
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import Info
 
 from gateway.context import Context, Principal, current_principal
@@ -31,7 +36,14 @@ from services.runtime.bus import Bus
 from services.runtime.errors import InvalidInput, QuartierError
 from services.runtime.stream import EventReader, Position, parse_type_prefixes
 
-__all__ = ["EVENTS_READ", "EventsReader", "events_reader", "scopes_of", "still_reading"]
+__all__ = [
+    "EVENTS_READ",
+    "EventsReader",
+    "SubscriptionsPerConnection",
+    "events_reader",
+    "scopes_of",
+    "still_reading",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,32 @@ def still_reading(bus: Bus, principal: Principal, correlation_id: str, address: 
         events_reader(await current_principal(bus, principal, correlation_id, address))
 
     return recheck
+
+
+class SubscriptionsPerConnection(BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws, with the refusal of one subscription too many on
+    a connection (strawberry's `max_subscriptions_per_connection`, 100) as a
+    GraphQL error like the API's others: `extensions.code` `RATE_LIMITED`
+    and `extensions.limit` (docs/stream.md, "Limits")."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        most = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and most is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= most
+        ):
+            error = GraphQLError(
+                f"this connection has {most} subscriptions running already (the most): "
+                "complete one, or open another connection",
+                extensions={"code": "RATE_LIMITED", "limit": "subscriptionsPerConnection"},
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
 
 
 @strawberry.type(description="A domain event as a CloudEvent (1.0).")
@@ -148,7 +186,10 @@ class StreamSubscription:
             await events.close()
         if events.expired:
             raise PublicError(
-                "the access token has expired: subscribe again with a fresh one "
+                "this API key has expired: subscribe again with a valid key "
+                "(and `after`: the position of the last event you had)"
+                if reader.who.startswith("key:")
+                else "the access token has expired: subscribe again with a fresh one "
                 "(and `after`: the position of the last event you had)",
                 "unauthenticated",
             )

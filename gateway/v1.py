@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +35,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response, Stream
 
-from gateway.context import Principal, current_principal, peer_address, resolve_principal
+from gateway.budgets import Budgets, OpenStreams, Refused
+from gateway.context import (
+    Principal,
+    caller_key,
+    current_principal,
+    peer_address,
+    resolve_principal,
+)
 from gateway.keys import Stopping, while_allowed
 from gateway.stream import EventsReader, events_reader, still_reading
 from infra.catalogue import event_schema_copy, schema_index
@@ -79,9 +87,11 @@ class ApiError(Exception):
 def error_response(
     code: str, message: str, field: str | None = None, retry_after: int | None = None
 ) -> Response[Any]:
-    error: dict[str, str] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
+    if code == "rate_limited" and retry_after:
+        error["retryAfter"] = retry_after
     headers = {"Cache-Control": "no-store"}
     if code == "unauthenticated":
         headers["WWW-Authenticate"] = 'Bearer realm="quartier"'
@@ -213,6 +223,10 @@ def sse_end(error: dict[str, Any]) -> bytes:
 EXPIRED = (
     "the credential has expired: reconnect with a fresh one and the position of your last event"
 )
+EXPIRED_KEY = (
+    "this API key has expired: reconnect with a valid key (a network admin issues a new one) "
+    "and the position of your last event"
+)
 RESUME = "reconnect and resume from the position of your last event"
 
 
@@ -222,6 +236,7 @@ async def body(
     caller: EventsReader,
     recheck: Callable[[], Awaitable[None]],
     stopping: asyncio.Event | None = None,
+    release: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The response's lines. When the server ends it — the credential no
     longer allows reading (revoked or expired key, ended session, demoted
@@ -248,7 +263,8 @@ async def body(
             yield end(ending(stopped.code, stopped.message))
             return
         if reader.expired:
-            yield end(ending("unauthenticated", EXPIRED))
+            expired = EXPIRED_KEY if caller.who.startswith("key:") else EXPIRED
+            yield end(ending("unauthenticated", expired))
     except QuartierError as e:  # the stream failed midway: the client resumes
         log.warning("v1.events_failed", tenant=caller.tenant_id, code=e.code)
         yield end(ending(e.code, f"{e.message}: the stream has ended; {RESUME}"))
@@ -260,24 +276,41 @@ async def body(
             delivered=reader.delivered,
             expired=reader.expired,
         )
+        if release is not None:
+            release()
         await reader.close()
+
+
+def spend(state: State, caller: str, tenant: str | None) -> None:
+    """One request of `caller` (then of network `tenant`) from the budgets
+    GraphQL spends (`gateway.budgets`), or `Refused`."""
+    budgets: Budgets = state.budgets
+    budgets.request(caller, tenant)
+
+
+def too_many(refused: Refused) -> Response[Any]:
+    return error_response("rate_limited", refused.message, retry_after=refused.retry_after)
 
 
 @get("/v1/events")
 async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     reader: EventReader | None = None
+    release: Callable[[], None] | None = None
     address = peer_address(state, request.headers, request.scope)
     correlation_id = new_correlation_id()
-    principal: Principal = await current_principal(
-        state.bus,
-        resolve_principal(state.settings, request.headers.get("authorization")),
-        correlation_id,
-        address,
-    )
+    presented = resolve_principal(state.settings, request.headers.get("authorization"))
+    # the budgets first, as for GraphQL (gateway.context.context_getter): a
+    # refused request costs identity nothing
+    first = caller_key(presented, address)
+    try:
+        spend(state, first, presented.tenant_id if first.startswith("member:") else None)
+    except Refused as refused:
+        return too_many(refused)
+    principal: Principal = await current_principal(state.bus, presented, correlation_id, address)
     try:
         caller = events_reader(principal)
-        if not state.limiter.allow(caller.tenant_id):
-            raise ApiError("rate_limited", "too many requests for this network: slow down")
+        if principal.key_id is not None:  # a verified key: its own bucket, then its network's
+            spend(state, caller.who, caller.tenant_id)
         params = query_parameters(request.scope.get("query_string", b""))
         media_type = negotiate(request.headers.get("accept"))
         last_event_id = (request.headers.get("last-event-id") or "").strip()
@@ -297,6 +330,16 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
             else DEFAULT_HEARTBEAT
         )
         types = parse_type_prefixes(params.get("types", ()))
+        if "types" in params and not types:  # `types=`: a filter lost on the way
+            raise ApiError(
+                "invalid_input",
+                "types is empty: give at least one prefix of event types "
+                "(e.g. quartier.hubs.), or leave types out to read every type",
+                "types",
+            )
+        if follow:
+            streams: OpenStreams = state.streams
+            release = streams.open(caller.tenant_id, caller.who)
         reader = EventReader(
             state.bus.jetstream(),
             caller.tenant_id,
@@ -309,11 +352,15 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
             deadline=caller.deadline(),
         )
         await reader.open()
-    except ApiError as e:
-        return error_response(e.code, e.message, e.field)
-    except QuartierError as e:
+    except (ApiError, QuartierError, Refused) as e:
         if reader is not None:
             await reader.close()
+        if release is not None:
+            release()
+        if isinstance(e, Refused):
+            return too_many(e)
+        if isinstance(e, ApiError):
+            return error_response(e.code, e.message, e.field)
         return error_response(e.code, e.message, e.field, e.retry_after)
     log.info(
         "v1.events_opened",
@@ -324,8 +371,13 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         follow=follow,
     )
     recheck = still_reading(state.bus, principal, correlation_id, address)
+    lines = body(reader, media_type, caller, recheck, state.get("stopping"), release=release)
+    if release is not None:
+        # a response never started (the client gone at once) runs no `finally`:
+        # its following turn is given back when it is collected
+        weakref.finalize(lines, release)
     return Stream(
-        body(reader, media_type, caller, recheck, state.get("stopping")),
+        lines,
         media_type=media_type,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -131,4 +131,6 @@ class Mutation:
                 reason=input.reason,
             ),
             hub_payload,
+            # the input's `rules`: `rules.maxVisits`, not `maxVisits`
+            fields={name: f"rules.{name}" for name in c.RulesChanges.__struct_fields__},
         )

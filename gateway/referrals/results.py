@@ -27,7 +27,7 @@ from gateway.kit import (
 from gateway.nodes import from_global_id
 from gateway.referrals.money import Money
 from services.referrals import contract as c
-from services.runtime.errors import InvalidInput
+from services.runtime.errors import Forbidden, InvalidInput
 
 
 @strawberry.enum(description="What a report is about.")
@@ -75,16 +75,24 @@ class Results:
     needs_posted: int
     needs_met_inside: int
 
-    @strawberry.field(description="The member, for a member's report.")
+    @strawberry.field(
+        description="The member, for a member's report (members only: an API key reads "
+        "figures and ids, not members' cards; FORBIDDEN)."
+    )
     async def member(self, info: Info[Context, Any]) -> Member | None:
         if self.scope is not ResultsScope.MEMBER:
             return None
+        _no_cards_for_keys(info, "member")
         return await load_member(info, self.subject_id)
 
-    @strawberry.field(description="The hub, for a hub's report.")
+    @strawberry.field(
+        description="The hub, for a hub's report (members only: an API key reads figures "
+        "and ids; FORBIDDEN)."
+    )
     async def hub(self, info: Info[Context, Any]) -> HubRef | None:
         if self.scope is not ResultsScope.HUB:
             return None
+        _no_cards_for_keys(info, "hub")
         return await load_hub_of(info, self.subject_id)
 
     @classmethod
@@ -237,9 +245,23 @@ class EngagementSettingsInput:
         )
 
 
+def _no_cards_for_keys(info: Info[Context, Any], field: str) -> None:
+    """An API key holding `reports:read` reads a report's figures and its
+    `subjectId`, not the member's card nor the hub's (docs/api-keys.md): a
+    key is authenticated, so the refusal is FORBIDDEN, not UNAUTHENTICATED."""
+    if info.context.principal.key_id is not None:
+        with public_errors():
+            raise Forbidden(
+                f"an API key reads a report's figures and subjectId, not its {field}: "
+                "ask for subjectId instead"
+            )
+
+
 def _subject(scope: ResultsScope, subject_id: str | None) -> str | None:
     """A report's subject: a Member id (member), a Hub id (hub), none (network)."""
     if subject_id is None:
+        if scope is ResultsScope.HUB:
+            raise InvalidInput("a hub's report needs subjectId, a Hub id", field="subjectId")
         return None
     if scope is ResultsScope.TENANT:
         raise InvalidInput("a report of the network has no subject", field="subjectId")
@@ -301,4 +323,5 @@ class Mutation:
             info,
             lambda: c.SetEngagementSettings(settings=input.to_contract()),
             lambda s: EngagementSettingsPayload(settings=EngagementSettings.from_contract(s)),
+            fields={"settings.": ""},  # the input is the settings
         )

@@ -72,6 +72,7 @@ class Settings:
     cost_limit_per_minute: int = 60_000  # query cost (fields times page sizes), per network
     member_cost_limit_per_minute: int = 30_000  # per member (or anonymous address)
     tenant_concurrency: int = 4  # operations of one network running at once on a replica
+    stream_follows: int = 20  # `follow=true` event streams of one network open at once, per replica
     trusted_proxies: frozenset[str] = frozenset()  # addresses/networks whose X-Forwarded-For counts
     stream_replicas: int = 1
     metrics_port: int | None = None  # services serve metrics on this + 1 + their index
@@ -180,6 +181,7 @@ class Settings:
             tenant_concurrency=_positive(
                 get("TENANT_CONCURRENCY", "4"), "QUARTIER_TENANT_CONCURRENCY"
             ),
+            stream_follows=_positive(get("STREAM_FOLLOWS", "20"), "QUARTIER_STREAM_FOLLOWS"),
             trusted_proxies=_networks(get("TRUSTED_PROXIES", "") or "", "QUARTIER_TRUSTED_PROXIES"),
             stream_replicas=_int(get("STREAM_REPLICAS", "1"), "QUARTIER_STREAM_REPLICAS"),
             metrics_port=_int(get("METRICS_PORT"), "QUARTIER_METRICS_PORT")

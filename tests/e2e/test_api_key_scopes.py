@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Network, System, open_network
+from tests.e2e.conftest import Network, System, mutate, open_network
 from tests.e2e.test_api_keys import create_key
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.shared_system]
@@ -85,3 +85,43 @@ async def test_a_reports_read_key_reads_reports_and_nothing_else(system: System)
     # without the scope, or for a member's own things: forbidden
     assert codes(await system.gql(NETWORK_RESULTS, None, events_only)) == ["FORBIDDEN"]
     assert codes(await system.gql("{ me { id } }", None, key)) == ["FORBIDDEN"]
+
+
+HUB_RESULTS = "query($s: ID) { results(scope: HUB, subjectId: $s) { scope subjectId } }"
+NAMED = "query($s: ID) { results(scope: MEMBER, subjectId: $s) { member { displayName } } }"
+HUB_NAMED = "query($s: ID) { results(scope: HUB, subjectId: $s) { hub { name } } }"
+
+
+async def test_a_reports_key_is_told_what_it_may_ask_for(system: System) -> None:
+    """A hub's report names its hub (INVALID_INPUT naming subjectId, as a
+    member's report for a key); a key reads figures and ids, not cards
+    (FORBIDDEN: it is authenticated)."""
+    net: Network = await open_network(system, "key-report-shapes")
+    key, _ = await create_key(system, net, ["REPORTS_READ"])
+    hub = await mutate(
+        system,
+        "createHub",
+        {
+            "name": "Cercle Voltaire",
+            "kind": "NEIGHBOURHOOD",
+            "area": {"centre": {"lat": 48.8575, "lon": 2.3795}, "radiusKm": 1.5},
+        },
+        net.admin.access,
+    )
+    hub_id = hub["hub"]["id"]
+    for token in (key, net.admin.access):
+        refused = await system.gql(HUB_RESULTS, {"s": None}, token)
+        assert codes(refused) == ["INVALID_INPUT"], refused
+        assert "subjectId" in refused["errors"][0]["message"]
+        found = await system.gql(HUB_RESULTS, {"s": hub_id}, token)
+        assert found["data"]["results"]["scope"] == "HUB", found
+        assert found["data"]["results"]["subjectId"] == hub["hub"]["hubId"], found
+    for query, subject in [(NAMED, net.admin.id), (HUB_NAMED, hub_id)]:
+        answer = await system.gql(query, {"s": subject}, key)
+        assert codes(answer) == ["FORBIDDEN"], answer
+        assert "subjectId" in answer["errors"][0]["message"]
+    # the admin, a member, reads the names
+    named = await system.gql(NAMED, {"s": net.admin.id}, net.admin.access)
+    assert named["data"]["results"]["member"]["displayName"], named
+    hub_named = await system.gql(HUB_NAMED, {"s": hub_id}, net.admin.access)
+    assert hub_named["data"]["results"]["hub"]["name"] == "Cercle Voltaire", hub_named

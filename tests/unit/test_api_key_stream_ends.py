@@ -99,7 +99,41 @@ async def _forever() -> AsyncIterator[None]:
 @MEDIA
 async def test_the_credential_s_expiry(media_type: str) -> None:
     error = last_error(await read(Reader(expired=True), media_type), media_type)
-    assert error["code"] == "unauthenticated" and "expired" in error["message"]
+    assert error["code"] == "unauthenticated"
+    assert error["message"].startswith("this API key has expired")  # CALLER is a key
+
+
+@MEDIA
+async def test_an_access_token_s_expiry(media_type: str) -> None:
+    reader = Reader(expired=True)
+    admin = EventsReader(tenant_id="t", expires_at=None, who="member:m")
+    chunks = [
+        chunk
+        async for chunk in body(reader, media_type, admin, _allowed)  # type: ignore[arg-type]
+    ]
+    error = last_error(b"".join(chunks).decode().splitlines(), media_type)
+    assert error["code"] == "unauthenticated"
+    assert error["message"].startswith("the credential has expired")
+    assert "API key" not in error["message"]
+
+
+async def _allowed() -> None:
+    return None
+
+
+async def test_a_follow_turn_is_given_back_when_the_response_ends() -> None:
+    released: list[bool] = []
+    chunks = [
+        chunk
+        async for chunk in body(
+            Reader(),  # type: ignore[arg-type]
+            NDJSON,
+            CALLER,
+            _allowed,
+            release=lambda: released.append(True),
+        )
+    ]
+    assert chunks == [b"\n"] and released == [True]
 
 
 @MEDIA
