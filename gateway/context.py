@@ -6,7 +6,6 @@ bus, and the request's DataLoaders."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -148,28 +147,6 @@ async def _verified_key(
         key_id=grant.key_id,
         scopes=frozenset(grant.scopes),
     )
-
-
-class RateLimiter:
-    """A token bucket per key (tenant, or client address when anonymous), per
-    gateway replica."""
-
-    def __init__(self, per_minute: int):
-        self.rate = per_minute / 60.0
-        self.capacity = float(max(1, per_minute))
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self.buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return False
-        self.buckets[key] = (tokens - 1, now)
-        if len(self.buckets) > 100_000:
-            self.buckets.clear()
-        return True
 
 
 _KEY_NOT_A_MEMBER = (
