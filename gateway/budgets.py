@@ -62,9 +62,10 @@ share the replica with (docs/performance.md, tenant isolation)."""
 
 MEMBER_COST_BURST_SECONDS = 20.0
 """A member's cost bucket holds twenty seconds' worth: at the defaults (half
-the network's rate) as much as the network's, one query of the largest cost
-allowed (`gateway.costs.MAX_COST`), while a member's sustained flood gets
-half the network's rate and leaves the other half to the others."""
+the network's rate) as much as the network's, two queries of the largest
+cost allowed (`gateway.costs.MAX_COST`) or a few console pages at once,
+while a member's sustained flood gets half the network's rate and leaves
+the other half to the others."""
 
 
 @dataclass
@@ -120,8 +121,8 @@ class Limits:
 
     tenant_requests: int = 1200
     member_requests: int = 300
-    tenant_cost: int = 60_000
-    member_cost: int = 30_000
+    tenant_cost: int = 120_000
+    member_cost: int = 60_000
     tenant_concurrency: int = 4
     queue_timeout: float = 10.0
     concurrency: int = 16

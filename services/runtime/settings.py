@@ -69,8 +69,8 @@ class Settings:
     mail_from: str = "Quartier <no-reply@quartier.localhost>"
     rate_limit_per_minute: int = 1200  # requests a minute, per network and gateway replica
     member_rate_limit_per_minute: int = 300  # per member (or anonymous address) and replica
-    cost_limit_per_minute: int = 60_000  # query cost (fields times page sizes), per network
-    member_cost_limit_per_minute: int = 30_000  # per member (or anonymous address)
+    cost_limit_per_minute: int = 120_000  # query cost (fields times page sizes), per network
+    member_cost_limit_per_minute: int = 60_000  # per member (or anonymous address)
     tenant_concurrency: int = 4  # operations of one network running at once on a replica
     stream_follows: int = 20  # `follow=true` event streams of one network open at once, per replica
     trusted_proxies: frozenset[str] = frozenset()  # addresses/networks whose X-Forwarded-For counts
@@ -174,9 +174,9 @@ class Settings:
             member_rate_limit_per_minute=_positive(
                 get("MEMBER_RATE_LIMIT", "300"), "QUARTIER_MEMBER_RATE_LIMIT"
             ),
-            cost_limit_per_minute=_positive(get("COST_LIMIT", "60000"), "QUARTIER_COST_LIMIT"),
+            cost_limit_per_minute=_positive(get("COST_LIMIT", "120000"), "QUARTIER_COST_LIMIT"),
             member_cost_limit_per_minute=_positive(
-                get("MEMBER_COST_LIMIT", "30000"), "QUARTIER_MEMBER_COST_LIMIT"
+                get("MEMBER_COST_LIMIT", "60000"), "QUARTIER_MEMBER_COST_LIMIT"
             ),
             tenant_concurrency=_positive(
                 get("TENANT_CONCURRENCY", "4"), "QUARTIER_TENANT_CONCURRENCY"
