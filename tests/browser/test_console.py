@@ -267,7 +267,7 @@ def test_an_api_keys_secret_is_shown_once(page: Any, demo: DemoSystem) -> None:
     sign_in(page, demo.base_url)
     page.locator("nav a[href='#/data']").click()
     page.get_by_label("Nom de la clé").fill("Tableau de bord")
-    page.get_by_label("lire les rapports").check()
+    page.get_by_label("Lire les rapports").check()
     page.get_by_role("button", name="Créer une clé").click()
     shown = page.get_by_test_id("secret-once")
     expect(shown).to_contain_text("qk_")
@@ -312,6 +312,9 @@ def test_erase_a_members_personal_data_once_confirmed(page: Any, demo: DemoSyste
     done = page.get_by_role("status").filter(has_text="Données effacées.")
     expect(done).to_be_visible(timeout=90_000)
     expect(page.locator("#erase-who option", has_text="Hugo Lefèvre")).to_have_count(0)
+    expect(
+        page.locator("li", has_text=re.compile("^Effacement fait le .+ — ancien membre$"))
+    ).to_be_visible()
     erasures = demo.graphql("{ erasures { edges { node { status } } } }", demo.token())
     assert [e["node"]["status"] for e in erasures["erasures"]["edges"]] == ["COMPLETED"]
 
@@ -323,7 +326,7 @@ def test_the_demos_lights_come_in_every_colour(page: Any, demo: DemoSystem) -> N
     sign_in(page, demo.base_url)
     page.locator("nav a[href='#/results']").click()
     table = page.locator("table.lights-table")
-    for colour in ("vert", "orange", "rouge"):
+    for colour in ("Vert", "Orange", "Rouge"):
         expect(table.locator("td", has_text=re.compile(f"^{colour}$")).first).to_be_visible()
     expect(table.locator("th").first).to_have_text("Membre")
 
@@ -333,11 +336,19 @@ def test_the_demos_lights_come_in_every_colour(page: Any, demo: DemoSystem) -> N
 
 def test_take_attendance_on_a_phone(phone: Any, demo: DemoSystem) -> None:
     lunch = next_lunch(demo)
-    demo.move_clock_to(datetime.fromisoformat(lunch["startsAt"]) + timedelta(minutes=10))
+    # the console judges by the browser's clock: the services' time
+    phone.clock.set_system_time(demo.clock())
     sign_in(phone, demo.base_url)
     phone.get_by_role("link", name="Rencontres").click()
     phone.get_by_role("link", name="Déjeuner du jeudi").click()
+    # before its start: neither the roll call nor the close
+    expect(phone.locator(".not-started")).to_contain_text("La rencontre n'a pas encore commencé")
+    expect(phone.get_by_role("button", name="Clore la rencontre")).to_have_count(0)
+    demo.move_clock_to(datetime.fromisoformat(lunch["startsAt"]) + timedelta(minutes=10))
+    phone.clock.set_system_time(demo.clock())
+    phone.reload()
     phone.get_by_role("button", name="Enregistrer les présences").wait_for()
+    expect(phone.locator(".not-started")).to_have_count(0)
     assert serious(phone) == []
     marks = {"Claire Martin": "Présent·e", "Karim Benali": "En retard", "Nadia Haddad": "Excusé·e"}
     for name, mark in marks.items():
@@ -363,6 +374,7 @@ def test_take_attendance_on_a_phone(phone: Any, demo: DemoSystem) -> None:
 def test_close_a_meetup_only_with_the_next_date(page: Any, demo: DemoSystem) -> None:
     lunch = next_lunch(demo)
     proposed = lunch["series"]["nextLocalStart"]
+    page.clock.set_system_time(demo.clock())  # started, by the services' clock
     sign_in(page, demo.base_url)
     page.get_by_role("link", name="Rencontres").click()
     page.get_by_role("link", name="Déjeuner du jeudi").click()

@@ -3,7 +3,7 @@
 // nowhere; the list shows each key's prefix only.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, Secret } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtDateTime } from "../i18n.js";
 
 const KEYS = `query Keys { apiKeys(first: 50) { totalCount edges { node {
   id name prefix scopes createdAt lastUsedAt expiresAt revokedAt } } } }`;
@@ -59,7 +59,7 @@ export function ApiKeys() {
       <fieldset class="row"><legend>${t("scopes")}</legend>
         ${SCOPES.map(
           (s) => html`<span class="field check"><input id=${"scope-" + s} type="checkbox" checked=${scopes.includes(s)}
-            onChange=${() => toggle(s)} /><label for=${"scope-" + s}>${t("sc_" + s)}</label></span>`,
+            onChange=${() => toggle(s)} /><label for=${"scope-" + s}>${tc("sc_" + s)}</label></span>`,
         )}
       </fieldset>
       <${ErrorBox} error=${create.error} />
@@ -73,7 +73,7 @@ export function ApiKeys() {
         <th scope="col">${t("lastUsed")}</th><th scope="col">${t("expires")}</th><th scope="col"><span class="sr">${t("revoke")}</span></th></tr></thead>
       <tbody>${keys.map(
         (k) => html`<tr><td>${k.name}</td><td><code>${k.prefix}…</code></td>
-          <td>${k.scopes.map((s) => t("sc_" + s)).join(", ")}</td>
+          <td>${k.scopes.map((s) => tc("sc_" + s)).join(", ")}</td>
           <td>${k.lastUsedAt ? fmtDateTime(k.lastUsedAt) : "—"}</td>
           <td>${k.revokedAt ? html`<span class="tag off">${t("revoked")}</span>` : k.expiresAt ? fmtDateTime(k.expiresAt) : "—"}</td>
           <td>${!k.revokedAt &&

@@ -4,7 +4,7 @@
 // without one): the form says why, and how to erase them all the same.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtDateTime } from "../i18n.js";
 
 const ERASURES = `query Erasures { erasures(first: 20) { edges { node {
   id status requestedAt completedAt member { id displayName } } } } }`;
@@ -61,8 +61,9 @@ export function Erasures() {
     ${q.data && list.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
     ${list.length > 0 &&
     html`<ul class="plain card">${list.map(
-      (x) => html`<li>${fmtDateTime(x.requestedAt)} — ${x.member ? x.member.displayName : "—"}${" "}<span
-        class="tag">${t("er_" + x.status)}</span></li>`,
+      (x) => html`<li><span class="tag">${tc("er_" + x.status)}</span>${" "}${t("onDate")}${" "}${fmtDateTime(
+        x.status === "COMPLETED" && x.completedAt ? x.completedAt : x.requestedAt,
+      )} — ${x.member ? x.member.displayName : "—"}</li>`,
     )}</ul>`}
   </section>`;
 }

@@ -21,14 +21,18 @@ const MEETUP = `query Meetup($id: ID!) { meetup(id: $id) { id title kind topic l
   rsvps { answer seat waitlistPosition member { id displayName } }
   attendance { status substitute visitorId member { id displayName } }
   cards { id title doneAt member { displayName } }
-  hub { id coAdmins { id } facilitator { id } members(first: 50) { edges { node { member { id displayName } } } } } } }`;
+  hub { id coAdmins { id } facilitator { id } members(first: 50) { edges { node { member { id displayName erased } } } } } } }`;
 
 const MARKS = ["PRESENT", "LATE", "ABSENT", "EXCUSED"];
 const ANSWERS = { YES: "pv_yes", MAYBE: "maybe", NO: "declined" };
 
 function Attendance({ m, onSaved }) {
   const rsvpOrder = m.rsvps.map((r) => r.member && r.member.id).filter(Boolean);
-  const members = ((m.hub && m.hub.members.edges) || []).map((e) => e.node.member).filter(Boolean);
+  // an erased member (a former member) is not called any more: past
+  // records still show them, as "former member"
+  const members = ((m.hub && m.hub.members.edges) || [])
+    .map((e) => e.node.member)
+    .filter((p) => p && !p.erased);
   members.sort((a, b) => {
     const ia = rsvpOrder.indexOf(a.id);
     const ib = rsvpOrder.indexOf(b.id);
@@ -149,6 +153,9 @@ function MeetupDetail({ id, onBack, onChanged, me, admin }) {
     (m.hub && (m.hub.coAdmins || []).some((x) => x.id === me.id)) ||
     (m.hub && m.hub.facilitator && m.hub.facilitator.id === me.id);
   const open = runs && (m.state === "SCHEDULED" || m.state === "HELD");
+  // the roll call and the close open at the meetup's start (the API refuses
+  // closing before): by this browser's clock
+  const started = Date.parse(m.startsAt) <= Date.now();
   const names = (list) => list.map((r) => (r.member ? r.member.displayName : "—")).join(", ") || "—";
   return html`<div class="meetup-detail">
     <button type="button" class="secondary small" onClick=${onBack}>← ${t("calendar")}</button>
@@ -180,8 +187,9 @@ function MeetupDetail({ id, onBack, onChanged, me, admin }) {
           ${c.doneAt ? html` <span class="tag">${t("doneAt")}</span>` : ""}</li>`,
       )}</ul>
     </section>`}
-    ${open && html`<${Attendance} key=${m.id + m.attendance.length} m=${m} onSaved=${reload} />`}
-    ${open && html`<${CloseForm} m=${m} onClosed=${reload} />`}
+    ${open && !started && html`<p class="card muted not-started">${t("notStarted")}</p>`}
+    ${open && started && html`<${Attendance} key=${m.id + m.attendance.length} m=${m} onSaved=${reload} />`}
+    ${open && started && html`<${CloseForm} m=${m} onClosed=${reload} />`}
   </div>`;
 }
 

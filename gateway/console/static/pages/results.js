@@ -2,7 +2,7 @@
 // network's (or one's own) results, a hub's core and drifting members, and
 // the members' traffic lights as a chart.
 import { html, useState, useQuery, useHubs, HubPicker, Loading } from "../ui.js";
-import { t, fmtDate, fmtMoney } from "../i18n.js";
+import { t, tc, fmtDate, fmtMoney } from "../i18n.js";
 
 const LEDGER = `query Ledger($direction: LedgerDirection!) {
   slips(direction: $direction, first: 50) { totalCount edges { node { id about warmth status givenAt
@@ -35,14 +35,14 @@ function totals(rows) {
 export function LightsChart({ members }) {
   const counts = Object.fromEntries(LIGHTS.map((l) => [l, members.filter((m) => m.light === l).length]));
   const max = Math.max(1, ...Object.values(counts));
-  const label = `${t("lightsChart")}: ${LIGHTS.map((l) => `${t("l_" + l)} ${counts[l]}`).join(", ")}`;
+  const label = `${t("lightsChart")}: ${LIGHTS.map((l) => `${tc("l_" + l)} ${counts[l]}`).join(", ")}`;
   return html`<svg class="chart lights" viewBox="0 0 360 130" role="img" aria-label=${label}>
     <title>${label}</title>
     ${LIGHTS.map((l, i) => {
       const w = Math.round((counts[l] / max) * 240);
       const y = 10 + i * 40;
       return html`<g>
-        <text x="0" y=${y + 20} font-size="13" fill="#1d1d1b">${t("l_" + l)}</text>
+        <text x="0" y=${y + 20} font-size="13" fill="#1d1d1b">${tc("l_" + l)}</text>
         <rect x="70" y=${y} width=${Math.max(w, 2)} height="28" rx="4" fill=${COLOURS[l]} />
         <text x=${78 + Math.max(w, 2)} y=${y + 20} font-size="13" fill="#1d1d1b">${counts[l]}</text>
       </g>`;
@@ -80,7 +80,7 @@ function Engagement() {
           <td>${m.member ? m.member.displayName : "—"}${m.inCore ? html` <span class="tag">${t("core")}</span>` : ""}${m.drifting
             ? html` <span class="tag warn">${t("drifting")}</span>`
             : ""}</td>
-          <td><span class=${"dot " + m.light} aria-hidden="true"></span>${t("l_" + m.light)}</td>
+          <td><span class=${"dot " + m.light} aria-hidden="true"></span>${tc("l_" + m.light)}</td>
           ${["MEETUPS", "REFERRALS_GIVEN", "ONE_TO_ONES"].map((k) => {
             const x = m.measures.find((y) => y.measure === k);
             return html`<td>${x ? html`<span class=${"dot " + x.light} aria-hidden="true"></span>${x.value}` : "—"}</td>`;
@@ -119,7 +119,7 @@ export function ResultsPage({ admin }) {
       <div class="tabs" role="group" aria-label=${t("ledger")}>
         ${(admin ? ["ALL", "RECEIVED", "GIVEN"] : ["RECEIVED", "GIVEN"]).map(
           (d) => html`<button type="button" aria-pressed=${direction === d ? "true" : "false"}
-            onClick=${() => setDirection(d)}>${{ ALL: t("members"), RECEIVED: t("receiver"), GIVEN: t("giver") }[d]}</button>`,
+            onClick=${() => setDirection(d)}>${t("dir_" + d)}</button>`,
         )}
       </div>
       <${Loading} q=${ledger} />
