@@ -115,6 +115,8 @@ class Mutation:
                 rules=rules,  # type: ignore[arg-type]
             ),
             hub_payload,
+            # the input's `rules`: `rules.maxVisits`, not `maxVisits`
+            fields={name: f"rules.{name}" for name in c.Rules.__struct_fields__},
         )
 
     @strawberry.mutation(

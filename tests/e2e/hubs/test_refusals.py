@@ -261,8 +261,9 @@ async def test_bad_input_to_every_hubs_mutation_changes_nothing(
         ({"facilitatorTermMeetups": 53}, "facilitatorTermMeetups"),
         ({"maxVisits": 21}, "maxVisits"),
     ):
-        refuse("createHub", admin, {**good_hub, "rules": rules}, field)
-        refuse("changeHubRules", admin, {"hubId": H, "rules": rules}, field)
+        # dotted, as the input nests them (docs/api.md)
+        refuse("createHub", admin, {**good_hub, "rules": rules}, f"rules.{field}")
+        refuse("changeHubRules", admin, {"hubId": H, "rules": rules}, f"rules.{field}")
     # lifting the one-per-profession rule needs a reason
     refuse("changeHubRules", admin, {"hubId": H, "rules": {"nonCompetitionLifted": True}}, "reason")
     refuse(
