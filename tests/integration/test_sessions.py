@@ -86,7 +86,7 @@ def mails_to(mail_dir: Path, address: str, kind: str) -> list[email.message.Mess
 
 def token_in(message: email.message.Message) -> str:
     body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    return body.split("token=", 1)[1].split()[0]
+    return body.split("token=", 1)[1].split()[0].split("&", 1)[0]  # the link: ?token=…&network=…
 
 
 # -- authorisation from current state -------------------------------------------
