@@ -568,7 +568,7 @@ LUNCHES_QUERY = """
 
 REFERRALS_QUERY = """
 query($hub: ID!) {
-  slips(direction: ALL, first: 10) { edges { node { about status value { amount currency } } } }
+  slips(direction: ALL, first: 50) { edges { node { about status value { amount currency } } } }
   hubEngagement(hubId: $hub) { core { displayName } drifting { displayName } } }
 """
 
