@@ -33,6 +33,7 @@ from services.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
+from services.runtime.i18n import accepted_locale, set_request_locale
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -257,6 +258,7 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
     """The request's context, once its caller's request budget allowed it
     (429 with `Retry-After` otherwise)."""
     settings: Settings = state.settings
+    set_request_locale(accepted_locale(headers.get("accept-language")))  # the errors' language
     principal = resolve_principal(settings, headers.get("authorization"))
     correlation = headers.get("x-correlation-id") or ""
     correlation = correlation if CORRELATION.match(correlation) else new_correlation_id()

@@ -29,6 +29,7 @@ from gateway.kit import (
     public_errors,
     require_member,
     result_union,
+    said,
 )
 from gateway.nodes import Node, from_global_id, parse_page, split_raw_id, to_global_id
 from services.identity import contract as c
@@ -493,7 +494,7 @@ async def attempt(
         return wrap(await info.context.ask(message, rctx or info.context.anonymous()))
     except e.RateLimited as error:
         return TooManyAttempts(
-            message=error.message, code=error.code, retry_after_seconds=error.retry_after or 1
+            message=said(error), code=error.code, retry_after_seconds=error.retry_after or 1
         )
     except e.QuartierError as error:
         if fields and error.field in fields:

@@ -56,6 +56,7 @@ from gateway.nodes import (
     split_raw_id,
 )
 from services.runtime import errors as e
+from services.runtime.i18n import request_locale
 from services.runtime.messages import Request
 from services.runtime.tenancy import RequestContext
 
@@ -79,7 +80,12 @@ class PublicError(GraphQLError):
 
 
 def public(error: e.QuartierError) -> PublicError:
-    return PublicError(error.message, error.code)
+    return PublicError(said(error), error.code)
+
+
+def said(error: e.QuartierError) -> str:
+    """The error's message in the request's language (`Accept-Language`)."""
+    return error.message_in(request_locale())
 
 
 @contextmanager
@@ -143,16 +149,14 @@ async def ask(
 
 
 ERROR_TYPES: dict[type[e.QuartierError], Callable[[e.QuartierError], Any]] = {
-    e.InvalidInput: lambda x: ValidationError(
-        message=x.message, code=x.code, field=_camel(x.field)
-    ),
-    e.NotFound: lambda x: NotFound(message=x.message, code=x.code),
-    e.Unauthenticated: lambda x: Unauthenticated(message=x.message, code=x.code),
-    e.Forbidden: lambda x: Forbidden(message=x.message, code=x.code),
-    e.Conflict: lambda x: Conflict(message=x.message, code=x.code, field=_camel(x.field)),
-    e.RuleViolation: lambda x: RuleViolation(message=x.message, code=x.code, rule=x.rule),
-    e.InvalidCredentials: lambda x: InvalidCredentials(message=x.message, code=x.code),
-    e.InvalidToken: lambda x: InvalidToken(message=x.message, code=x.code),
+    e.InvalidInput: lambda x: ValidationError(message=said(x), code=x.code, field=_camel(x.field)),
+    e.NotFound: lambda x: NotFound(message=said(x), code=x.code),
+    e.Unauthenticated: lambda x: Unauthenticated(message=said(x), code=x.code),
+    e.Forbidden: lambda x: Forbidden(message=said(x), code=x.code),
+    e.Conflict: lambda x: Conflict(message=said(x), code=x.code, field=_camel(x.field)),
+    e.RuleViolation: lambda x: RuleViolation(message=said(x), code=x.code, rule=x.rule),
+    e.InvalidCredentials: lambda x: InvalidCredentials(message=said(x), code=x.code),
+    e.InvalidToken: lambda x: InvalidToken(message=said(x), code=x.code),
 }
 
 COMMON_ERRORS = (ValidationError, NotFound, Unauthenticated, Forbidden, Conflict, RuleViolation)

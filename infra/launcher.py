@@ -253,10 +253,12 @@ class Launcher:
         """Several replicas must share one mail drop (SMTP, or one directory
         they all see), or an invitation lands in whichever replica's
         directory served it: every replica of each service says which drop
-        it writes to (its ping answer), and they must agree."""
+        it writes to (its ping answer), and they must agree. An answer waits
+        for the replica's health check, slow on a loaded machine: up to
+        `START_TIMEOUT` seconds, over as soon as every replica answered."""
         assert self.bus is not None
         for name in self.services:
-            answers = await self.bus.ping_all(name, self.replicas)
+            answers = await self.bus.ping_all(name, self.replicas, timeout=START_TIMEOUT)
             drops = {str(a.get("mail_drop")) for a in answers}
             if len(drops) > 1:
                 raise ConfigurationError(

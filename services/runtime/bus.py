@@ -744,7 +744,12 @@ def _field_of(e: msgspec.ValidationError) -> str | None:
 
 def _error_info(e: QuartierError) -> ErrorInfo:
     return ErrorInfo(
-        code=e.code, message=e.message, field=e.field, rule=e.rule, retry_after=e.retry_after
+        code=e.code,
+        message=e.message,
+        field=e.field,
+        rule=e.rule,
+        retry_after=e.retry_after,
+        translations=e.all_translations(),
     )
 
 
@@ -771,6 +776,6 @@ def _outcome(cls: type[Request[R]], reply: Reply) -> R:
     """A reply's value, or the typed error it carries, raised."""
     if reply.error is not None:
         e = reply.error
-        raise error_from_code(e.code, e.message, e.field, e.rule, e.retry_after)
+        raise error_from_code(e.code, e.message, e.field, e.rule, e.retry_after, e.translations)
     decoded: R = msgspec.msgpack.decode(reply.ok, type=cls.reply_type())
     return decoded

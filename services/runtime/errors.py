@@ -3,12 +3,16 @@
 A service raises one of these; the bus turns it into an error reply
 `{code, message, field, rule}`; the caller's bus raises the same class again;
 the gateway maps it to a GraphQL error type. Anything else is an internal
-error whose details stay in the service's log.
+error whose details stay in the service's log. A message written with
+`i18n.t()` crosses the bus said in every supported language too
+(`translations`), and the gateway answers it in the request's language.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from services.runtime import i18n
 
 
 class QuartierError(Exception):
@@ -21,12 +25,25 @@ class QuartierError(Exception):
         field: str | None = None,
         rule: str | None = None,
         retry_after: int | None = None,
+        translations: dict[str, str] | None = None,
     ):
         super().__init__(message)
-        self.message = message
+        self.message = str(message)  # plain: msgspec encodes no str subclass
+        self.text = message if isinstance(message, i18n.Text) else None  # `t()`'s, translatable
         self.field = field
         self.rule = rule
         self.retry_after = retry_after  # seconds, for RateLimited
+        self.translations = translations  # {locale: message}, from a reply
+
+    def message_in(self, locale: str) -> str:
+        """The message in `locale` (English when it has no translation)."""
+        if self.translations and locale in self.translations:
+            return self.translations[locale]
+        return i18n.translate(self.text or self.message, locale)
+
+    def all_translations(self) -> dict[str, str] | None:
+        """The message in each other language, for a reply over the bus."""
+        return self.translations or (i18n.translations(self.text) if self.text else None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, field={self.field!r}, rule={self.rule!r})"
@@ -118,7 +135,8 @@ def error_from_code(
     field: str | None = None,
     rule: str | None = None,
     retry_after: int | None = None,
+    translations: dict[str, str] | None = None,
 ) -> QuartierError:
     return ERRORS_BY_CODE.get(code, InternalError)(
-        message, field=field, rule=rule, retry_after=retry_after
+        message, field=field, rule=rule, retry_after=retry_after, translations=translations
     )

@@ -117,6 +117,7 @@ class ErrorInfo(msgspec.Struct, kw_only=True):
     field: str | None = None
     rule: str | None = None
     retry_after: int | None = None  # seconds (RateLimited)
+    translations: dict[str, str] | None = None  # the message in other languages: {"fr": …}
 
 
 NIL = msgspec.Raw(b"\xc0")  # msgpack's nil
