@@ -48,6 +48,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from services.runtime.fairness import FairQueue, QueueFull
+from services.runtime.i18n import request_locale, t, translate
 
 MAX_KEYS = 100_000
 """Buckets kept at most (the least recently used are dropped: a dropped
@@ -136,8 +137,13 @@ class Refused(Exception):
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = str(message)
+        self.text = message  # a `t()` message, said in the request's language
         self.retry_after = max(1, math.ceil(retry_after))
+
+    def said(self) -> str:
+        """The message in the request's language (`Accept-Language`)."""
+        return translate(self.text, request_locale())
 
 
 class Budgets:
@@ -177,7 +183,7 @@ class Budgets:
             if until <= now:
                 del self.blocked[key]
                 continue
-            raise Refused("the cost budget is spent: come back after Retry-After", until - now)
+            raise Refused(t("the cost budget is spent: come back after Retry-After"), until - now)
 
     def _charge(
         self, kind: dict[str, Buckets], keys: Iterable[tuple[str, str]], amount: float
@@ -202,7 +208,7 @@ class Budgets:
         self._check_blocked(k for k in (caller, tenant_key) if k)
         refused = self._charge(self.requests, (("caller", caller), ("tenant", tenant_key)), 1)
         if refused:
-            raise Refused("too many requests: slow down", refused[1])
+            raise Refused(t("too many requests: slow down"), refused[1])
 
     def cost(self, caller: str, tenant: str | None, cost: int) -> None:
         """An operation of this cost, or Refused (and the caller, or the
@@ -213,7 +219,10 @@ class Budgets:
             key, wait = refused
             self._block(key, wait)
             raise Refused(
-                f"this operation costs {cost} and the budget is spent: slow down or ask for less",
+                t(
+                    "this operation costs {cost} and the budget is spent: slow down or ask for less",
+                    cost=cost,
+                ),
                 wait,
             )
 
@@ -227,7 +236,7 @@ class Budgets:
             async with asyncio.timeout(self.limits.queue_timeout):
                 await self.turns.acquire(tenant)
         except (TimeoutError, QueueFull):
-            raise Refused("this network has too many operations running: retry", 1) from None
+            raise Refused(t("this network has too many operations running: retry"), 1) from None
         try:
             yield
         finally:
@@ -304,14 +313,20 @@ class OpenStreams:
         tenant_key, caller_key = f"tenant:{tenant}", f"caller:{caller}"
         if self.counts.get(caller_key, 0) >= self.per_caller:
             raise Refused(
-                f"this credential has {self.per_caller} following streams open already "
-                "(the most per key or member): close one, or read without follow",
+                t(
+                    "this credential has {count} following streams open already "
+                    "(the most per key or member): close one, or read without follow",
+                    count=self.per_caller,
+                ),
                 FOLLOW_RETRY_SECONDS,
             )
         if self.counts.get(tenant_key, 0) >= self.per_tenant:
             raise Refused(
-                f"this network has {self.per_tenant} following streams open already "
-                "(QUARTIER_STREAM_FOLLOWS): close one, or read without follow",
+                t(
+                    "this network has {count} following streams open already "
+                    "(QUARTIER_STREAM_FOLLOWS): close one, or read without follow",
+                    count=self.per_tenant,
+                ),
                 FOLLOW_RETRY_SECONDS,
             )
         for key in (tenant_key, caller_key):

@@ -33,7 +33,7 @@ from services.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
-from services.runtime.i18n import accepted_locale, set_request_locale
+from services.runtime.i18n import Locale, accepted_locale, request_locale, set_request_locale, t
 from services.runtime.messages import ANONYMOUS, Actor, Request, new_correlation_id
 from services.runtime.settings import Settings
 from services.runtime.tenancy import RequestContext
@@ -75,17 +75,19 @@ def resolve_principal(settings: Settings, authorization: str | None) -> Principa
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        return Principal(refused=Unauthenticated("use an 'Authorization: Bearer <token>' header"))
+        return Principal(
+            refused=Unauthenticated(t("use an 'Authorization: Bearer <token>' header"))
+        )
     if token.startswith(idc.API_KEY_PREFIX):  # a tenant API key: identity verifies it
         return Principal(api_key=token)
     if token.count(".") != 2:  # not a JWT: the operator's credential, or nothing
         if is_operator_token(settings.operator_token, token):
             return Principal(actor=Actor(kind="operator"), credential=token)
-        return Principal(refused=Unauthenticated("the access token is invalid"))
+        return Principal(refused=Unauthenticated(t("the access token is invalid")))
     try:
         claims = _verified(settings.jwt_secret, token)
         if claims.expires_at <= datetime.now(UTC):
-            raise Unauthenticated("the access token has expired: refresh it")
+            raise Unauthenticated(t("the access token has expired: refresh it"))
     except Unauthenticated as refused:
         return Principal(refused=refused)
     return Principal(
@@ -168,6 +170,7 @@ class Context(BaseContext, kw_only=True):
     caller: str = "address:unknown"  # `caller_key`
     budget_tenant: str | None = None  # the network whose budget the request spends too
     client_address: str | None = None  # the client's (`peer_address`): sign-in throttling
+    locale: Locale = "en"  # the language of its messages (`Accept-Language`; gateway.execution)
 
     async def refresh_principal_from_params(self) -> None:
         """graphql-transport-ws: browsers send the token in connection_init."""
@@ -201,16 +204,16 @@ class Context(BaseContext, kw_only=True):
         if self.principal.key_id is not None:
             raise Forbidden(_KEY_NOT_A_MEMBER)
         if self.principal.actor.kind != "member":
-            raise Unauthenticated("sign in first")
+            raise Unauthenticated(t("sign in first"))
         return self.request_context()
 
     def require_operator(self) -> RequestContext:
         if self.principal.refused is not None:
             raise self.principal.refused
         if self.principal.actor.kind == "member" or self.principal.key_id is not None:
-            raise Forbidden("only the platform operator may do this")
+            raise Forbidden(t("only the platform operator may do this"))
         if self.principal.actor.kind != "operator":
-            raise Unauthenticated("this needs the platform operator's credential")
+            raise Unauthenticated(t("this needs the platform operator's credential"))
         return self.request_context()
 
     def anonymous(self) -> RequestContext:
@@ -222,12 +225,12 @@ class Context(BaseContext, kw_only=True):
         except UnicodeEncodeError:
             # JSON lets a client send a lone surrogate (a "\ud800" escape),
             # which no encoder accepts: bad input, not an internal error.
-            raise InvalidInput("text must be valid Unicode") from None
+            raise InvalidInput(t("text must be valid Unicode")) from None
         except MaxPayloadError:
             # the gateway's own limits keep requests far below the bus's
             # (gateway.limits); should one still pass them, it is the
             # client's input that is too large, not a bug
-            raise InvalidInput("the request is too large") from None
+            raise InvalidInput(t("the request is too large")) from None
 
     def loader(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """One DataLoader per name and request."""
@@ -258,7 +261,8 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
     """The request's context, once its caller's request budget allowed it
     (429 with `Retry-After` otherwise)."""
     settings: Settings = state.settings
-    set_request_locale(accepted_locale(headers.get("accept-language")))  # the errors' language
+    locale = accepted_locale(headers.get("accept-language"))  # its messages' language
+    set_request_locale(locale)  # for the refusals below
     principal = resolve_principal(settings, headers.get("authorization"))
     correlation = headers.get("x-correlation-id") or ""
     correlation = correlation if CORRELATION.match(correlation) else new_correlation_id()
@@ -271,7 +275,7 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
         budgets.request(caller, tenant)
     except Refused as refused:
         raise TooManyRequestsException(
-            refused.message, headers={"Retry-After": str(refused.retry_after)}
+            refused.said(), headers={"Retry-After": str(refused.retry_after)}
         ) from None
     principal = await current_principal(state.bus, principal, correlation, address)
     if principal.key_id is not None and principal.refused is None:
@@ -279,11 +283,11 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
             budgets.request(f"key:{principal.key_id}", principal.tenant_id)
         except Refused as refused:
             raise TooManyRequestsException(
-                refused.message, headers={"Retry-After": str(refused.retry_after)}
+                refused.said(), headers={"Retry-After": str(refused.retry_after)}
             ) from None
     if principal.key_id is None and isinstance(principal.refused, RateLimited):
         raise TooManyRequestsException(
-            principal.refused.message,
+            principal.refused.message_in(request_locale()),
             headers={"Retry-After": str(principal.refused.retry_after or 1)},
         )
     return Context(
@@ -297,4 +301,5 @@ async def context_getter(state: State, headers: Headers, scope: Scope) -> Contex
         caller=caller,
         budget_tenant=tenant,
         client_address=address,
+        locale=locale,
     )

@@ -54,12 +54,14 @@ from gateway.budgets import Refused
 from gateway.costs import MAX_ALIASES, MAX_DEPTH, analyse
 from gateway.kit import PublicError
 from gateway.limits import MAX_TOKENS, TooLarge, check_variables
+from services.runtime.i18n import set_request_locale
 from services.runtime.logging import get_logger
 
 __all__ = [
     "MAX_ALIASES",
     "MAX_DEPTH",
     "MAX_TOKENS",
+    "Language",
     "Masking",
     "Parsing",
     "QuartierSchema",
@@ -124,9 +126,23 @@ def limit_error(message: str, limit: str) -> GraphQLError:
 def rate_limited(refused: Refused) -> GraphQLError:
     """Over a budget: 429 over HTTP, with `Retry-After`."""
     return GraphQLError(
-        refused.message,
+        refused.said(),
         extensions={"code": RATE_LIMITED, "retryAfter": refused.retry_after},
     )
+
+
+class Language(SchemaExtension):
+    """The operation's messages in the language its request asked for
+    (`Context.locale`, from `Accept-Language`): set where the resolvers
+    run, which the context getter's task is not. Not reset afterwards:
+    each request has a task of its own, and a refusal raised around the
+    execution (429) is said in the same language."""
+
+    def on_operation(self) -> Iterator[None]:
+        locale = getattr(self.execution_context.context, "locale", None)
+        if locale is not None:
+            set_request_locale(locale)
+        yield
 
 
 class Validation(SchemaExtension):

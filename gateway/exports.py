@@ -36,6 +36,7 @@ from gateway.kit import (
 from gateway.nodes import Node, parse_page, split_raw_id, to_global_id
 from services.exports import contract as c
 from services.runtime.errors import QuartierError
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor, new_correlation_id
 from services.runtime.tenancy import RequestContext
@@ -226,7 +227,7 @@ def _admit(state: State, request: Request[Any, Any, Any], export_id: str) -> Non
     key = f"export:{export_id}"
     wait = downloads.wait(key, 1)
     if wait > 0:
-        raise Refused("this export was downloaded too often: come back after Retry-After", wait)
+        raise Refused(t("this export was downloaded too often: come back after Retry-After"), wait)
     downloads.take(key, 1)
 
 

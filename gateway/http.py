@@ -371,7 +371,7 @@ def graphql_controller(
                 return error_response(
                     RequestError(
                         HTTP_429_TOO_MANY_REQUESTS,
-                        refused.message,
+                        refused.said(),
                         RATE_LIMITED,
                         {"Retry-After": str(refused.retry_after)},
                     ),

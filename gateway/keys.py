@@ -33,6 +33,7 @@ from litestar.datastructures import Headers, State
 from gateway.context import Principal, current_principal, resolve_principal
 from services.identity.contract import API_KEY_SCOPES
 from services.runtime.errors import Forbidden, Unauthenticated, Unavailable
+from services.runtime.i18n import t
 from services.runtime.messages import Actor, new_correlation_id
 from services.runtime.tenancy import RequestContext
 
@@ -86,8 +87,11 @@ def require_scope(principal: Principal, scope: str) -> Bearer:
         raise principal.refused
     if principal.actor.kind == "anonymous" and principal.key_id is None:
         raise Unauthenticated(
-            "this needs a tenant admin's access token or an API key "
-            f"with the `{scope}` scope (`Authorization: Bearer <token>`)"
+            t(
+                "this needs a tenant admin's access token or an API key "
+                "with the `{scope}` scope (`Authorization: Bearer <token>`)",
+                scope=scope,
+            )
         )
     if scope not in scopes_of(principal) or not principal.tenant_id:
         who = "this API key" if principal.key_id else "only a network's tenant admins"

@@ -15,6 +15,7 @@ import uuid
 import strawberry
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 MAX_PAGE = 50
 # A cursor is ours and opaque: no real list is this long, and a larger offset
@@ -47,10 +48,10 @@ def from_global_id(global_id: str, expected: str | None = None, field: str = "id
     id, or one of another type, is an invalid input naming `field`."""
     found = global_type(global_id)
     if found is None:
-        raise InvalidInput("not a valid id", field=field)
+        raise InvalidInput(t("not a valid id"), field=field)
     type_name, raw = found
     if expected is not None and type_name != expected:
-        raise InvalidInput(f"this id is not a {expected} id", field=field)
+        raise InvalidInput(t("this id is not a {type} id", type=expected), field=field)
     return raw
 
 
@@ -90,16 +91,16 @@ def offset_cursor(offset: int) -> str:
 def parse_page(first: int, after: str | None) -> tuple[int, int]:
     """(offset, limit) from Relay's `first`/`after`."""
     if not 1 <= first <= MAX_PAGE:
-        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+        raise InvalidInput(t("first must be between 1 and {limit}", limit=MAX_PAGE), field="first")
     if after is None:
         return 0, first
     try:
         tag, value = base64.urlsafe_b64decode(after.encode()).decode().split(":", 1)
         offset = int(value) + 1
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("not a valid cursor", field="after") from None
+        raise InvalidInput(t("not a valid cursor"), field="after") from None
     if tag != "o" or not 1 <= offset <= MAX_OFFSET:
-        raise InvalidInput("not a valid cursor", field="after")
+        raise InvalidInput(t("not a valid cursor"), field="after")
     return offset, first
 
 

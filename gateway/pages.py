@@ -43,7 +43,7 @@ from services.events import contract as ec
 from services.identity import contract as idc
 from services.runtime import errors as e
 from services.runtime.bus import Bus
-from services.runtime.i18n import format_local, locale_of
+from services.runtime.i18n import format_local, locale_of, t
 from services.runtime.logging import get_logger
 from services.runtime.messages import new_correlation_id
 from services.runtime.tenancy import RequestContext
@@ -366,7 +366,7 @@ async def _ask(bus: Bus, message: Any, ctx: RequestContext) -> Any:
     try:
         return await bus.request(message, ctx)
     except UnicodeEncodeError:  # a lone surrogate in the path: not a token of ours
-        raise e.InvalidToken("this link is not valid", rule="link_invalid") from None
+        raise e.InvalidToken(t("this link is not valid"), rule="link_invalid") from None
 
 
 LINK_PATH = "/links/{slug:str}/{token:str}"

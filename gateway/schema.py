@@ -27,6 +27,7 @@ from gateway.execution import (
     MAX_ALIASES,
     MAX_DEPTH,
     MAX_TOKENS,
+    Language,
     Masking,
     Parsing,
     QuartierSchema,
@@ -125,6 +126,7 @@ def build_schema(prod: bool = False, parts: SchemaParts = PARTS) -> strawberry.S
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         Parsing,
         lambda: Validation(prod=prod),
+        Language,
         Masking,
     ]
     schema = QuartierSchema(

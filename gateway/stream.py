@@ -34,6 +34,7 @@ from gateway.keys import EVENTS_READ, require_scope, scopes_of, while_allowed
 from gateway.kit import PublicError, public_errors
 from services.runtime.bus import Bus
 from services.runtime.errors import InvalidInput, QuartierError
+from services.runtime.i18n import t
 from services.runtime.stream import EventReader, Position, parse_type_prefixes
 
 __all__ = [
@@ -144,7 +145,7 @@ class StreamSubscription:
         with public_errors():
             reader = events_reader(ctx.principal)
             if limit is not None and limit < 1:
-                raise InvalidInput("limit must be at least 1 (or null: no limit)", field="limit")
+                raise InvalidInput(t("limit must be at least 1 (or null: no limit)"), field="limit")
             position = Position.decode(after, reader.tenant_id) if after is not None else None
             prefixes = parse_type_prefixes(types or ())
         # The stream ends when the token expires: a client subscribes again with

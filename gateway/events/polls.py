@@ -14,6 +14,7 @@ from gateway.events.meetups import DatePoll, PollVote, VenueInput
 from gateway.kit import ask_by_id, ask_node, command, optional_raw_id, raw_id, result_union
 from services.events import contract as c
 from services.runtime import errors as e
+from services.runtime.i18n import t
 from services.runtime.messages import Request
 
 
@@ -97,7 +98,7 @@ class Mutation:
             votes: dict[str, Any] = {}
             for v in input.votes:
                 if v.slot_id in votes:
-                    raise e.InvalidInput("one vote per slot", field="votes")
+                    raise e.InvalidInput(t("one vote per slot"), field="votes")
                 votes[v.slot_id] = v.vote.value
             return c.VoteOnPoll(poll_id=raw_id(input.poll_id, "DatePoll", "poll_id"), votes=votes)
 

@@ -10,6 +10,7 @@ import strawberry
 
 from services.referrals import contract as c
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
@@ -44,11 +45,11 @@ class MoneyInput:
         text = self.amount
         if len(text) > MAX_AMOUNT_TEXT or not AMOUNT.fullmatch(text):
             raise InvalidInput(
-                'not an amount: digits, and a point before the decimals ("1200.50")',
+                t('not an amount: digits, and a point before the decimals ("1200.50")'),
                 field=f"{field}.amount",
             )
         try:
             amount = Decimal(text)
         except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-            raise InvalidInput("not an amount", field=f"{field}.amount") from None
+            raise InvalidInput(t("not an amount"), field=f"{field}.amount") from None
         return c.Money(amount=amount, currency=self.currency)

@@ -28,6 +28,7 @@ from gateway.nodes import from_global_id
 from gateway.referrals.money import Money
 from services.referrals import contract as c
 from services.runtime.errors import Forbidden, InvalidInput
+from services.runtime.i18n import t
 
 
 @strawberry.enum(description="What a report is about.")
@@ -252,8 +253,11 @@ def _no_cards_for_keys(info: Info[Context, Any], field: str) -> None:
     if info.context.principal.key_id is not None:
         with public_errors():
             raise Forbidden(
-                f"an API key reads a report's figures and subjectId, not its {field}: "
-                "ask for subjectId instead"
+                t(
+                    "an API key reads a report's figures and subjectId, not its {field}: "
+                    "ask for subjectId instead",
+                    field=field,
+                )
             )
 
 
@@ -261,10 +265,10 @@ def _subject(scope: ResultsScope, subject_id: str | None) -> str | None:
     """A report's subject: a Member id (member), a Hub id (hub), none (network)."""
     if subject_id is None:
         if scope is ResultsScope.HUB:
-            raise InvalidInput("a hub's report needs subjectId, a Hub id", field="subjectId")
+            raise InvalidInput(t("a hub's report needs subjectId, a Hub id"), field="subjectId")
         return None
     if scope is ResultsScope.TENANT:
-        raise InvalidInput("a report of the network has no subject", field="subjectId")
+        raise InvalidInput(t("a report of the network has no subject"), field="subjectId")
     expected = "Member" if scope is ResultsScope.MEMBER else "Hub"
     return from_global_id(subject_id, expected, field="subjectId")
 

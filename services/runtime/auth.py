@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import jwt
 
 from services.runtime.errors import Unauthenticated
+from services.runtime.i18n import t
 from services.runtime.messages import Actor
 
 ALGORITHMS = ["HS256"]
@@ -86,9 +87,9 @@ def verify_access_token(secret: str, token: str) -> AccessClaims:
             options={"require": ["exp", "iat", "sub", "aud", "iss", "sid"]},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthenticated("the access token has expired: refresh it") from None
+        raise Unauthenticated(t("the access token has expired: refresh it")) from None
     except jwt.PyJWTError:
-        raise Unauthenticated("the access token is invalid") from None
+        raise Unauthenticated(t("the access token is invalid")) from None
     try:
         return AccessClaims(
             member_id=str(claims["sub"]),
@@ -99,7 +100,7 @@ def verify_access_token(secret: str, token: str) -> AccessClaims:
             session_id=str(claims["sid"]),
         )
     except (KeyError, TypeError):
-        raise Unauthenticated("the access token is invalid") from None
+        raise Unauthenticated(t("the access token is invalid")) from None
 
 
 def is_operator_token(configured: str, presented: str | None) -> bool:

@@ -39,6 +39,7 @@ from services.runtime.errors import (
     error_from_code,
 )
 from services.runtime.fairness import FairExecutor
+from services.runtime.i18n import t
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.logging import get_logger
 from services.runtime.messages import (
@@ -190,20 +191,37 @@ class Bus:
                 if refused in done:
                     who = f"user {self.credentials.user!r}" if self.credentials else "no user"
                     raise Unavailable(
-                        f"NATS at {self.shown} refused the connection ({who}): "
-                        "check QUARTIER_NATS_USER and its password"
+                        t(
+                            "NATS at {address} refused the connection ({who}): "
+                            "check QUARTIER_NATS_USER and its password",
+                            address=self.shown,
+                            who=who,
+                        )
                     )
                 if signalled in done:
-                    raise Unavailable(f"stopped by a signal while waiting for NATS at {self.shown}")
+                    raise Unavailable(
+                        t(
+                            "stopped by a signal while waiting for NATS at {address}",
+                            address=self.shown,
+                        )
+                    )
                 raise Unavailable(
-                    f"cannot reach NATS at {self.shown} (no server answered within {wait:g} s)"
+                    t(
+                        "cannot reach NATS at {address} (no server answered within {seconds} s)",
+                        address=self.shown,
+                        seconds=f"{wait:g}",
+                    )
                 )
             connecting.result()
             connected = True
         except (OSError, nats.errors.NoServersError) as e:
-            raise Unavailable(f"cannot reach NATS at {self.shown}: {e}") from None
+            raise Unavailable(
+                t("cannot reach NATS at {address}: {error}", address=self.shown, error=str(e))
+            ) from None
         except nats.errors.Error as e:  # what nats-py says of a list it cannot use
-            raise Unavailable(f"cannot use NATS at {self.shown}: {e}") from None
+            raise Unavailable(
+                t("cannot use NATS at {address}: {error}", address=self.shown, error=str(e))
+            ) from None
         finally:
             refused.cancel()
             signalled.cancel()
@@ -260,7 +278,7 @@ class Bus:
     @property
     def client(self) -> NATS:
         if self.nc is None:
-            raise Unavailable("not connected to NATS")
+            raise Unavailable(t("not connected to NATS"))
         return self.nc
 
     def jetstream(self, timeout: float | None = None) -> JetStreamContext:
@@ -465,7 +483,7 @@ class Bus:
                 except (TimeoutError, nats.errors.TimeoutError):
                     return None
                 except nats.errors.ConnectionClosedError:
-                    raise Unavailable("the message bus is not connected") from None
+                    raise Unavailable(t("the message bus is not connected")) from None
                 except nats.errors.NoRespondersError:
                     # never delivered, so safe to send again: a replica may be
                     # moments from serving (starting, or taking over)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 MAX_OFFSET = timedelta(days=3660)
 """How far a development clock may move from the system's time (about ten
@@ -98,8 +99,12 @@ class ShiftedClock:
                 return False
             if abs(self.offset + delta) > MAX_OFFSET:
                 raise InvalidInput(
-                    f"the clock moves at most {MAX_OFFSET.days} days from the system's time"
-                    f" (it is {self.offset.total_seconds() / 86400:+.2f} days from it now)",
+                    t(
+                        "the clock moves at most {limit} days from the system's time"
+                        " (it is {days} days from it now)",
+                        limit=MAX_OFFSET.days,
+                        days=f"{self.offset.total_seconds() / 86400:+.2f}",
+                    ),
                     field="seconds",
                 )
             self._moves.add(move_id)

@@ -43,6 +43,7 @@ from eventsourcing.persistence import (
 
 from services.runtime.clock import event_timestamp
 from services.runtime.errors import Conflict, NotFound, Unavailable
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.personal import Keyring, PersonalMapper, keyring_for
 from services.runtime.store import is_busy
@@ -217,7 +218,7 @@ class ServiceApplication(Application[UUID]):
         nothing."""
         found = self.find(aggregate_id, kind)
         if found is None or tenant_id is None or getattr(found, "tenant_id", None) != tenant_id:
-            raise NotFound(f"{noun(kind)} not found")
+            raise NotFound(t("{what} not found", what=noun(kind)))
         return found
 
     def transact(
@@ -318,7 +319,7 @@ class ServiceApplication(Application[UUID]):
         try:
             return super().save(*objs, **kwargs)
         except IntegrityError as e:
-            raise Conflict("changed concurrently or already exists; try again") from e
+            raise Conflict(t("changed concurrently or already exists; try again")) from e
         except PersistenceError as e:
             raise _unavailable(e) from e
 
@@ -373,7 +374,7 @@ class ServiceApplication(Application[UUID]):
 def _unavailable(error: PersistenceError) -> Unavailable:
     # The store's message may quote values: only the class is logged.
     log.warning("store.error", error=type(error).__name__)
-    return Unavailable("the store is busy or unreachable; try again")
+    return Unavailable(t("the store is busy or unreachable; try again"))
 
 
 def noun(kind: type[Any]) -> str:

@@ -30,6 +30,7 @@ from services.runtime.bus import Bus, Endpoint, Offloader
 from services.runtime.clock import SYSTEM_CLOCK, Clock, ShiftedClock
 from services.runtime.errors import NotFound, QuartierError, Unavailable
 from services.runtime.eventstore import ServiceApplication
+from services.runtime.i18n import t
 from services.runtime.idempotency import IdempotencyStore
 from services.runtime.leader import FileLeaderLock, LeaderLock, PostgresLeaderLock, hold_leadership
 from services.runtime.logging import configure_logging, get_logger
@@ -243,7 +244,7 @@ class ServiceHost:
         async def skip_parked(q: ops.SkipParked, ctx: RequestContext) -> Done:
             ops.require_operator(ctx, token)
             if not await self.offload(self.parking.skip, q.consumer, q.position):
-                raise NotFound("no such parked event")
+                raise NotFound(t("no such parked event"))
             return Done()
 
         return [
@@ -261,15 +262,22 @@ class ServiceHost:
         def leading() -> None:
             if self.relays and not self.is_leader:
                 raise Unavailable(
-                    f"this replica of {self.service} does not lead its relay now: ask again"
+                    t(
+                        "this replica of {service} does not lead its relay now: ask again",
+                        service=self.service,
+                    )
                 )
 
         async def progress(rebuild_id: str) -> ops.RebuildProgress:
             found = [r.rebuild for r in self.relays if r.rebuild and r.rebuild.id == rebuild_id]
             if len(found) != len(self.relays):
                 raise NotFound(
-                    f"{self.service} runs no rebuild {rebuild_id}: it was interrupted "
-                    "(its leader changed?): run the rebuild again"
+                    t(
+                        "{service} runs no rebuild {rebuild_id}: it was interrupted "
+                        "(its leader changed?): run the rebuild again",
+                        service=self.service,
+                        rebuild_id=rebuild_id,
+                    )
                 )
             lag = 0
             for relay in self.relays:
@@ -414,8 +422,8 @@ class ServiceHost:
         self.stopping.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
-        for t in self._tasks:
-            t.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.bus.close()
         self.offload.shutdown()
         for closer in self.closers:

@@ -1,7 +1,9 @@
 """The languages Quartier writes to people in (a network's locale: French by
 default, or English), and dates and times as each writes them. No locale
 database: the few names needed are here, so that the output is the same on
-every machine.
+every machine. Refusals are written in English with `t()` and translated from
+gettext catalogues (`<package>/locale/fr.po`) into the language a request
+asks for (`Accept-Language`; docs/api.md, "Errors").
 
     >>> format_local(datetime(2026, 1, 8, 12, 30), "fr")
     'jeudi 8 janvier 2026 à 12 h 30'
@@ -172,14 +174,18 @@ def translations(message: str) -> dict[str, str] | None:
 
 def translate(message: str, locale: str) -> str:
     """`message` in `locale`: its catalogue's translation of the template,
-    filled with the same values; English when there is none."""
+    filled with the same values (a value made by `t()` translated too, e.g.
+    a noun); English when there is none."""
     if not isinstance(message, Text) or locale_of(locale) == "en" or locale not in LOCALES:
         return str(message)
     template = catalogue(locale).get(message.template)
     if not template:
         return str(message)
+    params = {
+        k: translate(v, locale) if isinstance(v, Text) else v for k, v in message.params.items()
+    }
     try:
-        return template.format(**message.params)
+        return template.format(**params)
     except (KeyError, IndexError, ValueError):
         return str(message)
 

@@ -36,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.runtime.errors import Conflict, InvalidInput
+from services.runtime.i18n import t
 from services.runtime.views import UTCDateTime
 
 TTL = timedelta(hours=24)
@@ -73,7 +74,8 @@ def key_of(tenant_id: str | None, actor: str, request: str, idempotency_key: str
 def check_key(idempotency_key: str) -> str:
     if not 1 <= len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
         raise InvalidInput(
-            f"an idempotency key is 1 to {MAX_KEY} printable characters", field="idempotency_key"
+            t("an idempotency key is 1 to {limit} printable characters", limit=MAX_KEY),
+            field="idempotency_key",
         )
     return idempotency_key
 
@@ -125,10 +127,10 @@ class IdempotencyStore:
         while True:
             row = await self.offload(self._row, key)
             if row is None:  # the first one failed transiently meanwhile: the caller retries
-                raise Conflict("a request with this idempotency key failed: send it again")
+                raise Conflict(t("a request with this idempotency key failed: send it again"))
             if row.fingerprint != fingerprint:
                 raise InvalidInput(
-                    "this idempotency key was used for another request", field="idempotency_key"
+                    t("this idempotency key was used for another request"), field="idempotency_key"
                 )
             if row.reply is not None:
                 return bytes(row.reply)

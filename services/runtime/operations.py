@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from services.runtime.auth import is_operator_token
 from services.runtime.errors import Forbidden
+from services.runtime.i18n import t
 from services.runtime.messages import Command, Done, Message, Query
 from services.runtime.tenancy import RequestContext
 
@@ -116,7 +117,7 @@ def for_service(request: Q, service: str) -> Q:
 
 def require_operator(ctx: RequestContext, operator_token: str) -> None:
     if ctx.actor.kind != "operator" or not is_operator_token(operator_token, ctx.credential):
-        raise Forbidden("only the platform operator may do this")
+        raise Forbidden(t("only the platform operator may do this"))
 
 
 __all__ = [

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from services.runtime.errors import Unavailable
+from services.runtime.i18n import t
 from services.runtime.settings import Settings
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -177,7 +178,7 @@ def _typed_store_errors(context: sa.engine.ExceptionContext) -> None:
     if is_busy(context.original_exception) or isinstance(
         context.sqlalchemy_exception, sa.exc.InterfaceError
     ):
-        raise Unavailable("the store is busy or unreachable; try again") from (
+        raise Unavailable(t("the store is busy or unreachable; try again")) from (
             context.sqlalchemy_exception
         )
 

@@ -40,6 +40,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from services.runtime.errors import InvalidInput, Unavailable
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.stream")
@@ -302,15 +303,22 @@ def parse_type_prefixes(values: Iterable[str], field_name: str = "types") -> tup
                 continue
             if not _TYPE_PREFIX.match(prefix):
                 raise InvalidInput(
-                    f"{field_name}: {prefix[:60]!r} is not a prefix of event types: they start "
-                    "with `quartier.` and hold letters, digits, `_` and `.` only, no wildcards "
-                    "(e.g. `quartier.hubs.` or `quartier.identity.MemberJoined`)",
+                    t(
+                        "{field}: {prefix} is not a prefix of event types: they start "
+                        "with `quartier.` and hold letters, digits, `_` and `.` only, no wildcards "
+                        "(e.g. `quartier.hubs.` or `quartier.identity.MemberJoined`)",
+                        field=field_name,
+                        prefix=repr(prefix[:60]),
+                    ),
                     field=field_name,
                 )
             if prefix not in prefixes:
                 prefixes.append(prefix)
     if len(prefixes) > MAX_TYPE_PREFIXES:
-        raise InvalidInput(f"{field_name}: at most {MAX_TYPE_PREFIXES} prefixes", field=field_name)
+        raise InvalidInput(
+            t("{field}: at most {limit} prefixes", field=field_name, limit=MAX_TYPE_PREFIXES),
+            field=field_name,
+        )
     return tuple(prefixes)
 
 
@@ -426,9 +434,9 @@ class EventReader:
         except Unavailable:
             raise
         except NotFoundError:
-            raise Unavailable("the event stream does not exist (yet)") from None
+            raise Unavailable(t("the event stream does not exist (yet)")) from None
         except (TimeoutError, nats.errors.Error) as e:
-            raise Unavailable("the event stream cannot be read now: retry") from e
+            raise Unavailable(t("the event stream cannot be read now: retry")) from e
 
     async def _open(self) -> None:
         info = await self.js.stream_info(STREAM, subjects_filter=self.subject)
@@ -546,9 +554,9 @@ class EventReader:
                 pending_bytes_limit=self.batch * 4 * 1024 * 1024,
             )
         except NotFoundError:
-            raise Unavailable("the event stream does not exist (yet)") from None
+            raise Unavailable(t("the event stream does not exist (yet)")) from None
         except (TimeoutError, nats.errors.Error) as e:
-            raise Unavailable("the event stream cannot be read now: retry") from e
+            raise Unavailable(t("the event stream cannot be read now: retry")) from e
         self.pending = info.num_pending
         self._fetched_at = time.monotonic()
 
@@ -664,7 +672,7 @@ class EventReader:
                 return []
             except (nats.errors.Error, nats.js.errors.Error) as e:
                 if attempt == 2:
-                    raise Unavailable("the event stream cannot be read now: retry") from e
+                    raise Unavailable(t("the event stream cannot be read now: retry")) from e
                 await self._subscribe()
                 continue
             self.fetched += len(messages)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import structlog
 
 from services.runtime.errors import Forbidden, NotFound, Unauthenticated
+from services.runtime.i18n import t
 from services.runtime.messages import ANONYMOUS, Actor, new_correlation_id
 
 
@@ -31,16 +32,16 @@ class RequestContext:
 
     def require_tenant(self) -> str:
         if not self.tenant_id:
-            raise Unauthenticated("this operation needs a tenant: sign in first")
+            raise Unauthenticated(t("this operation needs a tenant: sign in first"))
         return self.tenant_id
 
     def require_member(self) -> str:
         """The acting member's id; the actor must be a member of the context's tenant."""
         actor = self.actor
         if actor.kind != "member" or not actor.member_id or not actor.tenant_id:
-            raise Unauthenticated("sign in as a member of this network")
+            raise Unauthenticated(t("sign in as a member of this network"))
         if actor.tenant_id != self.tenant_id:
-            raise Forbidden("this token belongs to another network")
+            raise Forbidden(t("this token belongs to another network"))
         return actor.member_id
 
     def require_tenant_admin(self) -> str:
@@ -51,7 +52,7 @@ class RequestContext:
         admin's earlier token carries no admin right. Forbidden otherwise."""
         member_id = self.require_member()
         if "tenant_admin" not in self.actor.roles:
-            raise Forbidden("only a tenant admin may do this")
+            raise Forbidden(t("only a tenant admin may do this"))
         return member_id
 
 
@@ -94,7 +95,7 @@ T = TypeVar("T", bound=TenantScoped)
 def guard_tenant(obj: T | None, tenant_id: str | None, what: str) -> T:
     """Return `obj` if it exists and belongs to `tenant_id`, else NotFound."""
     if obj is None or tenant_id is None or getattr(obj, "tenant_id", None) != tenant_id:
-        raise NotFound(f"{what} not found")
+        raise NotFound(t("{what} not found", what=what))
     return obj
 
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 MAX_TEXT = 20_000  # characters in any one string of a request; fields set their own, lower
 _FORBIDDEN = re.compile(
@@ -48,14 +49,17 @@ def check_text(value: str, field: str) -> str:
     """The request-wide policy for one string: NFC, no forbidden characters,
     at most MAX_TEXT characters. Returns the normalised string."""
     if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{_label(field)} is too long", field=field)
+        raise InvalidInput(t("{label} is too long", label=_label(field)), field=field)
     if "\r" in value:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
     found = _FORBIDDEN.search(value)
     if found is not None:
         raise InvalidInput(
-            f"{_label(field)} contains a character that is not allowed "
-            f"(U+{ord(found.group()):04X})",
+            t(
+                "{label} contains a character that is not allowed (U+{code})",
+                label=_label(field),
+                code=f"{ord(found.group()):04X}",
+            ),
             field=field,
         )
     return unicodedata.normalize("NFC", value)
@@ -120,7 +124,10 @@ def _bounded(text: str, field: str, max_len: int, required: bool) -> str:
     if not is_visible(text):
         text = ""  # only spaces or zero-width characters: nothing was said
     if required and not text:
-        raise InvalidInput(f"{_label(field)} is required", field=field)
+        raise InvalidInput(t("{label} is required", label=_label(field)), field=field)
     if len(text) > max_len:
-        raise InvalidInput(f"{_label(field)} is limited to {max_len} characters", field=field)
+        raise InvalidInput(
+            t("{label} is limited to {limit} characters", label=_label(field), limit=max_len),
+            field=field,
+        )
     return text

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 MAX_PAGE = 50
 
@@ -30,9 +31,11 @@ def check_page(limit: int, offset: int = 0, what: str = "items") -> None:
     """A page has 1 to MAX_PAGE items and starts at a non-negative offset
     (Relay's `first` and `after`, which the errors name)."""
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"a page has 1 to {MAX_PAGE} {what}", field="first")
+        raise InvalidInput(
+            t("a page has 1 to {limit} {what}", limit=MAX_PAGE, what=what), field="first"
+        )
     if offset < 0:
-        raise InvalidInput("the cursor is not valid", field="after")
+        raise InvalidInput(t("the cursor is not valid"), field="after")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

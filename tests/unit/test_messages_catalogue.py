@@ -60,20 +60,20 @@ def fields(template: str) -> set[str]:
 
 
 def test_every_refusal_is_written_to_be_translated() -> None:
-    """`raise NotFound("…")` with a literal or an f-string would reach a
-    French console in English: each typed error's message is a `t()` (or
-    a value that holds one)."""
+    """`NotFound("…")` with a literal or an f-string (raised, returned or
+    kept) would reach a French console in English: each typed error's
+    message is a `t()` (or a value that holds one)."""
     untranslatable = []
     for package in packages():
         for path in sources(package):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
-                    continue
-                func = node.exc.func
+                if not isinstance(node, ast.Call):
+                    continue  # raised, returned or kept: every error made
+                func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                if name not in ERROR_CLASSES or not node.exc.args:
+                if name not in ERROR_CLASSES or not node.args:
                     continue
-                if isinstance(node.exc.args[0], ast.Constant | ast.JoinedStr):
+                if isinstance(node.args[0], ast.Constant | ast.JoinedStr):
                     untranslatable.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert untranslatable == []
 
