@@ -29,7 +29,7 @@ run: $(STAMP)
 ## (TEST_WORKERS=0), or on TEST_WORKERS pytest-xdist processes (`make test TEST_WORKERS=2`)
 TEST_WORKERS ?= 0
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 ## ruff, the import contracts and mypy (what `make test` runs first)
 lint: $(STAMP)
