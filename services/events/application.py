@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
-from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -64,7 +63,7 @@ class Meetups(ServiceApplication):
     snapshotting_intervals: ClassVar = {Meetup: 50, DatePoll: 50, Visitor: 20}
     state_types = (Venue, Mark, Draw, Card)
 
-    def get(self, tenant_id: str | None, aggregate_id: str | UUID, kind: type[A]) -> A:
+    def get(self, tenant_id: str | None, aggregate_id: str | uuid.UUID, kind: type[A]) -> A:
         """As the runtime's, its NotFound said in the requester's language."""
         try:
             return super().get(tenant_id, aggregate_id, kind)
