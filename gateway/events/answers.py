@@ -17,6 +17,7 @@ from gateway.events.scheduling import MeetupResult, meetup_payload
 from gateway.kit import ask, command, optional_raw_id, raw_id, result_union
 from gateway.nodes import to_global_id
 from services.events import contract as c
+from services.runtime.i18n import request_locale
 
 
 @strawberry.enum
@@ -49,7 +50,7 @@ class LinkInfo:
         return cls(
             kind=LinkKind(i.kind),
             valid=i.valid,
-            reason=i.reason,
+            reason=(i.reasons or {}).get(request_locale(), i.reason),  # Accept-Language
             title=i.title,
             hub_name=i.hub_name,
             local_start=LocalDateTime(i.local_start) if i.local_start else None,

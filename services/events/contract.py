@@ -250,6 +250,8 @@ class LinkInfo(Message):
     # why not, as a code (pages say it in the network's language): link_invalid,
     # link_expired, link_revoked, link_not_member, closed
     reason_code: str | None = None
+    # the reason in the other languages ({"fr": …}): the gateway says it in the request's
+    reasons: dict[str, str] | None = None
 
 
 class LinkAnswered(Message):

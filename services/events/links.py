@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import jwt
 
 from services.runtime.errors import InvalidToken
+from services.runtime.i18n import t
 
 ALGORITHMS = ["HS256"]
 ISSUER = "quartier-links"
@@ -65,7 +66,7 @@ def verify(key: bytes, token: str, now: datetime) -> Link:
     """The link a token carries, if it is ours, intact and not expired (by
     `now`, the service's clock); else InvalidToken."""
     if not token or len(token) > 2000:
-        raise InvalidToken("this link is not valid", rule="link_invalid")
+        raise InvalidToken(t("this link is not valid"), rule="link_invalid")
     try:
         claims = jwt.decode(
             token,
@@ -85,9 +86,9 @@ def verify(key: bytes, token: str, now: datetime) -> Link:
             expires_at=datetime.fromtimestamp(int(claims["exp"])).astimezone(),
         )
     except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-        raise InvalidToken("this link is not valid", rule="link_invalid") from None
+        raise InvalidToken(t("this link is not valid"), rule="link_invalid") from None
     if link.kind not in KINDS:
-        raise InvalidToken("this link is not valid", rule="link_invalid")
+        raise InvalidToken(t("this link is not valid"), rule="link_invalid")
     if now >= link.expires_at:
-        raise InvalidToken("this link has expired", rule="link_expired")
+        raise InvalidToken(t("this link has expired"), rule="link_expired")
     return link

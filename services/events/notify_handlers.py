@@ -14,6 +14,7 @@ from services.events.handlers.base import EventsHandlers
 from services.events.links import Link, verify
 from services.runtime.errors import InvalidToken
 from services.runtime.handlers import handles
+from services.runtime.i18n import t
 from services.runtime.tenancy import RequestContext
 
 
@@ -25,7 +26,7 @@ class MailHandlers(EventsHandlers):
             or link.target_id != link.holder_id
             or link.tenant_id != ctx.require_tenant()
         ):
-            raise InvalidToken("this link is not valid", rule="link_invalid")
+            raise InvalidToken(t("this link is not valid"), rule="link_invalid")
         return link
 
     def _settings(self, tenant_id: str, member_id: str) -> MemberSettings | None:

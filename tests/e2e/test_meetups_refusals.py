@@ -805,3 +805,70 @@ async def test_bad_input_to_every_meetups_mutation_changes_nothing(
     assert await snapshot(system, theirs) == their_snap
     assert len(list(system.settings.mail_dir.glob("*.eml"))) == mails
     assert len(cases) > 250
+
+
+async def test_refusals_are_said_in_french_when_the_request_asks_for_it(
+    system: System, clock: MovableClock
+) -> None:
+    """`Accept-Language: fr` has the refusals said in French (the service's
+    catalogue, services/events/locale/fr.po); without it, in English as ever."""
+    (ours,) = await given_agendas(system, clock, "pole-11e")
+    karim, (ines, paul, _) = ours.club.facilitator, ours.club.members
+    french = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+    random_meetup = global_id("Meetup", str(uuid.uuid4()))
+    expired = signed_link(
+        system, ours, ines.member_id, ours.later["meetupId"], expires_in=timedelta(hours=-1)
+    )
+    cases: list[tuple[str, Any, dict[str, Any], str, str]] = [
+        (  # a rule, from the domain
+            "completeCard",
+            paul,
+            {"drawId": ours.cards[ines.id]["id"]},
+            "only the holder marks a card done",
+            "seul le détenteur d'une carte la marque comme faite",
+        ),
+        (  # a value, with the template's placeholders filled alike
+            "createSeries",
+            karim,
+            {
+                "hubId": ours.club.hub_id,
+                "name": "Afterwork",
+                "rrule": "FREQ=WEEKLY;INTERVAL=500",
+                "startsOn": ours.day.date().isoformat(),
+                "startTime": "19:00",
+                "venue": CAFE,
+            },
+            "INTERVAL is 1 to 99",
+            "INTERVAL va de 1 à 99",
+        ),
+        (  # the store's "<noun> not found", across the bus
+            "giveRsvp",
+            ines,
+            {"meetupId": random_meetup, "answer": "YES"},
+            "meetup not found",
+            "rencontre introuvable",
+        ),
+        (  # a link, no sign-in
+            "answerByLink",
+            None,
+            {"token": expired},
+            "this link has expired",
+            "ce lien a expiré",
+        ),
+    ]
+    for name, who, input, english, said in cases:
+        auth = {"Authorization": f"Bearer {who.access}"} if who else {}
+        in_english = await act(system, name, input, who)
+        in_french = await act(system, name, input, headers={**auth, **french})
+        assert in_english["message"] == english, (name, in_english)
+        assert in_french["message"] == said, (name, in_french)
+        # the same error otherwise: type, code, field or rule
+        assert {**in_french, "message": english} == in_english, name
+
+    # a link's page says why the link is not valid in the request's language too
+    document = "query($t: String!) { link(token: $t) { valid reason } }"
+    for headers, reason in (({}, "this link has expired"), (french, "ce lien a expiré")):
+        response = await system.client.post(
+            "/graphql", json={"query": document, "variables": {"t": expired}}, headers=headers
+        )
+        assert response.json()["data"]["link"] == {"valid": False, "reason": reason}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.events.application import Meetups
+from services.events.application import NOT_FOUND, Meetups
 from services.events.domain import (
     DEFAULT_DECK,
     Card,
@@ -27,6 +27,7 @@ from services.events.domain import (
 )
 from services.events.domain.calendar import occurrences_after, parse_rrule, to_utc, zone
 from services.runtime.errors import InvalidInput, NotFound, RuleViolation
+from services.runtime.eventstore import noun
 
 TENANT, HUB = str(uuid4()), str(uuid4())
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday in winter
@@ -250,6 +251,17 @@ def test_a_series_proposes_its_next_date_and_checks_its_changes() -> None:
 
 def app() -> Meetups:
     return Meetups(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+@pytest.mark.parametrize("kind", list(NOT_FOUND), ids=lambda k: k.__name__)
+def test_a_missing_aggregate_is_not_found_in_the_requesters_language(kind: type) -> None:
+    """The store's "<noun> not found", said from the service's own template
+    (services/events/locale/fr.po), the English as the runtime writes it."""
+    with pytest.raises(NotFound) as refused:
+        app().get("t1", uuid4(), kind)
+    assert refused.value.message == f"{noun(kind)} not found"
+    assert refused.value.text is NOT_FOUND[kind]
+    assert refused.value.message_in("fr") != refused.value.message
 
 
 def next_in_line(store: Meetups) -> object:

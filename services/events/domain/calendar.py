@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
@@ -34,11 +35,13 @@ CHECK_FROM_YEAR = 9600  # a rhythm is checked in its calendar-identical year fro
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name`, or InvalidInput."""
     if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
-        raise InvalidInput(f"unknown time zone {name[:64]!r}", field=field)
+        raise InvalidInput(t("unknown time zone {zone}", zone=repr(name[:64])), field=field)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {name[:64]!r}", field=field) from None
+        raise InvalidInput(
+            t("unknown time zone {zone}", zone=repr(name[:64])), field=field
+        ) from None
 
 
 def to_utc(local: datetime, timezone: str) -> datetime:
@@ -64,29 +67,35 @@ def parse_rrule(text: str, field: str = "rrule") -> str:
     are refused: meetups are not hourly."""
     value = (text or "").strip().upper().removeprefix("RRULE:")
     if not value or len(value) > MAX_RRULE or "\n" in value:
-        raise InvalidInput("give a recurrence rule like FREQ=WEEKLY;BYDAY=TH", field=field)
+        raise InvalidInput(t("give a recurrence rule like FREQ=WEEKLY;BYDAY=TH"), field=field)
     try:
         rule = rrulestr(value, dtstart=datetime(2026, 1, 1))
     except (ValueError, TypeError, KeyError, IndexError):
         raise InvalidInput(
-            "not an RFC 5545 recurrence rule (e.g. FREQ=WEEKLY;BYDAY=TH, "
-            "or FREQ=MONTHLY;BYDAY=1TU)",
+            t(
+                "not an RFC 5545 recurrence rule (e.g. FREQ=WEEKLY;BYDAY=TH, "
+                "or FREQ=MONTHLY;BYDAY=1TU)"
+            ),
             field=field,
         ) from None
     freq = re.search(r"(?:^|;)FREQ=([A-Z]+)", value)
     if not isinstance(rule, rrule) or freq is None or freq.group(1) not in FREQUENCIES:
-        raise InvalidInput("a rhythm repeats daily at most", field=field)
+        raise InvalidInput(t("a rhythm repeats daily at most"), field=field)
     parts = dict(part.partition("=")[::2] for part in value.split(";"))
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise InvalidInput(
-            f"{unknown[0][:20]} is not used in a meetup's rhythm (its time is the series' "
-            f"start time): use {', '.join(PARTS)}",
+            t(
+                "{part} is not used in a meetup's rhythm (its time is the series' start time): "
+                "use {parts}",
+                part=unknown[0][:20],
+                parts=", ".join(PARTS),
+            ),
             field=field,
         )
     for name, top in (("INTERVAL", MAX_INTERVAL), ("COUNT", MAX_COUNT)):
         if name in parts and not (parts[name].isdigit() and 1 <= int(parts[name]) <= top):
-            raise InvalidInput(f"{name} is 1 to {top}", field=field)
+            raise InvalidInput(t("{part} is 1 to {limit}", part=name, limit=top), field=field)
     return value
 
 
@@ -106,16 +115,16 @@ def check_rhythm(rule: str, starts_on: date, start_time: time, field: str = "rru
         assert isinstance(recurrence, rrule)
         until = getattr(recurrence, "_until", None)  # dateutil keeps the parsed UNTIL there
         if until is not None and until.replace(tzinfo=None) < dtstart:
-            raise InvalidInput("this rhythm ends before it starts (UNTIL)", field=field)
+            raise InvalidInput(t("this rhythm ends before it starts (UNTIL)"), field=field)
         cycles = max(0, -(-(CHECK_FROM_YEAR - starts_on.year) // CYCLE_YEARS))
         shifted = dtstart.replace(year=starts_on.year + cycles * CYCLE_YEARS)
         first = recurrence.replace(dtstart=shifted, until=None).after(shifted, inc=True)
     except (ValueError, TypeError, OverflowError):
-        raise InvalidInput("this rhythm gives no date", field=field) from None
+        raise InvalidInput(t("this rhythm gives no date"), field=field) from None
     limit = shifted + HORIZON if shifted.year < 9997 else datetime.max
     if first is None or first > limit:
         raise InvalidInput(
-            "this rhythm gives no date in the two years after it starts", field=field
+            t("this rhythm gives no date in the two years after it starts"), field=field
         )
 
 

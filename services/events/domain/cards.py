@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 CARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -59,13 +60,17 @@ def check_deck(cards: Iterable[Card]) -> tuple[Card, ...]:
         title = single_line(card.title, f"cards[{i}].title", 120, required=True)
         card_id = card.card_id or _slug(title, seen)
         if not CARD_ID.fullmatch(card_id):
-            raise InvalidInput("a card id is lower-case letters, digits and dashes", field="cards")
+            raise InvalidInput(
+                t("a card id is lower-case letters, digits and dashes"), field="cards"
+            )
         if card_id in seen:
-            raise InvalidInput(f"two cards have the id {card_id!r}", field="cards")
+            raise InvalidInput(
+                t("two cards have the id {card_id}", card_id=repr(card_id)), field="cards"
+            )
         seen.add(card_id)
         checked.append(Card(card_id, title, card.single_holder))
     if not 1 <= len(checked) <= MAX_CARDS:
-        raise InvalidInput(f"a deck has 1 to {MAX_CARDS} cards", field="cards")
+        raise InvalidInput(t("a deck has 1 to {limit} cards", limit=MAX_CARDS), field="cards")
     return tuple(checked)
 
 

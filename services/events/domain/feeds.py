@@ -16,6 +16,7 @@ from eventsourcing.domain import event
 from services.events.domain.meetup import NAMESPACE
 from services.runtime.errors import InvalidToken
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 
 
 def feed_id(tenant_id: str, scope: str, owner_id: str) -> UUID:
@@ -27,7 +28,7 @@ def split_token(token: str) -> tuple[UUID, str]:
         selector, secret = (token or "").split(".", 1)
         return UUID(hex=selector), secret
     except ValueError:
-        raise InvalidToken("this calendar address is not valid") from None
+        raise InvalidToken(t("this calendar address is not valid")) from None
 
 
 class CalendarFeed(TenantAggregate):
@@ -66,4 +67,4 @@ class CalendarFeed(TenantAggregate):
 
     def check(self, secret: str) -> None:
         if not hmac.compare_digest(self.secret.encode(), secret.encode()):
-            raise InvalidToken("this calendar address is not valid (it may have been renewed)")
+            raise InvalidToken(t("this calendar address is not valid (it may have been renewed)"))

@@ -38,6 +38,7 @@ from services.events.domain.values import (
 )
 from services.runtime.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.personal import each, personal, personal_state
 from services.runtime.text import single_line
 
@@ -152,13 +153,13 @@ class Meetup(TenantAggregate):
     ) -> Meetup:
         """A scheduled meetup, its values checked; it must start in the future."""
         if kind not in KINDS:
-            raise InvalidInput(f"a meetup is one of {KINDS}", field="kind")
+            raise InvalidInput(t("a meetup is one of {kinds}", kinds=KINDS), field="kind")
         zone(timezone)
         local_start = check_local(local_start)
         if to_utc(local_start, timezone) <= now:
-            raise InvalidInput("a meetup is scheduled in the future", field="local_start")
+            raise InvalidInput(t("a meetup is scheduled in the future"), field="local_start")
         if kind == "workshop" and (not host_id or not topic):
-            raise InvalidInput("a workshop has a host and a topic", field="topic")
+            raise InvalidInput(t("a workshop has a host and a topic"), field="topic")
         return Meetup(
             tenant_id=tenant_id,
             hub_id=hub_id,
@@ -217,9 +218,9 @@ class Meetup(TenantAggregate):
 
     def _check_scheduled(self) -> None:
         if self.state == "cancelled":
-            raise RuleViolation("this meetup was cancelled", rule="meetup_cancelled")
+            raise RuleViolation(t("this meetup was cancelled"), rule="meetup_cancelled")
         if self.state == "closed":
-            raise RuleViolation("this meetup is closed", rule="meetup_closed")
+            raise RuleViolation(t("this meetup is closed"), rule="meetup_closed")
 
     def reschedule(self, changes: Mapping[str, Any], now: datetime) -> bool:
         """Move it (`local_start`), lengthen it (`duration_minutes`), change
@@ -227,17 +228,22 @@ class Meetup(TenantAggregate):
         taken). Returns False when nothing changed."""
         self._check_scheduled()
         if self.state == "held":
-            raise RuleViolation("this meetup has started", rule="meetup_started")
+            raise RuleViolation(t("this meetup has started"), rule="meetup_started")
         unknown = set(changes) - {"local_start", "duration_minutes", "venue", "capacity"}
         if unknown:
-            raise InvalidInput(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
+            raise InvalidInput(
+                t("unknown fields {fields}", fields=sorted(unknown)), field=sorted(unknown)[0]
+            )
         new_start = check_local(changes.get("local_start", self.local_start))
         if new_start != self.local_start and to_utc(new_start, self.timezone) <= now:
-            raise InvalidInput("a meetup is rescheduled to the future", field="local_start")
+            raise InvalidInput(t("a meetup is rescheduled to the future"), field="local_start")
         new_capacity = check_capacity(changes.get("capacity", self.capacity))
         if new_capacity is not None and new_capacity < self.seated:
             raise RuleViolation(
-                f"{self.seated} members already have a seat: the capacity cannot go below that",
+                t(
+                    "{seated} members already have a seat: the capacity cannot go below that",
+                    seated=self.seated,
+                ),
                 rule="capacity",
             )
         values = {
@@ -300,7 +306,7 @@ class Meetup(TenantAggregate):
         self._check_scheduled()
         if self.state != "scheduled" or now >= self.rsvp_deadline:
             raise RuleViolation(
-                "answers for this meetup are closed (the deadline has passed)",
+                t("answers for this meetup are closed (the deadline has passed)"),
                 rule="rsvp_deadline",
             )
 
@@ -358,7 +364,7 @@ class Meetup(TenantAggregate):
     def promote(self, member_id: str) -> None:
         """A seat appeared (the capacity grew): the first in line takes it."""
         if not self.has_room() or self.waiting == 0:
-            raise Conflict("no seat to give")
+            raise Conflict(t("no seat to give"))
         self._promoted(member_id=member_id)
 
     def leave_waitlist(self, member_id: str) -> None:
@@ -393,7 +399,7 @@ class Meetup(TenantAggregate):
         self._check_scheduled()
         if now < self.starts_at - ATTENDANCE_BEFORE:
             raise RuleViolation(
-                "attendance is taken from an hour before the meetup", rule="too_early"
+                t("attendance is taken from an hour before the meetup"), rule="too_early"
             )
 
     def record(
@@ -408,17 +414,19 @@ class Meetup(TenantAggregate):
         False if nothing changed."""
         self._check_can_take_attendance(now)
         if (member_id is None) == (visitor_id is None):
-            raise InvalidInput("name a member or a visitor", field="entries")
+            raise InvalidInput(t("name a member or a visitor"), field="entries")
         if status not in ATTENDANCE:
-            raise InvalidInput(f"attendance is one of {ATTENDANCE}", field="entries")
+            raise InvalidInput(
+                t("attendance is one of {statuses}", statuses=ATTENDANCE), field="entries"
+            )
         if visitor_id is not None:
             if status not in PRESENT:
-                raise InvalidInput("a visitor is recorded as present", field="entries")
+                raise InvalidInput(t("a visitor is recorded as present"), field="entries")
             status = "visitor"
         substitute = single_line(substitute, "substitute", 80) or None
         if (status == "replaced") != (substitute is not None):
             raise InvalidInput(
-                "a member replaced by a substitute: give the substitute's name (and only then)",
+                t("a member replaced by a substitute: give the substitute's name (and only then)"),
                 field="substitute",
             )
         key = member_id or f"visitor:{visitor_id}"
@@ -443,7 +451,7 @@ class Meetup(TenantAggregate):
         self._check_scheduled()
         if not self.starts_at - CHECK_IN_BEFORE <= now <= self.ends_at:
             raise RuleViolation(
-                "you can check in only while the meetup runs", rule="check_in_window"
+                t("you can check in only while the meetup runs"), rule="check_in_window"
             )
         current = self.attendance.get(member_id)
         if current is not None and current.status in PRESENT:
@@ -496,18 +504,20 @@ class Meetup(TenantAggregate):
         closed without its successor's date"), and record the card draw."""
         self._check_scheduled()
         if now < self.starts_at:
-            raise RuleViolation("a meetup closes once it has begun", rule="not_started")
+            raise RuleViolation(t("a meetup closes once it has begun"), rule="not_started")
         if next_meetup is None:
             raise RuleViolation(
-                "a meetup closes only with the next one fixed: give the next date and venue "
-                "(the series proposes one), or choose a meetup already scheduled",
+                t(
+                    "a meetup closes only with the next one fixed: give the next date and venue "
+                    "(the series proposes one), or choose a meetup already scheduled"
+                ),
                 rule="next_date_required",
             )
         if next_meetup.id == self.id or next_meetup.hub_id != self.hub_id:
-            raise InvalidInput("the next meetup is another meetup of this hub", field="next")
+            raise InvalidInput(t("the next meetup is another meetup of this hub"), field="next")
         if next_meetup.state != "scheduled" or next_meetup.starts_at <= self.starts_at:
             raise RuleViolation(
-                "the next meetup must be scheduled after this one", rule="next_date_required"
+                t("the next meetup must be scheduled after this one"), rule="next_date_required"
             )
         self._hold(now)
         visitors = sum(1 for m in self.attendance.values() if m.visitor_id is not None)
@@ -562,9 +572,9 @@ class Meetup(TenantAggregate):
             if draw.draw_id == draw_id:
                 break
         else:
-            raise NotFound("card not found")
+            raise NotFound(t("card not found"))
         if draw.member_id != member_id:
-            raise RuleViolation("only the holder marks a card done", rule="card_holder")
+            raise RuleViolation(t("only the holder marks a card done"), rule="card_holder")
         if draw.done_at is not None:
             return draw
         self._card_completed(draw_id=draw_id, member_id=member_id, at=now)
@@ -627,7 +637,7 @@ class Rsvp(TenantAggregate):
     @staticmethod
     def check_answer(answer: str) -> str:
         if answer not in ANSWERS:
-            raise InvalidInput(f"an answer is one of {ANSWERS}", field="answer")
+            raise InvalidInput(t("an answer is one of {answers}", answers=ANSWERS), field="answer")
         return answer
 
     def change(
@@ -654,7 +664,7 @@ class Rsvp(TenantAggregate):
 
     def promote(self, at: datetime) -> None:
         if self.seat != "waiting":
-            raise Conflict("not on the waitlist")
+            raise Conflict(t("not on the waitlist"))
         self._promoted(at=at)
 
     @event("Promoted")

@@ -14,6 +14,7 @@ from eventsourcing.domain import event
 from services.events.domain.meetup import NAMESPACE
 from services.runtime.errors import InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.personal import OWNER, personal, personal_state
 from services.runtime.text import single_line
 
@@ -23,7 +24,7 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 def normalise_email(email: str) -> str:
     email = (email or "").strip()
     if len(email) > 254 or not EMAIL.fullmatch(email):
-        raise InvalidInput("not a valid e-mail address", field="email")
+        raise InvalidInput(t("not a valid e-mail address"), field="email")
     local, domain = email.rsplit("@", 1)
     return f"{local}@{domain.lower()}"
 
@@ -82,8 +83,12 @@ class Visitor(TenantAggregate):
             return False
         if self.counted_visits() >= max_visits:
             raise RuleViolation(
-                f"this visitor has already come {self.counted_visits()} times (the hub allows "
-                f"{max_visits}): they must now apply — nominate them to join the network",
+                t(
+                    "this visitor has already come {visits} times (the hub allows {max_visits}): "
+                    "they must now apply — nominate them to join the network",
+                    visits=self.counted_visits(),
+                    max_visits=max_visits,
+                ),
                 rule="max_visits",
             )
         self._invited(meetup_id=meetup_id, by=by, visits=self.counted_visits() + 1, at=at)
@@ -97,9 +102,11 @@ class Visitor(TenantAggregate):
     def answer(self, meetup_id: str, answer: str, at: datetime) -> bool:
         """The visitor's answer to an invitation (by link): yes or no."""
         if answer not in ("yes", "no"):
-            raise InvalidInput("a visitor answers yes or no", field="answer")
+            raise InvalidInput(t("a visitor answers yes or no"), field="answer")
         if meetup_id not in self.visits:
-            raise RuleViolation("this visitor was not invited to this meetup", rule="not_invited")
+            raise RuleViolation(
+                t("this visitor was not invited to this meetup"), rule="not_invited"
+            )
         if self.answers.get(meetup_id) == answer:
             return False
         self._answered(meetup_id=meetup_id, answer=answer, at=at)

@@ -13,6 +13,7 @@ from services.events.domain.calendar import check_local, to_utc, zone
 from services.events.domain.values import VOTES, Venue, check_duration
 from services.runtime.errors import InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 MAX_SLOTS = 20
@@ -76,9 +77,11 @@ class DatePoll(TenantAggregate):
         zone(timezone)
         starts = sorted({check_local(s) for s in slots})
         if not 2 <= len(starts) <= MAX_SLOTS:
-            raise InvalidInput(f"a poll offers 2 to {MAX_SLOTS} different slots", field="slots")
+            raise InvalidInput(
+                t("a poll offers 2 to {limit} different slots", limit=MAX_SLOTS), field="slots"
+            )
         if any(to_utc(s, timezone) <= now for s in starts):
-            raise InvalidInput("every slot is in the future", field="slots")
+            raise InvalidInput(t("every slot is in the future"), field="slots")
         return DatePoll(
             tenant_id=tenant_id,
             hub_id=hub_id,
@@ -96,19 +99,19 @@ class DatePoll(TenantAggregate):
 
     def _check_open(self) -> None:
         if self.state != "open":
-            raise RuleViolation("this poll is closed", rule="poll_closed")
+            raise RuleViolation(t("this poll is closed"), rule="poll_closed")
 
     def vote(self, member_id: str, votes: dict[str, str], at: datetime) -> bool:
         """Votes on some or all slots (a later vote on a slot replaces the
         earlier one). Returns False if nothing changed."""
         self._check_open()
         if not votes:
-            raise InvalidInput("vote on at least one slot", field="votes")
+            raise InvalidInput(t("vote on at least one slot"), field="votes")
         for slot_id, vote in votes.items():
             if slot_id not in self.slots:
-                raise NotFound(f"no slot {slot_id[:20]!r} in this poll")
+                raise NotFound(t("no slot {slot} in this poll", slot=repr(slot_id[:20])))
             if vote not in VOTES:
-                raise InvalidInput(f"a vote is one of {VOTES}", field="votes")
+                raise InvalidInput(t("a vote is one of {votes}", votes=VOTES), field="votes")
         current = self.votes.get(member_id, {})
         if all(current.get(s) == v for s, v in votes.items()):
             return False
@@ -131,10 +134,10 @@ class DatePoll(TenantAggregate):
         its own, not past): checked before the meetup on it is made."""
         self._check_open()
         if slot_id not in self.slots:
-            raise NotFound(f"no slot {slot_id[:20]!r} in this poll")
+            raise NotFound(t("no slot {slot} in this poll", slot=repr(slot_id[:20])))
         start = self.slots[slot_id]
         if to_utc(start, self.timezone) <= now:
-            raise RuleViolation("this slot is past: choose another one", rule="slot_past")
+            raise RuleViolation(t("this slot is past: choose another one"), rule="slot_past")
         return start
 
     def close(self, slot_id: str, meetup_id: str, by: str, now: datetime) -> datetime:

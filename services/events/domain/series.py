@@ -20,6 +20,7 @@ from services.events.domain.values import (
 )
 from services.runtime.errors import InvalidInput
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 # A rhythm starts at most this long ago (its next date is searched from its
@@ -103,7 +104,7 @@ class MeetupSeries(TenantAggregate):
         zone(timezone)
         if today is not None and not (today - STARTS_AFTER <= starts_on <= today + STARTS_BEFORE):
             raise InvalidInput(
-                "a rhythm starts within a year before today and two years after",
+                t("a rhythm starts within a year before today and two years after"),
                 field="starts_on",
             )
         start_time = start_time.replace(second=0, microsecond=0, tzinfo=None)
@@ -133,7 +134,9 @@ class MeetupSeries(TenantAggregate):
     def change(self, changes: dict[str, Any]) -> bool:
         unknown = set(changes) - set(FIELDS)
         if unknown:
-            raise InvalidInput(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
+            raise InvalidInput(
+                t("unknown fields {fields}", fields=sorted(unknown)), field=sorted(unknown)[0]
+            )
         checked: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "name":

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 KINDS = ("meetup", "workshop")
@@ -43,26 +44,34 @@ class Venue:
 
 def check_capacity(capacity: int | None, field: str = "capacity") -> int | None:
     if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
-        raise InvalidInput(f"a capacity is 1 to {MAX_CAPACITY} seats (or none)", field=field)
+        raise InvalidInput(
+            t("a capacity is 1 to {limit} seats (or none)", limit=MAX_CAPACITY), field=field
+        )
     return capacity
 
 
 def check_duration(minutes: int, field: str = "duration_minutes") -> int:
     if not 15 <= minutes <= MAX_DURATION:
-        raise InvalidInput("a meetup lasts 15 minutes to 24 hours", field=field)
+        raise InvalidInput(t("a meetup lasts 15 minutes to 24 hours"), field=field)
     return minutes
 
 
 def check_deadline_hours(hours: int, field: str = "rsvp_deadline_hours") -> int:
     if not 0 <= hours <= MAX_LEAD_HOURS:
-        raise InvalidInput(f"answers close 0 to {MAX_LEAD_HOURS} hours before", field=field)
+        raise InvalidInput(
+            t("answers close 0 to {limit} hours before", limit=MAX_LEAD_HOURS), field=field
+        )
     return hours
 
 
 def check_reminders(hours: list[int], field: str = "reminder_hours") -> list[int]:
     if len(hours) > MAX_REMINDERS or any(not 1 <= h <= MAX_LEAD_HOURS for h in hours):
         raise InvalidInput(
-            f"up to {MAX_REMINDERS} reminders, each 1 to {MAX_LEAD_HOURS} hours before",
+            t(
+                "up to {count} reminders, each 1 to {limit} hours before",
+                count=MAX_REMINDERS,
+                limit=MAX_LEAD_HOURS,
+            ),
             field=field,
         )
     return sorted(set(hours), reverse=True)

@@ -11,6 +11,7 @@ from eventsourcing.domain import event
 
 from services.runtime.errors import Conflict
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.personal import personal, personal_state
 from services.runtime.text import free_text, single_line
 
@@ -52,7 +53,7 @@ class WorkshopProposal(TenantAggregate):
 
     def schedule(self, meetup_id: str) -> None:
         if self.meetup_id is not None:
-            raise Conflict("this workshop is already scheduled")
+            raise Conflict(t("this workshop is already scheduled"))
         self._scheduled(meetup_id=meetup_id)
 
     @event("Scheduled")

@@ -14,6 +14,7 @@ from services.events.links import Link, verify
 from services.events.views import directory, meetups, planning
 from services.runtime.errors import Forbidden, InvalidInput, InvalidToken, NotFound
 from services.runtime.handlers import handles
+from services.runtime.i18n import t, translations
 from services.runtime.messages import Done
 from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
@@ -62,29 +63,29 @@ class AnswerHandlers(EventsHandlers):
         link of another network is not valid. The error's rule says why."""
         link = verify(self.link_key, token, self.now())
         if tenant_id is not None and link.tenant_id != tenant_id:
-            raise InvalidToken("this link is not valid", rule="link_invalid")
+            raise InvalidToken(t("this link is not valid"), rule="link_invalid")
         target: Meetup | DatePoll | None
         if link.kind in ("rsvp", "visitor"):
             target = self.app.find(link.target_id, Meetup)
         elif link.kind == "vote":
             target = self.app.find(link.target_id, DatePoll)
         else:
-            raise InvalidToken("this link is not valid here", rule="link_invalid")
+            raise InvalidToken(t("this link is not valid here"), rule="link_invalid")
         if target is None or target.tenant_id != link.tenant_id:
-            raise InvalidToken("this link is not valid", rule="link_invalid")
+            raise InvalidToken(t("this link is not valid"), rule="link_invalid")
         if link.version != target.link_version(link.holder_id):
             raise InvalidToken(
-                "this link has been revoked: use the one in a newer e-mail", rule="link_revoked"
+                t("this link has been revoked: use the one in a newer e-mail"), rule="link_revoked"
             )
         if link.kind == "visitor":
             visitor = self.app.find(link.holder_id, Visitor)
             if visitor is None or str(target.id) not in visitor.visits:
-                raise InvalidToken("this link is not valid", rule="link_invalid")
+                raise InvalidToken(t("this link is not valid"), rule="link_invalid")
         elif not self.read(
             lambda conn: directory.is_member(conn, link.tenant_id, target.hub_id, link.holder_id)
         ):
             raise InvalidToken(
-                "this link is no longer valid: you are not a member of this hub",
+                t("this link is no longer valid: you are not a member of this hub"),
                 rule="link_not_member",
             )
         return link, target
@@ -108,6 +109,7 @@ class AnswerHandlers(EventsHandlers):
                 valid=False,
                 reason=e.message,
                 reason_code=e.rule or "link_invalid",
+                reasons=e.all_translations(),
             )
         hub = self.read(lambda conn: directory.hub_row(conn, link.tenant_id, target.hub_id))
         if isinstance(target, Meetup):
@@ -119,6 +121,7 @@ class AnswerHandlers(EventsHandlers):
                     )
                 )
                 current = mine.answer if mine else None
+            over = None if target.is_open else t("this meetup is over or cancelled")
             return c.LinkInfo(
                 kind=link.kind,  # type: ignore[arg-type]
                 title=target.title,
@@ -130,10 +133,12 @@ class AnswerHandlers(EventsHandlers):
                 slot_id=None,
                 current=current,
                 valid=target.is_open,
-                reason=None if target.is_open else "this meetup is over or cancelled",
-                reason_code=None if target.is_open else "closed",
+                reason=None if over is None else str(over),
+                reason_code=None if over is None else "closed",
+                reasons=None if over is None else translations(over),
             )
         slot_start = target.slots.get(link.slot_id or "")
+        closed = None if target.state == "open" else t("this poll is closed")
         return c.LinkInfo(
             kind="vote",
             title=target.title,
@@ -145,8 +150,9 @@ class AnswerHandlers(EventsHandlers):
             slot_id=link.slot_id,
             current=target.votes.get(link.holder_id, {}).get(link.slot_id or ""),
             valid=target.state == "open",
-            reason=None if target.state == "open" else "this poll is closed",
-            reason_code=None if target.state == "open" else "closed",
+            reason=None if closed is None else str(closed),
+            reason_code=None if closed is None else "closed",
+            reasons=None if closed is None else translations(closed),
         )
 
     @handles(c.AnswerByLink)
@@ -195,7 +201,7 @@ class AnswerHandlers(EventsHandlers):
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
         if (cmd.meetup_id is None) == (cmd.poll_id is None):
-            raise InvalidInput("name a meetup or a poll", field="meetup_id")
+            raise InvalidInput(t("name a meetup or a poll"), field="meetup_id")
         kind: type[Meetup] | type[DatePoll] = Meetup if cmd.meetup_id else DatePoll
         target_id = cmd.meetup_id or cmd.poll_id or ""
 
@@ -203,7 +209,7 @@ class AnswerHandlers(EventsHandlers):
             if cmd.member_id != member_id:  # everyone's, or someone else's
                 self.require_organiser(ctx, target.hub_id)
             elif not self.is_hub_member(ctx, target.hub_id):
-                raise Forbidden("only members of the hub may do this")
+                raise Forbidden(t("only members of the hub may do this"))
             target.revoke_links(cmd.member_id)
 
         self.write(lambda: self.app.update(tenant_id, target_id, kind, change))
@@ -220,7 +226,7 @@ class AnswerHandlers(EventsHandlers):
 
         found = self.read(query)
         if found is None:
-            raise NotFound("date poll not found")
+            raise NotFound(t("date poll not found"))
         return found
 
     @handles(c.OpenDatePoll)
@@ -231,7 +237,7 @@ class AnswerHandlers(EventsHandlers):
         # poll closes), whose zone the meetup will keep, so the slots are read in it
         series = self.app.get(tenant_id, cmd.series_id, MeetupSeries) if cmd.series_id else None
         if series is not None and series.hub_id != cmd.hub_id:
-            raise NotFound("series not found")
+            raise NotFound(t("series not found"))
         poll = Poll.new(
             tenant_id,
             cmd.hub_id,
@@ -302,7 +308,7 @@ class AnswerHandlers(EventsHandlers):
 
         found = self.read(query)
         if found is None:
-            raise NotFound("date poll not found")
+            raise NotFound(t("date poll not found"))
         return found
 
     @handles(c.ListDatePolls)

@@ -15,6 +15,7 @@ from services.events.views import directory, meetups
 from services.runtime.errors import Forbidden, InvalidInput, NotFound
 from services.runtime.handlers import Handlers
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.tenancy import RequestContext
 
 
@@ -40,7 +41,7 @@ class EventsHandlers(Handlers):
         tenant_id = ctx.require_tenant()
         row = self.read(lambda conn: directory.hub_row(conn, tenant_id, hub_id))
         if row is None:
-            raise NotFound("hub not found")
+            raise NotFound(t("hub not found"))
         return row
 
     def is_hub_member(self, ctx: RequestContext, hub_id: str) -> bool:
@@ -52,7 +53,7 @@ class EventsHandlers(Handlers):
         member_id = ctx.require_member()
         self.hub(ctx, hub_id)
         if not self.is_hub_member(ctx, hub_id):
-            raise Forbidden("only members of the hub may do this")
+            raise Forbidden(t("only members of the hub may do this"))
         return member_id
 
     def is_admin(self, ctx: RequestContext, hub: Any) -> bool:
@@ -61,7 +62,7 @@ class EventsHandlers(Handlers):
     def require_admin(self, ctx: RequestContext, hub_id: str) -> str:
         member_id = ctx.require_member()
         if not self.is_admin(ctx, self.hub(ctx, hub_id)):
-            raise Forbidden("only the hub's co-admins may do this")
+            raise Forbidden(t("only the hub's co-admins may do this"))
         return member_id
 
     def require_organiser(self, ctx: RequestContext, hub_id: str) -> str:
@@ -71,7 +72,7 @@ class EventsHandlers(Handlers):
         member_id = ctx.require_member()
         hub = self.hub(ctx, hub_id)
         if not (self.is_admin(ctx, hub) or hub.facilitator_id == member_id):
-            raise Forbidden("only the hub's facilitator or co-admins may do this")
+            raise Forbidden(t("only the hub's facilitator or co-admins may do this"))
         return member_id
 
     def timezone_of(self, tenant_id: str, hub_id: str) -> str:
@@ -99,11 +100,11 @@ class EventsHandlers(Handlers):
         any), else from the meetup it follows, else defaults."""
         series = self.app.get(tenant_id, series_id, MeetupSeries) if series_id else None
         if series is not None and series.hub_id != hub_id:
-            raise NotFound("series not found")
+            raise NotFound(t("series not found"))
         base_venue = series.venue if series else previous.venue if previous else None
         chosen_venue = venue or base_venue
         if chosen_venue is None:
-            raise InvalidInput("say where the meetup takes place", field="venue")
+            raise InvalidInput(t("say where the meetup takes place"), field="venue")
         return Meetup.new(
             tenant_id,
             hub_id,
@@ -154,12 +155,12 @@ class EventsHandlers(Handlers):
 
         found = self.read(query)
         if found is None:
-            raise NotFound("meetup not found")
+            raise NotFound(t("meetup not found"))
         return found
 
     def meetup_row(self, ctx: RequestContext, meetup_id: str) -> Any:
         tenant_id = ctx.require_tenant()
         row = self.read(lambda conn: meetups.meetup_row(conn, tenant_id, meetup_id))
         if row is None:
-            raise NotFound("meetup not found")
+            raise NotFound(t("meetup not found"))
         return row

@@ -15,6 +15,7 @@ from services.events.handlers.base import EventsHandlers
 from services.events.views import directory, meetups, planning
 from services.runtime.errors import InvalidInput, NotFound
 from services.runtime.handlers import handles
+from services.runtime.i18n import t
 from services.runtime.messages import given_fields
 from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
@@ -65,7 +66,7 @@ class MeetupHandlers(EventsHandlers):
         tenant_id = ctx.require_tenant()
         row = self.read(lambda conn: planning.series_row(conn, tenant_id, series_id))
         if row is None:
-            raise NotFound("series not found")
+            raise NotFound(t("series not found"))
         return planning.to_series(row, to_local(self.now(), row.timezone))
 
     @handles(c.CreateSeries)
@@ -178,7 +179,7 @@ class MeetupHandlers(EventsHandlers):
         member_id = ctx.require_member()
         if cmd.next_meetup_id is not None and cmd.next_local_start is not None:
             raise InvalidInput(
-                "give the next meetup, or the next date, not both", field="next_meetup_id"
+                t("give the next meetup, or the next date, not both"), field="next_meetup_id"
             )
 
         def make_next(meetup: Meetup) -> Meetup | None:

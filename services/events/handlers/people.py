@@ -17,6 +17,7 @@ from services.events.handlers.meetups import venue_from
 from services.events.views import directory, meetups, planning
 from services.runtime.errors import Forbidden, InvalidInput, InvalidToken, NotFound
 from services.runtime.handlers import handles
+from services.runtime.i18n import t
 from services.runtime.tenancy import RequestContext
 
 CALENDAR_PAST = timedelta(days=90)  # a feed shows meetups from this long ago on
@@ -36,7 +37,9 @@ class PeopleHandlers(EventsHandlers):
     ) -> list[c.AttendanceEntry]:
         tenant_id = ctx.require_tenant()
         if not 1 <= len(cmd.entries) <= MAX_ENTRIES:
-            raise InvalidInput(f"record 1 to {MAX_ENTRIES} entries at once", field="entries")
+            raise InvalidInput(
+                t("record 1 to {limit} entries at once", limit=MAX_ENTRIES), field="entries"
+            )
 
         def change(meetup: Meetup) -> None:
             self.require_organiser(ctx, meetup.hub_id)
@@ -45,7 +48,7 @@ class PeopleHandlers(EventsHandlers):
             )
             for entry in cmd.entries:
                 if entry.member_id is not None and entry.member_id not in members:
-                    raise NotFound("member not found in this hub")
+                    raise NotFound(t("member not found in this hub"))
                 if entry.visitor_id is not None:
                     visitor = self.app.find(entry.visitor_id, Visitor)
                     if (
@@ -53,7 +56,7 @@ class PeopleHandlers(EventsHandlers):
                         or visitor.tenant_id != tenant_id
                         or str(meetup.id) not in visitor.visits
                     ):
-                        raise NotFound("visitor not found for this meetup")
+                        raise NotFound(t("visitor not found for this meetup"))
                 meetup.record(
                     entry.member_id, entry.visitor_id, entry.status, entry.substitute, self.now()
                 )
@@ -81,7 +84,7 @@ class PeopleHandlers(EventsHandlers):
     @handles(c.MeetupsAttended)
     def meetups_attended(self, q: c.MeetupsAttended, ctx: RequestContext) -> list[str]:
         if ctx.actor.kind != "service":
-            raise Forbidden("only Quartier's services may ask this")
+            raise Forbidden(t("only Quartier's services may ask this"))
         tenant_id = ctx.require_tenant()
         return self.read(
             lambda conn: meetups.attended(conn, tenant_id, q.hub_id, q.member_id, q.since)
@@ -122,7 +125,7 @@ class PeopleHandlers(EventsHandlers):
         self.catch_up()
         row = self.read(lambda conn: meetups.draw_row(conn, tenant_id, cmd.draw_id))
         if row is None:
-            raise NotFound("card not found")
+            raise NotFound(t("card not found"))
         _, draw = self.write(
             lambda: self.app.update(
                 tenant_id,
@@ -221,11 +224,11 @@ class PeopleHandlers(EventsHandlers):
         member_id = ctx.require_member()
         if scope == "hub":
             if not hub_id:
-                raise InvalidInput("name the hub", field="hub_id")
+                raise InvalidInput(t("name the hub"), field="hub_id")
             self.require_hub_member(ctx, hub_id)
             return hub_id
         if hub_id is not None:
-            raise InvalidInput("a member's own feed names no hub", field="hub_id")
+            raise InvalidInput(t("a member's own feed names no hub"), field="hub_id")
         return member_id
 
     @handles(c.GetCalendarFeed)
@@ -265,7 +268,7 @@ class PeopleHandlers(EventsHandlers):
         aggregate_id, secret = split_token(q.token)
         feed = self.app.find(aggregate_id, CalendarFeed)
         if feed is None:
-            raise InvalidToken("this calendar address is not valid")
+            raise InvalidToken(t("this calendar address is not valid"))
         feed.check(secret)
         tenant_id, now = feed.tenant_id, self.now()
 
