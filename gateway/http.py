@@ -60,7 +60,6 @@ from gateway.execution import (
 )
 from gateway.limits import MAX_BODY, MAX_DOCUMENT
 from gateway.stream import SubscriptionsPerConnection
-from services.runtime.i18n import accepted_locale, set_request_locale
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.gateway")
@@ -339,10 +338,6 @@ def graphql_controller(
         async def execute_request(
             self, request: Request[Any, Any, Any], context: Any, root_value: Any
         ) -> Response[Any]:
-            # the errors' language, here again: litestar resolves the dependencies
-            # (the context getter, which sets it too) in tasks of their own, whose
-            # context variables do not reach this one
-            set_request_locale(accepted_locale(request.headers.get("accept-language")))
             media_type = negotiate(request.headers.get("accept"))
             try:
                 if request.method != "POST":
