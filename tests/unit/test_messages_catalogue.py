@@ -27,9 +27,12 @@ ERROR_CLASSES = {
 
 def packages() -> list[Path]:
     """The packages that write refusals: the runtime, each service, the gateway."""
-    return sorted(
-        p for p in (ROOT / "services").iterdir() if p.is_dir() and not p.name.startswith("_")
-    ) + [ROOT / "gateway"]
+    return [
+        *sorted(
+            p for p in (ROOT / "services").iterdir() if p.is_dir() and not p.name.startswith("_")
+        ),
+        ROOT / "gateway",
+    ]
 
 
 def sources(package: Path) -> list[Path]:
