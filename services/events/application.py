@@ -11,12 +11,11 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from eventsourcing.domain import Aggregate
 
 from services.events.domain import (
-    CalendarFeed,
     Card,
     DatePoll,
     Draw,
@@ -24,18 +23,14 @@ from services.events.domain import (
     Mark,
     Meetup,
     MeetupSeries,
-    MemberSettings,
     Rsvp,
     Venue,
     Visitor,
-    WorkshopProposal,
     agenda_id,
     deal,
     rsvp_id,
 )
-from services.runtime.errors import NotFound
 from services.runtime.eventstore import ServiceApplication
-from services.runtime.i18n import Text, t
 
 # Who is first in line for a meetup's freed seat: (meetup id, leaving member)
 # -> member id or None. The handlers read it from the read model, caught up.
@@ -43,35 +38,11 @@ NextInLine = Callable[[str, str], str | None]
 
 A = TypeVar("A", bound=Aggregate)
 
-# What `get` answers for a missing aggregate: the runtime's "<noun> not found",
-# written here to be translated (the runtime's message embeds the English noun).
-NOT_FOUND: dict[type[Any], Text] = {
-    Meetup: t("meetup not found"),
-    Rsvp: t("answer not found"),
-    HubAgenda: t("hub not found"),
-    CalendarFeed: t("calendar feed not found"),
-    MeetupSeries: t("series not found"),
-    DatePoll: t("date poll not found"),
-    WorkshopProposal: t("workshop proposal not found"),
-    Visitor: t("visitor not found"),
-    MemberSettings: t("settings not found"),
-}
-
 
 class Meetups(ServiceApplication):
     name = "events"
     snapshotting_intervals: ClassVar = {Meetup: 50, DatePoll: 50, Visitor: 20}
     state_types = (Venue, Mark, Draw, Card)
-
-    def get(self, tenant_id: str | None, aggregate_id: str | uuid.UUID, kind: type[A]) -> A:
-        """As the runtime's, its NotFound said in the requester's language."""
-        try:
-            return super().get(tenant_id, aggregate_id, kind)
-        except NotFound as e:
-            message = NOT_FOUND.get(kind)
-            if message is None or str(message) != e.message:
-                raise
-            raise NotFound(message) from None
 
     def agenda(self, tenant_id: str, hub_id: str) -> HubAgenda:
         """The hub's agenda settings (the defaults, unsaved, if never set)."""

@@ -213,12 +213,12 @@ class ServiceApplication(Application[UUID]):
 
     def get(self, tenant_id: str | None, aggregate_id: str | UUID, kind: type[A]) -> A:
         """The `kind` aggregate `aggregate_id` of `tenant_id`. Raises NotFound
-        ("<noun> not found") if it is missing, of another kind, or of another
+        (`not_found(kind)`) if it is missing, of another kind, or of another
         tenant: the three are answered alike, so ids of other tenants reveal
         nothing."""
         found = self.find(aggregate_id, kind)
         if found is None or tenant_id is None or getattr(found, "tenant_id", None) != tenant_id:
-            raise NotFound(t("{what} not found", what=noun(kind)))
+            raise NotFound(not_found(kind))
         return found
 
     def transact(
@@ -380,6 +380,14 @@ def _unavailable(error: PersistenceError) -> Unavailable:
 def noun(kind: type[Any]) -> str:
     """How errors name an aggregate class: its `noun`, else its lower-cased name."""
     return str(getattr(kind, "noun", kind.__name__.lower()))
+
+
+def not_found(kind: type[Any]) -> str:
+    """What NotFound says of a missing `kind`: the class's `not_found` (a
+    `t()` message its service translates: « rencontre introuvable »), else
+    "<noun> not found", the noun left in English."""
+    said = getattr(kind, "not_found", None)
+    return said if isinstance(said, str) else t("{what} not found", what=noun(kind))
 
 
 class TenantAggregate(Aggregate):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.events.application import NOT_FOUND, Meetups
+from services.events.application import Meetups
 from services.events.domain import (
     DEFAULT_DECK,
     Card,
@@ -25,7 +25,11 @@ from services.events.domain import (
     deal,
     rsvp_id,
 )
+from services.events.domain.agenda import HubAgenda
 from services.events.domain.calendar import occurrences_after, parse_rrule, to_utc, zone
+from services.events.domain.feeds import CalendarFeed
+from services.events.domain.people import MemberSettings
+from services.events.domain.workshops import WorkshopProposal
 from services.runtime.errors import InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import noun
 
@@ -253,14 +257,27 @@ def app() -> Meetups:
     return Meetups(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
 
-@pytest.mark.parametrize("kind", list(NOT_FOUND), ids=lambda k: k.__name__)
+KINDS = [
+    Meetup,
+    Rsvp,
+    HubAgenda,
+    CalendarFeed,
+    MeetupSeries,
+    DatePoll,
+    WorkshopProposal,
+    Visitor,
+    MemberSettings,
+]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
 def test_a_missing_aggregate_is_not_found_in_the_requesters_language(kind: type) -> None:
-    """The store's "<noun> not found", said from the service's own template
-    (services/events/locale/fr.po), the English as the runtime writes it."""
+    """The store's NotFound says the class's own `not_found` (translated in
+    services/events/locale/fr.po), "<noun> not found" in English."""
     with pytest.raises(NotFound) as refused:
         app().get("t1", uuid4(), kind)
     assert refused.value.message == f"{noun(kind)} not found"
-    assert refused.value.text is NOT_FOUND[kind]
+    assert refused.value.text is kind.not_found
     assert refused.value.message_in("fr") != refused.value.message
 
 

@@ -14,6 +14,7 @@ from services.events.domain.calendar import DEFAULT_TIMEZONE, zone
 from services.events.domain.cards import DEFAULT_DECK, Card, check_deck
 from services.events.domain.meetup import NAMESPACE
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 
 
 def agenda_id(tenant_id: str, hub_id: str) -> UUID:
@@ -22,6 +23,7 @@ def agenda_id(tenant_id: str, hub_id: str) -> UUID:
 
 class HubAgenda(TenantAggregate):
     noun = "hub"
+    not_found = t("hub not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):

@@ -33,6 +33,7 @@ def split_token(token: str) -> tuple[UUID, str]:
 
 class CalendarFeed(TenantAggregate):
     noun = "calendar feed"
+    not_found = t("calendar feed not found")
 
     Created: ClassVar[type[Any]]
     Renewed: ClassVar[type[Any]]

@@ -53,6 +53,7 @@ def rsvp_id(meetup_id: str | UUID, member_id: str) -> UUID:
 
 class Meetup(TenantAggregate):
     noun = "meetup"
+    not_found = t("meetup not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):
@@ -597,6 +598,7 @@ class Rsvp(TenantAggregate):
     """One member's answer to one meetup (its id follows from the two)."""
 
     noun = "answer"
+    not_found = t("answer not found")
     event_context = ("tenant_id", "hub_id", "meetup_id", "member_id")
 
     class Event(TenantAggregate.Event):

@@ -41,6 +41,7 @@ class Visitor(TenantAggregate):
     `max_visits`, the next invitation is refused: they must now apply."""
 
     noun = "visitor"
+    not_found = t("visitor not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):
@@ -125,6 +126,7 @@ class MemberSettings(TenantAggregate):
     """A member's choices in this service: reminders on or off."""
 
     noun = "settings"
+    not_found = t("settings not found")
 
     Created: ClassVar[type[Any]]
     RemindersSet: ClassVar[type[Any]]

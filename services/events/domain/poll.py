@@ -21,6 +21,7 @@ MAX_SLOTS = 20
 
 class DatePoll(TenantAggregate):
     noun = "date poll"
+    not_found = t("date poll not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):

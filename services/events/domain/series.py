@@ -43,6 +43,7 @@ FIELDS = (
 
 class MeetupSeries(TenantAggregate):
     noun = "series"
+    not_found = t("series not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):

@@ -18,6 +18,7 @@ from services.runtime.text import free_text, single_line
 
 class WorkshopProposal(TenantAggregate):
     noun = "workshop proposal"
+    not_found = t("workshop proposal not found")
     event_context = ("tenant_id", "hub_id")
 
     class Event(TenantAggregate.Event):
