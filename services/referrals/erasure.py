@@ -24,6 +24,7 @@ from services.runtime.erasure import clear_replies, erasure_reaction
 from services.runtime.errors import Forbidden, NotFound
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.messages import Done
 from services.runtime.personal import checkpoint, clear_mail_drop
 from services.runtime.reactions import Reaction
@@ -142,9 +143,9 @@ class ProspectErasure(Handlers):
             ).first()
         )
         if row is None:
-            raise NotFound("referral not found")
+            raise NotFound(t("referral not found"))
         if ctx.actor.member_id != row.giver_id and not self._is_admin(ctx, row.hub_id):
-            raise Forbidden("only the slip's giver or an admin may do this")
+            raise Forbidden(t("only the slip's giver or an admin may do this"))
         words = [v for v in (row.prospect or {}).values() if isinstance(v, str)]
         clear_mail_drop(self.settings.mail_dir, words)
         clear_replies(self.engine, words)

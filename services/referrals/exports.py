@@ -12,6 +12,7 @@ from services.referrals import contract as c
 from services.referrals.views import directory, ledger
 from services.runtime.errors import Forbidden
 from services.runtime.handlers import Handlers, handles
+from services.runtime.i18n import t
 from services.runtime.tenancy import RequestContext, scoped
 from services.runtime.views import check_page
 
@@ -21,18 +22,18 @@ class ExportQueries(Handlers):
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
         if not self.read(lambda conn: directory.is_tenant_admin(conn, tenant_id, member_id)):
-            raise Forbidden("only tenant admins see all the network's records")
+            raise Forbidden(t("only tenant admins see all the network's records"))
         return tenant_id
 
     @handles(c.ListNetworkOneToOnes)
     def one_to_ones(self, q: c.ListNetworkOneToOnes, ctx: RequestContext) -> c.OneToOnePage:
         tenant_id = self._tenant_admin(ctx)
         check_page(q.limit, q.offset, "one-to-ones")
-        t = ledger.one_to_ones
+        o = ledger.one_to_ones
 
         def query(conn: sa.Connection) -> c.OneToOnePage:
             rows, total = ledger.page(
-                conn, scoped(t, tenant_id), (t.c.logged_at, t.c.one_to_one_id), q.offset, q.limit
+                conn, scoped(o, tenant_id), (o.c.logged_at, o.c.one_to_one_id), q.offset, q.limit
             )
             return c.OneToOnePage(items=[ledger.to_one_to_one(r) for r in rows], total=total)
 

@@ -44,6 +44,7 @@ from services.referrals.views import directory, ledger, reports
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.tenancy import RequestContext, as_service, scoped
 from services.runtime.views import check_page
 
@@ -68,7 +69,7 @@ class ReferralsHandlers(Handlers):
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
         if not self.read(lambda conn: directory.is_active_member(conn, tenant_id, member_id)):
-            raise Forbidden("only members of the network may do this")
+            raise Forbidden(t("only members of the network may do this"))
         return tenant_id, member_id
 
     def _is_admin(self, ctx: RequestContext, hub_id: str | None) -> bool:
@@ -92,7 +93,7 @@ class ReferralsHandlers(Handlers):
         tenant_id = ctx.require_tenant()
         row = self.read(lambda conn: ledger.slip_row(conn, tenant_id, referral_id))
         if row is None or not self._sees(ctx, row):
-            raise NotFound("referral not found")
+            raise NotFound(t("referral not found"))
         return ledger.to_slip(row, private=True)
 
     # -- referrals -----------------------------------------------------------------------
@@ -116,11 +117,13 @@ class ReferralsHandlers(Handlers):
                 one_to_ones = ledger.confirmed_one_to_ones(conn, tenant_id, giver, receiver)
                 if not met_recently(together, one_to_ones, now, hub.meeting_days):
                     since = now - timedelta(days=hub.meeting_days)
-                    return (
-                        f"in this hub, a referral goes only between members who met in the last "
-                        f"{hub.meeting_days} days: you were not both present at one of its "
-                        "meetups, and have no confirmed one-to-one, since "
-                        f"{since:%Y-%m-%d}. Meet at the next meetup, or log a one-to-one."
+                    return t(
+                        "in this hub, a referral goes only between members who met in the last "
+                        "{days} days: you were not both present at one of its meetups, and have "
+                        "no confirmed one-to-one, since {since}. Meet at the next meetup, or log "
+                        "a one-to-one.",
+                        days=hub.meeting_days,
+                        since=f"{since:%Y-%m-%d}",
                     )
             return None
 
@@ -140,13 +143,13 @@ class ReferralsHandlers(Handlers):
 
         rows = self.read(query)
         if not rows:
-            raise NotFound("meetup not found", field="meetup_id")
+            raise NotFound(t("meetup not found"), field="meetup_id")
         if hub_id is not None and rows[0].hub_id != hub_id:
-            raise InvalidInput("this meetup is another hub's", field="meetup_id")
+            raise InvalidInput(t("this meetup is another hub's"), field="meetup_id")
         present = {r.member_id for r in rows if r.present}
         if not {giver, receiver} <= present:
             raise RuleViolation(
-                "you were not both present at this meetup", rule="not_met_at_meetup"
+                t("you were not both present at this meetup"), rule="not_met_at_meetup"
             )
 
     def _check_member(self, tenant_id: str, member_id: str, field: str, current: bool) -> None:
@@ -160,10 +163,11 @@ class ReferralsHandlers(Handlers):
 
         known, former = self.read(query)
         if not known:
-            raise NotFound("member not found", field=field)
+            raise NotFound(t("member not found"), field=field)
         if current and former:
             raise RuleViolation(
-                "this member has left the network's hubs: a former member", rule="former_member"
+                t("this member has left the network's hubs: a former member"),
+                rule="former_member",
             )
 
     @handles(c.GiveReferral)
@@ -177,7 +181,7 @@ class ReferralsHandlers(Handlers):
         if cmd.hub_id is not None and cmd.hub_id not in self.read(
             lambda conn: directory.hubs_of(conn, tenant_id, giver)
         ):
-            raise NotFound("hub not found", field="hub_id")
+            raise NotFound(t("hub not found"), field="hub_id")
         if cmd.meetup_id is not None and cmd.receiver_id != giver:
             self._check_meetup(tenant_id, cmd.meetup_id, giver, cmd.receiver_id, cmd.hub_id)
         referral = Referral.new(
@@ -241,7 +245,7 @@ class ReferralsHandlers(Handlers):
         if cmd.giver_id != member_id and not self.read(
             lambda conn: directory.is_active_member(conn, tenant_id, cmd.giver_id)
         ):
-            raise NotFound("member not found", field="giver_id")
+            raise NotFound(t("member not found"), field="giver_id")
         thanks = Thanks.new(
             tenant_id,
             cmd.giver_id,
@@ -270,10 +274,10 @@ class ReferralsHandlers(Handlers):
             query = query.where(ledger.slips.c.receiver_id == member_id)
         elif q.hub_id is not None:
             if not self._is_admin(ctx, q.hub_id):
-                raise Forbidden("only the hub's admins see all its referrals")
+                raise Forbidden(t("only the hub's admins see all its referrals"))
             query = query.where(ledger.slips.c.hub_id == q.hub_id)
         elif not self._is_admin(ctx, None):
-            raise Forbidden("only tenant admins see all the network's referrals")
+            raise Forbidden(t("only tenant admins see all the network's referrals"))
         if q.hub_id is not None and q.direction != "all":
             query = query.where(ledger.slips.c.hub_id == q.hub_id)
         if q.status is not None:
@@ -292,16 +296,16 @@ class ReferralsHandlers(Handlers):
     def list_thanks(self, q: c.ListThanks, ctx: RequestContext) -> c.ThanksPage:
         tenant_id, member_id = self._member(ctx)
         check_page(q.limit, q.offset, "thanks")
-        t = ledger.thanks
-        query = scoped(t, tenant_id)
+        th = ledger.thanks
+        query = scoped(th, tenant_id)
         if q.direction == "given":
-            query = query.where(t.c.giver_id == member_id)
+            query = query.where(th.c.giver_id == member_id)
         elif q.direction == "received":
-            query = query.where(t.c.receiver_id == member_id)
+            query = query.where(th.c.receiver_id == member_id)
         elif not self._is_admin(ctx, None):
-            raise Forbidden("only tenant admins see all the network's thanks")
+            raise Forbidden(t("only tenant admins see all the network's thanks"))
         rows, total = self.read(
-            lambda conn: ledger.page(conn, query, t.c.at.desc(), q.offset, q.limit)
+            lambda conn: ledger.page(conn, query, th.c.at.desc(), q.offset, q.limit)
         )
         return c.ThanksPage(items=[ledger.to_thanks(r, private=True) for r in rows], total=total)
 
@@ -316,7 +320,7 @@ class ReferralsHandlers(Handlers):
             ).first()
         )
         if row is None:
-            raise NotFound("one-to-one not found")
+            raise NotFound(t("one-to-one not found"))
         return ledger.to_one_to_one(row)
 
     @handles(c.LogOneToOne)
@@ -388,7 +392,8 @@ class ReferralsHandlers(Handlers):
             unknown = [code for code in codes if code not in known]
             if unknown:
                 raise InvalidInput(
-                    f"not an activity of the taxonomy: {unknown[0][:60]}", field="activity_codes"
+                    t("not an activity of the taxonomy: {code}", code=unknown[0][:60]),
+                    field="activity_codes",
                 )
         searches = [(2, idc.SearchMembers(activity_code=code, limit=SEARCH_PAGE)) for code in codes]
         for word in list(dict.fromkeys(w for w in words.split() if len(w) >= 3))[:MAX_WORDS]:
@@ -414,7 +419,7 @@ class ReferralsHandlers(Handlers):
         tenant_id, member_id = ctx.require_tenant(), ctx.actor.member_id
         row = self.read(lambda conn: ledger.need_row(conn, tenant_id, need_id))
         if row is None:
-            raise NotFound("need not found")
+            raise NotFound(t("need not found"))
         return self._visible_need(ledger.to_need(row), member_id)
 
     @handles(c.PostNeed)
@@ -463,7 +468,7 @@ class ReferralsHandlers(Handlers):
     def need_met(self, cmd: c.MarkNeedMet, ctx: RequestContext) -> c.Need:
         tenant_id, member_id = self._member(ctx)
         if not self.read(lambda conn: directory.is_active_member(conn, tenant_id, cmd.member_id)):
-            raise NotFound("member not found", field="member_id")
+            raise NotFound(t("member not found"), field="member_id")
         self.write(
             lambda: self.app.update(
                 tenant_id, cmd.need_id, Need, lambda n: n.met(member_id, cmd.member_id, self.now())
@@ -513,7 +518,7 @@ class ReferralsHandlers(Handlers):
             # it reads as the network's tenant admins do, and names its member
             tenant_id, member_id = ctx.require_tenant(), ""
             if q.scope == "member" and not q.subject_id:
-                raise InvalidInput("an API key names the member (subjectId)", field="subject_id")
+                raise InvalidInput(t("an API key names the member (subjectId)"), field="subject_id")
         else:
             tenant_id, member_id = self._member(ctx)
         as_key = not member_id
@@ -521,7 +526,7 @@ class ReferralsHandlers(Handlers):
         since = q.since or until - timedelta(days=90)
         if since > until or until - since > timedelta(days=3 * 366):
             raise InvalidInput(
-                "a period of at most three years, its start before its end", field="since"
+                t("a period of at most three years, its start before its end"), field="since"
             )
 
         def query(conn: sa.Connection) -> c.Results:
@@ -539,11 +544,11 @@ class ReferralsHandlers(Handlers):
                 )
                 known = subject == member_id or directory.is_known(conn, tenant_id, subject)
                 if not may_see or not known:
-                    raise NotFound("member not found")
+                    raise NotFound(t("member not found"))
                 members = [subject]
             elif q.scope == "hub":
                 if not subject or directory.hub_row(conn, tenant_id, subject) is None:
-                    raise NotFound("hub not found")
+                    raise NotFound(t("hub not found"))
                 tenant_admin = as_key or directory.is_tenant_admin(conn, tenant_id, member_id)
                 hub_admin = subject in directory.admin_of(conn, tenant_id, member_id)
                 if not (
@@ -551,7 +556,7 @@ class ReferralsHandlers(Handlers):
                     or hub_admin
                     or subject in directory.hubs_of(conn, tenant_id, member_id)
                 ):
-                    raise Forbidden("only the hub's members and admins see its report")
+                    raise Forbidden(t("only the hub's members and admins see its report"))
                 exact = tenant_admin or hub_admin
                 members = directory.members_of(conn, tenant_id, subject)
             else:
@@ -561,8 +566,10 @@ class ReferralsHandlers(Handlers):
                 window = reports.coarse_window(since, until, self.now())
                 if window is None:
                     raise InvalidInput(
-                        "hub and network reports cover whole months that have ended: "
-                        "ask for a period that includes one",
+                        t(
+                            "hub and network reports cover whole months that have ended: "
+                            "ask for a period that includes one"
+                        ),
                         field="since",
                     )
                 window_since, window_until = window.since, window.until
@@ -619,10 +626,10 @@ class ReferralsHandlers(Handlers):
 
         def query(conn: sa.Connection) -> c.HubEngagement:
             if directory.hub_row(conn, tenant_id, q.hub_id) is None:
-                raise NotFound("hub not found")
+                raise NotFound(t("hub not found"))
             members = directory.members_of(conn, tenant_id, q.hub_id)
             if member_id not in members and not self._is_admin(ctx, q.hub_id):
-                raise Forbidden("only members of the hub see its engagement")
+                raise Forbidden(t("only members of the hub see its engagement"))
             # an erased member is in no one's core, and drifts from nothing
             erased = directory.erased_among(conn, tenant_id, members)
             members = [m for m in members if m not in erased]
@@ -668,7 +675,7 @@ class ReferralsHandlers(Handlers):
     ) -> c.EngagementSettings:
         tenant_id, _ = self._member(ctx)
         if not self._is_admin(ctx, None):
-            raise Forbidden("only tenant admins set the network's engagement settings")
+            raise Forbidden(t("only tenant admins set the network's engagement settings"))
         values = msgspec.structs.asdict(cmd.settings)
 
         def unit() -> tuple[list[Any], None]:

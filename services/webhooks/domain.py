@@ -21,6 +21,7 @@ from eventsourcing.domain import event
 
 from services.runtime.errors import Forbidden, InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 MAX_URL = 2000
@@ -87,23 +88,23 @@ def check_url(url: str) -> tuple[str, str]:
     (outbound.py), outside the domain."""
     text = single_line(url, "url", MAX_URL, required=True)
     if text != url.strip() or " " in text:
-        raise InvalidInput("a URL has no spaces", field="url")
+        raise InvalidInput(t("a URL has no spaces"), field="url")
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise InvalidInput("this URL is not valid", field="url") from None
+        raise InvalidInput(t("this URL is not valid"), field="url") from None
     if parts.scheme not in ("https", "http"):
-        raise InvalidInput("a webhook URL starts with https:// (or http://)", field="url")
+        raise InvalidInput(t("a webhook URL starts with https:// (or http://)"), field="url")
     host = (parts.hostname or "").lower()
     if not host:
-        raise InvalidInput("a webhook URL names a host", field="url")
+        raise InvalidInput(t("a webhook URL names a host"), field="url")
     if parts.username is not None or parts.password is not None:
-        raise InvalidInput("a webhook URL carries no user name or password", field="url")
+        raise InvalidInput(t("a webhook URL carries no user name or password"), field="url")
     if parts.fragment:
-        raise InvalidInput("a webhook URL has no #fragment", field="url")
+        raise InvalidInput(t("a webhook URL has no #fragment"), field="url")
     if port == 0:
-        raise InvalidInput("this URL's port is not valid", field="url")
+        raise InvalidInput(t("this URL's port is not valid"), field="url")
     return text, host
 
 
@@ -121,13 +122,13 @@ def check_event_types(types: Iterable[str]) -> list[str]:
         prefix = raw.strip()
         if len(prefix) > MAX_TYPE_LEN or not _TYPE_PREFIX.match(prefix):
             raise InvalidInput(
-                "an event type is a prefix such as quartier.hubs. (letters, digits, _ and .)",
+                t("an event type is a prefix such as quartier.hubs. (letters, digits, _ and .)"),
                 field="event_types",
             )
         if prefix not in found:
             found.append(prefix)
     if len(found) > MAX_TYPES:
-        raise InvalidInput(f"at most {MAX_TYPES} event types", field="event_types")
+        raise InvalidInput(t("at most {limit} event types", limit=MAX_TYPES), field="event_types")
     return found
 
 
@@ -216,7 +217,7 @@ class Endpoint(TenantAggregate):
 
     def _check_live(self) -> None:
         if self.deleted:
-            raise RuleViolation("this endpoint was deleted", rule="endpoint_deleted")
+            raise RuleViolation(t("this endpoint was deleted"), rule="endpoint_deleted")
 
     def update(
         self,
@@ -247,8 +248,10 @@ class Endpoint(TenantAggregate):
             # looks at it and takes it over, never another key
             if key_of(by) is not None:
                 raise Forbidden(
-                    "an endpoint disabled because its API key stopped working "
-                    "is enabled again by a tenant admin only"
+                    t(
+                        "an endpoint disabled because its API key stopped working "
+                        "is enabled again by a tenant admin only"
+                    )
                 )
             if self.owner != by:
                 self._adopted(by=by, at=at)

@@ -23,6 +23,7 @@ from services.identity import contract as idc
 from services.runtime.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.messages import Done
 from services.runtime.tenancy import RequestContext, as_service
 from services.runtime.views import check_page
@@ -61,7 +62,7 @@ class WebhooksHandlers(Handlers):
         member_id = ctx.require_tenant_admin()
         found = await self.bus.request(idc.GetMembers(member_ids=[member_id]), as_service(ctx))
         if not found or "tenant_admin" not in found[0].roles:
-            raise Forbidden("only a tenant admin may do this")
+            raise Forbidden(t("only a tenant admin may do this"))
         return member_id
 
     async def _check_destination(self, url: str) -> None:
@@ -77,7 +78,7 @@ class WebhooksHandlers(Handlers):
         def read(conn: sa.Connection) -> c.Endpoint:
             row = views.live_endpoint(conn, tenant_id, endpoint_id)
             if row is None:
-                raise NotFound("endpoint not found")
+                raise NotFound(t("endpoint not found"))
             return views.endpoint_reply(conn, row)
 
         return self.read(read)
@@ -85,7 +86,7 @@ class WebhooksHandlers(Handlers):
     def _live(self, ctx: RequestContext, endpoint_id: str) -> Endpoint:
         endpoint = self.app.get(ctx.tenant_id, endpoint_id, Endpoint)
         if endpoint.deleted:
-            raise NotFound("endpoint not found")
+            raise NotFound(t("endpoint not found"))
         return endpoint
 
     def _change(
@@ -109,7 +110,8 @@ class WebhooksHandlers(Handlers):
         def unit() -> c.EndpointSecret:
             if self.read(lambda conn: views.count_endpoints(conn, tenant_id)) >= MAX_ENDPOINTS:
                 raise RuleViolation(
-                    f"a network has at most {MAX_ENDPOINTS} endpoints", rule="max_endpoints"
+                    t("a network has at most {limit} endpoints", limit=MAX_ENDPOINTS),
+                    rule="max_endpoints",
                 )
             now = self._now()
             endpoint = Endpoint.new(tenant_id, cmd.url, cmd.event_types, cmd.description, by, now)
@@ -242,7 +244,7 @@ class WebhooksHandlers(Handlers):
         def unit() -> c.Replayed:
             row = self.read(lambda conn: views.get_delivery(conn, tenant_id, cmd.delivery_id))
             if row is None:
-                raise NotFound("delivery not found")
+                raise NotFound(t("delivery not found"))
             self._endpoint(ctx, row.endpoint_id)  # not deleted
             ids = self._queue_again([row], self._now())
             return c.Replayed(queued=len(ids), deliveries=ids)
@@ -257,14 +259,14 @@ class WebhooksHandlers(Handlers):
         await self._admin(ctx)
         tenant_id = ctx.require_tenant()
         if cmd.since.tzinfo is None or (cmd.until is not None and cmd.until.tzinfo is None):
-            raise InvalidInput("give times with a time zone", field="since")
+            raise InvalidInput(t("give times with a time zone"), field="since")
 
         def unit() -> c.Replayed:
             now = self._now()
             self._endpoint(ctx, cmd.endpoint_id)
             until = cmd.until or now
             if until < cmd.since:
-                raise InvalidInput("`until` comes after `since`", field="until")
+                raise InvalidInput(t("`until` comes after `since`"), field="until")
             sources = self.read(
                 lambda conn: views.replay_sources(
                     conn, tenant_id, cmd.endpoint_id, cmd.since, until, cmd.all, c.MAX_REPLAY
@@ -320,7 +322,7 @@ class WebhooksHandlers(Handlers):
         def unit() -> c.Delivery:
             row = self.read(lambda conn: views.get_delivery(conn, tenant_id, q.delivery_id))
             if row is None:
-                raise NotFound("delivery not found")
+                raise NotFound(t("delivery not found"))
             return views.delivery_reply(row)
 
         return await self.unit(unit)
@@ -332,7 +334,7 @@ class WebhooksHandlers(Handlers):
 
         def unit() -> list[c.Attempt]:
             if self.read(lambda conn: views.get_delivery(conn, tenant_id, q.delivery_id)) is None:
-                raise NotFound("delivery not found")
+                raise NotFound(t("delivery not found"))
             return self.read(lambda conn: views.list_attempts(conn, tenant_id, q.delivery_id))
 
         return await self.unit(unit)

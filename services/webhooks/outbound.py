@@ -31,6 +31,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 from services.webhooks.domain import is_public_address
 
 MAX_RESPONSE = 64 * 1024  # bytes of a receiver's answer read, at most
@@ -72,10 +73,10 @@ async def destination(url: str, allow_private: bool, resolve: Resolver) -> str:
         except (OSError, UnicodeError):
             addresses = []
         if not addresses:
-            raise InvalidInput(f"the host {host} does not resolve", field="url")
+            raise InvalidInput(t("the host {host} does not resolve", host=host), field="url")
     if not allow_private and not all(is_public_address(a) for a in addresses):
         raise InvalidInput(
-            "a webhook URL may not reach a private, loopback or link-local address",
+            t("a webhook URL may not reach a private, loopback or link-local address"),
             field="url",
         )
     return addresses[0]

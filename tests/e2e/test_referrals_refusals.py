@@ -308,6 +308,52 @@ async def test_no_referral_to_a_former_member(system: System) -> None:
         assert_error(refused, "RuleViolation", "rule_violation", rule="former_member")
 
 
+async def test_refusals_are_said_in_the_language_asked_for(system: System) -> None:
+    """`Accept-Language: fr` gets the French of a refusal (placeholders
+    filled as in English); no header, or English, the API's own wording."""
+    club = await lunch_club(system, members=2)
+    ines, paul = club.members
+    await members_known(system, club)
+    base = {"receiverId": paul.id, "about": "Un client pour Paul", "warmth": 3}
+    refusals: list[tuple[str, dict[str, Any], Session, str, str, str]] = [
+        (
+            "giveReferral",
+            {**base, "receiverId": ines.id, "prospect": prospect()},
+            ines,
+            "RuleViolation",
+            "a member cannot refer business to themself",
+            "un membre ne peut pas se recommander une affaire à lui-même",
+        ),
+        (
+            "giveReferral",
+            {**base, "warmth": 9, "prospect": prospect()},
+            ines,
+            "ValidationError",
+            "warmth is 1 (a name) to 5 (they expect the call)",
+            "la chaleur va de 1 (un simple nom) à 5 (le prospect attend l'appel)",
+        ),
+        (
+            "recordThanks",
+            {"giverId": ines.id, "value": {"amount": "10", "currency": "XYZ"}, "about": "Merci"},
+            paul,
+            "ValidationError",
+            "'XYZ' is not an ISO 4217 currency",
+            "'XYZ' n'est pas une devise ISO 4217",
+        ),
+    ]
+    async with unchanged(system):
+        for name, input, who, typename, english, french in refusals:
+            said_fr = await refer(system, name, input, who, {"Accept-Language": "fr-FR,fr;q=0.9"})
+            said_en = await refer(system, name, input, who)
+            said_en_asked = await refer(
+                system, name, input, who, {"Accept-Language": "en, fr;q=0.5"}
+            )
+            assert said_fr["__typename"] == said_en["__typename"] == typename, (said_fr, said_en)
+            assert said_fr["code"] == said_en["code"]
+            assert said_fr["message"] == french, said_fr
+            assert said_en["message"] == said_en_asked["message"] == english, said_en
+
+
 def _read(system: System, query: Any) -> Any:
     with system.hosts["referrals"].engine.connect() as conn:
         return query(conn)

@@ -110,6 +110,17 @@ async def test_an_admin_registers_an_endpoint_and_reads_its_signed_deliveries(
     assert refused["data"]["createWebhookEndpoint"]["code"] == "forbidden", refused
     invalid = await system.gql(CREATE, {"input": {"url": "ftp://example.org"}}, token)
     assert invalid["data"]["createWebhookEndpoint"]["field"] == "url", invalid
+    assert invalid["data"]["createWebhookEndpoint"]["message"] == (
+        "a webhook URL starts with https:// (or http://)"
+    )
+    in_french = await system.client.post(  # the refusal in the language asked for
+        "/graphql",
+        json={"query": CREATE, "variables": {"input": {"url": "ftp://example.org"}}},
+        headers={"Authorization": f"Bearer {token}", "Accept-Language": "fr"},
+    )
+    assert in_french.json()["data"]["createWebhookEndpoint"]["message"] == (
+        "l'URL d'un webhook commence par https:// (ou http://)"
+    )
     listed = await system.gql(ENDPOINTS, None, token)
     assert listed["data"]["webhookEndpoints"]["totalCount"] == 1
 

@@ -20,6 +20,7 @@ from eventsourcing.domain import event
 from services.referrals.domain.money import check_money
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import Text, t
 from services.runtime.personal import personal
 from services.runtime.text import free_text, single_line
 
@@ -36,6 +37,20 @@ NEXT: dict[str, tuple[str, ...]] = {
 }
 
 
+def _no_move(status: str, target: str) -> Text:
+    """The refusal of a move the lifecycle (NEXT) does not allow. The
+    statuses are said as the API writes them (`given`, `won`…), in every
+    language."""
+    if NEXT.get(status):
+        return t(
+            "a referral that is {status} cannot become {target} (next: {next})",
+            status=status,
+            target=target,
+            next=", ".join(NEXT[status]),
+        )
+    return t("a referral that is {status} cannot become {target}", status=status, target=target)
+
+
 def check_prospect(prospect: dict[str, str]) -> dict[str, str]:
     checked = {
         "name": single_line(prospect.get("name"), "prospect.name", 120, required=True),
@@ -44,7 +59,7 @@ def check_prospect(prospect: dict[str, str]) -> dict[str, str]:
         "phone": single_line(prospect.get("phone"), "prospect.phone", 40),
     }
     if checked["email"] and ("@" not in checked["email"] or " " in checked["email"]):
-        raise InvalidInput("not an e-mail address", field="prospect.email")
+        raise InvalidInput(t("not an e-mail address"), field="prospect.email")
     return checked
 
 
@@ -109,16 +124,20 @@ class Referral(TenantAggregate):
         """Checked: no self-referral, warmth 1 to 5, one kind of prospect (and
         not the giver or receiver themself), texts bounded."""
         if giver_id == receiver_id:
-            raise RuleViolation("a member cannot refer business to themself", rule="self_referral")
+            raise RuleViolation(
+                t("a member cannot refer business to themself"), rule="self_referral"
+            )
         if not 1 <= warmth <= 5:
-            raise InvalidInput("warmth is 1 (a name) to 5 (they expect the call)", field="warmth")
+            raise InvalidInput(
+                t("warmth is 1 (a name) to 5 (they expect the call)"), field="warmth"
+            )
         if (prospect is None) == (prospect_member_id is None):
             raise InvalidInput(
-                "name the prospect: a person or company, or a member of the network",
+                t("name the prospect: a person or company, or a member of the network"),
                 field="prospect",
             )
         if prospect_member_id in (giver_id, receiver_id):
-            raise InvalidInput("the prospect is someone else", field="prospect_member_id")
+            raise InvalidInput(t("the prospect is someone else"), field="prospect_member_id")
         return Referral(
             tenant_id=tenant_id,
             giver_id=giver_id,
@@ -150,13 +169,9 @@ class Referral(TenantAggregate):
     ) -> None:
         """The receiver moves the slip along its lifecycle (NEXT)."""
         if by != self.receiver_id:
-            raise Forbidden("only the receiver of a referral moves it along")
+            raise Forbidden(t("only the receiver of a referral moves it along"))
         if status not in NEXT.get(self.status, ()):
-            raise RuleViolation(
-                f"a referral that is {self.status} cannot become {status}"
-                + (f" (next: {', '.join(NEXT[self.status])})" if NEXT.get(self.status) else ""),
-                rule="referral_lifecycle",
-            )
+            raise RuleViolation(_no_move(self.status, status), rule="referral_lifecycle")
         if status == "declined":
             reason = free_text(reason, "reason", 500, required=True)
         elif status == "lost":
@@ -166,7 +181,7 @@ class Referral(TenantAggregate):
         amount, currency = None, None
         if status == "won":
             if value is None:
-                raise InvalidInput("a won referral records the business value", field="value")
+                raise InvalidInput(t("a won referral records the business value"), field="value")
             amount, currency = check_money(*value)
         self._moved(
             status=status,
@@ -236,7 +251,7 @@ class Thanks(TenantAggregate):
         hub_id: str | None = None,
     ) -> Thanks:
         if giver_id == receiver_id:
-            raise RuleViolation("a member cannot thank themself", rule="self_referral")
+            raise RuleViolation(t("a member cannot thank themself"), rule="self_referral")
         amount, currency = check_money(*value)
         return Thanks(
             tenant_id=tenant_id,
@@ -291,11 +306,11 @@ class OneToOne(TenantAggregate):
         tenant_id: str, logged_by: str, other_id: str, met_on: date, today: date, at: datetime
     ) -> OneToOne:
         if logged_by == other_id:
-            raise InvalidInput("a one-to-one is with another member", field="other_id")
+            raise InvalidInput(t("a one-to-one is with another member"), field="other_id")
         if met_on > today:
-            raise InvalidInput("log a one-to-one once it has taken place", field="met_on")
+            raise InvalidInput(t("log a one-to-one once it has taken place"), field="met_on")
         if met_on < today - timedelta(days=366):
-            raise InvalidInput("a one-to-one of the last year", field="met_on")
+            raise InvalidInput(t("a one-to-one of the last year"), field="met_on")
         return OneToOne(
             tenant_id=tenant_id, logged_by=logged_by, other_id=other_id, met_on=met_on, at=at
         )
@@ -303,12 +318,16 @@ class OneToOne(TenantAggregate):
     def answer(self, member_id: str, confirmed: bool, at: datetime) -> bool:
         """The other member confirms (or declines); False if already so."""
         if member_id != self.other_id:
-            raise Forbidden("only the other member confirms a one-to-one")
+            raise Forbidden(t("only the other member confirms a one-to-one"))
         status = "confirmed" if confirmed else "declined"
         if self.status == status:
             return False
         if self.status != "logged":
-            raise Conflict(f"this one-to-one is already {self.status}")
+            raise Conflict(
+                t("this one-to-one is already confirmed")
+                if self.status == "confirmed"
+                else t("this one-to-one is already declined")
+            )
         self._answered(status=status, at=at)
         return True
 
@@ -369,7 +388,7 @@ class Need(TenantAggregate):
         2000); at least a code or a word; a deadline today or later. Returns
         (codes, words, description) cleaned. Errors: InvalidInput."""
         if len(activity_codes) > 10:
-            raise InvalidInput("at most 10 activities", field="activity_codes")
+            raise InvalidInput(t("at most 10 activities"), field="activity_codes")
         codes = list(
             dict.fromkeys(
                 single_line(code, "activity_codes", 60, required=True) for code in activity_codes
@@ -377,9 +396,11 @@ class Need(TenantAggregate):
         )
         words = single_line(words, "words", 200)
         if not codes and not words:
-            raise InvalidInput("say what you look for: activities or words", field="activity_codes")
+            raise InvalidInput(
+                t("say what you look for: activities or words"), field="activity_codes"
+            )
         if deadline is not None and deadline < at.date():
-            raise InvalidInput("a deadline is today or later", field="deadline")
+            raise InvalidInput(t("a deadline is today or later"), field="deadline")
         return codes, words, free_text(description, "description", 2000)
 
     @staticmethod
@@ -412,14 +433,15 @@ class Need(TenantAggregate):
 
     def _check_open(self) -> None:
         if self.status != "open":
-            raise RuleViolation(f"this need is {self.status}", rule="need_closed")
+            closed = t("this need is met") if self.status == "met" else t("this need is released")
+            raise RuleViolation(closed, rule="need_closed")
 
     def answer(self, member_id: str, message: str, at: datetime) -> None:
         self._check_open()
         if member_id == self.poster_id:
-            raise InvalidInput("the poster does not answer their own need", field="need_id")
+            raise InvalidInput(t("the poster does not answer their own need"), field="need_id")
         if any(a["member_id"] == member_id for a in self.answers):
-            raise Conflict("you have already answered this need")
+            raise Conflict(t("you have already answered this need"))
         self._answered(
             member_id=member_id, message=free_text(message, "message", 1000, required=True), at=at
         )
@@ -430,10 +452,10 @@ class Need(TenantAggregate):
 
     def met(self, by: str, member_id: str, at: datetime) -> None:
         if by != self.poster_id:
-            raise Forbidden("only the poster says a need was met")
+            raise Forbidden(t("only the poster says a need was met"))
         self._check_open()
         if member_id == self.poster_id:
-            raise InvalidInput("a need is met by another member", field="member_id")
+            raise InvalidInput(t("a need is met by another member"), field="member_id")
         self._met(member_id=member_id, at=at)
 
     @event("Met")
@@ -446,11 +468,14 @@ class Need(TenantAggregate):
         passed: from `window_ends_at` on (a second earlier is refused with the
         rule `ask_the_network_first`). Never automatic (docs/referrals-rules.md)."""
         if by != self.poster_id:
-            raise Forbidden("only the poster releases a need")
+            raise Forbidden(t("only the poster releases a need"))
         self._check_open()
         if at < self.window_ends_at:
             raise RuleViolation(
-                f"ask the network first: the window ends {self.window_ends_at:%Y-%m-%d %H:%M} UTC",
+                t(
+                    "ask the network first: the window ends {ends} UTC",
+                    ends=f"{self.window_ends_at:%Y-%m-%d %H:%M}",
+                ),
                 rule="ask_the_network_first",
             )
         self._released(at=at)
@@ -502,6 +527,28 @@ class EngagementSettings(TenantAggregate):
         self.values = dict(values)
 
 
+def _out_of_bounds(name: str, low: int, high: int) -> Text:
+    """The refusal of an engagement setting out of its bounds."""
+    said = {
+        "core_meetups": t("core meetups is {low} to {high}", low=low, high=high),
+        "core_days": t("core days is {low} to {high}", low=low, high=high),
+        "drifting_weeks": t("drifting weeks is {low} to {high}", low=low, high=high),
+        "need_window_days": t("need window days is {low} to {high}", low=low, high=high),
+        "light_months": t("light months is {low} to {high}", low=low, high=high),
+    }
+    return said[name]
+
+
+def _thresholds(measure: str) -> Text:
+    """The refusal of a measure's light thresholds out of order."""
+    said = {
+        "meetups": t("the meetups thresholds: 0 ≤ amber ≤ green ≤ 1000"),
+        "referrals": t("the referrals thresholds: 0 ≤ amber ≤ green ≤ 1000"),
+        "one_to_ones": t("the one-to-ones thresholds: 0 ≤ amber ≤ green ≤ 1000"),
+    }
+    return said[measure]
+
+
 def check_settings(v: dict[str, int]) -> dict[str, int]:
     bounds = {
         "core_meetups": (1, 100),
@@ -512,14 +559,11 @@ def check_settings(v: dict[str, int]) -> dict[str, int]:
     }
     for name, (low, high) in bounds.items():
         if not low <= v[name] <= high:
-            raise InvalidInput(f"{name.replace('_', ' ')} is {low} to {high}", field=name)
+            raise InvalidInput(_out_of_bounds(name, low, high), field=name)
     for measure in ("meetups", "referrals", "one_to_ones"):
         green, amber = v[f"green_{measure}"], v[f"amber_{measure}"]
         if not 0 <= amber <= green <= 1000:
-            raise InvalidInput(
-                f"the {measure.replace('_', '-')} thresholds: 0 ≤ amber ≤ green ≤ 1000",
-                field=f"green_{measure}",
-            )
+            raise InvalidInput(_thresholds(measure), field=f"green_{measure}")
     return v
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 # ISO 4217 active codes and minor units (list of 2025; funds and precious
 # metals left out: nobody thanks business in XAU).
@@ -41,24 +42,32 @@ def check_money(amount: Decimal, currency: str, field: str = "value") -> tuple[D
     code = (currency or "").strip().upper()
     if code not in CURRENCIES:
         raise InvalidInput(
-            f"{currency[:10]!r} is not an ISO 4217 currency", field=f"{field}.currency"
+            t("{currency} is not an ISO 4217 currency", currency=repr(currency[:10])),
+            field=f"{field}.currency",
         )
     try:
         if not isinstance(amount, Decimal):
-            raise InvalidInput("an amount is an exact decimal", field=f"{field}.amount")
+            raise InvalidInput(t("an amount is an exact decimal"), field=f"{field}.amount")
         if not amount.is_finite() or amount <= 0:
-            raise InvalidInput("an amount is more than zero", field=f"{field}.amount")
+            raise InvalidInput(t("an amount is more than zero"), field=f"{field}.amount")
         if amount > MAX_AMOUNT:
-            raise InvalidInput(f"an amount is at most {MAX_AMOUNT:,}", field=f"{field}.amount")
+            raise InvalidInput(
+                t("an amount is at most {limit:,}", limit=MAX_AMOUNT), field=f"{field}.amount"
+            )
         digits = CURRENCIES[code]
         exponent = amount.normalize().as_tuple().exponent
         if isinstance(exponent, int) and -exponent > digits:
             raise InvalidInput(
-                f"{code} amounts have at most {digits} decimals", field=f"{field}.amount"
+                t(
+                    "{currency} amounts have at most {digits} decimals",
+                    currency=code,
+                    digits=digits,
+                ),
+                field=f"{field}.amount",
             )
         return amount.quantize(Decimal(1).scaleb(-digits)), code
     except InvalidOperation:
-        raise InvalidInput("not an amount", field=f"{field}.amount") from None
+        raise InvalidInput(t("not an amount"), field=f"{field}.amount") from None
 
 
 def total(amounts: list[tuple[Decimal, str]]) -> dict[str, Decimal]:
