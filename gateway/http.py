@@ -60,7 +60,6 @@ from gateway.execution import (
 )
 from gateway.limits import MAX_BODY, MAX_DOCUMENT
 from gateway.stream import SubscriptionsPerConnection
-from services.runtime.i18n import accepted_locale, set_request_locale
 from services.runtime.logging import get_logger
 
 log = get_logger("quartier.gateway")
@@ -355,9 +354,6 @@ def graphql_controller(
                         f"the response can be {GRAPHQL_RESPONSE} or {JSON}: accept one of them",
                     )
                 data = parse_request(await request.body(), request.headers.get("content-type"))
-                # the errors' language, set again here: litestar resolves the context
-                # getter (which sets it) in a task group's task, whose context is lost
-                set_request_locale(accepted_locale(request.headers.get("accept-language")))
                 budgets = getattr(context, "budgets", None)
                 async with (
                     budgets.turn(context.budget_tenant) if budgets else contextlib.nullcontext()
