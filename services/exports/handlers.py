@@ -28,6 +28,7 @@ from services.identity import contract as idc
 from services.runtime.errors import Forbidden, InvalidInput, InvalidToken, NotFound, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import Text, t
 from services.runtime.tenancy import RequestContext, as_service
 from services.runtime.views import check_page
 
@@ -59,7 +60,7 @@ class ExportsHandlers(Handlers):
         member_id = ctx.require_member()
         found = await self.bus.request(idc.GetMembers(member_ids=[member_id]), as_service(ctx))
         if not found:
-            raise Forbidden("you are no longer a member of this network")
+            raise Forbidden(t("you are no longer a member of this network"))
         return member_id, "tenant_admin" in found[0].roles
 
     def _reply(self, row: sa.Row[tuple[object, ...]]) -> c.Export:
@@ -72,7 +73,7 @@ class ExportsHandlers(Handlers):
 
     def _visible(self, tenant_id: str, member_id: str, admin: bool, export_id: str) -> c.Export:
         if not _is_uuid(export_id):
-            raise NotFound("export not found")
+            raise NotFound(t("export not found"))
 
         def query(conn: sa.Connection) -> c.Export:
             row = conn.execute(
@@ -81,7 +82,7 @@ class ExportsHandlers(Handlers):
                 )
             ).first()
             if row is None:
-                raise NotFound("export not found")
+                raise NotFound(t("export not found"))
             return self._reply(row)
 
         return self.read(query)
@@ -96,25 +97,19 @@ class ExportsHandlers(Handlers):
         member can use up what the network's admins and keys need."""
         since = now - DAY
         o = self.options
-        budgets: list[tuple[str | None, int, str, str]] = (
-            [(None, o.network_per_day, "max_exports", "a network may start at most {} exports")]
+        budgets: list[tuple[str | None, int, str]] = (
+            [(None, o.network_per_day, "max_exports")]
             if scope == "network"
             else [
-                (member_id, o.own_per_day, "max_own_exports", "you may start at most {} exports"),
-                (
-                    None,
-                    o.members_per_day,
-                    "max_members_exports",
-                    "this network's members, all together, may start at most {} exports",
-                ),
+                (member_id, o.own_per_day, "max_own_exports"),
+                (None, o.members_per_day, "max_members_exports"),
             ]
         )
-        for who, limit, rule, sentence in budgets:
+        for who, limit, rule in budgets:
             count, oldest = views.started_since(conn, tenant_id, scope, since, who)
             if count >= limit:
                 raise RuleViolation(
-                    f"{sentence.format(limit)} of scope {scope.upper()} in 24 hours: the next "
-                    f"one may start from {_minute_after((oldest or now) + DAY)} UTC",
+                    _over_budget(rule, limit, scope.upper(), _minute_after((oldest or now) + DAY)),
                     rule=rule,
                 )
 
@@ -125,11 +120,11 @@ class ExportsHandlers(Handlers):
         member_id, admin = await self._requester(ctx)
         tenant_id = ctx.require_tenant()
         if cmd.scope == "network" and not admin:
-            raise Forbidden("only a tenant admin may export the network")
+            raise Forbidden(t("only a tenant admin may export the network"))
         if not member_id:  # an API key
             key_hex = _uuid_hex(cmd.api_key_id or "")
             if cmd.scope != "network" or key_hex is None:
-                raise Forbidden("an API key exports the network (scope NETWORK) only")
+                raise Forbidden(t("an API key exports the network (scope NETWORK) only"))
             member_id = f"key:{key_hex}"  # 36 characters, as a member id
         key = views.active_key(tenant_id, cmd.scope, member_id)
 
@@ -159,7 +154,7 @@ class ExportsHandlers(Handlers):
             with self.engine.connect() as conn:
                 row = views.active(conn, key)
             if row is None:  # started and already done: rare; answer the latest
-                raise RuleViolation("an export was just made: look at the list", rule="repeated")
+                raise RuleViolation(t("an export was just made: look at the list"), rule="repeated")
             return self._reply(row)
 
         reply = await self.unit(unit)
@@ -189,20 +184,24 @@ class ExportsHandlers(Handlers):
     @handles(c.GetArchiveChunk)
     def chunk(self, q: c.GetArchiveChunk, ctx: RequestContext) -> c.ArchiveChunk:
         if not _is_uuid(q.export_id):
-            raise NotFound("export not found")
+            raise NotFound(t("export not found"))
         tenant_id = self.signer.check(q.token, q.export_id, self.clock.now())
         if ctx.tenant_id is not None and ctx.tenant_id != tenant_id:
-            raise InvalidToken("this download link is not valid or has expired: ask for a new one")
+            raise InvalidToken(
+                t("this download link is not valid or has expired: ask for a new one")
+            )
 
         def query(conn: sa.Connection) -> c.ArchiveChunk:
             row = views.get(conn, tenant_id, q.export_id)
             if row is None or row.status != "ready" or not row.chunks:
-                raise NotFound("this export's archive is no longer kept: start a new export")
+                raise NotFound(t("this export's archive is no longer kept: start a new export"))
             if not 0 <= q.index < row.chunks:
-                raise InvalidInput(f"the archive has {row.chunks} chunks", field="index")
+                raise InvalidInput(
+                    t("the archive has {count} chunks", count=row.chunks), field="index"
+                )
             data = views.chunk(conn, tenant_id, q.export_id, q.index)
             if data is None:
-                raise NotFound("this export's archive is no longer kept: start a new export")
+                raise NotFound(t("this export's archive is no longer kept: start a new export"))
             return c.ArchiveChunk(
                 export_id=q.export_id,
                 index=q.index,
@@ -213,6 +212,34 @@ class ExportsHandlers(Handlers):
             )
 
         return self.read(query)
+
+
+def _over_budget(rule: str, limit: int, scope: str, next_at: str) -> Text:
+    """The refusal of one more export past a budget (`rule`): one sentence
+    for each budget, so that each language says it its own way."""
+    if rule == "max_exports":
+        return t(
+            "a network may start at most {limit} exports of scope {scope} in 24 hours: "
+            "the next one may start from {next_at} UTC",
+            limit=limit,
+            scope=scope,
+            next_at=next_at,
+        )
+    if rule == "max_own_exports":
+        return t(
+            "you may start at most {limit} exports of scope {scope} in 24 hours: "
+            "the next one may start from {next_at} UTC",
+            limit=limit,
+            scope=scope,
+            next_at=next_at,
+        )
+    return t(
+        "this network's members, all together, may start at most {limit} exports of scope "
+        "{scope} in 24 hours: the next one may start from {next_at} UTC",
+        limit=limit,
+        scope=scope,
+        next_at=next_at,
+    )
 
 
 def _minute_after(when: datetime) -> str:

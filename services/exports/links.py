@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.runtime.errors import InvalidToken
+from services.runtime.i18n import t
 from services.runtime.settings import ConfigurationError, Settings, _dev_secret
 
 KEY_ENV = "QUARTIER_EXPORTS_KEY"
@@ -61,7 +62,9 @@ class Signer:
         """The link's network if `token` is a valid, unexpired link to
         `export_id`; InvalidToken otherwise (the same answer whatever is
         wrong)."""
-        refused = InvalidToken("this download link is not valid or has expired: ask for a new one")
+        refused = InvalidToken(
+            t("this download link is not valid or has expired: ask for a new one")
+        )
         payload, _, signature = token.partition(".")
         if len(token) > 600 or not payload or not signature:
             raise refused

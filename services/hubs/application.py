@@ -23,6 +23,7 @@ from services.hubs.domain import (
 )
 from services.runtime.errors import Conflict, NotFound
 from services.runtime.eventstore import RETRIES, ServiceApplication
+from services.runtime.i18n import t
 
 
 class Hubs(ServiceApplication):
@@ -60,7 +61,7 @@ class Hubs(ServiceApplication):
             except (IntegrityError, Conflict):
                 continue  # processed meanwhile, or the hub changed: look again
             return True
-        raise Conflict("the hub kept changing; the reaction will be retried")
+        raise Conflict(t("the hub kept changing; the reaction will be retried"))
 
     def meetup_closed(
         self, tenant_id: str, hub_id: str, meetup_id: str, at: datetime, tracking: Tracking
@@ -84,4 +85,4 @@ class Hubs(ServiceApplication):
             except IntegrityError:
                 continue  # processed meanwhile, or the hub changed: look again
             return True
-        raise Conflict("the hub kept changing; the reaction will be retried")
+        raise Conflict(t("the hub kept changing; the reaction will be retried"))

@@ -25,6 +25,7 @@ from services.identity import contract as idc
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.messages import Done, given_fields
 from services.runtime.tenancy import RequestContext, as_service
 from services.runtime.views import check_page
@@ -53,7 +54,7 @@ def is_admin(hub: Hub, ctx: RequestContext) -> bool:
 def require_admin(hub: Hub, ctx: RequestContext) -> str:
     member_id = ctx.require_member()
     if not is_admin(hub, ctx):
-        raise Forbidden("only the hub's co-admins may do this")
+        raise Forbidden(t("only the hub's co-admins may do this"))
     return member_id
 
 
@@ -83,7 +84,7 @@ class HubsHandlers(Handlers):
     def _hub_reply(self, ctx: RequestContext, hub_id: str) -> c.Hub:
         found = self.read(lambda conn: hubs.get_hub(conn, ctx.require_tenant(), hub_id))
         if found is None:
-            raise NotFound("hub not found")
+            raise NotFound(t("hub not found"))
         return found
 
     def _nomination_reply(
@@ -95,7 +96,7 @@ class HubsHandlers(Handlers):
             )
         )
         if not found:
-            raise NotFound("nomination not found")
+            raise NotFound(t("nomination not found"))
         return found[0]
 
     def _area(self, tenant_id: str, hub_id: str) -> Area:
@@ -113,7 +114,7 @@ class HubsHandlers(Handlers):
         try:
             uuid.UUID(member_id)
         except ValueError:
-            raise InvalidInput("not a valid member id", field="candidate_id") from None
+            raise InvalidInput(t("not a valid member id"), field="candidate_id") from None
         centre = (
             idc.Point(lat=area.lat, lon=area.lon)
             if area.lat is not None and area.lon is not None
@@ -123,7 +124,7 @@ class HubsHandlers(Handlers):
             idc.MemberPlaces(member_ids=[member_id], centre=centre), as_service(ctx)
         )
         if not places.items:
-            raise NotFound("member not found")
+            raise NotFound(t("member not found"))
         p = places.items[0]
         return Candidate(
             member_id=member_id,
@@ -200,7 +201,7 @@ class HubsHandlers(Handlers):
             admin = sponsor in view.co_admin_ids or ctx.actor.is_tenant_admin
             area = area_from(view.area)
         if cmd.exception_reason and not admin:
-            raise Forbidden("only the hub's co-admins may admit with an exception")
+            raise Forbidden(t("only the hub's co-admins may admit with an exception"))
         return area
 
     @handles(c.NominateCandidate)
@@ -208,7 +209,8 @@ class HubsHandlers(Handlers):
         sponsor = ctx.require_member()
         if (cmd.candidate_id is None) == (cmd.email is None):
             raise InvalidInput(
-                "name either a member of the network or an e-mail address", field="candidate_id"
+                t("name either a member of the network or an e-mail address"),
+                field="candidate_id",
             )
         area = await self.unit(lambda: self._may_nominate(cmd, ctx))
         if cmd.candidate_id is not None:
@@ -220,7 +222,10 @@ class HubsHandlers(Handlers):
                 )
             except Conflict:
                 raise Conflict(
-                    "this address already belongs to a member of the network: nominate them by name",
+                    t(
+                        "this address already belongs to a member of the network: "
+                        "nominate them by name"
+                    ),
                     field="email",
                 ) from None
             candidate = Candidate(invitation_id=sent.invitation_id)
@@ -228,7 +233,7 @@ class HubsHandlers(Handlers):
 
         def change(hub: Hub) -> None:
             if cmd.exception_reason and not is_admin(hub, ctx):
-                raise Forbidden("only the hub's co-admins may admit with an exception")
+                raise Forbidden(t("only the hub's co-admins may admit with an exception"))
             hub.nominate(
                 nomination_id,
                 sponsor,
@@ -263,7 +268,7 @@ class HubsHandlers(Handlers):
             )
             found = self.read(lambda conn: hubs.hub_member(conn, tenant_id, cmd.hub_id, member_id))
             if found is None:
-                raise NotFound("member not found in this hub")
+                raise NotFound(t("member not found in this hub"))
             return found
 
         return await self.unit(unit)
@@ -395,7 +400,7 @@ class HubsHandlers(Handlers):
         if not admin and (
             self.read(lambda conn: hubs.hub_member(conn, hub.tenant_id, hub_id, member_id)) is None
         ):
-            raise Forbidden("only members of the hub see its nominations")
+            raise Forbidden(t("only members of the hub see its nominations"))
         return hub, admin
 
     @handles(c.ListNominations)

@@ -27,6 +27,7 @@ from services.hubs.views import directory, nominations
 from services.identity import contract as idc
 from services.runtime.errors import Unavailable
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor
 from services.runtime.projection import Projector
@@ -77,7 +78,7 @@ async def places_of_new_member(
     candidate as outside the area."""
     places = await host.bus.request(query, ask)
     if not places.items:
-        raise Unavailable("identity does not know the member who joined yet")
+        raise Unavailable(t("identity does not know the member who joined yet"))
     return places.items[0]
 
 

@@ -6,7 +6,8 @@ tampered link is refused; a tenant API key with the `export` scope
 exports the network, one without it or asking ME is Forbidden; a member
 starting ME exports again and again reaches their own limit (RuleViolation
 `max_own_exports`) while the admin and a key still export the network; downloads
-are rate-limited per export and per client address (429, `Retry-After`)."""
+are rate-limited per export and per client address (429, `Retry-After`).
+A refusal is said in the language the request asks for (`Accept-Language`)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,40 @@ async def test_a_member_starting_exports_again_and_again_never_blocks_the_networ
     assert by_key["data"]["startExport"]["__typename"] == "ExportStarted", by_key
     assert by_key["data"]["startExport"]["export"]["scope"] == "NETWORK"
     assert (await ready_export(system, key, export_id))["status"] == "READY"
+
+
+async def test_export_refusals_are_said_in_the_language_asked_for(system: System) -> None:
+    net = await open_network(system, "x-lang")
+    member = await join(system, net, f"m@{net.slug}.example", "Member")
+    key, _ = await create_key(system, net, ["EXPORT"])
+
+    async def start(scope: str, token: str, language: str | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if language is not None:
+            headers["Accept-Language"] = language
+        response = await system.client.post(
+            "/graphql",
+            json={"query": START, "variables": {"input": {"scope": scope}}},
+            headers=headers,
+        )
+        answer: dict[str, Any] = response.json()["data"]["startExport"]
+        return answer
+
+    for scope, token, language, said in (
+        (
+            "NETWORK",
+            member.access,
+            "fr",
+            "seul un administrateur du réseau peut exporter ses données",
+        ),
+        ("NETWORK", member.access, None, "only a tenant admin may export the network"),
+        ("ME", key, "fr", "une clé d'API n'exporte que le réseau (portée NETWORK)"),
+        ("ME", key, None, "an API key exports the network (scope NETWORK) only"),
+    ):
+        refused = await start(scope, token, language)
+        assert refused == {"__typename": "Forbidden", "code": "forbidden", "message": said}
+    listed = await system.gql(EXPORTS, None, net.admin.access)
+    assert listed["data"]["exports"]["totalCount"] == 0  # nothing started
 
 
 GUESS = "00000000-0000-4000-8000-{:012d}"  # an export id someone guesses

@@ -38,7 +38,16 @@ from services.hubs.domain.values import (
 )
 from services.runtime.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.personal import KEY, each, personal, personal_state
+
+# A nomination no longer (or not yet) to decide, by its status: one sentence
+# each, so that each language says the status its own way.
+DECIDED = {
+    "invited": t("this nomination is invited: nothing to decide"),
+    "admitted": t("this nomination is admitted: nothing to decide"),
+    "rejected": t("this nomination is rejected: nothing to decide"),
+}
 
 
 class Hub(TenantAggregate):
@@ -107,7 +116,7 @@ class Hub(TenantAggregate):
         at: datetime,
     ) -> Hub:
         if kind not in KINDS:
-            raise InvalidInput(f"a hub is one of {KINDS}", field="kind")
+            raise InvalidInput(t("a hub is one of {kinds}", kinds=KINDS), field="kind")
         return Hub(
             tenant_id=tenant_id,
             name=text(name, "name", 120, required=True),
@@ -160,7 +169,7 @@ class Hub(TenantAggregate):
     def nomination(self, nomination_id: str) -> Nomination:
         found = self.nominations.get(nomination_id)
         if found is None:
-            raise NotFound("nomination not found")
+            raise NotFound(t("nomination not found"))
         return found
 
     def pending_for(self, candidate_id: str) -> str | None:
@@ -200,7 +209,7 @@ class Hub(TenantAggregate):
             return False
         reason = text(reason, "reason", 500) or None
         if new.non_competition_lifted and not old.non_competition_lifted and not reason:
-            raise InvalidInput("say why the one-per-profession rule is lifted", field="reason")
+            raise InvalidInput(t("say why the one-per-profession rule is lifted"), field="reason")
         size = len(self.members)
         grandfathered: list[str] = []
         if new.non_competition_in_force(size) and not old.non_competition_in_force(size):
@@ -238,7 +247,7 @@ class Hub(TenantAggregate):
         """What can be refused before anyone is asked anything (identity will
         e-mail an invitation for an e-mail candidate: refuse first)."""
         if not self.is_member(sponsor_id):
-            raise Forbidden("only members of the hub may co-opt a candidate")
+            raise Forbidden(t("only members of the hub may co-opt a candidate"))
         text(note, "note", 1000)
         text(exception_reason, "exception_reason", 500)
 
@@ -259,13 +268,13 @@ class Hub(TenantAggregate):
         """Not already in (or nominated to) the hub, and inside its area."""
         if candidate.member_id is not None:
             if self.is_member(candidate.member_id):
-                raise Conflict("already a member of this hub")
+                raise Conflict(t("already a member of this hub"))
             if self.pending_for(candidate.member_id):
-                raise Conflict("this candidate is already nominated")
+                raise Conflict(t("this candidate is already nominated"))
         if candidate.places is not None:
             result = self.area.check(candidate.places)
             if not result.inside:
-                raise RuleViolation(f"outside the area: {result.explanation}", rule="area")
+                raise RuleViolation(result.explanation, rule="area")
 
     def _non_competition(
         self,
@@ -293,12 +302,12 @@ class Hub(TenantAggregate):
         exception_reason = text(exception_reason, "exception_reason", 500) or None
         if candidate.member_id is None and candidate.invitation_id is None:
             raise InvalidInput(
-                "name a member of the network or an e-mail address", field="candidate_id"
+                t("name a member of the network or an e-mail address"), field="candidate_id"
             )
         if candidate.invitation_id is not None and self.pending_invitation(candidate.invitation_id):
             # the same address again, in any letter case: identity answered
             # its pending invitation (and mailed nothing)
-            raise Conflict("this candidate is already nominated", field="email")
+            raise Conflict(t("this candidate is already nominated"), field="email")
         recorded_exception = None
         window = None
         if candidate.member_id is not None:
@@ -422,13 +431,13 @@ class Hub(TenantAggregate):
     ) -> None:
         n = self.nomination(nomination_id)
         if not self.is_member(objector_id):
-            raise Forbidden("only members of the hub may object")
+            raise Forbidden(t("only members of the hub may object"))
         if n.status != "open" or n.window_closes_at is None or at >= n.window_closes_at:
-            raise RuleViolation("the objection window is not open", rule="objection_window")
+            raise RuleViolation(t("the objection window is not open"), rule="objection_window")
         if objector_id == n.candidate_id:
-            raise Forbidden("a candidate cannot object to themself")
+            raise Forbidden(t("a candidate cannot object to themself"))
         if n.has_objected(objector_id):
-            raise Conflict("you have already objected to this candidate")
+            raise Conflict(t("you have already objected to this candidate"))
         self._objection_raised(
             nomination_id=nomination_id,
             objector_id=objector_id,
@@ -484,7 +493,13 @@ class Hub(TenantAggregate):
     ) -> Nomination:
         n = self.nomination(nomination_id)
         if n.status not in statuses:
-            raise Conflict(f"this nomination is {n.status.replace('_', ' ')}: nothing to decide")
+            raise Conflict(
+                DECIDED.get(n.status)
+                or t(
+                    "this nomination is {status}: nothing to decide",
+                    status=n.status.replace("_", " "),
+                )
+            )
         return n
 
     def admit(
@@ -498,7 +513,7 @@ class Hub(TenantAggregate):
         n = self._decidable(nomination_id)
         exception_reason = text(exception_reason, "exception_reason", 500) or n.exception_reason
         if self.is_member(n.candidate_id):
-            raise Conflict("already a member of this hub")
+            raise Conflict(t("already a member of this hub"))
         recorded = self._non_competition(
             n.candidate_id, n.candidate_activity, activities, exception_reason
         )
@@ -532,7 +547,7 @@ class Hub(TenantAggregate):
         """Open hubs: a member of the network joins by themself."""
         if self.rules.admission_mode != "open":
             raise RuleViolation(
-                "this hub admits by co-optation: ask a member to nominate you",
+                t("this hub admits by co-optation: ask a member to nominate you"),
                 rule="admission_mode",
             )
         self.check_candidate(
@@ -628,19 +643,19 @@ class Hub(TenantAggregate):
     def _check_not_last_admin(self, member_id: str) -> None:
         if self.co_admins == [member_id]:
             raise RuleViolation(
-                "a hub always keeps at least one co-admin: name another one first",
+                t("a hub always keeps at least one co-admin: name another one first"),
                 rule="last_co_admin",
             )
 
     def leave(self, member_id: str, at: datetime) -> None:
         if not self.is_member(member_id):
-            raise NotFound("you are not a member of this hub")
+            raise NotFound(t("you are not a member of this hub"))
         self._check_not_last_admin(member_id)
         self._left(member_id=member_id, removed_by=None, reason=None, at=at)
 
     def remove(self, member_id: str, by: str, reason: str, at: datetime) -> None:
         if not self.is_member(member_id):
-            raise NotFound("member not found in this hub")
+            raise NotFound(t("member not found in this hub"))
         self._check_not_last_admin(member_id)
         self._left(
             member_id=member_id,
@@ -716,9 +731,9 @@ class Hub(TenantAggregate):
 
     def add_co_admin(self, member_id: str, by: str) -> None:
         if not self.is_member(member_id):
-            raise NotFound("member not found in this hub")
+            raise NotFound(t("member not found in this hub"))
         if member_id in self.co_admins:
-            raise Conflict("already a co-admin")
+            raise Conflict(t("already a co-admin"))
         self._co_admin_added(member_id=member_id, by=by)
 
     @event("CoAdminAdded")
@@ -727,7 +742,7 @@ class Hub(TenantAggregate):
 
     def remove_co_admin(self, member_id: str, by: str) -> None:
         if member_id not in self.co_admins:
-            raise NotFound("not a co-admin of this hub")
+            raise NotFound(t("not a co-admin of this hub"))
         self._check_not_last_admin(member_id)
         self._co_admin_removed(member_id=member_id, by=by)
 
@@ -739,14 +754,14 @@ class Hub(TenantAggregate):
 
     def volunteer(self, member_id: str) -> None:
         if not self.is_member(member_id):
-            raise Forbidden("only members of the hub may volunteer")
+            raise Forbidden(t("only members of the hub may volunteer"))
         if member_id in self.roster or member_id == self.facilitator_id:
-            raise Conflict("already on the facilitator roster")
+            raise Conflict(t("already on the facilitator roster"))
         self._roster_changed(roster=[*self.roster, member_id])
 
     def withdraw(self, member_id: str) -> None:
         if member_id not in self.roster:
-            raise NotFound("not on the facilitator roster")
+            raise NotFound(t("not on the facilitator roster"))
         self._roster_changed(roster=[m for m in self.roster if m != member_id])
 
     def swap_turns(self, first: str, second: str, by: str, by_admin: bool) -> None:
@@ -755,13 +770,15 @@ class Hub(TenantAggregate):
         agreed."""
         if not by_admin and not self._gives_own_turn(by, first, second):
             raise Forbidden(
-                "only a co-admin may swap turns; a volunteer may give their own turn to "
-                "someone after them"
+                t(
+                    "only a co-admin may swap turns; a volunteer may give their own turn to "
+                    "someone after them"
+                )
             )
         if first == second:
-            raise InvalidInput("name two different members", field="second_id")
+            raise InvalidInput(t("name two different members"), field="second_id")
         if first not in self.roster or second not in self.roster:
-            raise NotFound("both members must be on the roster")
+            raise NotFound(t("both members must be on the roster"))
         roster = list(self.roster)
         i, j = roster.index(first), roster.index(second)
         roster[i], roster[j] = roster[j], roster[i]
@@ -786,10 +803,10 @@ class Hub(TenantAggregate):
         """The next volunteer takes over for a term; the outgoing facilitator
         goes to the end of the roster. A co-admin or the facilitator may hand over."""
         if not by_admin and by != self.facilitator_id:
-            raise Forbidden("only a co-admin or the current facilitator may hand over")
+            raise Forbidden(t("only a co-admin or the current facilitator may hand over"))
         if not self.roster:
             raise RuleViolation(
-                "nobody has volunteered: the roster is empty", rule="facilitator_roster"
+                t("nobody has volunteered: the roster is empty"), rule="facilitator_roster"
             )
         self._next_term(at, ended_by=None)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from services.hubs.domain.values import Membership, Rules
 from services.runtime.errors import RuleViolation
+from services.runtime.i18n import t
 
 
 def grandfathered_reason(version: int) -> str:
@@ -54,8 +55,11 @@ def non_competition_exception(
     if exception_reason:
         return exception_reason
     raise RuleViolation(
-        f"the hub already has a member whose activity is {activity!r}, and the "
-        "one-per-profession rule is in force (an admin may admit with an exception)",
+        t(
+            "the hub already has a member whose activity is {activity!r}, and the "
+            "one-per-profession rule is in force (an admin may admit with an exception)",
+            activity=activity,
+        ),
         rule="non_competition",
     )
 

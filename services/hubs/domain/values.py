@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 from services.runtime.text import single_line
 
 KINDS = ("neighbourhood", "trade_club", "regional_club")
@@ -17,6 +18,7 @@ MODES = ("cooptation", "approval", "open")
 POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$")
 PENDING = ("invited", "open", "awaiting_decision")
 MAX_RADIUS_KM = 50.0
+MAX_POSTCODES = 50
 MAX_TERM_MEETUPS = 52  # a year of weekly meetups
 
 
@@ -41,21 +43,27 @@ class Area(Immutable):
         if has_centre:
             if self.lat is None or self.lon is None or self.radius_km is None:
                 raise InvalidInput(
-                    "a centre needs a latitude, a longitude and a radius", field="area"
+                    t("a centre needs a latitude, a longitude and a radius"), field="area"
                 )
             if not -90 <= self.lat <= 90 or not -180 <= self.lon <= 180:
-                raise InvalidInput("the centre is not a valid point", field="area")
+                raise InvalidInput(t("the centre is not a valid point"), field="area")
             if not 0 < self.radius_km <= MAX_RADIUS_KM:
                 raise InvalidInput(
-                    f"the radius must be more than 0 and at most {MAX_RADIUS_KM:g} km", field="area"
+                    t(
+                        "the radius must be more than 0 and at most {limit:g} km",
+                        limit=MAX_RADIUS_KM,
+                    ),
+                    field="area",
                 )
-        if len(self.postcodes) > 50:
-            raise InvalidInput("at most 50 postcodes", field="area")
+        if len(self.postcodes) > MAX_POSTCODES:
+            raise InvalidInput(t("at most {limit} postcodes", limit=MAX_POSTCODES), field="area")
         for postcode in self.postcodes:
             if not POSTCODE.fullmatch(postcode):
-                raise InvalidInput(f"not a valid postcode: {postcode[:12]!r}", field="area")
+                raise InvalidInput(
+                    t("not a valid postcode: {postcode!r}", postcode=postcode[:12]), field="area"
+                )
         if not has_centre and not self.postcodes:
-            raise InvalidInput("an area needs a centre and radius, or postcodes", field="area")
+            raise InvalidInput(t("an area needs a centre and radius, or postcodes"), field="area")
         return self
 
     @property
@@ -81,20 +89,61 @@ class Area(Immutable):
         if not self.has_centre and not has_postcode:
             return AreaCheck(
                 False,
-                "the candidate's card gives no postcode, and this hub's area is a list of postcodes",
+                t(
+                    "outside the area: the candidate's card gives no postcode, and this hub's "
+                    "area is a list of postcodes"
+                ),
             )
         if not known and not has_postcode:
             return AreaCheck(
-                False, "the candidate's card says neither where they work nor where they live"
+                False,
+                t(
+                    "outside the area: the candidate's card says neither where they work nor "
+                    "where they live"
+                ),
             )
-        parts = []
-        if self.has_centre:
-            # to the nearest half kilometre: the nominator learns no address
-            nearest = f"{round(min(known) * 2) / 2:.1f} km" if known else "no point on the card"
-            parts.append(f"not within {self.radius_km:g} km of the centre ({nearest})")
-        if self.postcodes:
-            parts.append(f"not in {', '.join(self.postcodes)}")
-        return AreaCheck(False, "lives and works outside the hub's area: " + " and ".join(parts))
+        return AreaCheck(False, self._outside(known))
+
+    def _outside(self, known: list[float]) -> str:
+        """Why a candidate who gave where they are is outside: one sentence
+        for each shape of the area (a centre, postcodes, both), so that each
+        language says it its own way."""
+        postcodes = ", ".join(self.postcodes)
+        if not self.has_centre:
+            return t(
+                "outside the area: lives and works outside the hub's area: not in {postcodes}",
+                postcodes=postcodes,
+            )
+        radius = self.radius_km
+        if not known:
+            if not self.postcodes:
+                return t(
+                    "outside the area: lives and works outside the hub's area: not within "
+                    "{radius:g} km of the centre (no point on the card)",
+                    radius=radius,
+                )
+            return t(
+                "outside the area: lives and works outside the hub's area: not within "
+                "{radius:g} km of the centre (no point on the card) and not in {postcodes}",
+                radius=radius,
+                postcodes=postcodes,
+            )
+        # to the nearest half kilometre: the nominator learns no address
+        distance = round(min(known) * 2) / 2
+        if not self.postcodes:
+            return t(
+                "outside the area: lives and works outside the hub's area: not within "
+                "{radius:g} km of the centre ({distance:.1f} km)",
+                radius=radius,
+                distance=distance,
+            )
+        return t(
+            "outside the area: lives and works outside the hub's area: not within "
+            "{radius:g} km of the centre ({distance:.1f} km) and not in {postcodes}",
+            radius=radius,
+            distance=distance,
+            postcodes=postcodes,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,6 +173,8 @@ class CandidatePlaces:
 @dataclass(frozen=True)
 class AreaCheck:
     inside: bool
+    # inside: where the candidate is; outside: the refusal itself, a `t()`
+    # message ("outside the area: …") said in the requester's language
     explanation: str
 
 
@@ -141,34 +192,40 @@ class Rules(Immutable):
 
     def validate(self) -> Rules:
         if self.admission_mode not in MODES:
-            raise InvalidInput(f"admission mode must be one of {MODES}", field="admission_mode")
+            raise InvalidInput(
+                t("admission mode must be one of {modes}", modes=MODES), field="admission_mode"
+            )
         if (
             self.non_competition_lift_at is not None
             and not 2 <= self.non_competition_lift_at <= 10_000
         ):
             raise InvalidInput(
-                "the lift threshold is between 2 and 10000 members", field="non_competition_lift_at"
+                t("the lift threshold is between 2 and 10000 members"),
+                field="non_competition_lift_at",
             )
         if not 0 <= self.objection_window_days <= 60:
             raise InvalidInput(
-                "the objection window is 0 to 60 days", field="objection_window_days"
+                t("the objection window is 0 to 60 days"), field="objection_window_days"
             )
         if not 0 <= self.max_visits <= 20:
-            raise InvalidInput("a visitor may come 0 to 20 times", field="max_visits")
+            raise InvalidInput(t("a visitor may come 0 to 20 times"), field="max_visits")
         if not 1 <= self.facilitator_term_days <= 365:
             raise InvalidInput(
-                "a facilitator's term is 1 to 365 days", field="facilitator_term_days"
+                t("a facilitator's term is 1 to 365 days"), field="facilitator_term_days"
             )
         if self.facilitator_term_meetups is not None and not (
             1 <= self.facilitator_term_meetups <= MAX_TERM_MEETUPS
         ):
             raise InvalidInput(
-                f"a facilitator's term is 1 to {MAX_TERM_MEETUPS} meetups, or none (days only)",
+                t(
+                    "a facilitator's term is 1 to {limit} meetups, or none (days only)",
+                    limit=MAX_TERM_MEETUPS,
+                ),
                 field="facilitator_term_meetups",
             )
         if self.referrals_meeting_days is not None and not 1 <= self.referrals_meeting_days <= 365:
             raise InvalidInput(
-                "members must have met within 1 to 365 days, or the rule is off (null)",
+                t("members must have met within 1 to 365 days, or the rule is off (null)"),
                 field="referrals_meeting_days",
             )
         return self
@@ -181,7 +238,9 @@ class Rules(Immutable):
     def with_changes(self, changes: Mapping[str, Any]) -> Rules:
         unknown = set(changes) - set(asdict(self))
         if unknown:
-            raise InvalidInput(f"unknown rules {sorted(unknown)}", field=sorted(unknown)[0])
+            raise InvalidInput(
+                t("unknown rules {names}", names=sorted(unknown)), field=sorted(unknown)[0]
+            )
         return replace(self, **changes).validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """Every hubs mutation's refusals through the GraphQL gateway: strangers,
 plain members and another network's people are refused; invalid input is
 refused with the field named; each gets its typed error in the result union
-and changes nothing (events, mails, what the hub reads)."""
+and changes nothing (events, mails, what the hub reads). A refusal's message
+is in the language the request asks for (`Accept-Language`), its code,
+field and rule the same in every language."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +27,7 @@ from tests.e2e.hubs.steps import (
     HUB,
     HUBS,
     IN_11E,
+    VERSAILLES,
     VOLTAIRE,
     create_hub,
     global_id,
@@ -465,3 +469,66 @@ async def test_a_refused_email_nomination_invites_nobody(net: Network, system: S
     assert await system.event_count("hubs") == hubs_before  # no nomination ...
     assert mail_count(system) == mails_before
     assert await system.event_count("identity") == identity_before
+
+
+async def test_hubs_refusals_are_said_in_the_language_asked_for(
+    net: Network, system: System
+) -> None:
+    """The same refusals with `Accept-Language: fr` (as the French console
+    sends it) and without: French, then English as before; the code, the
+    field and the rule a client decides on do not change."""
+    admin = net.admin
+    (ines,) = await neighbours(system, net, "ines")
+    vera = await join(
+        system, net, "vera@pole.example", "Véra Dumas", "baker", work=VERSAILLES, home=VERSAILLES
+    )
+    hub = await create_hub(system, net)
+    hubs_before = await system.event_count("hubs")
+
+    async def refused(
+        name: str, input: dict[str, Any], who: Session, language: str | None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {who.access}"}
+        if language is not None:
+            headers["Accept-Language"] = language
+        return await mutate(system, name, input, headers=headers)
+
+    too_wide = {
+        "name": "Grand cercle",
+        "kind": "NEIGHBOURHOOD",
+        "area": {**VOLTAIRE, "radiusKm": 500},
+    }
+    for language, said in (
+        ("fr", "le rayon doit être supérieur à 0 et d'au plus 50 km"),
+        ("fr-FR,fr;q=0.9,en;q=0.8", "le rayon doit être supérieur à 0 et d'au plus 50 km"),
+        (None, "the radius must be more than 0 and at most 50 km"),
+    ):
+        result = await refused("createHub", too_wide, admin, language)
+        assert_error(result, "ValidationError", "invalid_input", field="area", message=said)
+
+    for language, said in (
+        ("fr", "ce pôle admet par cooptation : demandez à un membre de vous coopter"),
+        (None, "this hub admits by co-optation: ask a member to nominate you"),
+    ):
+        result = await refused("joinHub", {"hubId": hub["id"]}, ines, language)
+        assert_error(result, "RuleViolation", "rule_violation", rule="admission_mode", message=said)
+
+    # the area's refusal, with its values (the radius, how far the nearer place is)
+    far = {"hubId": hub["id"], "candidateId": vera.id}
+    for language, said in (
+        (
+            "fr",
+            r"hors de la zone : habite et travaille en dehors de la zone du pôle : "
+            r"à plus de 1\.5 km du centre \(\d+\.\d km\)",
+        ),
+        (
+            None,
+            r"outside the area: lives and works outside the hub's area: "
+            r"not within 1\.5 km of the centre \(\d+\.\d km\)",
+        ),
+    ):
+        result = await refused("nominateCandidate", far, admin, language)
+        assert_error(result, "RuleViolation", "rule_violation", rule="area")
+        assert re.fullmatch(said, result["message"]), result
+
+    assert await system.event_count("hubs") == hubs_before
