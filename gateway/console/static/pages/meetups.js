@@ -209,7 +209,7 @@ function Poll({ p, onChanged, runs }) {
   return html`<article class="card poll">
     <div class="row between"><h3>${p.title}</h3><span class="tag">${t("s_" + p.state)}</span></div>
     <p class="muted">${p.venue.name} — ${p.voters} ${t("voters")}</p>
-    <div class="table-wrap"><table>
+    <div class="table-wrap" tabindex="0" role="region" aria-label=${p.title}><table>
       <thead><tr><th scope="col">${t("when")}</th><th scope="col">${tc("pv_yes")}</th>
         <th scope="col">${tc("pv_ifNeedBe")}</th><th scope="col">${tc("pv_no")}</th><th scope="col"><span class="sr">${t("chooseSlot")}</span></th></tr></thead>
       <tbody>${p.slots.map(

@@ -72,7 +72,7 @@ function Engagement() {
         <${LightsChart} members=${e.members} />
       </div>
     </div>
-    <div class="table-wrap"><table class="lights-table">
+    <div class="table-wrap" tabindex="0" role="region" aria-label=${t("lights")}><table class="lights-table">
       <thead><tr><th scope="col">${t("memberLabel")}</th><th scope="col">${t("lights")}</th>
         ${["MEETUPS", "REFERRALS_GIVEN", "ONE_TO_ONES"].map((k) => html`<th scope="col">${t("me_" + k)}</th>`)}</tr></thead>
       <tbody>${e.members.map(
