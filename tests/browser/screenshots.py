@@ -3,9 +3,10 @@ shown in the README): `python -m tests.browser.screenshots [OUT_DIR]`.
 
 Starts its own `quartier up --demo` on a fresh data dir and a free port,
 signs in as the demo's admin in Debian's chromium, and takes each page on a
-laptop-sized screen, and the attendance at the table on a phone-sized one
-(the services' clock moved to the next lunch, as a facilitator would find
-it). Stops the system when done."""
+laptop-sized screen, and on a phone-sized one the referral ledger (a card
+per slip) and the attendance at the table (the services' clock moved to
+the next lunch, as a facilitator would find it). Stops the system when
+done."""
 
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ def take(out: Path = OUT) -> list[Path]:
                     demo.clock()
                 )  # the console judges by the browser's clock
                 sign_in(phone, demo.base_url)
+                # the referral ledger on a phone: one card per slip
+                phone.locator("nav a[href='#/results']").click()
+                _settle(phone, "table.ledger tbody tr")
+                phone.locator("#ledger-h").scroll_into_view_if_needed()
+                written.append(out / "ledger-phone.png")
+                phone.screenshot(path=written[-1])
                 phone.locator("nav a[href='#/meetups']").click()
                 phone.get_by_role("link", name="Déjeuner du jeudi").click()
                 phone.get_by_role("button", name="Enregistrer les présences").wait_for()

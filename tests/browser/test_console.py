@@ -24,7 +24,7 @@ from playwright.sync_api import expect
 
 from infra.demo import ADMIN_EMAIL, SLUG
 from infra.demo import OBJECTION as DEMO_OBJECTION
-from tests.browser.system import DemoSystem, sign_in
+from tests.browser.system import LAPTOP, PHONE, DemoSystem, sign_in
 
 LEA = "Léa Fontaine"
 OBJECTION = DEMO_OBJECTION[1]
@@ -127,6 +127,47 @@ def test_sign_in_speaks_the_networks_language_and_keeps_no_token_in_sight(
     assert page.evaluate("sessionStorage.getItem('quartier.console.refresh')") is None
 
 
+def test_requests_say_the_consoles_language(browser: Any, demo: DemoSystem) -> None:
+    """Every GraphQL request carries `Accept-Language: <the console's
+    language>` (the API words its refusals in it): the browser's before the
+    network is known (English here), then the network's (French)."""
+    context = browser.new_context(locale="en-US", viewport=LAPTOP)
+    context.set_default_timeout(20_000)
+    try:
+        page = context.new_page()
+        sent: list[Any] = []
+        page.on("request", lambda r: sent.append(r) if r.url.endswith("/graphql") else None)
+        page.goto(demo.console_url)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        sign_in(page, demo.base_url)
+        page.locator("nav a[href='#/results']").click()
+        page.locator("table.lights-table tbody tr").first.wait_for()
+        langs = [r.all_headers().get("accept-language") for r in sent]
+        assert len(langs) > 3 and langs[0] == "en", langs  # the network's slug looked up
+        assert langs[-1] == "fr", langs
+        first_fr = langs.index("fr")
+        assert set(langs[:first_fr]) == {"en"} and set(langs[first_fr:]) == {"fr"}, langs
+        logins = [r for r in sent if "mutation Login" in (r.post_data or "")]
+        assert logins and logins[0].all_headers()["accept-language"] == "fr"
+    finally:
+        context.close()
+
+
+def test_a_forgotten_password_is_asked_from_the_sign_in(page: Any, demo: DemoSystem) -> None:
+    page.goto(demo.console_url)
+    page.locator("#tenant").fill(SLUG)
+    page.locator("#tenant").press("Tab")  # the network's language
+    page.locator(".network-name").wait_for()
+    page.get_by_role("link", name="Mot de passe oublié ?").click()
+    expect(page.get_by_label("Réseau (identifiant)")).to_have_value(SLUG)
+    page.get_by_label("Adresse e-mail").fill("nobody@pole-11e.example")
+    page.get_by_role("button", name="Envoyer le lien").click()
+    # answered alike whether or not the address has an account
+    expect(page.get_by_role("status")).to_contain_text("si un compte correspond")
+    page.get_by_role("link", name="Retour à la connexion").click()
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible()
+
+
 # -- admissions ----------------------------------------------------------------------
 
 
@@ -151,7 +192,16 @@ def test_approve_the_pending_nomination(page: Any, demo: DemoSystem) -> None:
     expect(card).to_contain_text(OBJECTION)
     expect(card.locator(".countdown")).to_contain_text("restant")
 
+    # an objection was raised: the admission asks for a confirmation first
     card.get_by_role("button", name="Admettre").click()
+    confirm = card.get_by_role("group", name="Cette candidature a reçu des objections")
+    expect(confirm).to_be_visible()
+    expect(confirm.get_by_role("button", name="Confirmer l'admission")).to_be_focused()
+    confirm.get_by_role("button", name="Annuler").click()
+    expect(confirm).to_have_count(0)
+    assert LEA not in voltaire_members(demo)
+    card.get_by_role("button", name="Admettre").click()
+    card.get_by_role("button", name="Confirmer l'admission").click()
     expect(page.get_by_role("status")).to_contain_text("Admis·e.")
     expect(page.locator("article.nomination", has_text=LEA)).to_have_count(0)
     assert LEA in voltaire_members(demo)
@@ -331,6 +381,40 @@ def test_the_demos_lights_come_in_every_colour(page: Any, demo: DemoSystem) -> N
     expect(table.locator("th").first).to_have_text("Membre")
 
 
+# -- a phone -------------------------------------------------------------------------
+
+
+def test_every_page_fits_a_phone(phone: Any, demo: DemoSystem) -> None:
+    """At 390 px wide no page scrolls sideways (tables become cards or scroll
+    in their own box, long addresses wrap), and the menu shows the current
+    page's entry."""
+    width = PHONE["width"]
+
+    def fits(what: str) -> None:
+        scroll = phone.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"{what}: {scroll} px wide"
+
+    phone.goto(demo.console_url)
+    phone.locator("#tenant").wait_for()
+    fits("sign-in")
+    phone.get_by_role("link", name="Mot de passe oublié ?").click()
+    phone.locator("#reset-email").wait_for()
+    fits("password reset")
+    phone.goto(demo.console_url + "#/")
+    sign_in(phone, demo.base_url)
+    for name, shown in PAGE_CONTENT.items():
+        phone.locator(f"nav a[href='#/{name}']").click()
+        settled(phone)
+        phone.locator(shown).first.wait_for()
+        fits(name)
+        assert serious(phone) == [], name  # a table scrolling in its box included
+        current = phone.locator("nav a[aria-current=page]")
+        expect(current).to_have_attribute("href", f"#/{name}")
+        expect(current).to_be_in_viewport(ratio=1)
+        box = current.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
+
+
 # -- meetups: at the table, then the close --------------------------------------------
 
 
@@ -405,6 +489,16 @@ def test_close_a_meetup_only_with_the_next_date(page: Any, demo: DemoSystem) -> 
 # -- accessibility ----------------------------------------------------------------------
 
 PAGES = ["members", "admissions", "hubs", "roster", "meetups", "results", "data"]
+# each page, and what shows that its data is there
+PAGE_CONTENT = {
+    "members": "table.invitations tbody tr",
+    "admissions": "main h2",
+    "hubs": "ol.history li",
+    "roster": "ol.roster li",
+    "meetups": "ul.meetups li",
+    "results": "table.ledger tbody tr",
+    "data": "#era-h",
+}
 
 
 def serious(page: Any) -> list[str]:

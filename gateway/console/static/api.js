@@ -1,7 +1,11 @@
 // The console's only way to the system: the public GraphQL API at /graphql.
 // The access token lives in memory only; the refresh token (single use) in
 // this tab's sessionStorage, so that a reload keeps the session and closing
-// the tab ends it. Neither is ever put in the page.
+// the tab ends it. Neither is ever put in the page. Every request says the
+// console's language (`Accept-Language: fr` or `en`, the network's locale):
+// the API words its refusals in it.
+
+import { getLang } from "./i18n.js";
 
 const ENDPOINT = "/graphql";
 const REFRESH_KEY = "quartier.console.refresh";
@@ -73,6 +77,7 @@ async function post(query, variables, token) {
   const headers = {
     "Content-Type": "application/json",
     Accept: "application/graphql-response+json, application/json",
+    "Accept-Language": getLang(),
   };
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
@@ -143,6 +148,21 @@ export async function tenantInfo(slug) {
   const err = topError(body);
   if (err) throw err;
   return body.data.tenant;
+}
+
+// Public: ask for a password reset link by e-mail. The API answers alike
+// whether or not the address has an account (TooManyAttempts aside).
+export async function requestPasswordReset(tenant, email) {
+  const body = await post(
+    `mutation Reset($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) {
+       __typename ... on TooManyAttempts { retryAfterSeconds } ${ERROR_FIELDS} } }`,
+    { input: { tenant, email } },
+  );
+  const err = topError(body);
+  if (err) throw err;
+  const result = body.data.requestPasswordReset;
+  if (result.__typename !== "PasswordResetRequested") throw new ApiError(result);
+  return result;
 }
 
 export async function login(tenant, email, password) {

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the session, the language, the navigation.
 import { render } from "./vendor/preact-htm-3.1.1.module.js";
-import { html, useState, useEffect, ErrorBox } from "./ui.js";
+import { html, useState, useEffect, ErrorBox, Ok } from "./ui.js";
 import * as api from "./api.js";
 import { t, setLang, getLang } from "./i18n.js";
 import { MembersPage } from "./pages/members.js";
@@ -37,7 +37,50 @@ function useRoute() {
   return r;
 }
 
+// "Forgotten password?": the API mails a reset link (to the page the
+// gateway serves, /reset-password) if the address has an account; it
+// answers alike either way, and so does this form.
+function ForgotPassword({ slug, setSlug }) {
+  const [email, setEmail] = useState("");
+  const [error, setError] = useState(null);
+  const [sent, setSent] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setSent(false);
+    try {
+      await api.requestPasswordReset(slug.trim(), email.trim());
+      setSent(true);
+    } catch (err) {
+      setError(err);
+    }
+    setBusy(false);
+  };
+  return html`<form onSubmit=${submit} class="card" aria-labelledby="forgot-h">
+    <h2 id="forgot-h">${t("forgotPassword")}</h2>
+    <p class="muted">${t("resetIntro")}</p>
+    <div class="field">
+      <label for="reset-tenant">${t("tenant")}</label>
+      <input id="reset-tenant" name="tenant" autocomplete="organization" required value=${slug}
+        onInput=${(e) => setSlug(e.target.value)} />
+    </div>
+    <div class="field">
+      <label for="reset-email">${t("email")}</label>
+      <input id="reset-email" name="email" type="email" autocomplete="username" required value=${email}
+        onInput=${(e) => setEmail(e.target.value)} />
+    </div>
+    <${ErrorBox} error=${error} /><${Ok} text=${sent ? t("resetSent") : null} />
+    <div class="row between">
+      <button type="submit" disabled=${busy}>${t("sendResetLink")}</button>
+      <a href="#/">${t("backToSignIn")}</a>
+    </div>
+  </form>`;
+}
+
 function SignIn({ onDone, network, setNetwork }) {
+  const current = useRoute();
   const [slug, setSlug] = useState(api.storedSlug() || "");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -84,7 +127,9 @@ function SignIn({ onDone, network, setNetwork }) {
     <h1>${t("app")}</h1>
     ${network && html`<p class="network-name">${network.name}</p>`}
     <p class="muted">${t("signInIntro")}</p>
-    <form onSubmit=${submit} class="card">
+    ${current === "password-reset"
+      ? html`<${ForgotPassword} slug=${slug} setSlug=${setSlug} />`
+      : html`<form onSubmit=${submit} class="card">
       <div class="field">
         <label for="tenant">${t("tenant")}</label>
         <input id="tenant" name="tenant" autocomplete="organization" required value=${slug}
@@ -101,8 +146,11 @@ function SignIn({ onDone, network, setNetwork }) {
           value=${password} onInput=${(e) => setPassword(e.target.value)} />
       </div>
       <${ErrorBox} error=${error} />
-      <button type="submit" disabled=${busy}>${busy ? t("signingIn") : t("signIn")}</button>
-    </form>
+      <div class="row between">
+        <button type="submit" disabled=${busy}>${busy ? t("signingIn") : t("signIn")}</button>
+        <a class="forgot" href="#/password-reset">${t("forgotPassword")}</a>
+      </div>
+    </form>`}
   </main>`;
 }
 

@@ -10,6 +10,17 @@ const M = {
   tenant: ["Réseau (identifiant)", "Network (slug)"],
   email: ["Adresse e-mail", "E-mail address"],
   password: ["Mot de passe", "Password"],
+  forgotPassword: ["Mot de passe oublié ?", "Forgotten password?"],
+  resetIntro: [
+    "Indiquez le réseau et votre adresse e-mail : si un compte y correspond, un lien pour choisir un nouveau mot de passe vous est envoyé.",
+    "Give the network and your e-mail address: if an account matches, a link to choose a new password is mailed to you.",
+  ],
+  sendResetLink: ["Envoyer le lien", "Send the link"],
+  resetSent: [
+    "C'est noté : si un compte correspond à cette adresse dans ce réseau, un e-mail arrive avec le lien (valable une heure).",
+    "Noted: if an account matches this address in this network, an e-mail is on its way with the link (valid one hour).",
+  ],
+  backToSignIn: ["Retour à la connexion", "Back to sign-in"],
   signInIntro: [
     "La console de ceux qui font vivre un réseau : admissions, pôles, rencontres, résultats.",
     "The console for the people who run a network: admissions, hubs, meetups, results.",
@@ -90,6 +101,11 @@ const M = {
     "La règle « un par métier » s'applique : admettre quand même, avec une raison.",
     "The one-per-profession rule stands: admit all the same, with a reason.",
   ],
+  admitDespiteObjections: [
+    "Cette candidature a reçu des objections. L'admettre quand même ?",
+    "This nomination has objections. Admit the candidate all the same?",
+  ],
+  confirmAdmit: ["Confirmer l'admission", "Confirm the admission"],
   admitWithException: ["Admettre par exception", "Admit as an exception"],
   admitted: ["Admis·e.", "Admitted."],
   rejected: ["Refusé·e.", "Rejected."],
@@ -369,6 +385,23 @@ export function errorText(err) {
 }
 
 const locales = { fr: "fr-FR", en: "en-GB" };
+
+// Sorting as the user's language does (French: "Émilie" with the E's,
+// accents and case after the letters).
+let collator = null;
+let collatorLang = null;
+export function collate(a, b) {
+  if (collatorLang !== lang) {
+    collator = new Intl.Collator(locales[lang], { numeric: true });
+    collatorLang = lang;
+  }
+  return collator.compare(a || "", b || "");
+}
+
+// A list sorted by a text of each item (by default its displayName).
+export function sortedBy(list, key = (x) => x.displayName) {
+  return [...list].sort((a, b) => collate(key(a), key(b)));
+}
 
 export function fmtDateTime(iso, timeZone) {
   if (!iso) return "";

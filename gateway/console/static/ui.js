@@ -106,6 +106,12 @@ export function setHashParam(name, value) {
   history.replaceState(null, "", `${path}?${params}`);
 }
 
+// "Atelier Dubois · Fleuriste · 75011": the parts there are, with no stray
+// separator where one is empty.
+export function biz(...parts) {
+  return parts.filter((p) => p && String(p).trim()).join(" · ");
+}
+
 export function Name({ m }) {
   return m ? m.displayName : "—";
 }

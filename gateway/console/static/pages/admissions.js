@@ -3,7 +3,9 @@
 // one-per-profession rule stands) or reject (with a reason). Every member
 // sees how many objections a nomination has; their content only the hub's
 // admins (the API's rule), so the others read that, never "no objection".
-import { html, useState, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok, useNow, useId } from "../ui.js";
+// Admitting a candidate someone objected to asks for a confirmation first
+// (in the page, not a browser dialog).
+import { html, useState, useEffect, useRef, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok, useNow, useId, biz } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
 import { t, fmtDateTime, fmtCountdown } from "../i18n.js";
 
@@ -22,6 +24,16 @@ function Nomination({ hub, n, onDone, decides }) {
   const id = useId("nom");
   const [exception, setException] = useState(null); // the reason's text, once the rule stands
   const [rejecting, setRejecting] = useState(null);
+  // null: no confirmation asked; false: asked, awaiting it; true: confirmed
+  const [confirmed, setConfirmed] = useState(null);
+  const confirmButton = useRef(null);
+  useEffect(() => {
+    if (confirmed === false && confirmButton.current) confirmButton.current.focus();
+  }, [confirmed]);
+  const onAdmit = () => {
+    if (n.objectionCount > 0 && !confirmed) setConfirmed(false);
+    else admit.run();
+  };
   const admit = useAction(async () => {
     const input = { hubId: hub.id, nominationId: n.id };
     if (exception !== null) input.exceptionReason = exception;
@@ -49,7 +61,8 @@ function Nomination({ hub, n, onDone, decides }) {
       <h3 id=${id}>${who}</h3>
       <span class="tag">${t("st_" + n.status)}</span>
     </div>
-    ${n.candidate && html`<p class="muted">${n.candidate.businessName}${n.candidate.activityLabel ? " · " + n.candidate.activityLabel : ""}</p>`}
+    ${n.candidate && biz(n.candidate.businessName, n.candidate.activityLabel) &&
+    html`<p class="muted">${biz(n.candidate.businessName, n.candidate.activityLabel)}</p>`}
     <dl class="kv">
       <dt>${t("sponsor")}</dt><dd>${n.sponsor ? n.sponsor.displayName : "—"}</dd>
       ${n.note && html`<dt>${t("note")}</dt><dd>${n.note}</dd>`}
@@ -79,9 +92,20 @@ function Nomination({ hub, n, onDone, decides }) {
       <textarea id=${id + "-rej"} value=${rejecting} onInput=${(e) => setRejecting(e.target.value)}></textarea>
     </div>`}
     <${ErrorBox} error=${admit.error || reject.error} />
-    ${decides && html`<div class="row">
+    ${decides && confirmed === false &&
+    html`<div class="card notice confirm" role="group" aria-labelledby=${id + "-conf"}>
+      <p id=${id + "-conf"}><strong>${t("admitDespiteObjections")}</strong></p>
+      <div class="row">
+        <button type="button" ref=${confirmButton} disabled=${admit.busy} onClick=${() => {
+          setConfirmed(true);
+          admit.run();
+        }}>${t("confirmAdmit")}</button>
+        <button type="button" class="secondary" onClick=${() => setConfirmed(null)}>${t("cancel")}</button>
+      </div>
+    </div>`}
+    ${decides && confirmed !== false && html`<div class="row">
       ${rejecting === null &&
-      html`<button type="button" disabled=${admit.busy} onClick=${() => admit.run()}>
+      html`<button type="button" disabled=${admit.busy} onClick=${onAdmit}>
         ${exception !== null ? t("admitWithException") : t("admit")}</button>`}
       <button type="button" class="danger" disabled=${reject.busy}
         onClick=${() => (rejecting === null ? setRejecting("") : reject.run())}>${t("reject")}</button>

@@ -68,14 +68,15 @@ export function ApiKeys() {
     <${Loading} q=${q} /><${ErrorBox} error=${revoke.error} /><${Ok} text=${revoke.ok} />
     ${q.data && keys.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
     ${keys.length > 0 &&
-    html`<div class="table-wrap"><table>
+    html`<div class="table-wrap"><table class="stack keys">
       <thead><tr><th scope="col">${t("keyName")}</th><th scope="col">${t("prefix")}</th><th scope="col">${t("scopes")}</th>
         <th scope="col">${t("lastUsed")}</th><th scope="col">${t("expires")}</th><th scope="col"><span class="sr">${t("revoke")}</span></th></tr></thead>
       <tbody>${keys.map(
-        (k) => html`<tr><td>${k.name}</td><td><code>${k.prefix}…</code></td>
-          <td>${k.scopes.map((s) => tc("sc_" + s)).join(", ")}</td>
-          <td>${k.lastUsedAt ? fmtDateTime(k.lastUsedAt) : "—"}</td>
-          <td>${k.revokedAt ? html`<span class="tag off">${t("revoked")}</span>` : k.expiresAt ? fmtDateTime(k.expiresAt) : "—"}</td>
+        (k) => html`<tr><td data-label=${t("keyName")}>${k.name}</td>
+          <td data-label=${t("prefix")}><code>${k.prefix}…</code></td>
+          <td data-label=${t("scopes")}>${k.scopes.map((s) => tc("sc_" + s)).join(", ")}</td>
+          <td data-label=${t("lastUsed")}>${k.lastUsedAt ? fmtDateTime(k.lastUsedAt) : "—"}</td>
+          <td data-label=${t("expires")}>${k.revokedAt ? html`<span class="tag off">${t("revoked")}</span>` : k.expiresAt ? fmtDateTime(k.expiresAt) : "—"}</td>
           <td>${!k.revokedAt &&
           html`<button type="button" class="secondary small" disabled=${revoke.busy}
             onClick=${() => revoke.run(k.id)}>${t("revoke")}</button>`}</td></tr>`,

@@ -58,7 +58,7 @@ function Endpoint({ ep, onChanged, showSecret }) {
         ${ep.disabledReason ? ` (${ep.disabledReason})` : ""}</span>
     </div>
     ${ep.description && html`<p>${ep.description}</p>`}
-    <p class="muted small">${t("eventTypes").split(" (")[0]} : ${ep.eventTypes.join(", ") || "*"} — ${ep.pending} ${t("ds_PENDING")}</p>
+    <p class="muted small wrap">${t("eventTypes").split(" (")[0]} : ${ep.eventTypes.join(", ") || "*"} — ${ep.pending} ${t("ds_PENDING")}</p>
     <div class="row">
       <button type="button" class="secondary small" disabled=${act.busy} onClick=${() => act.run("toggle")}>
         ${ep.enabled ? t("disable") : t("enable")}</button>
@@ -69,13 +69,14 @@ function Endpoint({ ep, onChanged, showSecret }) {
     <h4>${t("deliveries")} (${ep.deliveries.totalCount})</h4>
     ${deliveries.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
     ${deliveries.length > 0 &&
-    html`<div class="table-wrap"><table>
+    html`<div class="table-wrap"><table class="stack deliveries">
       <thead><tr><th scope="col">${t("when")}</th><th scope="col">${t("event")}</th><th scope="col">${t("status")}</th>
         <th scope="col">${tc("attempts")}</th><th scope="col"><span class="sr">${t("replay")}</span></th></tr></thead>
       <tbody>${deliveries.map(
-        (d) => html`<tr><td>${fmtDateTime(d.createdAt)}</td><td>${d.eventType}</td>
-          <td>${t("ds_" + d.status)}${d.lastError ? html`<br /><span class="muted small">${d.lastError}</span>` : ""}</td>
-          <td>${d.attemptCount}</td>
+        (d) => html`<tr><td data-label=${t("when")}>${fmtDateTime(d.createdAt)}</td>
+          <td data-label=${t("event")} class="wrap">${d.eventType}</td>
+          <td data-label=${t("status")}>${t("ds_" + d.status)}${d.lastError ? html`<br /><span class="muted small wrap">${d.lastError}</span>` : ""}</td>
+          <td data-label=${tc("attempts")}>${d.attemptCount}</td>
           <td><button type="button" class="secondary small" disabled=${act.busy}
             onClick=${() => act.run("replay", d.id)}>${t("replay")}</button></td></tr>`,
       )}</tbody>

@@ -4,7 +4,7 @@
 // without one): the form says why, and how to erase them all the same.
 import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, tc, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtDateTime, sortedBy } from "../i18n.js";
 
 const ERASURES = `query Erasures { erasures(first: 20) { edges { node {
   id status requestedAt completedAt member { id displayName } } } } }`;
@@ -22,7 +22,7 @@ export function Erasures() {
   );
   const admins = everyone.filter((m) => m.isTenantAdmin);
   const soleAdmin = admins.length === 1 ? admins[0] : null;
-  const members = everyone.filter((m) => m !== soleAdmin);
+  const members = sortedBy(everyone.filter((m) => m !== soleAdmin));
   const erase = useAction(async () => {
     await mutate(
       `mutation E($input: RequestErasureInput!) { requestErasure(input: $input) {

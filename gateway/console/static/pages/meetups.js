@@ -3,7 +3,7 @@
 // next date fixed (the series' rhythm proposes it), mission cards, date polls.
 import { html, useState, useEffect, useQuery, useAction, useHubs, HubPicker, Loading, ErrorBox, Ok, hashParam, setHashParam, useId } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, tc, fmtLocal, fmtDateTime } from "../i18n.js";
+import { t, tc, fmtLocal, fmtDateTime, collate } from "../i18n.js";
 
 const CALENDAR = `query Calendar($id: ID!, $when: MeetupWhen!) { hub(id: $id) { id name
   meetups(when: $when, first: 30) { edges { node { id title kind localStart timezone state
@@ -36,7 +36,7 @@ function Attendance({ m, onSaved }) {
   members.sort((a, b) => {
     const ia = rsvpOrder.indexOf(a.id);
     const ib = rsvpOrder.indexOf(b.id);
-    return (ia < 0 ? 999 : ia) - (ib < 0 ? 999 : ib) || a.displayName.localeCompare(b.displayName);
+    return (ia < 0 ? 999 : ia) - (ib < 0 ? 999 : ib) || collate(a.displayName, b.displayName);
   });
   const initial = {};
   for (const a of m.attendance) if (a.member && a.status !== "VISITOR") initial[a.member.id] = a.status;
@@ -209,7 +209,7 @@ function Poll({ p, onChanged, runs }) {
   return html`<article class="card poll">
     <div class="row between"><h3>${p.title}</h3><span class="tag">${t("s_" + p.state)}</span></div>
     <p class="muted">${p.venue.name} — ${p.voters} ${t("voters")}</p>
-    <div class="table-wrap"><table>
+    <div class="table-wrap" tabindex="0" role="region" aria-label=${p.title}><table>
       <thead><tr><th scope="col">${t("when")}</th><th scope="col">${tc("pv_yes")}</th>
         <th scope="col">${tc("pv_ifNeedBe")}</th><th scope="col">${tc("pv_no")}</th><th scope="col"><span class="sr">${t("chooseSlot")}</span></th></tr></thead>
       <tbody>${p.slots.map(

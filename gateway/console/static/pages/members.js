@@ -1,7 +1,7 @@
 // Members: the directory with profile cards, the network's admins, invitations.
-import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok } from "../ui.js";
+import { html, useState, useQuery, useAction, Loading, ErrorBox, Ok, biz } from "../ui.js";
 import { mutate, ERROR_FIELDS } from "../api.js";
-import { t, tc, fmtDate } from "../i18n.js";
+import { t, tc, fmtDate, sortedBy } from "../i18n.js";
 
 const MEMBERS = `query Members($text: String, $after: String) {
   members(first: 48, text: $text, after: $after) {
@@ -20,13 +20,13 @@ function MemberCard({ m, admin, onAdmin, busy }) {
       <h3>${m.displayName}</h3>
       ${m.isTenantAdmin && html`<span class="tag">${t("networkAdmin")}</span>`}
     </div>
-    <p class="biz">${m.businessName}${m.activityLabel ? " · " + m.activityLabel : ""}
-      ${m.workPostcode ? " · " + m.workPostcode : ""}</p>
+    ${biz(m.businessName, m.activityLabel, m.workPostcode) &&
+    html`<p class="biz">${biz(m.businessName, m.activityLabel, m.workPostcode)}</p>`}
     <dl class="kv">
       ${m.offers && html`<dt>${t("offers")}</dt><dd>${m.offers}</dd>`}
       ${m.seeks && html`<dt>${t("seeks")}</dt><dd>${m.seeks}</dd>`}
       ${m.availableFor && html`<dt>${t("availableFor")}</dt><dd>${m.availableFor}</dd>`}
-      ${m.email && html`<dt>${t("email")}</dt><dd>${m.email}</dd>`}
+      ${m.email && html`<dt>${t("email")}</dt><dd class="wrap">${m.email}</dd>`}
     </dl>
     ${admin &&
     html`<button type="button" class="secondary small" disabled=${busy}
@@ -88,13 +88,14 @@ function Invitations() {
     <${ErrorBox} error=${revoke.error} />
     ${rows.length === 0 && !q.loading && html`<p class="muted">${t("nothing")}</p>`}
     ${rows.length > 0 &&
-    html`<div class="table-wrap"><table>
+    html`<div class="table-wrap"><table class="stack invitations">
       <thead><tr><th scope="col">${t("email")}</th><th scope="col">${t("status")}</th>
         <th scope="col">${t("expires")}</th><th scope="col">${t("invitedBy")}</th><th scope="col"><span class="sr">${t("revoke")}</span></th></tr></thead>
       <tbody>${rows.map(
         (i) => html`<tr>
-          <td>${i.email}</td><td>${t("inv_" + i.status)}</td><td>${fmtDate(i.expiresAt)}</td>
-          <td>${i.invitedBy ? i.invitedBy.displayName : "—"}</td>
+          <td data-label=${t("email")}>${i.email}</td><td data-label=${t("status")}>${t("inv_" + i.status)}</td>
+          <td data-label=${t("expires")}>${i.status === "pending" || i.status === "expired" ? fmtDate(i.expiresAt) : null}</td>
+          <td data-label=${t("invitedBy")}>${i.invitedBy ? i.invitedBy.displayName : "—"}</td>
           <td>${i.status === "pending" &&
           html`<button type="button" class="secondary small" disabled=${revoke.busy}
             onClick=${() => revoke.run(i.id)}>${t("revoke")}</button>`}</td>
@@ -119,7 +120,7 @@ export function MembersPage({ admin }) {
     return t("done");
   });
   const members = (q.data && q.data.members.edges.map((e) => e.node)) || [];
-  const admins = members.filter((m) => m.isTenantAdmin);
+  const admins = sortedBy(members.filter((m) => m.isTenantAdmin));
   return html`<div>
     <h1>${t("members")}</h1>
     <section aria-labelledby="dir-h">
@@ -146,7 +147,7 @@ export function MembersPage({ admin }) {
     ${admin &&
     html`<section aria-labelledby="adm-h">
       <h2 id="adm-h">${t("admins")}</h2>
-      <ul class="plain card">${admins.map((m) => html`<li>${m.displayName}${m.email ? " — " + m.email : ""}</li>`)}</ul>
+      <ul class="plain card">${admins.map((m) => html`<li class="wrap">${m.displayName}${m.email ? " — " + m.email : ""}</li>`)}</ul>
     </section>`}
     ${admin && html`<${Invitations} />`}
   </div>`;

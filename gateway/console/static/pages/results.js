@@ -2,7 +2,7 @@
 // network's (or one's own) results, a hub's core and drifting members, and
 // the members' traffic lights as a chart.
 import { html, useState, useQuery, useHubs, HubPicker, Loading } from "../ui.js";
-import { t, tc, fmtDate, fmtMoney } from "../i18n.js";
+import { t, tc, fmtDate, fmtMoney, sortedBy } from "../i18n.js";
 
 const LEDGER = `query Ledger($direction: LedgerDirection!) {
   slips(direction: $direction, first: 50) { totalCount edges { node { id about warmth status givenAt
@@ -63,16 +63,16 @@ function Engagement() {
     html`<div class="cols">
       <div class="card">
         <h3>${t("core")} (${(e.core || []).length})</h3>
-        <p>${(e.core || []).map((m) => m.displayName).join(", ") || "—"}</p>
+        <p>${sortedBy(e.core || []).map((m) => m.displayName).join(", ") || "—"}</p>
         <h3>${t("drifting")} (${(e.drifting || []).length})</h3>
-        <p>${(e.drifting || []).map((m) => m.displayName).join(", ") || "—"}</p>
+        <p>${sortedBy(e.drifting || []).map((m) => m.displayName).join(", ") || "—"}</p>
       </div>
       <div class="card">
         <h3>${t("lightsChart")}</h3>
         <${LightsChart} members=${e.members} />
       </div>
     </div>
-    <div class="table-wrap"><table class="lights-table">
+    <div class="table-wrap" tabindex="0" role="region" aria-label=${t("lights")}><table class="lights-table">
       <thead><tr><th scope="col">${t("memberLabel")}</th><th scope="col">${t("lights")}</th>
         ${["MEETUPS", "REFERRALS_GIVEN", "ONE_TO_ONES"].map((k) => html`<th scope="col">${t("me_" + k)}</th>`)}</tr></thead>
       <tbody>${e.members.map(
@@ -125,13 +125,17 @@ export function ResultsPage({ admin }) {
       <${Loading} q=${ledger} />
       ${ledger.data && slips.length === 0 && html`<p class="muted">${t("nothing")}</p>`}
       ${slips.length > 0 &&
-      html`<div class="table-wrap"><table class="ledger">
+      html`<div class="table-wrap"><table class="stack ledger">
         <thead><tr><th scope="col">${t("when")}</th><th scope="col">${t("giver")}</th><th scope="col">${t("receiver")}</th>
           <th scope="col">${t("about")}</th><th scope="col">${t("warmth")}</th><th scope="col">${t("status")}</th><th scope="col">${t("value")}</th></tr></thead>
         <tbody>${slips.map(
-          (s) => html`<tr><td>${fmtDate(s.givenAt)}</td><td>${s.giver ? s.giver.displayName : "—"}</td>
-            <td>${s.receiver ? s.receiver.displayName : "—"}</td><td>${s.about}</td><td><span aria-hidden="true">${"●".repeat(s.warmth)}</span><span class="sr">${s.warmth}/5</span></td>
-            <td>${t("rs_" + s.status)}</td><td>${s.value ? fmtMoney(s.value) : ""}</td></tr>`,
+          (s) => html`<tr><td data-label=${t("when")}>${fmtDate(s.givenAt)}</td>
+            <td data-label=${t("giver")}>${s.giver ? s.giver.displayName : "—"}</td>
+            <td data-label=${t("receiver")}>${s.receiver ? s.receiver.displayName : "—"}</td>
+            <td data-label=${t("about")}>${s.about}</td>
+            <td data-label=${t("warmth")}><span aria-hidden="true">${"●".repeat(s.warmth)}</span><span class="sr">${s.warmth}/5</span></td>
+            <td data-label=${t("status")}>${t("rs_" + s.status)}</td>
+            <td data-label=${t("value")}>${s.value ? fmtMoney(s.value) : "—"}</td></tr>`,
         )}</tbody>
       </table></div>`}
       <h2>${t("thanks")}</h2>
