@@ -9,7 +9,7 @@ STAMP       = $(VENV)/.installed
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test lint typecheck bench schema lock clean
+.PHONY: run test lint typecheck bench schema messages lock clean
 
 $(UV):
 	@echo ">> Creating $(VENV) and installing uv $(UV_VERSION) (first run only)…"
@@ -52,6 +52,11 @@ schema: $(STAMP)
 	$(BIN)/python -m gateway.schema > gateway/schema.graphql
 	$(BIN)/python -m infra.catalogue > docs/events.md
 	$(BIN)/python -m infra.catalogue --write docs
+
+## after writing or changing a t("…") message: the catalogues (locale/fr.po) in step
+## with the code, new templates left empty to translate (docs/api.md, "Errors")
+messages: $(STAMP)
+	$(BIN)/python -m infra.messages
 
 ## after changing dependencies in pyproject.toml: update uv.lock
 lock: $(UV)

@@ -161,6 +161,7 @@ class Endpoint(TenantAggregate):
     the event store (secrets.py); events only count its rotations."""
 
     noun = "endpoint"
+    not_found = t("endpoint not found")
 
     Created: ClassVar[type[Any]]
     Updated: ClassVar[type[Any]]

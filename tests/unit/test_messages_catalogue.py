@@ -1,11 +1,11 @@
 """Refusals in the requester's language: every message a person may read is
 written with `t()` and translated in its package's catalogue
-(`<package>/locale/fr.po`), placeholders alike (docs/api.md, "Errors")."""
+(`<package>/locale/fr.po`, kept in step with the code by `make messages`),
+placeholders alike (docs/api.md, "Errors")."""
 
 from __future__ import annotations
 
 import ast
-import string
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,53 +13,16 @@ import msgspec
 import polib
 import pytest
 
+from infra.messages import ROOT, fields, packages, sources, templates
 from services.runtime import errors, i18n
 from services.runtime.i18n import Text, accepted_locale, t, translate
 from services.runtime.messages import ErrorInfo
 
-ROOT = Path(__file__).resolve().parents[2]
 ERROR_CLASSES = {
     name
     for name, value in vars(errors).items()
     if isinstance(value, type) and issubclass(value, errors.QuartierError)
 } - {"QuartierError", "InternalError"}
-
-
-def packages() -> list[Path]:
-    """The packages that write refusals: the runtime, each service, the gateway."""
-    return [
-        *sorted(
-            p for p in (ROOT / "services").iterdir() if p.is_dir() and not p.name.startswith("_")
-        ),
-        ROOT / "gateway",
-    ]
-
-
-def sources(package: Path) -> list[Path]:
-    return sorted(package.rglob("*.py"))
-
-
-def templates(package: Path) -> dict[str, str]:
-    """Each `t("…")` template of a package, with where it is written."""
-    found: dict[str, str] = {}
-    for path in sources(package):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "t"
-                and node.args
-            ):
-                first = node.args[0]
-                assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
-                    f"{path.relative_to(ROOT)}:{node.lineno}: t() takes a literal template"
-                )
-                found.setdefault(first.value, f"{path.relative_to(ROOT)}:{node.lineno}")
-    return found
-
-
-def fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def test_every_refusal_is_written_to_be_translated() -> None:

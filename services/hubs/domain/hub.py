@@ -52,6 +52,7 @@ DECIDED = {
 
 class Hub(TenantAggregate):
     class_version: ClassVar[int] = 3  # 2: typed state (snapshots); 3: terms count meetups
+    not_found = t("hub not found")  # what the store says of a missing hub
     # its events: the classes @event defines, declared for type checkers
     Created: ClassVar[type[Any]]
     RulesChanged: ClassVar[type[Any]]

@@ -67,6 +67,7 @@ class Referral(TenantAggregate):
     """A referral slip: the giver passes a prospect to the receiver."""
 
     noun = "referral"
+    not_found = t("referral not found")
     event_context = ("tenant_id", "giver_id", "receiver_id")
 
     class Event(TenantAggregate.Event):
@@ -214,6 +215,7 @@ class Thanks(TenantAggregate):
     value (from a won referral, or by other means)."""
 
     noun = "thanks"
+    not_found = t("thanks not found")
     Recorded: ClassVar[type[Any]]
 
     @event("Recorded")
@@ -277,6 +279,7 @@ class OneToOne(TenantAggregate):
     confirmed by the other (an unconfirmed one counts for nothing)."""
 
     noun = "one-to-one"
+    not_found = t("one-to-one not found")
     event_context = ("tenant_id", "logged_by", "other_id", "met_on")
 
     class Event(TenantAggregate.Event):
@@ -342,6 +345,7 @@ class Need(TenantAggregate):
     activity matches; after the window, the poster is free to look outside."""
 
     noun = "need"
+    not_found = t("need not found")
     event_context = ("tenant_id", "poster_id")
 
     class Event(TenantAggregate.Event):
@@ -503,6 +507,7 @@ def settings_id(tenant_id: str) -> UUID:
 
 class EngagementSettings(TenantAggregate):
     noun = "settings"
+    not_found = t("settings not found")
     Created: ClassVar[type[Any]]
     Changed: ClassVar[type[Any]]
 
