@@ -123,6 +123,7 @@ class ApiKey(TenantAggregate):
     once; it can only be revoked."""
 
     noun = "API key"
+    not_found = t("API key not found")
     Created: ClassVar[type[Any]]
     Revoked: ClassVar[type[Any]]
 

@@ -224,6 +224,7 @@ class Tenant(TenantAggregate):
     two admins demoting each other at once conflict instead of both winning)."""
 
     noun = "network"
+    not_found = t("network not found")
     # its events: the classes @event defines, declared for type checkers
     Registered: ClassVar[type[Any]]
     AdminsChanged: ClassVar[type[Any]]
@@ -311,6 +312,7 @@ class EmailIndex(TenantAggregate):
 
 class Invitation(TenantAggregate):
     noun = "invitation"
+    not_found = t("invitation not found")
     # its events: the classes @event defines, declared for type checkers
     Issued: ClassVar[type[Any]]
     Accepted: ClassVar[type[Any]]
@@ -368,6 +370,7 @@ class Invitation(TenantAggregate):
 class Member(TenantAggregate):
     """A member's account in one tenant, and their profile card."""
 
+    not_found = t("member not found")
     # its events: the classes @event defines, declared for type checkers
     Joined: ClassVar[type[Any]]
     CardUpdated: ClassVar[type[Any]]
