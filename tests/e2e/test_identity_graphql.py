@@ -991,6 +991,13 @@ async def test_refusals_are_said_in_the_language_asked_for(system: System) -> No
             "this token is not valid",
             "ce jeton n'est pas valide",
         ),
+        (
+            "revokeInvitation",
+            {"invitationId": global_id("Invitation", str(uuid.uuid4()))},
+            bearer,
+            "invitation not found",  # the store's refusal, the aggregate's own words
+            "invitation introuvable",
+        ),
     ]
     before = await system.event_count()
     for name, input, headers, english, french in cases:
