@@ -12,13 +12,14 @@ import sqlalchemy as sa
 
 from services.identity import apikeys as k
 from services.identity import contract as c
-from services.identity import throttle as t
+from services.identity import throttle as th
 from services.identity import views
 from services.identity.application import Identity
 from services.identity.throttle import Throttle
 from services.runtime.errors import Forbidden, RateLimited, RuleViolation, Unauthenticated
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.tenancy import RequestContext
 from services.runtime.views import check_page
@@ -30,7 +31,7 @@ log = get_logger("quartier.identity.api_keys")
 # only slows failures down: the right secret always works, so an attacker
 # who knows a key's id (it is in the ApiKeyCreated event) cannot lock its
 # consumer out.
-API_KEY_ID = t.Policy("api-key-id", free=20, base=1, cap=900, forget=3600)
+API_KEY_ID = th.Policy("api-key-id", free=20, base=1, cap=900, forget=3600)
 
 
 class ApiKeyHandlers(Handlers):
@@ -43,7 +44,7 @@ class ApiKeyHandlers(Handlers):
         """A tenant admin as identity's own aggregate says now (not a token)."""
         member_id = ctx.require_tenant_admin()
         if not self.app.is_tenant_admin(ctx.require_tenant(), member_id):
-            raise Forbidden("only a tenant admin may do this")
+            raise Forbidden(t("only a tenant admin may do this"))
         return member_id
 
     @handles(c.CreateApiKey)
@@ -53,7 +54,10 @@ class ApiKeyHandlers(Handlers):
         key, secret = k.new_key(tenant_id, cmd.name, cmd.scopes, cmd.expires_at, by, now)
         if self.read(lambda conn: k.live_count(conn, tenant_id)) >= k.MAX_LIVE_KEYS:
             raise RuleViolation(
-                f"a network has at most {k.MAX_LIVE_KEYS} API keys: revoke one first",
+                t(
+                    "a network has at most {limit} API keys: revoke one first",
+                    limit=k.MAX_LIVE_KEYS,
+                ),
                 rule="api_key_limit",
             )
         self.write(lambda: self.app.save(key))
@@ -100,7 +104,7 @@ class ApiKeyHandlers(Handlers):
         wait = self.throttle.waiting(watched, now)
         if key_id is None:
             self._failed(watched, wait, now, found=False)
-            raise Unauthenticated("this API key is not valid")
+            raise Unauthenticated(t("this API key is not valid"))
 
         def look(conn: sa.Connection) -> tuple[Any, c.Tenant | None]:
             row = k.key_row(conn, str(key_id))
@@ -110,14 +114,14 @@ class ApiKeyHandlers(Handlers):
         try:
             k.check(row, secret, now)
             if tenant is None:
-                raise Unauthenticated("this API key is not valid")
+                raise Unauthenticated(t("this API key is not valid"))
         except Unauthenticated:
             if k.authentic(row, secret):  # revoked or expired: no guess, its holder is told why
                 raise
             self._failed(watched, wait, now, found=row is not None)
             raise
         try:
-            with t.writing(self.engine) as conn:
+            with th.writing(self.engine) as conn:
                 k.record_use(conn, row.key_id, now)
         except sa.exc.IntegrityError:  # a concurrent first use recorded it
             pass
@@ -130,16 +134,16 @@ class ApiKeyHandlers(Handlers):
         )
 
     @staticmethod
-    def _throttled(address: str | None, key_id: UUID | None) -> list[tuple[t.Policy, str]]:
+    def _throttled(address: str | None, key_id: UUID | None) -> list[tuple[th.Policy, str]]:
         """The throttle's keys a failure counts on: the client's address,
         and the key id it named (when it named one)."""
-        watched = [(t.API_KEY_ADDRESS, t.key(t.API_KEY_ADDRESS, address))] if address else []
+        watched = [(th.API_KEY_ADDRESS, th.key(th.API_KEY_ADDRESS, address))] if address else []
         if key_id is not None:
-            watched.append((API_KEY_ID, t.key(API_KEY_ID, key_id.hex)))
+            watched.append((API_KEY_ID, th.key(API_KEY_ID, key_id.hex)))
         return watched
 
     def _failed(
-        self, watched: list[tuple[t.Policy, str]], wait: int, now: datetime, found: bool
+        self, watched: list[tuple[th.Policy, str]], wait: int, now: datetime, found: bool
     ) -> None:
         """A failed key: RateLimited while its address or key id waits
         (counting nothing: a flood costs no write, and retrying early does
@@ -147,7 +151,9 @@ class ApiKeyHandlers(Handlers):
         only if such a key exists: random ids would only fill the table)."""
         if wait:
             raise RateLimited(
-                f"too many invalid API keys: try again in {wait} second{'s' if wait != 1 else ''}",
+                t("too many invalid API keys: try again in 1 second")
+                if wait == 1
+                else t("too many invalid API keys: try again in {seconds} seconds", seconds=wait),
                 retry_after=wait,
             )
         counted = [(p, h) for p, h in watched if found or p is not API_KEY_ID]

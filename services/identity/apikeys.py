@@ -29,6 +29,7 @@ from services.identity import contract as c
 from services.identity.domain import hash_secret, new_secret
 from services.runtime.errors import Conflict, InvalidInput, Unauthenticated
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.tenancy import scoped
 from services.runtime.text import single_line
 
@@ -79,7 +80,7 @@ def split_key(key: str) -> tuple[UUID, str]:
             raise ValueError
         return UUID(hex=selector), secret
     except ValueError:
-        raise Unauthenticated("this API key is not valid") from None
+        raise Unauthenticated(t("this API key is not valid")) from None
 
 
 # -- inputs ---------------------------------------------------------------------------
@@ -89,11 +90,15 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:
         raise InvalidInput(
-            f"unknown scope {unknown[0][:40]!r}: the scopes are {', '.join(c.API_KEY_SCOPES)}",
+            t(
+                "unknown scope {scope!r}: the scopes are {scopes}",
+                scope=unknown[0][:40],
+                scopes=", ".join(c.API_KEY_SCOPES),
+            ),
             field="scopes",
         )
     if not scopes:
-        raise InvalidInput("a key needs at least one scope", field="scopes")
+        raise InvalidInput(t("a key needs at least one scope"), field="scopes")
     return sorted(set(scopes))
 
 
@@ -101,12 +106,12 @@ def validate_expiry(expires_at: datetime | None, now: datetime) -> datetime | No
     if expires_at is None:
         return None
     if expires_at.tzinfo is None:
-        raise InvalidInput("give the expiry with its time zone", field="expires_at")
+        raise InvalidInput(t("give the expiry with its time zone"), field="expires_at")
     expires_at = expires_at.astimezone(UTC)
     if expires_at < now + MIN_LIFETIME:
-        raise InvalidInput("the expiry must be in the future", field="expires_at")
+        raise InvalidInput(t("the expiry must be in the future"), field="expires_at")
     if expires_at > now + MAX_LIFETIME:
-        raise InvalidInput("a key expires within three years at most", field="expires_at")
+        raise InvalidInput(t("a key expires within three years at most"), field="expires_at")
     return expires_at
 
 
@@ -118,6 +123,7 @@ class ApiKey(TenantAggregate):
     once; it can only be revoked."""
 
     noun = "API key"
+    not_found = t("API key not found")
     Created: ClassVar[type[Any]]
     Revoked: ClassVar[type[Any]]
 
@@ -142,7 +148,7 @@ class ApiKey(TenantAggregate):
 
     def revoke(self, by: str, at: datetime) -> None:
         if self.revoked_at is not None:
-            raise Conflict("this API key is already revoked")
+            raise Conflict(t("this API key is already revoked"))
         self._revoked(by=by, at=at)
 
     @event("Revoked")
@@ -306,12 +312,12 @@ def check(row: Any, secret: str, now: datetime) -> None:
     the key still works: a wrong secret is "not valid"; only the holder of
     the right one learns that the key was revoked or has expired."""
     if not authentic(row, secret):
-        raise Unauthenticated("this API key is not valid")
+        raise Unauthenticated(t("this API key is not valid"))
     if row.revoked_at is not None:
-        raise Unauthenticated("this API key has been revoked")
+        raise Unauthenticated(t("this API key has been revoked"))
     expires_at = as_utc(row.expires_at)
     if expires_at is not None and expires_at <= now:
-        raise Unauthenticated("this API key has expired")
+        raise Unauthenticated(t("this API key has expired"))
 
 
 def record_use(conn: sa.Connection, key_id: str, now: datetime) -> None:

@@ -38,6 +38,7 @@ from services.runtime.errors import (
     NotFound,
 )
 from services.runtime.eventstore import ServiceApplication
+from services.runtime.i18n import t
 
 
 class Identity(ServiceApplication):
@@ -56,7 +57,7 @@ class Identity(ServiceApplication):
     def tenant_by_slug(self, slug: str) -> Tenant:
         tenant = self.find(tenant_id_for(slug), Tenant)
         if tenant is None:
-            raise NotFound(f"no network with slug {slug!r}")
+            raise NotFound(t("no network with slug {slug!r}", slug=slug))
         return tenant
 
     def member_by_email(self, tenant_id: str, email: str) -> Member | None:
@@ -84,7 +85,7 @@ class Identity(ServiceApplication):
         try:
             self.save(tenant, invitation, slot)
         except Conflict:
-            raise Conflict(f"the slug {slug!r} is taken", field="slug") from None
+            raise Conflict(t("the slug {slug!r} is taken", slug=slug), field="slug") from None
         return tenant, invitation, token
 
     def set_locale(self, tenant_id: str, locale: str, by: str) -> Tenant:
@@ -109,7 +110,7 @@ class Identity(ServiceApplication):
         self.tenant(tenant_id)
         address = normalise_email(email)
         if self.member_by_email(tenant_id, address) is not None:
-            raise Conflict("this address already belongs to a member", field="email")
+            raise Conflict(t("this address already belongs to a member"), field="email")
 
         def unit() -> tuple[list[Aggregate], tuple[Invitation, str | None]]:
             slot = self.find(InvitationSlot.create_id(tenant_id, address), InvitationSlot)
@@ -118,8 +119,10 @@ class Identity(ServiceApplication):
                 if pending is not None and pending.status == "pending" and now < pending.expires_at:
                     if sorted(pending.roles) != sorted(roles):
                         raise Conflict(
-                            "an invitation to this address with other roles is pending: "
-                            "withdraw it first",
+                            t(
+                                "an invitation to this address with other roles is pending: "
+                                "withdraw it first"
+                            ),
                             field="email",
                         )
                     return [], (pending, None)
@@ -171,10 +174,10 @@ class Identity(ServiceApplication):
         def unit() -> tuple[list[Aggregate], Member]:
             invitation = self.find(invitation_id, Invitation)
             if invitation is None:
-                raise InvalidToken("this invitation link is not valid")
+                raise InvalidToken(t("this invitation link is not valid"))
             invitation.check(secret, now)
             if self.find(email_key(invitation.tenant_id, invitation.email), EmailIndex):
-                raise Conflict("this address already belongs to a member", field="email")
+                raise Conflict(t("this address already belongs to a member"), field="email")
             member = Member(
                 tenant_id=invitation.tenant_id,
                 email=invitation.email,
@@ -207,9 +210,9 @@ class Identity(ServiceApplication):
         member = self.member_by_email(tenant_id, email) if email else None
         if member is None:
             self.hasher.waste_time(password)
-            raise InvalidCredentials("wrong e-mail address or password")
+            raise InvalidCredentials(t("wrong e-mail address or password"))
         if not self.hasher.verify(member.password_hash, password):
-            raise InvalidCredentials("wrong e-mail address or password")
+            raise InvalidCredentials(t("wrong e-mail address or password"))
         if self.hasher.needs_rehash(member.password_hash):
             member.change_password(self.hasher.hash(password), rehash=True)
             self.save(member)
@@ -238,12 +241,12 @@ class Identity(ServiceApplication):
         def unit() -> tuple[list[Aggregate], tuple[RefreshFamily, Member, bool]]:
             family = self.find(family_id, RefreshFamily)
             if family is None:
-                raise InvalidToken("this refresh token is not valid")
+                raise InvalidToken(t("this refresh token is not valid"))
             member = self.get(family.tenant_id, family.member_id, Member)
             if not family.revoked and not family.bound_to(member.credential_fingerprint):
                 # started with an older password (a sign-in racing a change)
                 if not family.is_live(secret):
-                    raise InvalidToken("this refresh token is not valid")
+                    raise InvalidToken(t("this refresh token is not valid"))
                 family.revoke(reason="password changed")
                 return [family], (family, member, True)
             family.rotate(secret, hash_secret(new), now, grace)
@@ -252,10 +255,15 @@ class Identity(ServiceApplication):
         # concurrent refreshes: each on the fresh state
         family, member, stale = self.transact(unit)
         if stale:
-            raise InvalidToken("the password has changed since this session began: sign in again")
+            raise InvalidToken(
+                t("the password has changed since this session began: sign in again")
+            )
         if family.revoked:
             raise InvalidToken(
-                "this refresh token was already used: the session has been revoked, sign in again"
+                t(
+                    "this refresh token was already used: the session has been revoked, "
+                    "sign in again"
+                )
             )
         return member, join_token(family.id, new)
 
@@ -263,7 +271,7 @@ class Identity(ServiceApplication):
         family_id, secret = split_token(token)
         family = self.find(family_id, RefreshFamily)
         if family is None or not family.is_live(secret):
-            raise InvalidToken("this refresh token is not valid")
+            raise InvalidToken(t("this refresh token is not valid"))
         family.revoke(reason="signed out")
         self.save(family)
 
@@ -276,7 +284,7 @@ class Identity(ServiceApplication):
             or str(family.member_id) != member_id
             or family.revoked
         ):
-            raise NotFound("session not found")
+            raise NotFound(t("session not found"))
         family.revoke(reason="revoked by its owner")
         self.save(family)
 
@@ -305,7 +313,7 @@ class Identity(ServiceApplication):
         says which are active; `keep` is the caller's own), saved together."""
         member = self.get(tenant_id, member_id, Member)
         if not self.hasher.verify(member.password_hash, current):
-            raise InvalidCredentials("the current password is wrong")
+            raise InvalidCredentials(t("the current password is wrong"))
         new_hash = self.hasher.hash(new)
 
         def unit() -> tuple[list[Aggregate], None]:
@@ -367,7 +375,7 @@ class Identity(ServiceApplication):
         def valid() -> tuple[PasswordReset, Member]:
             reset = self.find(reset_id, PasswordReset)
             if reset is None or reset.tenant_id != tenant_id:
-                raise InvalidToken("this password-reset link is not valid")
+                raise InvalidToken(t("this password-reset link is not valid"))
             member = self.get(tenant_id, reset.member_id, Member)
             reset.check(secret, member.password_hash, now)
             return reset, member

@@ -21,6 +21,7 @@ from eventsourcing.domain import event
 from services.identity.taxonomy import BY_CODE
 from services.runtime.errors import Conflict, InvalidInput, InvalidToken, RuleViolation
 from services.runtime.eventstore import TenantAggregate
+from services.runtime.i18n import t
 from services.runtime.personal import OWNER, personal, personal_state
 from services.runtime.text import MAX_TEXT, free_text, single_line
 
@@ -46,7 +47,7 @@ def tenant_id_for(slug: str) -> UUID:
 def normalise_email(email: str) -> str:
     email = (email or "").strip()
     if len(email) > 254 or not EMAIL.fullmatch(email):
-        raise InvalidInput("not a valid e-mail address", field="email")
+        raise InvalidInput(t("not a valid e-mail address"), field="email")
     local, domain = email.rsplit("@", 1)
     return f"{local}@{domain.lower()}"
 
@@ -63,8 +64,10 @@ def slot_key(tenant_id: str, email: str) -> UUID:
 def validate_slug(slug: str) -> str:
     if not SLUG.fullmatch(slug or ""):
         raise InvalidInput(
-            "a slug is 3 to 40 lowercase letters, digits or dashes, not starting or ending "
-            "with a dash",
+            t(
+                "a slug is 3 to 40 lowercase letters, digits or dashes, not starting or ending "
+                "with a dash"
+            ),
             field="slug",
         )
     return slug
@@ -92,7 +95,7 @@ def split_token(token: str) -> tuple[UUID, str]:
         selector, secret = (token or "").split(".", 1)
         return UUID(hex=selector), secret
     except ValueError:
-        raise InvalidToken("this token is not valid") from None
+        raise InvalidToken(t("this token is not valid")) from None
 
 
 def join_token(aggregate_id: UUID, secret: str) -> str:
@@ -110,15 +113,15 @@ class Place:
 
     def __post_init__(self) -> None:
         if (self.lat is None) != (self.lon is None):
-            raise InvalidInput("a point needs both latitude and longitude", field="lat")
+            raise InvalidInput(t("a point needs both latitude and longitude"), field="lat")
         if self.lat is not None and not -90 <= self.lat <= 90:
-            raise InvalidInput("latitude must be between -90 and 90", field="lat")
+            raise InvalidInput(t("latitude must be between -90 and 90"), field="lat")
         if self.lon is not None and not -180 <= self.lon <= 180:
-            raise InvalidInput("longitude must be between -180 and 180", field="lon")
+            raise InvalidInput(t("longitude must be between -180 and 180"), field="lon")
         if self.postcode is not None and not POSTCODE.fullmatch(self.postcode):
-            raise InvalidInput("not a valid postcode", field="postcode")
+            raise InvalidInput(t("not a valid postcode"), field="postcode")
         if self.lat is None and self.postcode is None:
-            raise InvalidInput("a place needs a point or a postcode", field="postcode")
+            raise InvalidInput(t("a place needs a point or a postcode"), field="postcode")
 
 
 MULTILINE = frozenset({"offers", "seeks", "available_for", "bio"})
@@ -154,22 +157,26 @@ class ProfileCard:
             clean(getattr(self, name), name, limit, required=complete and name == "display_name")
         if self.activity_code is not None and self.activity_code not in BY_CODE:
             raise InvalidInput(
-                f"unknown activity code {self.activity_code!r}", field="activity_code"
+                t("unknown activity code {code!r}", code=self.activity_code),
+                field="activity_code",
             )
         if complete and self.activity_code is None:
-            raise InvalidInput("choose an activity from the taxonomy", field="activity_code")
+            raise InvalidInput(t("choose an activity from the taxonomy"), field="activity_code")
         if len(self.links) > 5:
-            raise InvalidInput("at most 5 links", field="links")
+            raise InvalidInput(t("at most 5 links"), field="links")
         for link in self.links:
             parsed = urlparse(link)
             if parsed.scheme not in ("http", "https") or not parsed.netloc or len(link) > 300:
-                raise InvalidInput(f"not an http(s) link: {link[:60]!r}", field="links")
+                raise InvalidInput(
+                    t("not an http(s) link: {link!r}", link=link[:60]), field="links"
+                )
         return self
 
     def with_changes(self, changes: dict[str, Any]) -> ProfileCard:
         unknown = set(changes) - set(CARD_FIELDS)
         if unknown:
-            raise InvalidInput(f"unknown card fields {sorted(unknown)}", field=sorted(unknown)[0])
+            names = sorted(unknown)
+            raise InvalidInput(t("unknown card fields {names}", names=names), field=names[0])
         values = asdict(self)
         for name, value in changes.items():
             if name in TEXT_LIMITS:
@@ -177,7 +184,7 @@ class ProfileCard:
                 value = clean(value, name, MAX_TEXT)  # limits: validate()
             elif name == "links":
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
-                    raise InvalidInput("links are a list of addresses", field="links")
+                    raise InvalidInput(t("links are a list of addresses"), field="links")
                 value = tuple(v.strip() for v in value or ())
             elif name in ("work", "home") and isinstance(value, dict):
                 value = Place(**value)
@@ -217,6 +224,7 @@ class Tenant(TenantAggregate):
     two admins demoting each other at once conflict instead of both winning)."""
 
     noun = "network"
+    not_found = t("network not found")
     # its events: the classes @event defines, declared for type checkers
     Registered: ClassVar[type[Any]]
     AdminsChanged: ClassVar[type[Any]]
@@ -259,7 +267,7 @@ class Tenant(TenantAggregate):
             return False
         if self.admin_ids == [member_id]:
             raise RuleViolation(
-                "a network keeps at least one tenant admin", rule="last_tenant_admin"
+                t("a network keeps at least one tenant admin"), rule="last_tenant_admin"
             )
         self._admins_changed(admin_ids=[m for m in self.admin_ids or () if m != member_id])
         return True
@@ -271,7 +279,9 @@ class Tenant(TenantAggregate):
     def set_locale(self, locale: str, by: str) -> bool:
         """The language of the network's mails and pages. False if unchanged."""
         if locale not in LOCALES:
-            raise InvalidInput(f"a network's language is one of {LOCALES}", field="locale")
+            raise InvalidInput(
+                t("a network's language is one of {locales}", locales=LOCALES), field="locale"
+            )
         if locale == self.locale:
             return False
         self._locale_changed(locale=locale, by=by)
@@ -302,6 +312,7 @@ class EmailIndex(TenantAggregate):
 
 class Invitation(TenantAggregate):
     noun = "invitation"
+    not_found = t("invitation not found")
     # its events: the classes @event defines, declared for type checkers
     Issued: ClassVar[type[Any]]
     Accepted: ClassVar[type[Any]]
@@ -328,13 +339,13 @@ class Invitation(TenantAggregate):
 
     def check(self, secret: str, now: datetime) -> None:
         if not hmac.compare_digest(self.token_hash, hash_secret(secret)):
-            raise InvalidToken("this invitation link is not valid")
+            raise InvalidToken(t("this invitation link is not valid"))
         if self.status == "accepted":
-            raise InvalidToken("this invitation has already been used")
+            raise InvalidToken(t("this invitation has already been used"))
         if self.status == "revoked":
-            raise InvalidToken("this invitation has been withdrawn")
+            raise InvalidToken(t("this invitation has been withdrawn"))
         if now >= self.expires_at:
-            raise InvalidToken("this invitation has expired: ask for a new one")
+            raise InvalidToken(t("this invitation has expired: ask for a new one"))
 
     def accept(self, member_id: UUID) -> None:
         self._accepted(member_id=member_id)
@@ -345,8 +356,10 @@ class Invitation(TenantAggregate):
         self.member_id = member_id
 
     def revoke(self) -> None:
-        if self.status != "pending":
-            raise Conflict(f"this invitation is {self.status}, it cannot be withdrawn")
+        if self.status == "accepted":
+            raise Conflict(t("this invitation is accepted, it cannot be withdrawn"))
+        if self.status != "pending":  # revoked
+            raise Conflict(t("this invitation is revoked, it cannot be withdrawn"))
         self._revoked()
 
     @event("Revoked")
@@ -357,6 +370,7 @@ class Invitation(TenantAggregate):
 class Member(TenantAggregate):
     """A member's account in one tenant, and their profile card."""
 
+    not_found = t("member not found")
     # its events: the classes @event defines, declared for type checkers
     Joined: ClassVar[type[Any]]
     CardUpdated: ClassVar[type[Any]]
@@ -423,7 +437,7 @@ class Member(TenantAggregate):
     def set_roles(self, roles: list[str]) -> bool:
         unknown = set(roles) - ROLES
         if unknown:
-            raise InvalidInput(f"unknown roles {sorted(unknown)}", field="roles")
+            raise InvalidInput(t("unknown roles {roles}", roles=sorted(unknown)), field="roles")
         roles = sorted(set(roles))
         if roles == sorted(self.roles):
             return False
@@ -500,9 +514,9 @@ class RefreshFamily(TenantAggregate):
         (the concurrent refresh); later, it revokes the session."""
         presented = hash_secret(secret)
         if self.revoked:
-            raise InvalidToken("this session has been signed out")
+            raise InvalidToken(t("this session has been signed out"))
         if now >= self.expires_at:
-            raise InvalidToken("this session has expired: sign in again")
+            raise InvalidToken(t("this session has expired: sign in again"))
         if presented in self._live():
             self._rotated(new_hash=new_hash, presented=presented, at=now, concurrent=False)
             return
@@ -513,7 +527,7 @@ class RefreshFamily(TenantAggregate):
                 return
             self._revoked(reason="reuse")
             return
-        raise InvalidToken("this refresh token is not valid")
+        raise InvalidToken(t("this refresh token is not valid"))
 
     @event("Rotated")
     def _rotated(
@@ -608,13 +622,13 @@ class PasswordReset(TenantAggregate):
 
     def check(self, secret: str, password_hash: str, now: datetime) -> None:
         if not hmac.compare_digest(self.token_hash, hash_secret(secret)):
-            raise InvalidToken("this password-reset link is not valid")
+            raise InvalidToken(t("this password-reset link is not valid"))
         if self.used:
-            raise InvalidToken("this password-reset link has already been used")
+            raise InvalidToken(t("this password-reset link has already been used"))
         if now >= self.expires_at:
-            raise InvalidToken("this password-reset link has expired: ask for a new one")
+            raise InvalidToken(t("this password-reset link has expired: ask for a new one"))
         if not hmac.compare_digest(self.password_fingerprint, fingerprint(password_hash)):
-            raise InvalidToken("the password has changed since this link was sent: ask again")
+            raise InvalidToken(t("the password has changed since this link was sent: ask again"))
 
     def use(self) -> None:
         self._used()

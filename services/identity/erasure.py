@@ -40,6 +40,7 @@ from services.runtime.erasure import clear_replies
 from services.runtime.errors import Forbidden, RuleViolation
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.personal import checkpoint, clear_mail_drop
 from services.runtime.tenancy import RequestContext, scoped
@@ -174,7 +175,7 @@ class ErasureHandlers(Handlers):
         tenant_id = ctx.require_tenant()
         actor = ctx.require_member()
         if actor != member_id and not self.app.is_tenant_admin(tenant_id, actor):
-            raise Forbidden("only the member themselves or a tenant admin may ask for this")
+            raise Forbidden(t("only the member themselves or a tenant admin may ask for this"))
         return actor
 
     @handles(c.RequestErasure)
@@ -183,7 +184,7 @@ class ErasureHandlers(Handlers):
         by = self._require_self_or_admin(ctx, cmd.member_id)
         if self._admins(tenant_id) == [cmd.member_id]:
             raise RuleViolation(
-                "a network keeps at least one tenant admin: make another member admin first",
+                t("a network keeps at least one tenant admin: make another member admin first"),
                 rule="last_tenant_admin",
             )
         erasure = self.write(
@@ -264,7 +265,7 @@ class ErasureHandlers(Handlers):
         tenant_id = ctx.require_tenant()
         member_id = ctx.require_member()
         if not self.app.is_tenant_admin(tenant_id, member_id):
-            raise Forbidden("only a tenant admin may do this")
+            raise Forbidden(t("only a tenant admin may do this"))
         check_page(q.limit, q.offset, "erasures")
         return self.read(
             lambda conn: list_erasures(conn, tenant_id, q.offset, q.limit, q.erasure_id)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from services.identity import contract as c
 from services.identity import outbox, views
-from services.identity import throttle as t
+from services.identity import throttle as th
 from services.identity.application import Identity
 from services.identity.domain import Invitation, Member, Tenant, split_token
 from services.identity.mails import invitation_message
@@ -30,6 +30,7 @@ from services.runtime.errors import (
 )
 from services.runtime.handlers import Handlers, handles
 from services.runtime.host import ServiceHost
+from services.runtime.i18n import t
 from services.runtime.logging import get_logger
 from services.runtime.mail import Mailer
 from services.runtime.messages import Done, given_fields
@@ -65,7 +66,7 @@ class IdentityHandlers(Handlers):
         if ctx.actor.kind != "operator" or not is_operator_token(
             self.settings.operator_token, ctx.credential
         ):
-            raise Forbidden("only the platform operator may do this")
+            raise Forbidden(t("only the platform operator may do this"))
 
     def _require_admin_now(self, ctx: RequestContext) -> str:
         """A tenant admin by the member's current state (identity's own
@@ -73,7 +74,7 @@ class IdentityHandlers(Handlers):
         membership or the network's settings."""
         member_id = ctx.require_tenant_admin()
         if not self.app.is_tenant_admin(ctx.require_tenant(), member_id):
-            raise Forbidden("only a tenant admin may do this")
+            raise Forbidden(t("only a tenant admin may do this"))
         return member_id
 
     def _active_sessions(self, tenant_id: str, member_id: str) -> list[str]:
@@ -106,7 +107,7 @@ class IdentityHandlers(Handlers):
     def _card(self, ctx: RequestContext, member_id: str) -> c.MemberCard:
         rows = self.read(lambda conn: views.member_rows(conn, ctx.require_tenant(), [member_id]))
         if not rows:
-            raise NotFound("member not found")
+            raise NotFound(t("member not found"))
         return views.to_card(
             rows[0], viewer_id=ctx.actor.member_id, viewer_is_admin=ctx.actor.is_tenant_admin
         )
@@ -141,9 +142,9 @@ class IdentityHandlers(Handlers):
             inviter = None
         elif ctx.actor.kind == "service":
             if cmd.as_admin:
-                raise Forbidden("a service cannot invite an admin")
+                raise Forbidden(t("a service cannot invite an admin"))
             if not cmd.on_behalf_of:
-                raise InvalidInput("say on behalf of which member", field="on_behalf_of")
+                raise InvalidInput(t("say on behalf of which member"), field="on_behalf_of")
             inviter = str(self.app.get(tenant_id, cmd.on_behalf_of, Member).id)
         else:
             inviter = self._require_admin_now(ctx)
@@ -231,12 +232,12 @@ class IdentityHandlers(Handlers):
         now = self.clock.now()
         account = (cmd.tenant_slug.strip().lower(), cmd.email.strip().lower())
         address = cmd.client_address or ""
-        pair_key = t.key(t.LOGIN_PAIR, *account, address)
-        account_key = t.key(t.LOGIN_ACCOUNT, *account)
-        address_key = t.key(t.LOGIN_ADDRESS, address)
-        keys = [(t.LOGIN_PAIR, pair_key), (t.LOGIN_ACCOUNT, account_key)]
+        pair_key = th.key(th.LOGIN_PAIR, *account, address)
+        account_key = th.key(th.LOGIN_ACCOUNT, *account)
+        address_key = th.key(th.LOGIN_ADDRESS, address)
+        keys = [(th.LOGIN_PAIR, pair_key), (th.LOGIN_ACCOUNT, account_key)]
         if address:
-            keys.append((t.LOGIN_ADDRESS, address_key))
+            keys.append((th.LOGIN_ADDRESS, address_key))
         self.throttle.attempt(keys, now, "sign-in")
         try:
             tenant = self.app.tenant_by_slug(cmd.tenant_slug)
@@ -246,7 +247,7 @@ class IdentityHandlers(Handlers):
         member = self.app.authenticate(tenant.tenant_id, cmd.email, cmd.password)
         self.throttle.clear([pair_key, account_key])
         if address:
-            self.throttle.forgive(t.LOGIN_ADDRESS, address_key)
+            self.throttle.forgive(th.LOGIN_ADDRESS, address_key)
         return self._session(member, self._start(member))
 
     @handles(c.RefreshSession)
@@ -271,8 +272,8 @@ class IdentityHandlers(Handlers):
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
         now = self.clock.now()
-        key = t.key(t.LOGIN_PAIR, "change-password", tenant_id, member_id)
-        self.throttle.attempt([(t.LOGIN_PAIR, key)], now, "password")
+        key = th.key(th.LOGIN_PAIR, "change-password", tenant_id, member_id)
+        self.throttle.attempt([(th.LOGIN_PAIR, key)], now, "password")
         self.write(
             lambda: self.app.change_password(
                 tenant_id,
@@ -309,13 +310,13 @@ class IdentityHandlers(Handlers):
         member_id = ctx.require_member()
         tenant_id, session_id = ctx.require_tenant(), ctx.actor.session_id
         if not session_id:
-            raise Unauthenticated("this access token names no session: sign in again")
+            raise Unauthenticated(t("this access token names no session: sign in again"))
         now = self.clock.now()  # the clock the session's expiry was set on
         roles = self.read(
             lambda conn: views.current_session(conn, tenant_id, member_id, session_id, now)
         )
         if roles is None:
-            raise Unauthenticated("this session has ended: sign in again")
+            raise Unauthenticated(t("this session has ended: sign in again"))
         return c.SessionState(member_id=member_id, roles=roles)
 
     # -- password reset ----------------------------------------------------------
@@ -330,7 +331,7 @@ class IdentityHandlers(Handlers):
         now = self.clock.now()
         if cmd.client_address:
             self.throttle.attempt(
-                [(t.RESET_ADDRESS, t.key(t.RESET_ADDRESS, cmd.client_address))],
+                [(th.RESET_ADDRESS, th.key(th.RESET_ADDRESS, cmd.client_address))],
                 now,
                 "password-reset",
             )
@@ -341,7 +342,7 @@ class IdentityHandlers(Handlers):
         account = (tenant.tenant_id, cmd.email.strip().lower())
         try:
             self.throttle.attempt(
-                [(t.RESET_ACCOUNT, t.key(t.RESET_ACCOUNT, *account))], now, "password-reset"
+                [(th.RESET_ACCOUNT, th.key(th.RESET_ACCOUNT, *account))], now, "password-reset"
             )
         except RateLimited:
             return Done()  # answered alike: the answer tells nothing about the account
@@ -356,7 +357,7 @@ class IdentityHandlers(Handlers):
         try:
             tenant = self.app.tenant_by_slug(cmd.tenant_slug)
         except NotFound:
-            raise InvalidToken("this password-reset link is not valid") from None
+            raise InvalidToken(t("this password-reset link is not valid")) from None
         tenant_id = tenant.tenant_id
         self.write(
             lambda: self.app.reset_password(
@@ -417,7 +418,7 @@ class IdentityHandlers(Handlers):
     def get_tenant(self, q: c.GetTenant, ctx: RequestContext) -> c.Tenant:
         tenant = self.read(lambda conn: views.tenant_by_slug(conn, q.slug))
         if tenant is None:
-            raise NotFound(f"no network with slug {q.slug!r}")
+            raise NotFound(t("no network with slug {slug!r}", slug=q.slug))
         return tenant
 
     def _require_reader(self, ctx: RequestContext) -> str:
@@ -431,7 +432,7 @@ class IdentityHandlers(Handlers):
     def get_members(self, q: c.GetMembers, ctx: RequestContext) -> list[c.MemberCard]:
         tenant_id = self._require_reader(ctx)
         if len(q.member_ids) > 200:
-            raise InvalidInput("at most 200 ids at once", field="member_ids")
+            raise InvalidInput(t("at most {limit} ids at once", limit=200), field="member_ids")
         ids = list(dict.fromkeys(q.member_ids))
         rows = self.read(lambda conn: views.member_rows(conn, tenant_id, ids))
         return [
@@ -447,11 +448,11 @@ class IdentityHandlers(Handlers):
         check_page(q.limit, q.offset, "members")
         if q.near is not None:
             if q.radius_km is None or not 0.5 <= q.radius_km <= 200:
-                raise InvalidInput("a radius of 0.5 to 200 km", field="radius_km")
+                raise InvalidInput(t("a radius of 0.5 to 200 km"), field="radius_km")
             if not (-90 <= q.near.lat <= 90 and -180 <= q.near.lon <= 180):
-                raise InvalidInput("not a valid point", field="near")
+                raise InvalidInput(t("not a valid point"), field="near")
         if q.text is not None and len(q.text) > 200:
-            raise InvalidInput("search text is limited to 200 characters", field="text")
+            raise InvalidInput(t("search text is limited to 200 characters"), field="text")
         found, total = self.read(lambda conn: views.search(conn, tenant_id, q))
         return c.MemberPage(
             items=[
@@ -484,10 +485,10 @@ class IdentityHandlers(Handlers):
     @handles(c.MemberPlaces)
     def member_places(self, q: c.MemberPlaces, ctx: RequestContext) -> c.PlacesList:
         if ctx.actor.kind != "service":
-            raise Forbidden("only Quartier's services may ask where members are")
+            raise Forbidden(t("only Quartier's services may ask where members are"))
         tenant_id = ctx.require_tenant()
         if len(q.member_ids) > 500:
-            raise InvalidInput("at most 500 ids at once", field="member_ids")
+            raise InvalidInput(t("at most {limit} ids at once", limit=500), field="member_ids")
         ids = list(dict.fromkeys(q.member_ids))
         rows = self.read(lambda conn: views.member_rows(conn, tenant_id, ids))
         items = []
@@ -515,10 +516,10 @@ class IdentityHandlers(Handlers):
         """Addresses leave identity only here, to a service that writes to
         the members (and keeps no copy)."""
         if ctx.actor.kind != "service":
-            raise Forbidden("only Quartier's services may ask for members' addresses")
+            raise Forbidden(t("only Quartier's services may ask for members' addresses"))
         tenant_id = ctx.require_tenant()
         if len(q.member_ids) > 500:
-            raise InvalidInput("at most 500 ids at once", field="member_ids")
+            raise InvalidInput(t("at most {limit} ids at once", limit=500), field="member_ids")
         ids = list(dict.fromkeys(q.member_ids))
 
         def query(conn: sa.Connection) -> tuple[c.Tenant | None, list[Any]]:
@@ -526,7 +527,7 @@ class IdentityHandlers(Handlers):
 
         tenant, rows = self.read(query)
         if tenant is None:
-            raise NotFound("network not found")
+            raise NotFound(t("network not found"))
         return c.Contacts(
             tenant_id=tenant_id,
             slug=tenant.slug,

@@ -8,6 +8,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import CHEAPEST, RFC_9106_LOW_MEMORY
 
 from services.runtime.errors import InvalidInput
+from services.runtime.i18n import t
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
@@ -16,10 +17,15 @@ MAX_PASSWORD = 256
 def check_password_policy(password: str, field: str = "password") -> str:
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput(
-            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters", field=field
+            t(
+                "a password has {minimum} to {maximum} characters",
+                minimum=MIN_PASSWORD,
+                maximum=MAX_PASSWORD,
+            ),
+            field=field,
         )
     if password.strip() == "":
-        raise InvalidInput("a password cannot be blank", field=field)
+        raise InvalidInput(t("a password cannot be blank"), field=field)
     return password
 
 

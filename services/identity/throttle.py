@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from services.runtime.errors import RateLimited
+from services.runtime.i18n import Text, t
 
 metadata = sa.MetaData()
 
@@ -76,6 +78,31 @@ RESET_ADDRESS = Policy("reset-address", free=10, base=60, cap=3600, forget=3600)
 API_KEY_ADDRESS = Policy("api-key-address", free=20, base=1, cap=900, forget=3600)
 
 
+Attempted = Literal["sign-in", "password", "password-reset", "API key"]
+
+
+def too_many(what: Attempted, wait: int) -> Text:
+    """The refusal of an attempt that must wait `wait` seconds: whole
+    sentences, one per kind of attempt and per number (1 second, or more),
+    that each language says its own way (services/runtime/i18n.py)."""
+    one = wait == 1
+    if what == "sign-in":
+        if one:
+            return t("too many sign-in attempts: try again in 1 second")
+        return t("too many sign-in attempts: try again in {seconds} seconds", seconds=wait)
+    if what == "password":
+        if one:
+            return t("too many password attempts: try again in 1 second")
+        return t("too many password attempts: try again in {seconds} seconds", seconds=wait)
+    if what == "password-reset":
+        if one:
+            return t("too many password-reset attempts: try again in 1 second")
+        return t("too many password-reset attempts: try again in {seconds} seconds", seconds=wait)
+    if one:
+        return t("too many API key attempts: try again in 1 second")
+    return t("too many API key attempts: try again in {seconds} seconds", seconds=wait)
+
+
 @contextmanager
 def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that reads then writes: it takes SQLite's write lock at
@@ -113,15 +140,12 @@ class Throttle:
         )
         return math.ceil(longest) if longest > 0 else 0
 
-    def attempt(self, keys: list[tuple[Policy, str]], now: datetime, what: str) -> None:
+    def attempt(self, keys: list[tuple[Policy, str]], now: datetime, what: Attempted) -> None:
         """Count an attempt on each key, or raise RateLimited (counting
         nothing) if one of them must wait."""
         wait = self.waiting(keys, now)
         if wait:
-            raise RateLimited(
-                f"too many {what} attempts: try again in {wait} second{'s' if wait != 1 else ''}",
-                retry_after=wait,
-            )
+            raise RateLimited(too_many(what, wait), retry_after=wait)
         for policy, k in keys:
             self._count(policy, k, now)
 

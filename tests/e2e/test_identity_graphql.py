@@ -954,3 +954,60 @@ async def test_a_tenant_admin_sets_the_network_language(system: System) -> None:
     # one network's choice is its own
     theirs = await system.gql(TENANT_LOCALE, {"slug": other.slug})
     assert theirs["data"]["tenant"]["locale"] == "FR"
+
+
+async def test_refusals_are_said_in_the_language_asked_for(system: System) -> None:
+    """Identity's refusals in French for a request that asks for French
+    (`Accept-Language`), in English otherwise (docs/api.md, "Errors"): the
+    same type, code and field either way, only the words change."""
+    net = await open_network(system, "pole-11e")
+    bearer = {"Authorization": f"Bearer {net.admin.access}"}
+    cases = [
+        (
+            "login",
+            {"tenant": "nowhere-net", "email": net.admin.email, "password": PASSWORD},
+            {},
+            "no network with slug 'nowhere-net'",
+            "aucun réseau ne porte l'identifiant 'nowhere-net'",
+        ),
+        (
+            "login",
+            {"tenant": net.slug, "email": net.admin.email, "password": "not the password"},
+            {},
+            "wrong e-mail address or password",
+            "adresse e-mail ou mot de passe incorrect",
+        ),
+        (
+            "changePassword",
+            {"currentPassword": PASSWORD, "newPassword": "short"},
+            bearer,
+            "a password has 10 to 256 characters",
+            "un mot de passe compte de 10 à 256 caractères",
+        ),
+        (
+            "refreshSession",
+            {"refreshToken": "garbage"},
+            {},
+            "this token is not valid",
+            "ce jeton n'est pas valide",
+        ),
+        (
+            "revokeInvitation",
+            {"invitationId": global_id("Invitation", str(uuid.uuid4()))},
+            bearer,
+            "invitation not found",  # the store's refusal, the aggregate's own words
+            "invitation introuvable",
+        ),
+    ]
+    before = await system.event_count()
+    for name, input, headers, english, french in cases:
+        plain = await mutate(system, name, input, headers=headers)
+        assert plain["message"] == english, plain
+        assert await mutate(system, name, input, headers={**headers, "Accept-Language": "de"}) == (
+            plain  # no language of ours: English
+        )
+        asked = await mutate(
+            system, name, input, headers={**headers, "Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8"}
+        )
+        assert asked == {**plain, "message": french}, asked
+    assert await system.event_count() == before
