@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import MethodNotAllowedException
 from litestar.response import Response
@@ -42,6 +42,7 @@ from gateway.schema import build_schema
 from gateway.v1 import routes as v1_routes
 from services.runtime.bus import Bus
 from services.runtime.errors import QuartierError
+from services.runtime.i18n import accepted_locale, set_request_locale
 from services.runtime.logging import configure_logging, get_logger
 from services.runtime.settings import ConfigurationError, Settings
 
@@ -243,6 +244,7 @@ def create_app(
             *console_routes,
         ],
         exception_handlers={MethodNotAllowedException: method_not_allowed_handler(GRAPHQL_PATH)},
+        before_request=say_in_the_language_asked_for,
         lifespan=[lifespan],
         state=State(
             {
@@ -256,6 +258,13 @@ def create_app(
         debug=False,
     )
     return measured(app)  # around the router: 404s and 405s are counted too
+
+
+async def say_in_the_language_asked_for(request: Request[Any, Any, Any]) -> None:
+    """Every handler's refusals in the language of `Accept-Language`
+    (docs/api.md, "Errors"); GraphQL sets it again where resolvers run
+    (`gateway.execution.Language`)."""
+    set_request_locale(accepted_locale(request.headers.get("accept-language")))
 
 
 def server_options() -> dict[str, Any]:

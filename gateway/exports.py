@@ -36,7 +36,7 @@ from gateway.kit import (
 from gateway.nodes import Node, parse_page, split_raw_id, to_global_id
 from services.exports import contract as c
 from services.runtime.errors import QuartierError
-from services.runtime.i18n import t
+from services.runtime.i18n import request_locale, t
 from services.runtime.logging import get_logger
 from services.runtime.messages import Actor, new_correlation_id
 from services.runtime.tenancy import RequestContext
@@ -202,7 +202,7 @@ spends its own request budget too (`gateway.budgets`)."""
 
 
 def _error(error: QuartierError) -> Response[Any]:
-    return _json(error.code, error.message, STATUS.get(error.code, 500))
+    return _json(error.code, error.message_in(request_locale()), STATUS.get(error.code, 500))
 
 
 def _json(code: str, message: str, status: int, **headers: str) -> Response[Any]:
@@ -263,7 +263,7 @@ async def download(
         _admit(state, request, export_id)
     except Refused as refused:
         return _json(
-            "rate_limited", refused.message, 429, **{"Retry-After": str(refused.retry_after)}
+            "rate_limited", refused.said(), 429, **{"Retry-After": str(refused.retry_after)}
         )
     ctx = RequestContext(correlation_id=new_correlation_id())
     try:

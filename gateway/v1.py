@@ -47,6 +47,7 @@ from gateway.keys import Stopping, while_allowed
 from gateway.stream import EventsReader, events_reader, still_reading
 from infra.catalogue import event_schema_copy, schema_index
 from services.runtime.errors import Forbidden, QuartierError, Unauthenticated
+from services.runtime.i18n import request_locale
 from services.runtime.logging import get_logger
 from services.runtime.messages import new_correlation_id
 from services.runtime.stream import (
@@ -289,7 +290,7 @@ def spend(state: State, caller: str, tenant: str | None) -> None:
 
 
 def too_many(refused: Refused) -> Response[Any]:
-    return error_response("rate_limited", refused.message, retry_after=refused.retry_after)
+    return error_response("rate_limited", refused.said(), retry_after=refused.retry_after)
 
 
 @get("/v1/events")
@@ -360,8 +361,8 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         if isinstance(e, Refused):
             return too_many(e)
         if isinstance(e, ApiError):
-            return error_response(e.code, e.message, e.field)
-        return error_response(e.code, e.message, e.field, e.retry_after)
+            return error_response(e.code, e.message_in(request_locale()), e.field)
+        return error_response(e.code, e.message_in(request_locale()), e.field, e.retry_after)
     log.info(
         "v1.events_opened",
         tenant=caller.tenant_id,

@@ -172,7 +172,7 @@ class ExportsHandlers(Handlers):
     @handles(c.ListExports)
     async def list_exports(self, q: c.ListExports, ctx: RequestContext) -> c.ExportPage:
         member_id, admin = await self._requester(ctx)
-        check_page(q.limit, q.offset, "exports")
+        check_page(q.limit, q.offset, t("exports"))
         tenant_id = ctx.require_tenant()
 
         def query(conn: sa.Connection) -> c.ExportPage:

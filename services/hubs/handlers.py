@@ -384,7 +384,7 @@ class HubsHandlers(Handlers):
     @handles(c.ListHubMembers)
     def list_members(self, q: c.ListHubMembers, ctx: RequestContext) -> c.HubMemberPage:
         ctx.require_member()
-        check_page(q.limit, q.offset, "members")
+        check_page(q.limit, q.offset, t("members"))
         hub = self._hub_reply(ctx, q.hub_id)
         return self.read(
             lambda conn: hubs.list_members(conn, hub.tenant_id, q.hub_id, q.offset, q.limit)

@@ -81,7 +81,7 @@ class ApiKeyHandlers(Handlers):
     @handles(c.ListApiKeys)
     def list_api_keys(self, q: c.ListApiKeys, ctx: RequestContext) -> c.ApiKeyPage:
         ctx.require_tenant_admin()
-        check_page(q.limit, q.offset, "API keys")
+        check_page(q.limit, q.offset, t("API keys"))
         tenant_id = ctx.require_tenant()
         return self.read(lambda conn: k.list_keys(conn, tenant_id, q.offset, q.limit))
 

@@ -266,7 +266,7 @@ class ErasureHandlers(Handlers):
         member_id = ctx.require_member()
         if not self.app.is_tenant_admin(tenant_id, member_id):
             raise Forbidden(t("only a tenant admin may do this"))
-        check_page(q.limit, q.offset, "erasures")
+        check_page(q.limit, q.offset, t("erasures"))
         return self.read(
             lambda conn: list_erasures(conn, tenant_id, q.offset, q.limit, q.erasure_id)
         )

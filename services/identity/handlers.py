@@ -445,7 +445,7 @@ class IdentityHandlers(Handlers):
     @handles(c.SearchMembers)
     def search_members(self, q: c.SearchMembers, ctx: RequestContext) -> c.MemberPage:
         tenant_id = self._require_reader(ctx)
-        check_page(q.limit, q.offset, "members")
+        check_page(q.limit, q.offset, t("members"))
         if q.near is not None:
             if q.radius_km is None or not 0.5 <= q.radius_km <= 200:
                 raise InvalidInput(t("a radius of 0.5 to 200 km"), field="radius_km")
@@ -478,7 +478,7 @@ class IdentityHandlers(Handlers):
     @handles(c.ListInvitations)
     def list_invitations(self, q: c.ListInvitations, ctx: RequestContext) -> c.InvitationPage:
         ctx.require_tenant_admin()
-        check_page(q.limit, q.offset, "invitations")
+        check_page(q.limit, q.offset, t("invitations"))
         tenant_id, now = ctx.require_tenant(), self.clock.now()
         return self.read(lambda conn: views.list_invitations(conn, tenant_id, q, now))
 

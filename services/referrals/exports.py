@@ -28,7 +28,7 @@ class ExportQueries(Handlers):
     @handles(c.ListNetworkOneToOnes)
     def one_to_ones(self, q: c.ListNetworkOneToOnes, ctx: RequestContext) -> c.OneToOnePage:
         tenant_id = self._tenant_admin(ctx)
-        check_page(q.limit, q.offset, "one-to-ones")
+        check_page(q.limit, q.offset, t("one-to-ones"))
         o = ledger.one_to_ones
 
         def query(conn: sa.Connection) -> c.OneToOnePage:
@@ -42,7 +42,7 @@ class ExportQueries(Handlers):
     @handles(c.ListNetworkNeeds)
     def needs(self, q: c.ListNetworkNeeds, ctx: RequestContext) -> c.NeedPage:
         tenant_id = self._tenant_admin(ctx)
-        check_page(q.limit, q.offset, "needs")
+        check_page(q.limit, q.offset, t("needs"))
         n = ledger.needs
 
         def query(conn: sa.Connection) -> c.NeedPage:

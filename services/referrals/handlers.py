@@ -266,7 +266,7 @@ class ReferralsHandlers(Handlers):
     @handles(c.ListSlips)
     def list_slips(self, q: c.ListSlips, ctx: RequestContext) -> c.SlipPage:
         tenant_id, member_id = self._member(ctx)
-        check_page(q.limit, q.offset, "referrals")
+        check_page(q.limit, q.offset, t("referrals"))
         query = scoped(ledger.slips, tenant_id)
         if q.direction == "given":
             query = query.where(ledger.slips.c.giver_id == member_id)
@@ -295,7 +295,7 @@ class ReferralsHandlers(Handlers):
     @handles(c.ListThanks)
     def list_thanks(self, q: c.ListThanks, ctx: RequestContext) -> c.ThanksPage:
         tenant_id, member_id = self._member(ctx)
-        check_page(q.limit, q.offset, "thanks")
+        check_page(q.limit, q.offset, t("thanks"))
         th = ledger.thanks
         query = scoped(th, tenant_id)
         if q.direction == "given":
@@ -491,7 +491,7 @@ class ReferralsHandlers(Handlers):
         """`mine`: the asker's needs, newest first. Else the needs the asker
         was matched to (told of): open ones first, newest first."""
         tenant_id, member_id = self._member(ctx)
-        check_page(q.limit, q.offset, "needs")
+        check_page(q.limit, q.offset, t("needs"))
         n = ledger.needs
         if q.mine:
             query = scoped(n, tenant_id).where(n.c.poster_id == member_id)

@@ -290,7 +290,7 @@ class WebhooksHandlers(Handlers):
     @handles(c.ListEndpoints)
     async def list_endpoints(self, q: c.ListEndpoints, ctx: RequestContext) -> c.EndpointPage:
         await self._admin(ctx)
-        check_page(q.limit, q.offset, "endpoints")
+        check_page(q.limit, q.offset, t("endpoints"))
         tenant_id = ctx.require_tenant()
         items, total = await self.unit(
             lambda: self.read(lambda conn: views.list_endpoints(conn, tenant_id, q.offset, q.limit))
@@ -300,7 +300,7 @@ class WebhooksHandlers(Handlers):
     @handles(c.ListDeliveries)
     async def list_deliveries(self, q: c.ListDeliveries, ctx: RequestContext) -> c.DeliveryPage:
         await self._admin(ctx)
-        check_page(q.limit, q.offset, "deliveries")
+        check_page(q.limit, q.offset, t("deliveries"))
         tenant_id = ctx.require_tenant()
 
         def unit() -> c.DeliveryPage:

@@ -470,6 +470,9 @@ def test_close_a_meetup_only_with_the_next_date(page: Any, demo: DemoSystem) -> 
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("Une rencontre ne se clôt qu'avec la date de la suivante")
     expect(alert).to_contain_text("Message de l'API")
+    # the API's own words, in the console's language (Accept-Language: fr)
+    expect(alert).to_contain_text("une rencontre ne se clôt qu'avec la suivante fixée")
+    expect(alert).not_to_contain_text("closes only with")
     assert next_lunch(demo)["id"] == lunch["id"]  # still open
 
     date.fill(proposed[:16])

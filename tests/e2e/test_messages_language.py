@@ -68,3 +68,21 @@ async def test_top_level_errors_are_said_in_french_too(system: System) -> None:
 
     english = await post(system, ("{ me { id } }", None), "not-a-token", None)
     assert english["errors"][0]["message"] == "the access token is invalid"
+
+
+async def test_the_http_api_refuses_in_the_language_asked_for(system: System) -> None:
+    """/v1 answers its refusals in the request's language too."""
+    net = await open_network(system, "langues-v1")
+    bearer = {"Authorization": f"Bearer {net.admin.access}"}
+    french = await system.client.get(
+        "/v1/events", params={"types": "nope"}, headers={**bearer, "Accept-Language": "fr"}
+    )
+    english = await system.client.get("/v1/events", params={"types": "nope"}, headers=bearer)
+    assert french.status_code == english.status_code == 400
+    assert french.json()["error"]["code"] == english.json()["error"]["code"] == "invalid_input"
+    assert french.json()["error"]["message"].startswith(
+        "types : 'nope' n'est pas un préfixe de types d'événements"
+    )
+    assert english.json()["error"]["message"].startswith(
+        "types: 'nope' is not a prefix of event types"
+    )

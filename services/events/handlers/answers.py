@@ -298,7 +298,7 @@ class AnswerHandlers(EventsHandlers):
     @handles(c.ListPollVotes)
     def list_poll_votes(self, q: c.ListPollVotes, ctx: RequestContext) -> c.PollVotePage:
         ctx.require_tenant_admin()
-        check_page(q.limit, q.offset, "votes")
+        check_page(q.limit, q.offset, t("votes"))
         tenant_id = ctx.require_tenant()
 
         def query(conn: Any) -> c.PollVotePage | None:

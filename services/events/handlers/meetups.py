@@ -229,7 +229,7 @@ class MeetupHandlers(EventsHandlers):
     def list_meetups(self, q: c.ListMeetups, ctx: RequestContext) -> c.MeetupPage:
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
-        check_page(q.limit, q.offset, "meetups")
+        check_page(q.limit, q.offset, t("meetups"))
         self.hub(ctx, q.hub_id)
         return self._page(tenant_id, member_id, [q.hub_id], q.when, q.offset, q.limit)
 
@@ -237,7 +237,7 @@ class MeetupHandlers(EventsHandlers):
     def my_agenda(self, q: c.MyAgenda, ctx: RequestContext) -> c.MeetupPage:
         member_id = ctx.require_member()
         tenant_id = ctx.require_tenant()
-        check_page(q.limit, q.offset, "meetups")
+        check_page(q.limit, q.offset, t("meetups"))
         hubs = self.read(lambda conn: directory.member_hubs(conn, tenant_id, member_id))
         return self._page(tenant_id, member_id, hubs, "upcoming", q.offset, q.limit)
 
