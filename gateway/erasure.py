@@ -14,7 +14,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.identity import Member, load_member
+from gateway.identity.members import Member, load_member
 from gateway.kit import (
     Connection,
     ask,

@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.events.local_time import LocalDateTime
-from gateway.identity import Member, load_member
+from gateway.identity.members import Member, load_member
 from gateway.kit import ask, public_errors, require_member
 from gateway.nodes import Node, to_global_id
 from services.events import contract as c

@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.events.hub_fields import HubMeetupFields
-from gateway.identity import Member, load_member, load_members
+from gateway.identity.members import Member, load_member, load_members
 from gateway.kit import Connection, ask, ask_by_id, ask_node, ask_page, require_member, result_union
 from gateway.nodes import Node, to_global_id
 from services.hubs import contract as c

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.hubs.hub import AdmissionMode, HubKind, HubResult, hub_payload
-from gateway.identity import GeoPointInput
+from gateway.identity.members import GeoPointInput
 from gateway.kit import command, raw_id
 from services.hubs import contract as c
 

@@ -12,7 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.identity import Member, load_member, load_members
+from gateway.identity.members import Member, load_member, load_members
 from gateway.kit import (
     Connection,
     ask_by_id,

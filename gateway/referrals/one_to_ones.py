@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.context import Context
-from gateway.identity import Member, load_member
+from gateway.identity.members import Member, load_member
 from gateway.kit import ask, ask_listed, command, raw_id, require_member, result_union
 from gateway.nodes import Node, split_raw_id, to_global_id
 from services.referrals import contract as c

@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.events.meetups import HubRef, load_hub_of
-from gateway.identity import Member, load_member, load_members
+from gateway.identity.members import Member, load_member, load_members
 from gateway.kit import (
     ask,
     command,

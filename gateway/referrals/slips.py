@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.events.meetups import HubRef, Meetup, load_hub_of, load_meetup
-from gateway.identity import Member, load_member
+from gateway.identity.members import Member, load_member
 from gateway.kit import (
     Connection,
     ask,

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from gateway.events.meetups import HubRef, load_hub_of
-from gateway.identity import Member, load_member
+from gateway.identity.members import Member, load_member
 from gateway.kit import Connection, ask_page, command, optional_raw_id, raw_id, result_union
 from gateway.referrals.money import Money, MoneyInput, money_or_none
 from gateway.referrals.slips import LedgerDirection, Slip, load_slip
