@@ -47,7 +47,7 @@ from gateway.keys import Stopping, while_allowed
 from gateway.stream import EventsReader, events_reader, still_reading
 from infra.catalogue import event_schema_copy, schema_index
 from services.runtime.errors import Forbidden, QuartierError, Unauthenticated
-from services.runtime.i18n import request_locale
+from services.runtime.i18n import request_locale, t, translate
 from services.runtime.logging import get_logger
 from services.runtime.messages import new_correlation_id
 from services.runtime.stream import (
@@ -82,7 +82,8 @@ STATUS = {
 class ApiError(Exception):
     def __init__(self, code: str, message: str, field: str | None = None):
         super().__init__(message)
-        self.code, self.message, self.field = code, message, field
+        self.code, self.message, self.field = code, str(message), field
+        self.text = message  # a `t()` message, said in the request's language
 
 
 def error_response(
@@ -117,13 +118,17 @@ def query_parameters(query_string: bytes) -> dict[str, list[str]]:
         if name not in PARAMETERS:
             raise ApiError(
                 "invalid_input",
-                f"unknown parameter {name[:40]!r}: the parameters are {', '.join(PARAMETERS)}",
+                t(
+                    "unknown parameter {name}: the parameters are {names}",
+                    name=repr(name[:40]),
+                    names=", ".join(PARAMETERS),
+                ),
                 name[:40],
             )
         found.setdefault(name, []).append(value)
     for name, values in found.items():
         if name != "types" and len(values) > 1:
-            raise ApiError("invalid_input", f"{name} is given more than once", name)
+            raise ApiError("invalid_input", t("{name} is given more than once", name=name), name)
     return found
 
 
@@ -133,16 +138,22 @@ def boolean(value: str, name: str) -> bool:
         return True
     if lowered in ("false", "0", "no", ""):
         return False
-    raise ApiError("invalid_input", f"{name} must be true or false", name)
+    raise ApiError("invalid_input", t("{name} must be true or false", name=name), name)
 
 
 def bounded_int(value: str, name: str, low: int, high: int) -> int:
     try:
         number = int(value.strip())
     except ValueError:
-        raise ApiError("invalid_input", f"{name} must be a whole number", name) from None
+        raise ApiError(
+            "invalid_input", t("{name} must be a whole number", name=name), name
+        ) from None
     if not low <= number <= high:
-        raise ApiError("invalid_input", f"{name} must be between {low} and {high}", name)
+        raise ApiError(
+            "invalid_input",
+            t("{name} must be between {low} and {high}", name=name, low=low, high=high),
+            name,
+        )
     return number
 
 
@@ -184,7 +195,11 @@ def negotiate(accept: str | None) -> str:
     if not ranked:
         raise ApiError(
             "not_acceptable",
-            f"the event stream is served as {NDJSON} or {SSE}: ask for one in Accept",
+            t(
+                "the event stream is served as {ndjson} or {sse}: ask for one in Accept",
+                ndjson=NDJSON,
+                sse=SSE,
+            ),
         )
     return ranked[0]
 
@@ -334,8 +349,10 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         if "types" in params and not types:  # `types=`: a filter lost on the way
             raise ApiError(
                 "invalid_input",
-                "types is empty: give at least one prefix of event types "
-                "(e.g. quartier.hubs.), or leave types out to read every type",
+                t(
+                    "types is empty: give at least one prefix of event types "
+                    "(e.g. quartier.hubs.), or leave types out to read every type"
+                ),
                 "types",
             )
         if follow:
@@ -361,7 +378,7 @@ async def events(request: Request[Any, Any, Any], state: State) -> Response[Any]
         if isinstance(e, Refused):
             return too_many(e)
         if isinstance(e, ApiError):
-            return error_response(e.code, e.message_in(request_locale()), e.field)
+            return error_response(e.code, translate(e.text, request_locale()), e.field)
         return error_response(e.code, e.message_in(request_locale()), e.field, e.retry_after)
     log.info(
         "v1.events_opened",
