@@ -118,6 +118,12 @@ def _validate(
     return tuple(validate(schema, document, spec_rules, hide_suggestions=hide_suggestions))
 
 
+def validation_failed(error: GraphQLError) -> GraphQLError:
+    """A spec rule's error, coded GRAPHQL_VALIDATION_FAILED."""
+    error.extensions = {**(error.extensions or {}), "code": VALIDATION_FAILED}
+    return error
+
+
 def limit_error(message: str, limit: str) -> GraphQLError:
     """A limit of `gateway.costs` passed: a validation error (nothing ran)."""
     return GraphQLError(message, extensions={"code": VALIDATION_FAILED, "limit": limit})
@@ -192,7 +198,10 @@ class Validation(SchemaExtension):
             self.prod,
         )
         if errors:
-            return list(errors)
+            # a validation error, whatever it carries: a literal a scalar could
+            # not parse keeps the scalar's exception (a ValueError), which would
+            # read as a bug and be masked as INTERNAL
+            return [validation_failed(error) for error in errors]
         caller = context.context
         budgets = getattr(caller, "budgets", None)
         if budgets is not None:

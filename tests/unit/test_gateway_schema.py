@@ -4,6 +4,7 @@ loaders, so a new service needs only its module and its registry line."""
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -172,3 +173,25 @@ def test_every_node_type_has_a_loader(fake_service: ServiceSpec) -> None:
         "Export",
     }
     assert set(PARTS.nodes) == implementing
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["2027-13-45T99:99", "garbage", "2027-02-30T12:00", "2027-06-03T12:30+02:00", ""],
+)
+async def test_a_literal_a_scalar_cannot_parse_is_a_validation_error(literal: str) -> None:
+    """Written inline, a value the scalar refuses is the client's mistake
+    (GRAPHQL_VALIDATION_FAILED), not a bug masked as INTERNAL: the scalar's
+    exception travels with the validation error."""
+    from gateway.schema import build_schema
+
+    value = json.dumps(literal)
+    document = (
+        f'mutation {{ scheduleMeetup(input: {{hubId: "SHViOjE=", localStart: {value},'
+        ' title: "T", venue: {name: "X"}}) { __typename } }'
+    )
+    result = await build_schema().execute(document, context_value=None)
+    assert result.data is None
+    [error] = result.errors or []
+    assert error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert error.message.startswith("Expected value of type 'LocalDateTime'")
