@@ -60,6 +60,27 @@ def meetup(
 # -- time ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "local",
+    [datetime(2026, 3, 29, 2, 0), datetime(2026, 3, 29, 2, 30), datetime(2026, 3, 29, 2, 59)],
+)
+def test_a_time_the_clocks_skip_is_refused(local: datetime) -> None:
+    """Paris goes from 02:00 to 03:00 on 29 March 2026: nobody meets at 02:30."""
+    with pytest.raises(InvalidInput, match="does not exist in Europe/Paris") as refused:
+        meetup(local)
+    assert refused.value.field == "local_start"
+    assert "n'existe pas" in refused.value.message_in("fr")
+    later = meetup(datetime(2026, 3, 29, 3, 0))
+    assert to_utc(later.local_start, "Europe/Paris") == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    # a time read twice (25 October, 02:30) exists: the earlier reading
+    twice = meetup(datetime(2026, 10, 25, 2, 30))
+    assert to_utc(twice.local_start, "Europe/Paris") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="does not exist"):
+        meetup(datetime(2026, 3, 1, 12, 0)).reschedule(
+            {"local_start": datetime(2026, 3, 29, 2, 15)}, now=NOW
+        )
+
+
 def test_a_weekly_lunch_stays_at_12_30_across_both_daylight_saving_changes() -> None:
     rule = parse_rrule("FREQ=WEEKLY;BYDAY=TH")
     starts = occurrences_after(rule, date(2026, 3, 19), time(12, 30), datetime(2026, 3, 18), 4)

@@ -2,8 +2,11 @@
 
 A meetup keeps its local start and its zone; UTC is derived, so a weekly
 12:30 lunch stays at 12:30 local time across daylight-saving changes. A local
-time that does not exist (the spring gap) or exists twice (the autumn
-overlap) is resolved as `zoneinfo` does with `fold=0`: the earlier offset.
+time that exists twice (the autumn overlap) is resolved as `zoneinfo` does
+with `fold=0`: the earlier offset. A time that does not exist (the spring
+gap) is refused where a person types it (a meetup's start, a poll's slots):
+the calendar would show a time no clock reads; a rhythm's occurrence that
+falls in the gap is read with the offset before it (RFC 5545, 3.3.5).
 """
 
 from __future__ import annotations
@@ -54,11 +57,24 @@ def to_local(instant: datetime, timezone: str) -> datetime:
     return instant.astimezone(zone(timezone)).replace(tzinfo=None)
 
 
-def check_local(value: datetime, field: str = "local_start") -> datetime:
-    """A local start: naive (the zone is the hub's), to the minute."""
+def check_local(
+    value: datetime, timezone: str | None = None, field: str = "local_start"
+) -> datetime:
+    """A local start: naive (the zone is the hub's), to the minute; with
+    `timezone`, one that its clocks read (InvalidInput in the spring gap)."""
     if value.tzinfo is not None:
         value = value.replace(tzinfo=None)  # the wall-clock reading is what counts
-    return value.replace(second=0, microsecond=0)
+    value = value.replace(second=0, microsecond=0)
+    if timezone is not None and to_local(to_utc(value, timezone), timezone) != value:
+        raise InvalidInput(
+            t(
+                "{local} does not exist in {zone}: the clocks go forward then; choose another time",
+                local=value.isoformat(timespec="minutes"),
+                zone=timezone,
+            ),
+            field=field,
+        )
+    return value
 
 
 def parse_rrule(text: str, field: str = "rrule") -> str:

@@ -156,7 +156,7 @@ class Meetup(TenantAggregate):
         if kind not in KINDS:
             raise InvalidInput(t("a meetup is one of {kinds}", kinds=KINDS), field="kind")
         zone(timezone)
-        local_start = check_local(local_start)
+        local_start = check_local(local_start, timezone)
         if to_utc(local_start, timezone) <= now:
             raise InvalidInput(t("a meetup is scheduled in the future"), field="local_start")
         if kind == "workshop" and (not host_id or not topic):
@@ -236,6 +236,8 @@ class Meetup(TenantAggregate):
                 t("unknown fields {fields}", fields=sorted(unknown)), field=sorted(unknown)[0]
             )
         new_start = check_local(changes.get("local_start", self.local_start))
+        if new_start != self.local_start:
+            check_local(new_start, self.timezone)
         if new_start != self.local_start and to_utc(new_start, self.timezone) <= now:
             raise InvalidInput(t("a meetup is rescheduled to the future"), field="local_start")
         new_capacity = check_capacity(changes.get("capacity", self.capacity))

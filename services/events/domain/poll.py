@@ -76,7 +76,7 @@ class DatePoll(TenantAggregate):
         now: datetime,
     ) -> DatePoll:
         zone(timezone)
-        starts = sorted({check_local(s) for s in slots})
+        starts = sorted({check_local(s, timezone, "slots") for s in slots})
         if not 2 <= len(starts) <= MAX_SLOTS:
             raise InvalidInput(
                 t("a poll offers 2 to {limit} different slots", limit=MAX_SLOTS), field="slots"
