@@ -54,7 +54,7 @@ from gateway.budgets import Refused
 from gateway.costs import MAX_ALIASES, MAX_DEPTH, analyse
 from gateway.kit import PublicError
 from gateway.limits import MAX_TOKENS, TooLarge, check_variables
-from services.runtime.i18n import set_request_locale
+from services.runtime.i18n import request_locale, set_request_locale, translate
 from services.runtime.logging import get_logger
 
 __all__ = [
@@ -182,7 +182,9 @@ class Validation(SchemaExtension):
             check_variables(context.variables)
         except TooLarge as too_large:
             extensions = {"code": BAD_USER_INPUT, "field": too_large.path}
-            return [GraphQLError(too_large.message, extensions=extensions)]
+            return [
+                GraphQLError(translate(too_large.text, request_locale()), extensions=extensions)
+            ]
         verdict = analyse(
             context.schema._schema,
             context.graphql_document,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.runtime.i18n import t
 from services.runtime.text import MAX_TEXT
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -55,7 +56,8 @@ class TooLarge(Exception):
 
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = str(message)
+        self.text = message  # a `t()` message, said in the request's language
         self.path = path
 
 
@@ -72,20 +74,30 @@ def check_variables(variables: dict[str, Any] | None) -> None:
         path, value = stack.pop()
         values += 1
         if values > MAX_VARIABLE_VALUES:
-            raise TooLarge(f"the variables hold more than {MAX_VARIABLE_VALUES} values")
+            raise TooLarge(
+                t("the variables hold more than {limit} values", limit=MAX_VARIABLE_VALUES)
+            )
         if isinstance(value, str):
             if len(value) > MAX_TEXT:
                 raise TooLarge(
-                    f"the variable `{path}` is too long: at most {MAX_TEXT} characters", path
+                    t(
+                        "the variable `{path}` is too long: at most {limit} characters",
+                        path=path,
+                        limit=MAX_TEXT,
+                    ),
+                    path,
                 )
             total += len(value)
             if total > MAX_VARIABLES_TEXT:
                 raise TooLarge(
-                    f"the variables hold more than {MAX_VARIABLES_TEXT} characters of text"
+                    t(
+                        "the variables hold more than {limit} characters of text",
+                        limit=MAX_VARIABLES_TEXT,
+                    )
                 )
         elif isinstance(value, dict):
             stack.extend((f"{path}.{k}", v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((f"{path}.{i}", v) for i, v in enumerate(value))
         elif isinstance(value, bytes):  # pragma: no cover - JSON has no bytes
-            raise TooLarge("the variables must be JSON")
+            raise TooLarge(t("the variables must be JSON"))

@@ -86,3 +86,18 @@ async def test_the_http_api_refuses_in_the_language_asked_for(system: System) ->
     assert english.json()["error"]["message"].startswith(
         "types: 'nope' is not a prefix of event types"
     )
+
+
+async def test_the_gateways_limits_refuse_in_the_language_asked_for(system: System) -> None:
+    """A variable past the text limit: said before anything runs, in French too."""
+    net = await open_network(system, "langues-limites")
+    query = (PROFILE, {"input": {"bio": "x" * 20_001}})
+    french = await post(system, query, net.admin.access, "fr")
+    english = await post(system, query, net.admin.access, None)
+    assert french["errors"][0]["extensions"] == english["errors"][0]["extensions"]
+    assert french["errors"][0]["message"] == (
+        "la variable `input.bio` est trop longue : au plus 20000 caractères"
+    )
+    assert english["errors"][0]["message"] == (
+        "the variable `input.bio` is too long: at most 20000 characters"
+    )
