@@ -37,18 +37,42 @@ NEXT: dict[str, tuple[str, ...]] = {
 }
 
 
+# How refusals name a status, in each language (the API's enum values in English).
+STATUS_WORDS: dict[str, Text] = {
+    "given": t("given"),
+    "accepted": t("accepted"),
+    "contacted": t("contacted"),
+    "declined": t("declined"),
+    "won": t("won"),
+    "lost": t("lost"),
+}
+
+
+def _said(status: str) -> Text | str:
+    return STATUS_WORDS.get(status, status)
+
+
 def _no_move(status: str, target: str) -> Text:
-    """The refusal of a move the lifecycle (NEXT) does not allow. The
-    statuses are said as the API writes them (`given`, `won`…), in every
-    language."""
-    if NEXT.get(status):
+    """The refusal of a move the lifecycle (NEXT) does not allow, the
+    statuses named in the requester's language (`given` → « donnée »)."""
+    following = NEXT.get(status, ())
+    if following:
+        next_: Text | str = (
+            t("{first}, {second}", first=_said(following[0]), second=_said(following[1]))
+            if len(following) == 2
+            else _said(following[0])
+        )
         return t(
             "a referral that is {status} cannot become {target} (next: {next})",
-            status=status,
-            target=target,
-            next=", ".join(NEXT[status]),
+            status=_said(status),
+            target=_said(target),
+            next=next_,
         )
-    return t("a referral that is {status} cannot become {target}", status=status, target=target)
+    return t(
+        "a referral that is {status} cannot become {target}",
+        status=_said(status),
+        target=_said(target),
+    )
 
 
 def check_prospect(prospect: dict[str, str]) -> dict[str, str]:
