@@ -59,20 +59,7 @@ def _context(browser: Any, **options: Any) -> Iterator[Any]:
     errors: list[str] = []
     page = context.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
-    log: list[str] = []
-    def seen(r: Any) -> None:
-        if "/graphql" in r.url:
-            try:
-                body = r.text()
-            except Exception:
-                body = "?"
-            req = (r.request.post_data or "")[:120]
-            log.append(f"{r.status} {req!r} -> {body[:300]}")
-    page.on("response", seen)
     yield page
-    import os
-    with open(f"/tmp/bdebug-{os.environ.get('PYTEST_CURRENT_TEST','x').split('::')[-1].split(' ')[0]}.txt", "w") as f:
-        f.write("\n".join(log))
     context.close()
     assert not errors, f"errors in the page: {errors}"
 

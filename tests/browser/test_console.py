@@ -190,7 +190,7 @@ def test_approve_the_pending_nomination(page: Any, demo: DemoSystem) -> None:
     expect(card).to_contain_text("Julien Moreau")  # the godparent
     expect(card).to_contain_text("Marc Dubois")  # the objection, with its reason
     expect(card).to_contain_text(OBJECTION)
-    expect(card.locator(".countdown")).to_contain_text("restant")
+    expect(card.locator(".countdown")).to_contain_text("il reste ")
 
     # an objection was raised: the admission asks for a confirmation first
     card.get_by_role("button", name="Admettre").click()
@@ -209,6 +209,27 @@ def test_approve_the_pending_nomination(page: Any, demo: DemoSystem) -> None:
 
 NOMINATE = """mutation N($input: NominateCandidateInput!) { nominateCandidate(input: $input) {
   __typename ... on NominationPayload { nomination { id } } ... on Error { code message } } }"""
+
+
+def test_an_invited_candidate_is_admitted_only_once_joined(page: Any, demo: DemoSystem) -> None:
+    """A nomination by e-mail waits for the invitation: no Admit button that
+    could only fail, a word saying why; Reject still works."""
+    done = demo.graphql(
+        NOMINATE,
+        demo.token(),
+        input={"hubId": voltaire(demo)["id"], "email": "pas.encore@example.org"},
+    )["nominateCandidate"]
+    assert done["__typename"] == "NominationPayload", done
+    sign_in(page, demo.base_url)
+    page.goto(f"{demo.console_url}#/admissions?hub={voltaire(demo)['id']}")
+    page.reload()
+    card = page.locator("article.nomination", has_text="pas encore inscrit")
+    expect(card.locator(".awaiting")).to_contain_text("n'a pas encore rejoint le réseau")
+    expect(card.get_by_role("button", name="Admettre")).to_have_count(0)
+    card.get_by_role("button", name="Refuser").click()
+    card.get_by_label("Raison du refus").fill("Finalement pas dans le quartier")
+    card.get_by_role("button", name="Refuser").click()
+    expect(page.locator("article.nomination", has_text="pas encore inscrit")).to_have_count(0)
 
 
 def test_admit_past_the_one_per_profession_rule_with_a_reason(page: Any, demo: DemoSystem) -> None:

@@ -13,6 +13,8 @@ const SLUG_KEY = "quartier.console.slug";
 
 let access = null; // {token, expiresAt: ms}
 let refreshing = null; // the one refresh in flight
+const RATE_LIMIT_ATTEMPTS = 4; // a request refused over a budget (429) is sent again, up to this
+const MAX_RETRY_WAIT = 10; // seconds: a longer Retry-After is shown, not waited for
 let refreshTimer = null;
 const listeners = new Set();
 
@@ -81,16 +83,24 @@ async function post(query, variables, token) {
   };
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
-  try {
-    response = await fetch(ENDPOINT, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ query, variables: variables || {} }),
-      credentials: "omit",
-      cache: "no-store",
-    });
-  } catch (e) {
-    throw new ApiError({ code: "NETWORK", message: String(e.message || e) });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await fetch(ENDPOINT, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ query, variables: variables || {} }),
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new ApiError({ code: "NETWORK", message: String(e.message || e) });
+    }
+    // Over a budget (429): nothing ran, so the same request is sent again
+    // once the wait the gateway asks for is over, if it is short; a long
+    // one is shown to the user as the API words it.
+    const wait = Number(response.headers.get("Retry-After") || "1");
+    if (response.status !== 429 || attempt >= RATE_LIMIT_ATTEMPTS || !(wait <= MAX_RETRY_WAIT)) break;
+    await new Promise((done) => setTimeout(done, wait * 1000));
   }
   let body;
   try {

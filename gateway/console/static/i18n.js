@@ -92,7 +92,9 @@ const M = {
   ],
   windowCloses: ["Fenêtre d'objection : ", "Objection window: "],
   windowClosed: ["fenêtre close", "window closed"],
-  left: ["restant", "left"],
+  // a countdown: "il reste 6 j 23 h" / "6 d 23 h left" (no agreement to get wrong)
+  leftBefore: ["il reste ", ""],
+  left: ["", " left"],
   admit: ["Admettre", "Admit"],
   reject: ["Refuser", "Reject"],
   rejectReason: ["Raison du refus", "Why the candidate is refused"],
@@ -111,6 +113,10 @@ const M = {
   rejected: ["Refusé·e.", "Rejected."],
   invitedCandidate: ["invité·e par e-mail (pas encore inscrit·e)", "invited by e-mail (not joined yet)"],
   st_INVITED: ["invité·e", "invited"],
+  awaitingCandidate: [
+    "La personne invitée n'a pas encore rejoint le réseau : elle pourra être admise ensuite.",
+    "The invited person has not joined the network yet: they can be admitted then.",
+  ],
   st_OPEN: ["fenêtre ouverte", "window open"],
   st_AWAITING_DECISION: ["en attente de décision", "awaiting a decision"],
   // hubs
@@ -165,7 +171,7 @@ const M = {
   past: ["Passées", "Past"],
   calendar: ["Calendrier", "Calendar"],
   rsvps: ["Réponses", "Answers"],
-  seated: ["places", "seated"],
+  seated: ["inscrit·e·s", "seated"],
   waitlist: ["Liste d'attente", "Waitlist"],
   maybe: ["peut-être", "maybe"],
   declined: ["non", "no"],

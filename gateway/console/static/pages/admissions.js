@@ -69,7 +69,7 @@ function Nomination({ hub, n, onDone, decides }) {
       ${n.windowClosesAt &&
       html`<dt>${t("windowCloses").replace(/ : $|: $/, "")}</dt>
         <dd><time datetime=${n.windowClosesAt}>${fmtDateTime(n.windowClosesAt)}</time>
-          ${" "}<span class="tag warn countdown">${left ? `${left} ${t("left")}` : t("windowClosed")}</span></dd>`}
+          ${" "}<span class="tag warn countdown">${left ? `${t("leftBefore")}${left}${t("left")}` : t("windowClosed")}</span></dd>`}
     </dl>
     <h4>${t("objections")} (${n.objectionCount})</h4>
     ${n.objectionCount === 0
@@ -103,8 +103,9 @@ function Nomination({ hub, n, onDone, decides }) {
         <button type="button" class="secondary" onClick=${() => setConfirmed(null)}>${t("cancel")}</button>
       </div>
     </div>`}
+    ${decides && n.status === "INVITED" && html`<p class="muted awaiting">${t("awaitingCandidate")}</p>`}
     ${decides && confirmed !== false && html`<div class="row">
-      ${rejecting === null &&
+      ${rejecting === null && n.status !== "INVITED" &&
       html`<button type="button" disabled=${admit.busy} onClick=${onAdmit}>
         ${exception !== null ? t("admitWithException") : t("admit")}</button>`}
       <button type="button" class="danger" disabled=${reject.busy}

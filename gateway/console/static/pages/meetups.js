@@ -65,7 +65,7 @@ function Attendance({ m, onSaved }) {
         return html`<li data-member=${p.displayName}>
           <fieldset class="marks-set">
             <legend><strong>${p.displayName}</strong>
-              ${answer && html` <span class="muted small">(${answer.seat === "WAITING" ? t("waitlist") : t(ANSWERS[answer.answer])})</span>`}</legend>
+              ${answer && html` <span class="muted small">(${answer.seat === "WAITING" ? t("waitlist").toLowerCase() : t(ANSWERS[answer.answer])})</span>`}</legend>
             <div class="marks">
               ${MARKS.map(
                 (s) => html`<label class=${marks[p.id] === s ? "on" : ""}>
