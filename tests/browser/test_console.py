@@ -99,7 +99,7 @@ def test_sign_in_speaks_the_networks_language_and_keeps_no_token_in_sight(
     page: Any, demo: DemoSystem
 ) -> None:
     page.goto(demo.console_url)
-    page.locator("#tenant").fill(SLUG)
+    page.locator("#tenant").fill(f" {SLUG.upper()} ")  # as typed on a phone: tidied
     page.locator("#email").fill(ADMIN_EMAIL)
     page.locator("#password").fill("not-the-password")
     page.locator("form button[type=submit]").click()
@@ -305,6 +305,11 @@ def test_change_a_rule_and_see_it_in_the_history(page: Any, demo: DemoSystem) ->
     after = voltaire(demo)
     assert after["rulesVersion"] == before["rulesVersion"] + 1
     assert after["rules"]["objectionWindowDays"] == 10
+
+    # saving again with nothing changed claims no new version
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_role("status")).to_contain_text("Aucune règle n'a changé")
+    assert voltaire(demo)["rulesVersion"] == after["rulesVersion"]
 
 
 # -- a member who is no admin ---------------------------------------------------------

@@ -51,7 +51,7 @@ function ForgotPassword({ slug, setSlug }) {
     setError(null);
     setSent(false);
     try {
-      await api.requestPasswordReset(slug.trim(), email.trim());
+      await api.requestPasswordReset(slug.trim().toLowerCase(), email.trim());
       setSent(true);
     } catch (err) {
       setError(err);
@@ -106,7 +106,7 @@ function SignIn({ onDone, network, setNetwork }) {
     setBusy(true);
     setError(null);
     try {
-      const found = await api.tenantInfo(slug.trim());
+      const found = await api.tenantInfo(slug.trim().toLowerCase());
       if (!found) {
         setError({ code: "unknown_tenant", message: "" });
         setBusy(false);
@@ -114,7 +114,7 @@ function SignIn({ onDone, network, setNetwork }) {
       }
       setNetwork(found);
       setLang(found.locale);
-      const session = await api.login(slug.trim(), email.trim(), password);
+      const session = await api.login(slug.trim().toLowerCase(), email.trim(), password);
       setPassword("");
       onDone(session);
     } catch (err) {

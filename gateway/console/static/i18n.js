@@ -133,6 +133,7 @@ const M = {
   automatic: ["automatique", "automatic"],
   changeRules: ["Modifier les règles", "Change the rules"],
   rulesSaved: ["Nouvelle version des règles enregistrée.", "New version of the rules saved."],
+  rulesUnchanged: ["Aucune règle n'a changé : pas de nouvelle version.", "No rule changed: no new version."],
   r_admissionMode: ["Mode d'admission", "Admission mode"],
   r_nonCompetition: ["Un membre par métier", "One member per profession"],
   r_nonCompetitionLiftAt: ["Levée automatique à (membres)", "Lifts by itself at (members)"],

@@ -80,6 +80,7 @@ function RulesEditor({ hub, onSaved }) {
   const save = useAction(async () => {
     const changes = {};
     for (const [field] of RULES) if (values[field] !== hub.rules[field]) changes[field] = values[field];
+    if (Object.keys(changes).length === 0) return t("rulesUnchanged"); // no new version to claim
     const input = { hubId: hub.id, rules: changes };
     if (reason.trim()) input.reason = reason.trim();
     await mutate(
