@@ -25,9 +25,9 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 run: $(STAMP)
 	$(BIN)/quartier up --demo
 
-## lint, import contracts, types, then the whole test suite on TEST_WORKERS
-## pytest-xdist processes (two by default; `make test TEST_WORKERS=0`: in this process)
-TEST_WORKERS ?= 2
+## lint, import contracts, types, then the whole test suite: in this process
+## (TEST_WORKERS=0), or on TEST_WORKERS pytest-xdist processes (`make test TEST_WORKERS=2`)
+TEST_WORKERS ?= 0
 test: $(STAMP) lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
