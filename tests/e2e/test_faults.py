@@ -713,7 +713,7 @@ def test_every_process_was_killed_and_restarted(faulty_run: Outcome) -> None:
     launcher = faulty_run.launcher
     assert launcher.process.poll() is None, launcher.output()
     for kill in faulty_run.kills:
-        (crash,) = launcher.events("launcher.process_crashed", process=kill.target)
+        (crash,) = launcher.wait_event("launcher.process_crashed", process=kill.target)
         assert crash["pid"] == kill.pid and crash["signal"] == "SIGKILL"
         assert launcher.wait_event("launcher.process_restarted", process=kill.target)
         assert kill.at < kill.restarted_at <= kill.ready_at
